@@ -1,0 +1,519 @@
+//! The aggregator: drains every ring, sorts events into time windows, keeps per-operation
+//! HdrHistograms and statistics, closes windows and publishes snapshots.
+//!
+//! All of its state lives in one [`Aggregator`] value behind a mutex that only the aggregator
+//! thread and explicit [`Engine::flush`](crate::Engine::flush)/[`Engine::shutdown`](crate::Engine::shutdown)
+//! calls take; the hot path never touches it. Readers get [`Snapshot`]s through `arc-swap`.
+//!
+//! Window rules: an event belongs to the window its end timestamp falls in. A window closes
+//! once the clock is `grace` past its end; an event for a window that has already closed is
+//! put in the oldest open window and counted as `late`. Every window the aggregator's clock
+//! passes through is reported, empty or not; when the clock jumps (a stalled aggregator, a
+//! mock clock moved by seconds) the windows in between that saw no event are skipped. Events recorded with a duration only
+//! ([`Op::record_ns`](crate::Op::record_ns)) have no timestamp and go to the newest open window.
+
+mod pool;
+mod report;
+mod window;
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use hdrhistogram::Histogram;
+
+pub use pool::PooledHistogram;
+pub use report::{OpStats, OpTotals, OpWindow, Snapshot, WindowReport};
+
+use crate::clock::{Clock, TimeBase};
+use crate::event::Event;
+use crate::loom::{AtomicU64, Ordering};
+use crate::ring::Consumer;
+use pool::HistPool;
+use window::{OpAcc, WindowAcc};
+
+/// A callback run on the aggregator thread for every closed window.
+pub(crate) type WindowCallback = Box<dyn FnMut(&Arc<WindowReport>) + Send>;
+
+/// Receives every closed window through a bounded channel.
+///
+/// A subscriber that falls behind misses windows rather than slowing the aggregator; the
+/// count of missed windows is in [`Subscription::missed`].
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// let (clock, mock) = ringmeter::Clock::mock();
+/// let engine = ringmeter::Engine::builder().clock(clock).start_manual()?;
+/// let windows = engine.subscribe(16);
+/// let t = engine.op("step")?.start();
+/// mock.advance_ns(10);
+/// drop(t); // ends at 10 ns: window 0
+/// mock.advance(Duration::from_secs(2));
+/// engine.flush()?; // window 0 is past its end and grace: closed
+/// let w = windows.try_recv().expect("a closed window");
+/// assert_eq!((w.index, w.op("step").unwrap().stats.count), (0, 1));
+/// # Ok::<(), ringmeter::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Subscription {
+    rx: Receiver<Arc<WindowReport>>,
+    missed: Arc<AtomicU64>,
+}
+
+impl Subscription {
+    /// Waits up to `timeout` for the next closed window.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Arc<WindowReport>> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+
+    /// The next closed window if one is waiting.
+    pub fn try_recv(&self) -> Option<Arc<WindowReport>> {
+        self.rx.try_recv().ok()
+    }
+
+    /// The underlying channel, for `select!` and iteration.
+    pub fn receiver(&self) -> &Receiver<Arc<WindowReport>> {
+        &self.rx
+    }
+
+    /// Windows not delivered because the channel was full.
+    pub fn missed(&self) -> u64 {
+        self.missed.load(Ordering::Relaxed)
+    }
+}
+
+struct Subscriber {
+    tx: Sender<Arc<WindowReport>>,
+    missed: Arc<AtomicU64>,
+}
+
+/// Settings the aggregator needs, fixed at start.
+pub(crate) struct Settings {
+    pub(crate) clock: Clock,
+    pub(crate) window: Duration,
+    pub(crate) grace: Duration,
+    pub(crate) slow: Duration,
+    pub(crate) template: Histogram<u64>,
+    pub(crate) callbacks: Vec<WindowCallback>,
+}
+
+/// What a pass should do besides draining.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pass {
+    /// Drain, close due windows, publish if one closed.
+    Tick,
+    /// Drain, close due windows, publish totals that include the open windows.
+    Flush,
+    /// Drain everything, close every window, publish.
+    Final,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Cumulative totals of one operation.
+struct Total {
+    acc: OpAcc,
+    stats: OpStats,
+}
+
+/// The totals entry of `id`, created on first use.
+fn total_of(totals: &mut Vec<Total>, id: u32) -> &mut Total {
+    let i = id as usize;
+    if i >= totals.len() {
+        totals.resize_with(i + 1, || Total {
+            acc: OpAcc::new(),
+            stats: OpStats::default(),
+        });
+    }
+    &mut totals[i]
+}
+
+/// The aggregator's whole state.
+pub(crate) struct Aggregator {
+    consumers: Vec<Consumer<Event>>,
+    clock: Clock,
+    base: TimeBase,
+    window_ns: u64,
+    grace_ns: u64,
+    slow_ns: u64,
+    /// Open windows, ascending by index, never empty after the start of a pass.
+    windows: VecDeque<WindowAcc>,
+    spare: Vec<WindowAcc>,
+    /// Window number the clock was in at the start of the current pass.
+    now_index: u64,
+    /// Highest window index closed so far; events for it or older are late.
+    last_closed: Option<u64>,
+    /// Fast path for `ingest`: position in `windows` of the last window hit and its bounds.
+    /// `cur_lo == cur_hi` means no cached window.
+    cur: usize,
+    cur_lo: u64,
+    cur_hi: u64,
+    pool: HistPool,
+    template: Histogram<u64>,
+    totals: Vec<Total>,
+    names: Vec<Arc<str>>,
+    subscribers: Vec<Subscriber>,
+    callbacks: Vec<WindowCallback>,
+    last_window: Option<Arc<WindowReport>>,
+    windows_closed: u64,
+    sequence: u64,
+}
+
+impl Aggregator {
+    pub(crate) fn new(settings: Settings) -> Self {
+        let base = TimeBase::new(&settings.clock);
+        Self {
+            consumers: Vec::new(),
+            base,
+            window_ns: nanos(settings.window).max(1),
+            grace_ns: nanos(settings.grace),
+            slow_ns: nanos(settings.slow),
+            clock: settings.clock,
+            windows: VecDeque::new(),
+            spare: Vec::new(),
+            now_index: 0,
+            last_closed: None,
+            cur: 0,
+            cur_lo: 0,
+            cur_hi: 0,
+            pool: HistPool::new(Histogram::new_from(&settings.template)),
+            template: settings.template,
+            totals: Vec::new(),
+            names: Vec::new(),
+            subscribers: Vec::new(),
+            callbacks: settings.callbacks,
+            last_window: None,
+            windows_closed: 0,
+            sequence: 0,
+        }
+    }
+
+    /// Adds a channel subscriber.
+    pub(crate) fn subscribe(&mut self, capacity: usize) -> Subscription {
+        let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
+        let missed = Arc::new(AtomicU64::new(0));
+        self.subscribers.push(Subscriber {
+            tx,
+            missed: Arc::clone(&missed),
+        });
+        Subscription { rx, missed }
+    }
+
+    /// Adds a callback.
+    pub(crate) fn add_callback(&mut self, f: WindowCallback) {
+        self.callbacks.push(f);
+    }
+
+    /// Number of rings currently attached.
+    pub(crate) fn rings(&self) -> usize {
+        self.consumers.len()
+    }
+
+    /// Nanoseconds from now until the oldest open window is due to close.
+    pub(crate) fn until_next_close(&self) -> Duration {
+        let now = self.base.now_ns(&self.clock);
+        let due = match self.windows.front() {
+            Some(w) => w.end_ns.saturating_add(self.grace_ns),
+            None => (now / self.window_ns + 1) * self.window_ns + self.grace_ns,
+        };
+        Duration::from_nanos(due.saturating_sub(now))
+    }
+
+    /// One pass: adopt new rings, drain all rings, collect drop counts, close due windows and
+    /// publish as `mode` says. Returns the number of events drained.
+    pub(crate) fn pass(&mut self, shared: &crate::engine::Shared, mode: Pass) -> usize {
+        shared.registry.adopt(&mut self.consumers);
+        let now_ns = self.base.now_ns(&self.clock);
+        self.now_index = now_ns / self.window_ns;
+        self.ensure_current();
+
+        let mut consumers = std::mem::take(&mut self.consumers);
+        let mut drained = 0;
+        let mut i = 0;
+        while i < consumers.len() {
+            let c = &mut consumers[i];
+            // Read before draining: if the producer is gone, the drain and the drop counts
+            // below see everything it did.
+            let gone = c.is_abandoned();
+            loop {
+                let n = c.drain(usize::MAX, |ev| self.ingest(ev));
+                drained += n;
+                if n == 0 || !(gone || mode == Pass::Final) {
+                    break;
+                }
+            }
+            c.take_drops(|op, d, e| self.add_drops(op, d, e));
+            if gone {
+                consumers.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        // Rings registered while we drained are adopted on the next pass (or right away at the
+        // end, where nothing may be left behind).
+        if mode == Pass::Final {
+            shared.registry.adopt(&mut consumers);
+        }
+        self.consumers = consumers;
+        shared.take_unringed(|op, d, e| self.add_drops(op, d, e));
+
+        let mut closed = false;
+        while let Some(front) = self.windows.front() {
+            let due = front.end_ns.saturating_add(self.grace_ns) <= now_ns;
+            if !(due || mode == Pass::Final) {
+                break;
+            }
+            self.close_front(shared);
+            closed = true;
+        }
+        if closed || mode != Pass::Tick {
+            let snapshot = self.publish(shared, mode == Pass::Flush);
+            shared.snapshot.store(snapshot);
+        }
+        drained
+    }
+
+    /// Makes sure a window exists at the current index (so late events and drops have a home).
+    fn ensure_current(&mut self) {
+        let idx = self.now_index;
+        if self.windows.back().is_none_or(|w| w.index < idx) {
+            self.open_at(self.windows.len(), idx);
+        }
+    }
+
+    /// Inserts an empty window for `index` at deque position `pos`.
+    fn open_at(&mut self, pos: usize, index: u64) {
+        let mut w = self.spare.pop().unwrap_or_else(WindowAcc::new);
+        w.reopen(index, self.window_ns);
+        self.windows.insert(pos, w);
+        self.cur_lo = 0;
+        self.cur_hi = 0;
+    }
+
+    /// Deque position of the window for an event ending at `end_ns`, and whether it is late.
+    #[cold]
+    fn locate(&mut self, end_ns: u64) -> (usize, bool) {
+        let idx = end_ns / self.window_ns;
+        if self.last_closed.is_some_and(|c| idx <= c) {
+            return (0, true);
+        }
+        // A timestamp ahead of the clock (another core's TSC, a moved mock) is not allowed to
+        // open windows far in the future.
+        let idx = idx.min(self.now_index + 1);
+        let pos = match self.windows.iter().position(|w| w.index >= idx) {
+            Some(p) if self.windows[p].index == idx => p,
+            Some(p) => {
+                self.open_at(p, idx);
+                p
+            }
+            None => {
+                let p = self.windows.len();
+                self.open_at(p, idx);
+                p
+            }
+        };
+        let w = &self.windows[pos];
+        self.cur = pos;
+        self.cur_lo = w.start_ns;
+        self.cur_hi = w.end_ns;
+        (pos, false)
+    }
+
+    /// Records one event.
+    #[inline]
+    pub(crate) fn ingest(&mut self, ev: Event) {
+        let (ns, pos, late) = if ev.flags & Event::NANOS != 0 {
+            (ev.start, self.windows.len() - 1, false)
+        } else {
+            let end_ns = self.base.unix_ns(&self.clock, ev.end);
+            let ns = self.clock.delta_ns(ev.start, ev.end);
+            if end_ns >= self.cur_lo && end_ns < self.cur_hi {
+                (ns, self.cur, false)
+            } else {
+                let (pos, late) = self.locate(end_ns);
+                (ns, pos, late)
+            }
+        };
+        let slow = ns > self.slow_ns;
+        let pool = &self.pool;
+        self.windows[pos]
+            .op(ev.op)
+            .record(ns, ev.is_error(), slow, late, pool);
+    }
+
+    /// Adds drops reported by a ring (or by the no-ring path) to the newest open window.
+    fn add_drops(&mut self, op: usize, dropped: u64, errors: u64) {
+        let Ok(op) = u32::try_from(op) else { return };
+        if let Some(w) = self.windows.back_mut() {
+            let acc = w.op(op);
+            acc.dropped += dropped;
+            acc.errors += errors;
+        }
+    }
+
+    /// Makes sure `names` covers `id`.
+    fn name(&mut self, shared: &crate::engine::Shared, id: u32) -> Arc<str> {
+        if id as usize >= self.names.len() {
+            shared.copy_names(&mut self.names);
+        }
+        self.names
+            .get(id as usize)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(format!("op{id}")))
+    }
+
+    /// Closes the oldest open window: report, totals, delivery.
+    fn close_front(&mut self, shared: &crate::engine::Shared) {
+        let Some(mut w) = self.windows.pop_front() else {
+            return;
+        };
+        self.cur_lo = 0;
+        self.cur_hi = 0;
+        let mut touched = std::mem::take(&mut w.touched);
+        touched.sort_unstable();
+        touched.dedup();
+        let mut ops = Vec::with_capacity(touched.len());
+        for &id in &touched {
+            let name = self.name(shared, id);
+            let acc = &mut w.ops[id as usize];
+            let hist = acc.hist.take().unwrap_or_else(|| self.pool.take());
+            let stats = acc.stats(Some(&hist));
+            let total = total_of(&mut self.totals, id);
+            total.acc.add_counts(acc);
+            if !hist.is_empty() {
+                let cum = total
+                    .acc
+                    .hist
+                    .get_or_insert_with(|| Histogram::new_from(&self.template));
+                // Same bounds on both sides, so this cannot fail.
+                let added = cum.add(&hist);
+                debug_assert!(added.is_ok());
+            }
+            total.stats = total.acc.stats(total.acc.hist.as_ref());
+            acc.clear_counts();
+            ops.push(OpWindow {
+                id,
+                name,
+                stats,
+                histogram: self.pool.lend(hist),
+            });
+        }
+        touched.clear();
+        w.touched = touched;
+        let report = Arc::new(WindowReport {
+            index: w.index,
+            start_unix_ns: w.start_ns,
+            length: Duration::from_nanos(self.window_ns),
+            ops,
+        });
+        self.last_closed = Some(w.index);
+        self.spare.push(w);
+        self.deliver(&report);
+        self.last_window = Some(report);
+        self.windows_closed += 1;
+    }
+
+    /// Hands a closed window to callbacks and subscribers.
+    fn deliver(&mut self, report: &Arc<WindowReport>) {
+        let mut i = 0;
+        while i < self.callbacks.len() {
+            let cb = &mut self.callbacks[i];
+            if catch_unwind(AssertUnwindSafe(|| cb(report))).is_err() {
+                eprintln!("ringmeter: a window callback panicked and was removed");
+                drop(self.callbacks.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        self.subscribers
+            .retain(|s| match s.tx.try_send(Arc::clone(report)) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    let n = s.missed.load(Ordering::Relaxed);
+                    // Only the aggregator writes this counter.
+                    s.missed.store(n + 1, Ordering::Relaxed);
+                    true
+                }
+                Err(TrySendError::Disconnected(_)) => false,
+            });
+    }
+
+    /// Publishes a snapshot. With `include_open`, totals also cover the open windows.
+    fn publish(&mut self, shared: &crate::engine::Shared, include_open: bool) -> Arc<Snapshot> {
+        self.sequence += 1;
+        let mut in_open: Vec<u32> = Vec::new();
+        if include_open {
+            for w in &self.windows {
+                in_open.extend_from_slice(&w.touched);
+            }
+            in_open.sort_unstable();
+            in_open.dedup();
+        }
+        let mut totals = Vec::new();
+        let mut open_iter = in_open.iter().peekable();
+        let ids = self
+            .totals
+            .len()
+            .max(in_open.last().map_or(0, |&m| m as usize + 1));
+        if ids > self.names.len() {
+            shared.copy_names(&mut self.names);
+        }
+        for id in 0..ids as u32 {
+            let has_open = open_iter.next_if(|&&o| o == id).is_some();
+            let stats = if has_open {
+                self.merged_with_open(id)
+            } else {
+                match self.totals.get(id as usize) {
+                    Some(t) if !t.acc.is_empty() => t.stats.clone(),
+                    _ => continue,
+                }
+            };
+            let name = self
+                .names
+                .get(id as usize)
+                .cloned()
+                .unwrap_or_else(|| Arc::from(format!("op{id}")));
+            totals.push(OpTotals { id, name, stats });
+        }
+        Arc::new(Snapshot {
+            last_window: self.last_window.clone(),
+            totals,
+            windows_closed: self.windows_closed,
+            sequence: self.sequence,
+        })
+    }
+
+    /// Totals of `id` plus whatever the open windows hold for it.
+    fn merged_with_open(&mut self, id: u32) -> OpStats {
+        let template = Histogram::new_from(&self.template);
+        let total = total_of(&mut self.totals, id);
+        let mut acc = OpAcc::new();
+        acc.add_counts(&total.acc);
+        let mut hist = total.acc.hist.clone().unwrap_or(template);
+        for w in &self.windows {
+            if let Some(o) = w.ops.get(id as usize) {
+                acc.add_counts(o);
+                if let Some(h) = &o.hist {
+                    let added = hist.add(h);
+                    debug_assert!(added.is_ok());
+                }
+            }
+        }
+        acc.stats(Some(&hist))
+    }
+}
+
+impl Subscription {
+    /// A subscription that will never receive anything.
+    pub(crate) fn dead(rx: Receiver<Arc<WindowReport>>) -> Self {
+        Self {
+            rx,
+            missed: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}

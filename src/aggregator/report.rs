@@ -1,0 +1,143 @@
+//! What the aggregator publishes: per-operation statistics, closed windows and snapshots.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::pool::PooledHistogram;
+
+/// Statistics of one operation over one window, or since the engine started.
+///
+/// Durations are in nanoseconds. `count`, `errors`, `slow`, `dropped`, `late`, `min_ns`,
+/// `max_ns` and `mean_ns` are exact; `stddev_ns` is computed from exact sums; the percentiles
+/// come from the HdrHistogram and are within its configured precision
+/// ([`Builder::significant_digits`](crate::Builder::significant_digits)).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OpStats {
+    /// Calls recorded (their durations are in the histogram).
+    pub count: u64,
+    /// Failed calls: marked failed, `Err` results, or dropped while panicking. Includes
+    /// failures among dropped calls, so it is exact even when the ring overflowed.
+    pub errors: u64,
+    /// Recorded calls longer than the slow threshold.
+    pub slow: u64,
+    /// Calls lost to a full ring (or recorded where no ring could be had).
+    pub dropped: u64,
+    /// Recorded calls that arrived after their own window had closed; they are counted in the
+    /// window that was open when they arrived.
+    pub late: u64,
+    /// Shortest recorded duration (0 when `count == 0`).
+    pub min_ns: u64,
+    /// Longest recorded duration (exact even above the histogram's highest trackable value).
+    pub max_ns: u64,
+    /// Mean recorded duration.
+    pub mean_ns: f64,
+    /// Population standard deviation of the recorded durations.
+    pub stddev_ns: f64,
+    /// Median.
+    pub p50_ns: u64,
+    /// 90th percentile.
+    pub p90_ns: u64,
+    /// 95th percentile.
+    pub p95_ns: u64,
+    /// 99th percentile.
+    pub p99_ns: u64,
+    /// 99.9th percentile.
+    pub p999_ns: u64,
+}
+
+impl OpStats {
+    /// Calls issued: recorded plus dropped.
+    pub fn calls(&self) -> u64 {
+        self.count + self.dropped
+    }
+
+    /// `errors / calls`, or 0 when there were no calls.
+    pub fn error_rate(&self) -> f64 {
+        let calls = self.calls();
+        if calls == 0 {
+            0.0
+        } else {
+            self.errors as f64 / calls as f64
+        }
+    }
+}
+
+/// One operation's share of a closed window.
+#[derive(Debug)]
+pub struct OpWindow {
+    /// Operation id inside its engine.
+    pub id: u32,
+    /// Operation name.
+    pub name: Arc<str>,
+    /// The window's statistics.
+    pub stats: OpStats,
+    /// The window's latency histogram in nanoseconds (empty when only drops were seen).
+    pub histogram: PooledHistogram,
+}
+
+/// A closed window: every operation that saw a call (or a drop) in it.
+#[derive(Debug)]
+pub struct WindowReport {
+    /// Window number: `start_unix_ns / length`.
+    pub index: u64,
+    /// Start, in nanoseconds since the Unix epoch (for a mock clock: on the mock's scale).
+    pub start_unix_ns: u64,
+    /// Window length.
+    pub length: Duration,
+    /// Operations, in id order.
+    pub ops: Vec<OpWindow>,
+}
+
+impl WindowReport {
+    /// The entry for operation `name`, if it saw any call in this window.
+    pub fn op(&self, name: &str) -> Option<&OpWindow> {
+        self.ops.iter().find(|o| &*o.name == name)
+    }
+}
+
+/// Cumulative statistics of one operation since the engine started.
+#[derive(Clone, Debug)]
+pub struct OpTotals {
+    /// Operation id inside its engine.
+    pub id: u32,
+    /// Operation name.
+    pub name: Arc<str>,
+    /// Statistics over every window so far.
+    pub stats: OpStats,
+}
+
+/// An immutable view published by the aggregator and loaded by readers without locks.
+///
+/// # Examples
+/// ```
+/// let engine = ringmeter::Engine::builder().start()?;
+/// let op = engine.op("demo.step")?;
+/// op.record_ns(1_500);
+/// engine.flush()?;
+/// let snap = engine.snapshot();
+/// assert_eq!(snap.totals("demo.step").unwrap().count, 1);
+/// # Ok::<(), ringmeter::Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// The most recently closed window.
+    pub last_window: Option<Arc<WindowReport>>,
+    /// Per operation with any call so far: totals since start, in id order. After
+    /// [`Engine::flush`](crate::Engine::flush) and at shutdown they include the open windows;
+    /// otherwise they run to the end of `last_window`.
+    pub totals: Vec<OpTotals>,
+    /// Windows closed so far.
+    pub windows_closed: u64,
+    /// Publication counter, starting at 1 for the first published snapshot.
+    pub sequence: u64,
+}
+
+impl Snapshot {
+    /// Totals of operation `name`.
+    pub fn totals(&self, name: &str) -> Option<&OpStats> {
+        self.totals
+            .iter()
+            .find(|t| &*t.name == name)
+            .map(|t| &t.stats)
+    }
+}

@@ -1,0 +1,206 @@
+//! Per-operation accumulators of one window, and of the totals since start.
+
+use hdrhistogram::Histogram;
+
+use super::pool::HistPool;
+use super::report::OpStats;
+
+/// Quantiles reported in [`OpStats`], ascending (hdrhistogram's one-pass lookup needs that order).
+const QUANTILES: [f64; 5] = [0.5, 0.9, 0.95, 0.99, 0.999];
+
+/// Running statistics of one operation. Counts, extremes and sums are exact.
+#[derive(Default)]
+pub(crate) struct OpAcc {
+    pub(crate) count: u64,
+    pub(crate) errors: u64,
+    pub(crate) slow: u64,
+    pub(crate) dropped: u64,
+    pub(crate) late: u64,
+    /// Minimum recorded duration; `u64::MAX` while `count == 0`.
+    pub(crate) min: u64,
+    pub(crate) max: u64,
+    pub(crate) sum: u128,
+    pub(crate) sum_sq: u128,
+    /// Durations recorded so far; `None` until the first one.
+    pub(crate) hist: Option<Histogram<u64>>,
+}
+
+impl OpAcc {
+    pub(crate) fn new() -> Self {
+        Self {
+            min: u64::MAX,
+            ..Self::default()
+        }
+    }
+
+    /// Whether nothing at all was seen.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count == 0 && self.dropped == 0 && self.errors == 0
+    }
+
+    /// Records one call of `ns` nanoseconds.
+    #[inline(always)]
+    pub(crate) fn record(&mut self, ns: u64, error: bool, slow: bool, late: bool, pool: &HistPool) {
+        self.count += 1;
+        self.errors += u64::from(error);
+        self.slow += u64::from(slow);
+        self.late += u64::from(late);
+        self.min = self.min.min(ns);
+        self.max = self.max.max(ns);
+        self.sum += u128::from(ns);
+        self.sum_sq += u128::from(ns) * u128::from(ns);
+        // Values above the highest trackable value are counted at that value; `max` stays exact.
+        self.hist
+            .get_or_insert_with(|| pool.take())
+            .saturating_record(ns);
+    }
+
+    /// Adds another accumulator's counts (not its histogram).
+    pub(crate) fn add_counts(&mut self, other: &OpAcc) {
+        self.count += other.count;
+        self.errors += other.errors;
+        self.slow += other.slow;
+        self.dropped += other.dropped;
+        self.late += other.late;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.sum += other.sum;
+        self.sum_sq += other.sum_sq;
+    }
+
+    /// Clears the counts, keeping the histogram (reset) for reuse.
+    pub(crate) fn clear_counts(&mut self) {
+        let hist = self.hist.take();
+        *self = Self::new();
+        self.hist = hist;
+    }
+
+    /// The statistics, with percentiles from `hist`.
+    pub(crate) fn stats(&self, hist: Option<&Histogram<u64>>) -> OpStats {
+        let mut s = OpStats {
+            count: self.count,
+            errors: self.errors,
+            slow: self.slow,
+            dropped: self.dropped,
+            late: self.late,
+            ..OpStats::default()
+        };
+        if self.count == 0 {
+            return s;
+        }
+        s.min_ns = self.min;
+        s.max_ns = self.max;
+        let n = self.count as f64;
+        s.mean_ns = self.sum as f64 / n;
+        s.stddev_ns = (self.sum_sq as f64 / n - s.mean_ns * s.mean_ns)
+            .max(0.0)
+            .sqrt();
+        if let Some(h) = hist.filter(|h| !h.is_empty()) {
+            let mut q = h.value_at_quantiles(QUANTILES);
+            // A bucket's highest equivalent value can exceed the true extremes; clamp to them.
+            let mut next = || q.next().unwrap_or(0).clamp(self.min, self.max);
+            s.p50_ns = next();
+            s.p90_ns = next();
+            s.p95_ns = next();
+            s.p99_ns = next();
+            s.p999_ns = next();
+        }
+        s
+    }
+}
+
+/// One open window.
+pub(crate) struct WindowAcc {
+    /// Window number (`start_ns / length`).
+    pub(crate) index: u64,
+    pub(crate) start_ns: u64,
+    pub(crate) end_ns: u64,
+    /// Indexed by operation id; grown on demand.
+    pub(crate) ops: Vec<OpAcc>,
+    /// Ids whose accumulator is not empty, in first-seen order.
+    pub(crate) touched: Vec<u32>,
+}
+
+impl WindowAcc {
+    pub(crate) fn new() -> Self {
+        Self {
+            index: 0,
+            start_ns: 0,
+            end_ns: 0,
+            ops: Vec::new(),
+            touched: Vec::new(),
+        }
+    }
+
+    /// Re-targets a (cleared) window at `index`.
+    pub(crate) fn reopen(&mut self, index: u64, length_ns: u64) {
+        debug_assert!(self.touched.is_empty());
+        self.index = index;
+        self.start_ns = index.saturating_mul(length_ns);
+        self.end_ns = self.start_ns.saturating_add(length_ns);
+    }
+
+    /// The accumulator of `op`, marking it touched.
+    #[inline(always)]
+    pub(crate) fn op(&mut self, op: u32) -> &mut OpAcc {
+        let i = op as usize;
+        if i >= self.ops.len() {
+            self.ops.resize_with(i + 1, OpAcc::new);
+        }
+        let acc = &mut self.ops[i];
+        if acc.is_empty() {
+            self.touched.push(op);
+        }
+        acc
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn pool() -> HistPool {
+        HistPool::new(Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap())
+    }
+
+    #[test]
+    fn stats_are_exact_for_counts_and_extremes() {
+        let pool = pool();
+        let mut a = OpAcc::new();
+        for (ns, err) in [(100, false), (300, true), (200, false)] {
+            a.record(ns, err, ns > 250, false, &pool);
+        }
+        let s = a.stats(a.hist.as_ref());
+        assert_eq!(
+            (s.count, s.errors, s.slow, s.min_ns, s.max_ns),
+            (3, 1, 1, 100, 300)
+        );
+        assert!((s.mean_ns - 200.0).abs() < 1e-9);
+        assert!((s.stddev_ns - (20_000f64 / 3.0).sqrt()).abs() < 1e-6);
+        assert_eq!(s.p50_ns, 200);
+        assert_eq!(s.p999_ns, 300);
+    }
+
+    #[test]
+    fn touched_lists_each_op_once() {
+        let pool = pool();
+        let mut w = WindowAcc::new();
+        w.reopen(3, 1_000);
+        assert_eq!((w.start_ns, w.end_ns), (3_000, 4_000));
+        w.op(5).record(1, false, false, false, &pool);
+        w.op(5).record(1, false, false, false, &pool);
+        w.op(2).dropped += 1;
+        w.op(2).dropped += 1;
+        assert_eq!(w.touched, vec![5, 2]);
+    }
+
+    #[test]
+    fn above_range_values_saturate_but_max_is_exact() {
+        let pool = HistPool::new(Histogram::new_with_bounds(1, 1_000, 2).unwrap());
+        let mut a = OpAcc::new();
+        a.record(5_000, false, false, false, &pool);
+        let s = a.stats(a.hist.as_ref());
+        assert_eq!(s.max_ns, 5_000);
+        assert!(s.p50_ns <= 5_000 && s.p50_ns >= 1_000);
+    }
+}

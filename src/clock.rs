@@ -1,0 +1,158 @@
+//! The clock the hot path reads: raw TSC ticks through `quanta`, or a mock moved by hand.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Source of timestamps for an engine.
+///
+/// [`Clock::tsc`] reads the CPU's time-stamp counter through [`quanta`] (falling back to the
+/// OS monotonic clock where no stable TSC exists); the hot path stores raw ticks and the
+/// aggregator converts them to nanoseconds. [`Clock::mock`] gives a clock that only moves when
+/// a test moves it; its readings are taken as nanoseconds since the Unix epoch, so window
+/// boundaries in tests are exact.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// let (clock, mock) = ringmeter::Clock::mock();
+/// mock.advance(Duration::from_millis(5));
+/// assert_eq!(clock.now_ns(), 5_000_000);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Clock {
+    inner: quanta::Clock,
+    mock: bool,
+}
+
+impl Clock {
+    /// The TSC clock (calibrated once per process by `quanta`).
+    pub fn tsc() -> Self {
+        Self {
+            inner: quanta::Clock::new(),
+            mock: false,
+        }
+    }
+
+    /// A clock at 0 that moves only through the returned [`MockClock`].
+    pub fn mock() -> (Self, MockClock) {
+        let (inner, mock) = quanta::Clock::mock();
+        (Self { inner, mock: true }, MockClock { inner: mock })
+    }
+
+    /// Whether this is a mock clock.
+    pub fn is_mock(&self) -> bool {
+        self.mock
+    }
+
+    /// Raw reading: TSC ticks, or nanoseconds for the mock.
+    #[inline(always)]
+    pub fn raw(&self) -> u64 {
+        self.inner.raw()
+    }
+
+    /// Nanoseconds between two raw readings (0 if `end` is not after `start`).
+    #[inline(always)]
+    pub fn delta_ns(&self, start: u64, end: u64) -> u64 {
+        self.inner.delta_as_nanos(start, end)
+    }
+
+    /// Current time in nanoseconds on this clock's own scale (see [`TimeBase`]).
+    pub fn now_ns(&self) -> u64 {
+        TimeBase::new(self).now_ns(self)
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::tsc()
+    }
+}
+
+/// Handle that moves a [`Clock::mock`] clock.
+#[derive(Clone, Debug)]
+pub struct MockClock {
+    inner: Arc<quanta::Mock>,
+}
+
+impl MockClock {
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.inner.increment(by);
+    }
+
+    /// Moves the clock forward by `ns` nanoseconds.
+    pub fn advance_ns(&self, ns: u64) {
+        self.inner.increment(ns);
+    }
+
+    /// The current reading in nanoseconds.
+    pub fn now_ns(&self) -> u64 {
+        self.inner.value()
+    }
+}
+
+/// Maps raw readings to nanoseconds since the Unix epoch.
+///
+/// For the TSC clock the mapping is anchored once, at engine start, to the system time; for the
+/// mock clock the reading already is the time.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TimeBase {
+    raw: u64,
+    unix_ns: u64,
+}
+
+impl TimeBase {
+    pub(crate) fn new(clock: &Clock) -> Self {
+        let raw = clock.raw();
+        let unix_ns = if clock.mock {
+            raw
+        } else {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        };
+        Self { raw, unix_ns }
+    }
+
+    /// Nanoseconds since the Unix epoch of a raw reading.
+    #[inline(always)]
+    pub(crate) fn unix_ns(&self, clock: &Clock, raw: u64) -> u64 {
+        if clock.mock {
+            raw
+        } else {
+            self.unix_ns.saturating_add(clock.delta_ns(self.raw, raw))
+        }
+    }
+
+    pub(crate) fn now_ns(&self, clock: &Clock) -> u64 {
+        self.unix_ns(clock, clock.raw())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mock_moves_only_by_hand() {
+        let (clock, mock) = Clock::mock();
+        assert!(clock.is_mock());
+        let a = clock.raw();
+        mock.advance_ns(250);
+        assert_eq!(clock.delta_ns(a, clock.raw()), 250);
+        assert_eq!(clock.delta_ns(clock.raw(), a), 0);
+        assert_eq!(mock.now_ns(), 250);
+    }
+
+    #[test]
+    fn tsc_base_is_near_system_time() {
+        let clock = Clock::tsc();
+        let base = TimeBase::new(&clock);
+        let sys = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        let ours = base.now_ns(&clock);
+        assert!(ours.abs_diff(sys) < 1_000_000_000, "{ours} vs {sys}");
+    }
+}

@@ -1,0 +1,755 @@
+//! The engine: configuration, operation names, the aggregator thread and its handle.
+
+use std::collections::HashMap;
+use std::sync::{Mutex as StdMutex, MutexGuard, OnceLock, Weak};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hdrhistogram::Histogram;
+
+use crate::aggregator::WindowReport;
+use crate::aggregator::{Aggregator, Pass, Settings, Snapshot, Subscription, WindowCallback};
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::event::Event;
+use crate::loom::{AtomicBool, AtomicU64, Ordering};
+use crate::name::{prometheus_name, validate_name};
+use crate::op::Op;
+use crate::registry::Registry;
+use crate::ring::Producer;
+
+/// Name of the reserved operation (id 0) that [`op!`](crate::op!) falls back to when an
+/// engine's operation table is full, so that no call goes uncounted.
+pub const OVERFLOW_OP: &str = "ringmeter.overflow";
+
+/// Largest accepted ring capacity (events per thread per engine).
+pub const MAX_RING_CAPACITY: usize = 1 << 24;
+
+/// Largest accepted [`Builder::max_operations`].
+pub const MAX_OPERATIONS: usize = 1 << 16;
+
+/// The per-engine part that `Op` handles point to.
+///
+/// One is leaked per engine (a few dozen bytes) so that `Op` can be a `Copy` handle without a
+/// lifetime; the engine's real state behind `shared` is freed when the engine goes away.
+pub(crate) struct EngineKey {
+    id: u64,
+    clock: Clock,
+    shared: Weak<Shared>,
+}
+
+impl EngineKey {
+    #[inline(always)]
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    #[inline(always)]
+    pub(crate) fn addr(&'static self) -> usize {
+        self as *const Self as usize
+    }
+
+    pub(crate) fn shared(&self) -> Option<std::sync::Arc<Shared>> {
+        self.shared.upgrade()
+    }
+
+    /// Counts an event that could not be pushed into a ring.
+    #[cold]
+    pub(crate) fn drop_without_ring(&self, ev: &Event) {
+        if let Some(shared) = self.shared() {
+            shared.count_unringed(ev.op as usize, ev.is_error());
+        }
+    }
+}
+
+/// Operation names of one engine.
+struct Names {
+    /// Index = operation id.
+    list: Vec<std::sync::Arc<str>>,
+    by_name: HashMap<std::sync::Arc<str>, u32>,
+    /// Prometheus form to the registered name.
+    by_prometheus: HashMap<String, std::sync::Arc<str>>,
+}
+
+/// State shared by the engine handles, the aggregator thread and the threads' ring lookups.
+pub(crate) struct Shared {
+    key: &'static EngineKey,
+    pub(crate) registry: Registry<Event>,
+    pub(crate) snapshot: ArcSwap<Snapshot>,
+    names: StdMutex<Names>,
+    agg: StdMutex<Aggregator>,
+    ring_capacity: usize,
+    max_operations: usize,
+    stop: AtomicBool,
+    inject_panic: AtomicBool,
+    /// Per operation `[dropped, dropped errors]` of events that found no ring; cold path only.
+    unringed: Box<[[AtomicU64; 2]]>,
+    /// Set after any `unringed` increment.
+    unringed_any: AtomicBool,
+}
+
+impl Shared {
+    /// Registers a ring for the calling thread.
+    pub(crate) fn register_ring(&self) -> Producer<Event> {
+        self.registry
+            .register(self.ring_capacity, self.max_operations + 1)
+    }
+
+    #[cold]
+    fn count_unringed(&self, op: usize, error: bool) {
+        let Some(c) = self.unringed.get(op) else {
+            return;
+        };
+        c[0].fetch_add(1, Ordering::Relaxed);
+        if error {
+            c[1].fetch_add(1, Ordering::Relaxed);
+        }
+        // Release: the increments above are visible to the aggregator's Acquire swap.
+        self.unringed_any.store(true, Ordering::Release);
+    }
+
+    /// Hands the counts of events that found no ring to `f` and resets them.
+    pub(crate) fn take_unringed(&self, mut f: impl FnMut(usize, u64, u64)) {
+        // Acquire: pairs with the Release store in `count_unringed`.
+        if !self.unringed_any.swap(false, Ordering::Acquire) {
+            return;
+        }
+        for (op, c) in self.unringed.iter().enumerate() {
+            let d = c[0].swap(0, Ordering::Relaxed);
+            let e = c[1].swap(0, Ordering::Relaxed);
+            if d != 0 || e != 0 {
+                f(op, d, e);
+            }
+        }
+    }
+
+    /// Extends `into` with the names it does not have yet.
+    pub(crate) fn copy_names(&self, into: &mut Vec<std::sync::Arc<str>>) {
+        let names = lock_names(&self.names);
+        if names.list.len() > into.len() {
+            into.extend_from_slice(&names.list[into.len()..]);
+        }
+    }
+
+    fn lock_agg(&self) -> Result<MutexGuard<'_, Aggregator>, Error> {
+        self.agg.lock().map_err(|_| Error::AggregatorPanicked)
+    }
+}
+
+fn lock_names(names: &StdMutex<Names>) -> MutexGuard<'_, Names> {
+    // The name table is updated by one `insert` sequence that cannot panic halfway in a way
+    // that breaks it, so a poisoned lock still holds a consistent table.
+    names.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Configures and starts an [`Engine`].
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// let engine = ringmeter::Engine::builder()
+///     .window(Duration::from_millis(500))
+///     .ring_capacity(1 << 14)
+///     .slow_threshold(Duration::from_millis(250))
+///     .start()?;
+/// # Ok::<(), ringmeter::Error>(())
+/// ```
+pub struct Builder {
+    ring_capacity: usize,
+    max_operations: usize,
+    window: Duration,
+    grace: Duration,
+    drain_interval: Duration,
+    idle_interval: Duration,
+    significant_digits: u8,
+    highest_trackable: Duration,
+    slow_threshold: Duration,
+    clock: Option<Clock>,
+    callbacks: Vec<WindowCallback>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            ring_capacity: 8192,
+            max_operations: 1024,
+            window: Duration::from_secs(1),
+            grace: Duration::from_millis(100),
+            drain_interval: Duration::from_millis(1),
+            idle_interval: Duration::from_millis(5),
+            significant_digits: 3,
+            highest_trackable: Duration::from_secs(60),
+            slow_threshold: Duration::from_secs(1),
+            clock: None,
+            callbacks: Vec::new(),
+        }
+    }
+}
+
+impl core::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Builder")
+            .field("ring_capacity", &self.ring_capacity)
+            .field("max_operations", &self.max_operations)
+            .field("window", &self.window)
+            .field("grace", &self.grace)
+            .field("drain_interval", &self.drain_interval)
+            .field("idle_interval", &self.idle_interval)
+            .field("significant_digits", &self.significant_digits)
+            .field("highest_trackable", &self.highest_trackable)
+            .field("slow_threshold", &self.slow_threshold)
+            .field("callbacks", &self.callbacks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    /// Events each thread's ring holds (a power of two, 2 to 2^24; default 8192, 192 KiB).
+    /// A full ring drops new events and counts them.
+    pub fn ring_capacity(mut self, events: usize) -> Self {
+        self.ring_capacity = events;
+        self
+    }
+
+    /// Most operations the engine accepts (1 to 65536; default 1024). Each ring keeps two
+    /// drop counters per operation.
+    pub fn max_operations(mut self, n: usize) -> Self {
+        self.max_operations = n;
+        self
+    }
+
+    /// Window length (1 ms to 1 day; default 1 s).
+    pub fn window(mut self, d: Duration) -> Self {
+        self.window = d;
+        self
+    }
+
+    /// How long after its end a window stays open for stragglers (at most the window length;
+    /// default 100 ms).
+    pub fn grace(mut self, d: Duration) -> Self {
+        self.grace = d;
+        self
+    }
+
+    /// Pause between aggregator passes while events arrive (10 µs to 1 s; default 1 ms).
+    pub fn drain_interval(mut self, d: Duration) -> Self {
+        self.drain_interval = d;
+        self
+    }
+
+    /// Longest pause between passes when idle; the pause doubles from `drain_interval` up to
+    /// this (at least `drain_interval`, at most 1 s; default 5 ms).
+    pub fn idle_interval(mut self, d: Duration) -> Self {
+        self.idle_interval = d;
+        self
+    }
+
+    /// HdrHistogram precision in significant decimal digits (1 to 5; default 3, that is
+    /// percentiles within 0.1%).
+    pub fn significant_digits(mut self, digits: u8) -> Self {
+        self.significant_digits = digits;
+        self
+    }
+
+    /// Largest duration the histograms resolve (at least 1 µs; default 60 s). Longer calls
+    /// are counted at this value in the histogram; `max_ns` stays exact.
+    pub fn highest_trackable(mut self, d: Duration) -> Self {
+        self.highest_trackable = d;
+        self
+    }
+
+    /// Calls longer than this count as slow (default 1 s).
+    pub fn slow_threshold(mut self, d: Duration) -> Self {
+        self.slow_threshold = d;
+        self
+    }
+
+    /// The clock to use (default [`Clock::tsc`]); [`Clock::mock`] for tests.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Runs `f` on the aggregator thread for every closed window. Keep it short: it delays
+    /// draining. A callback that panics is removed (and reported on stderr).
+    pub fn on_window(
+        mut self,
+        f: impl FnMut(&std::sync::Arc<WindowReport>) + Send + 'static,
+    ) -> Self {
+        self.callbacks.push(Box::new(f));
+        self
+    }
+
+    fn check(&self) -> Result<Histogram<u64>, Error> {
+        fn bad(key: &'static str, value: impl core::fmt::Debug, reason: &'static str) -> Error {
+            Error::InvalidConfig {
+                key,
+                value: format!("{value:?}"),
+                reason,
+            }
+        }
+        let c = self.ring_capacity;
+        if !(2..=MAX_RING_CAPACITY).contains(&c) || !c.is_power_of_two() {
+            return Err(bad("ring_capacity", c, "a power of two from 2 to 2^24"));
+        }
+        if !(1..=MAX_OPERATIONS).contains(&self.max_operations) {
+            return Err(bad("max_operations", self.max_operations, "1 to 65536"));
+        }
+        let w = self.window;
+        if w < Duration::from_millis(1) || w > Duration::from_secs(86_400) {
+            return Err(bad("window", w, "1 ms to 1 day"));
+        }
+        if self.grace > w {
+            return Err(bad("grace", self.grace, "at most the window length"));
+        }
+        let d = self.drain_interval;
+        if d < Duration::from_micros(10) || d > Duration::from_secs(1) {
+            return Err(bad("drain_interval", d, "10 µs to 1 s"));
+        }
+        if self.idle_interval < d || self.idle_interval > Duration::from_secs(1) {
+            return Err(bad(
+                "idle_interval",
+                self.idle_interval,
+                "at least drain_interval, at most 1 s",
+            ));
+        }
+        if !(1..=5).contains(&self.significant_digits) {
+            return Err(bad("significant_digits", self.significant_digits, "1 to 5"));
+        }
+        let high = u64::try_from(self.highest_trackable.as_nanos()).unwrap_or(u64::MAX);
+        // HdrHistogram's interval-log readers need the value to fit a signed 64-bit number.
+        if !(1_000..=i64::MAX as u64 / 2).contains(&high) {
+            return Err(bad(
+                "highest_trackable",
+                self.highest_trackable,
+                "at least 1 µs and below 2^62 ns",
+            ));
+        }
+        Histogram::new_with_bounds(1, high, self.significant_digits).map_err(|_| {
+            bad(
+                "highest_trackable",
+                self.highest_trackable,
+                "HdrHistogram rejected the bounds",
+            )
+        })
+    }
+
+    /// Starts the engine and its aggregator thread.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the first out-of-range setting, or [`Error::Spawn`].
+    pub fn start(self) -> Result<Engine, Error> {
+        self.launch(true)
+    }
+
+    /// Starts the engine without an aggregator thread: rings are drained, windows closed and
+    /// snapshots published only by [`Engine::flush`] and [`Engine::shutdown`]. Deterministic,
+    /// for tests with a mock clock.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the first out-of-range setting.
+    pub fn start_manual(self) -> Result<Engine, Error> {
+        self.launch(false)
+    }
+
+    fn launch(mut self, spawn: bool) -> Result<Engine, Error> {
+        let template = self.check()?;
+        let clock = self.clock.take().unwrap_or_default();
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let drain = self.drain_interval;
+        let idle = self.idle_interval;
+        let max_operations = self.max_operations;
+        let settings = Settings {
+            clock: clock.clone(),
+            window: self.window,
+            grace: self.grace,
+            slow: self.slow_threshold,
+            template,
+            callbacks: std::mem::take(&mut self.callbacks),
+        };
+        let shared = std::sync::Arc::new_cyclic(|weak: &Weak<Shared>| {
+            let key: &'static EngineKey = Box::leak(Box::new(EngineKey {
+                id,
+                clock,
+                shared: weak.clone(),
+            }));
+            let overflow: std::sync::Arc<str> = std::sync::Arc::from(OVERFLOW_OP);
+            Shared {
+                key,
+                registry: Registry::new(),
+                snapshot: ArcSwap::from_pointee(Snapshot::default()),
+                names: StdMutex::new(Names {
+                    list: vec![overflow.clone()],
+                    by_name: HashMap::from([(overflow.clone(), 0)]),
+                    by_prometheus: HashMap::from([(prometheus_name(OVERFLOW_OP), overflow)]),
+                }),
+                agg: StdMutex::new(Aggregator::new(settings)),
+                ring_capacity: self.ring_capacity,
+                max_operations,
+                stop: AtomicBool::new(false),
+                inject_panic: AtomicBool::new(false),
+                unringed: (0..=max_operations)
+                    .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
+                    .collect(),
+                unringed_any: AtomicBool::new(false),
+            }
+        });
+        let thread = if spawn {
+            let s = std::sync::Arc::clone(&shared);
+            let handle = thread::Builder::new()
+                .name("ringmeter-aggregator".into())
+                .spawn(move || run(&s, drain, idle))
+                .map_err(Error::Spawn)?;
+            Some(handle)
+        } else {
+            None
+        };
+        Ok(Engine {
+            inner: std::sync::Arc::new(Handle {
+                shared,
+                thread: StdMutex::new(thread),
+            }),
+        })
+    }
+}
+
+/// The aggregator thread's loop.
+fn run(shared: &Shared, drain: Duration, idle: Duration) {
+    let mut pause = drain;
+    // Relaxed: `stop` carries no data; `join` orders everything after the loop.
+    while !shared.stop.load(Ordering::Relaxed) {
+        let (drained, until_close) = {
+            let Ok(mut agg) = shared.agg.lock() else {
+                return;
+            };
+            if shared.inject_panic.load(Ordering::Relaxed) {
+                panic!("ringmeter: aggregator panic injected by a test");
+            }
+            let n = agg.pass(shared, Pass::Tick);
+            (n, agg.until_next_close())
+        };
+        pause = if drained > 0 {
+            drain
+        } else {
+            (pause * 2).min(idle)
+        };
+        thread::park_timeout(pause.min(until_close.max(Duration::from_micros(50))));
+    }
+}
+
+/// Owner of the aggregator thread; shuts it down when the last [`Engine`] clone goes away.
+struct Handle {
+    shared: std::sync::Arc<Shared>,
+    thread: StdMutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let _ = shutdown(&self.shared, &self.thread);
+    }
+}
+
+fn shutdown(shared: &Shared, thread: &StdMutex<Option<JoinHandle<()>>>) -> Result<(), Error> {
+    let handle = thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(h) = handle {
+        // Relaxed: see `run`; the join below synchronises.
+        shared.stop.store(true, Ordering::Relaxed);
+        h.thread().unpark();
+        if h.join().is_err() {
+            return Err(Error::AggregatorPanicked);
+        }
+    }
+    let mut agg = shared.lock_agg()?;
+    agg.pass(shared, Pass::Final);
+    Ok(())
+}
+
+/// A running metrics engine: per-thread rings, an aggregator thread, windows and snapshots.
+///
+/// `Engine` is a cheap handle (`Clone` shares it). Dropping the last handle shuts the engine
+/// down as [`shutdown`](Self::shutdown) does.
+///
+/// # Examples
+/// ```
+/// let engine = ringmeter::Engine::builder().start()?;
+/// let op = engine.op("parse")?;
+/// let n: u32 = op.time(|| "17".parse().unwrap());
+/// engine.shutdown()?;
+/// let snap = engine.snapshot();
+/// assert_eq!(snap.totals("parse").unwrap().count, 1);
+/// # assert_eq!(n, 17);
+/// # Ok::<(), ringmeter::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Engine {
+    inner: std::sync::Arc<Handle>,
+}
+
+impl core::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Engine")
+            .field("id", &self.inner.shared.key.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// A builder with the default settings.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    /// The handle of operation `name`, registering it on first use.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`], [`Error::NameCollision`] (same Prometheus name as another
+    /// operation) or [`Error::TooManyOperations`].
+    pub fn op(&self, name: &str) -> Result<Op, Error> {
+        validate_name(name).map_err(|reason| Error::InvalidName {
+            name: name.to_owned(),
+            reason,
+        })?;
+        let shared = self.shared();
+        let mut names = lock_names(&shared.names);
+        if let Some(&id) = names.by_name.get(name) {
+            return Ok(Op {
+                key: shared.key,
+                id,
+            });
+        }
+        let prom = prometheus_name(name);
+        if let Some(existing) = names.by_prometheus.get(&prom) {
+            return Err(Error::NameCollision {
+                name: name.to_owned(),
+                existing: existing.to_string(),
+            });
+        }
+        // Id 0 is the reserved overflow operation.
+        if names.list.len() > shared.max_operations {
+            return Err(Error::TooManyOperations {
+                limit: shared.max_operations,
+            });
+        }
+        let id = names.list.len() as u32;
+        let name: std::sync::Arc<str> = std::sync::Arc::from(name);
+        names.list.push(name.clone());
+        names.by_name.insert(name.clone(), id);
+        names.by_prometheus.insert(prom, name);
+        Ok(Op {
+            key: shared.key,
+            id,
+        })
+    }
+
+    /// The reserved operation [`OVERFLOW_OP`].
+    pub fn overflow_op(&self) -> Op {
+        Op {
+            key: self.shared().key,
+            id: 0,
+        }
+    }
+
+    /// The name of `op`, if it belongs to this engine.
+    pub fn op_name(&self, op: Op) -> Option<std::sync::Arc<str>> {
+        if !core::ptr::eq(op.key, self.shared().key) {
+            return None;
+        }
+        lock_names(&self.shared().names)
+            .list
+            .get(op.id as usize)
+            .cloned()
+    }
+
+    /// The latest published snapshot. Never blocks the aggregator or the hot path.
+    pub fn snapshot(&self) -> std::sync::Arc<Snapshot> {
+        self.shared().snapshot.load_full()
+    }
+
+    /// Aggregates every event recorded (on any thread) before this call and publishes a
+    /// snapshot whose totals include the open windows. Closes windows that are due.
+    ///
+    /// # Errors
+    /// [`Error::AggregatorPanicked`] if the aggregator panicked.
+    pub fn flush(&self) -> Result<(), Error> {
+        let shared = self.shared();
+        shared.lock_agg()?.pass(shared, Pass::Flush);
+        Ok(())
+    }
+
+    /// Stops the aggregator thread, drains every ring, closes every open window (the current
+    /// one partial) and publishes the final snapshot. Idempotent. Events recorded afterwards
+    /// are still accepted and aggregated by later `flush` or `shutdown` calls.
+    ///
+    /// # Errors
+    /// [`Error::AggregatorPanicked`] if the aggregator panicked.
+    pub fn shutdown(&self) -> Result<(), Error> {
+        shutdown(&self.inner.shared, &self.inner.thread)
+    }
+
+    /// Whether the aggregator thread is running.
+    pub fn is_running(&self) -> bool {
+        self.inner
+            .thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|h| !h.is_finished())
+    }
+
+    /// A channel that receives every window closed from now on (see [`Subscription`]).
+    /// `capacity` windows can wait in it before further ones are counted as missed.
+    pub fn subscribe(&self, capacity: usize) -> Subscription {
+        match self.shared().agg.lock() {
+            Ok(mut agg) => agg.subscribe(capacity),
+            // The aggregator is dead: no window will ever come; hand out a closed channel.
+            Err(_) => {
+                let (_, rx) = crossbeam_channel::bounded(1);
+                Subscription::dead(rx)
+            }
+        }
+    }
+
+    /// Runs `f` on the aggregator thread for every window closed from now on
+    /// (see [`Builder::on_window`]).
+    ///
+    /// # Errors
+    /// [`Error::AggregatorPanicked`] if the aggregator panicked.
+    pub fn on_window(
+        &self,
+        f: impl FnMut(&std::sync::Arc<WindowReport>) + Send + 'static,
+    ) -> Result<(), Error> {
+        self.shared().lock_agg()?.add_callback(Box::new(f));
+        Ok(())
+    }
+
+    /// Number of rings the aggregator currently drains (threads that recorded and whose
+    /// rings are not yet freed).
+    pub fn rings(&self) -> usize {
+        self.shared().agg.lock().map_or(0, |a| a.rings())
+    }
+
+    /// The engine's clock.
+    pub fn clock(&self) -> &Clock {
+        self.shared().key.clock()
+    }
+
+    /// Test hook: makes the aggregator thread panic on its next pass.
+    #[doc(hidden)]
+    pub fn inject_aggregator_panic(&self) {
+        self.shared().inject_panic.store(true, Ordering::Relaxed);
+        if let Some(h) = self
+            .inner
+            .thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            h.thread().unpark();
+        }
+    }
+}
+
+static GLOBAL: OnceLock<Engine> = OnceLock::new();
+
+/// The process-wide engine, started with default settings on first use.
+///
+/// Use [`init_global`] before the first use to configure it. It lives until the process
+/// exits; call `ringmeter::global().shutdown()` at the end of `main` to close the last,
+/// partial window. If its aggregator thread cannot be started, it runs without one
+/// (see [`Builder::start_manual`]) and says so on stderr.
+pub fn global() -> &'static Engine {
+    GLOBAL.get_or_init(|| {
+        Engine::builder().start().unwrap_or_else(|e| {
+            eprintln!("ringmeter: {e}; the global engine aggregates only on flush()");
+            Engine::builder()
+                .start_manual()
+                .expect("default settings are valid")
+        })
+    })
+}
+
+/// Starts the process-wide engine from `builder`.
+///
+/// # Errors
+/// [`Error::GlobalAlreadyInitialized`] if [`global`] was already used or initialised, and
+/// the errors of [`Builder::start`].
+pub fn init_global(builder: Builder) -> Result<&'static Engine, Error> {
+    if GLOBAL.get().is_some() {
+        return Err(Error::GlobalAlreadyInitialized);
+    }
+    let engine = builder.start()?;
+    GLOBAL
+        .set(engine)
+        .map_err(|_| Error::GlobalAlreadyInitialized)?;
+    Ok(global())
+}
+
+/// Cache behind [`op!`](crate::op!). Not for direct use.
+#[doc(hidden)]
+pub struct OpCache(OnceLock<Op>);
+
+impl OpCache {
+    #[doc(hidden)]
+    pub const fn new() -> Self {
+        Self(OnceLock::new())
+    }
+
+    #[doc(hidden)]
+    #[inline]
+    pub fn get(&self, name: &'static str) -> Op {
+        *self.0.get_or_init(|| {
+            let engine = global();
+            engine.op(name).unwrap_or_else(|e| {
+                eprintln!("ringmeter: {e}; counting its calls under {OVERFLOW_OP}");
+                engine.overflow_op()
+            })
+        })
+    }
+}
+
+impl Default for OpCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The handle of an operation of the [`global`] engine, resolved once per call site and
+/// cached in a static, so later calls cost one load.
+///
+/// The name must be a string literal; an invalid name fails to compile. If the global
+/// engine's operation table is full, calls are counted under [`OVERFLOW_OP`] (reported once on
+/// stderr).
+///
+/// # Examples
+/// ```
+/// fn handle() -> u32 {
+///     ringmeter::op!("http.handle").time(|| 200)
+/// }
+/// assert_eq!(handle(), 200);
+/// ```
+///
+/// A bad name is a compile error:
+/// ```compile_fail
+/// let _ = ringmeter::op!("not a name");
+/// ```
+#[macro_export]
+macro_rules! op {
+    ($name:literal) => {{
+        const _: () = ::core::assert!(
+            $crate::validate_name($name).is_ok(),
+            "invalid ringmeter operation name (see ringmeter::validate_name)"
+        );
+        static CACHE: $crate::OpCache = $crate::OpCache::new();
+        CACHE.get($name)
+    }};
+}

@@ -1,0 +1,86 @@
+//! The crate's error type.
+
+use core::fmt;
+
+use crate::name::NameError;
+
+/// Everything that can go wrong when configuring or steering an engine.
+///
+/// The hot path never returns errors: a full ring drops the event and counts it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operation name broke the naming rules (see [`validate_name`](crate::validate_name)).
+    InvalidName {
+        /// The rejected name.
+        name: String,
+        /// Which rule it broke.
+        reason: NameError,
+    },
+    /// Two names map onto the same Prometheus metric name.
+    NameCollision {
+        /// The rejected name.
+        name: String,
+        /// The registered name it collides with.
+        existing: String,
+    },
+    /// The engine already has its configured maximum number of operations.
+    TooManyOperations {
+        /// The limit ([`Builder::max_operations`](crate::Builder::max_operations)).
+        limit: usize,
+    },
+    /// A configuration value is out of range.
+    InvalidConfig {
+        /// The builder setting.
+        key: &'static str,
+        /// The rejected value, as text.
+        value: String,
+        /// What is allowed.
+        reason: &'static str,
+    },
+    /// The aggregator thread could not be started.
+    Spawn(std::io::Error),
+    /// The aggregator thread panicked; snapshots stay at the last one it published.
+    AggregatorPanicked,
+    /// [`init_global`](crate::init_global) was called after the global engine existed.
+    GlobalAlreadyInitialized,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidName { name, reason } => {
+                write!(f, "invalid operation name {name:?}: {reason}")
+            }
+            Self::NameCollision { name, existing } => write!(
+                f,
+                "operation name {name:?} has the same Prometheus name as {existing:?}"
+            ),
+            Self::TooManyOperations { limit } => {
+                write!(
+                    f,
+                    "the engine already has its maximum of {limit} operations"
+                )
+            }
+            Self::InvalidConfig { key, value, reason } => {
+                write!(f, "invalid value {value} for {key}: {reason}")
+            }
+            Self::Spawn(e) => write!(f, "cannot start the aggregator thread: {e}"),
+            Self::AggregatorPanicked => f.write_str(
+                "the aggregator thread panicked; snapshots stop at the last one it published",
+            ),
+            Self::GlobalAlreadyInitialized => {
+                f.write_str("the global engine was already initialised")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Spawn(e) => Some(e),
+            _ => None,
+        }
+    }
+}

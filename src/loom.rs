@@ -1,0 +1,46 @@
+//! One switch between `std` and [`loom`](https://docs.rs/loom) for everything the lock-free code
+//! shares between threads.
+//!
+//! Under `RUSTFLAGS="--cfg loom"` the atomics, `Arc`, `Mutex` and `UnsafeCell` below are loom's,
+//! so the model checker sees every access of the ring and of thread registration. Outside loom
+//! they are the `std` types, plus an `UnsafeCell` wrapper with loom's closure API
+//! (`with`/`with_mut`) so the same code compiles both ways (the pattern of tokio's
+//! `src/loom/std/unsafe_cell.rs`).
+
+#[cfg(loom)]
+pub(crate) use loom::cell::UnsafeCell;
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::sync::{Arc, Mutex};
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Arc, Mutex};
+
+/// `std::cell::UnsafeCell` with loom's closure-based access API.
+#[cfg(not(loom))]
+#[derive(Debug)]
+pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> UnsafeCell<T> {
+    /// Wraps `value`.
+    pub(crate) const fn new(value: T) -> Self {
+        Self(std::cell::UnsafeCell::new(value))
+    }
+
+    /// Runs `f` with a shared raw pointer to the contents.
+    #[inline(always)]
+    #[allow(dead_code)] // used by the consumer side; kept for parity with loom's API
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+
+    /// Runs `f` with an exclusive raw pointer to the contents.
+    #[inline(always)]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}

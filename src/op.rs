@@ -1,0 +1,215 @@
+//! The hot-path API: operation handles and the timing guard.
+
+use core::fmt;
+use std::time::Duration;
+
+use crate::engine::EngineKey;
+use crate::event::Event;
+use crate::local;
+
+/// A registered operation: a `Copy` handle resolved once by [`Engine::op`](crate::Engine::op)
+/// or [`op!`](crate::op!).
+///
+/// Every recording method is wait-free: it reads the clock (for timed calls), writes one
+/// 24-byte event into the calling thread's ring and never locks, allocates (after the thread's
+/// first event) or blocks. When the ring is full the event is dropped and counted.
+///
+/// # Examples
+/// ```
+/// let engine = ringmeter::Engine::builder().start()?;
+/// let query = engine.op("db.query")?;
+///
+/// let rows = query.time(|| 42);                   // closure
+/// {
+///     let mut t = query.start();                  // guard
+///     if rows != 42 { t.fail(); }
+/// }                                               // recorded here
+/// let parsed = query.time_result(|| "7".parse::<u32>()); // Err counts as an error
+/// query.record_ns(1_250);                         // measured elsewhere
+///
+/// engine.flush()?;
+/// let stats = engine.snapshot().totals("db.query").unwrap().clone();
+/// assert_eq!(stats.count, 4);
+/// assert_eq!(stats.errors, 0);
+/// # assert_eq!(parsed, Ok(7));
+/// # Ok::<(), ringmeter::Error>(())
+/// ```
+#[derive(Clone, Copy)]
+pub struct Op {
+    pub(crate) key: &'static EngineKey,
+    pub(crate) id: u32,
+}
+
+impl fmt::Debug for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Op")
+            .field("engine", &self.key.id())
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl PartialEq for Op {
+    fn eq(&self, other: &Self) -> bool {
+        core::ptr::eq(self.key, other.key) && self.id == other.id
+    }
+}
+
+impl Eq for Op {}
+
+impl Op {
+    /// The operation's id inside its engine.
+    pub fn id(self) -> u32 {
+        self.id
+    }
+
+    /// Starts timing a call; the call is recorded when the returned guard is dropped.
+    #[inline]
+    pub fn start(self) -> Timer {
+        Timer {
+            op: self,
+            flags: 0,
+            start: self.key.clock().raw(),
+        }
+    }
+
+    /// Times `f`. If `f` panics, the call is recorded as an error and the panic continues.
+    #[inline]
+    pub fn time<R>(self, f: impl FnOnce() -> R) -> R {
+        let _t = self.start();
+        f()
+    }
+
+    /// Times `f`; an `Err` is counted as an error. The result is returned unchanged.
+    #[inline]
+    pub fn time_result<T, E>(self, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        let mut t = self.start();
+        let r = f();
+        if r.is_err() {
+            t.fail();
+        }
+        r
+    }
+
+    /// Records a call of `ns` nanoseconds measured elsewhere. It has no timestamp, so it
+    /// belongs to the window open when the aggregator reads it.
+    #[inline]
+    pub fn record_ns(self, ns: u64) {
+        self.push_nanos(ns, 0);
+    }
+
+    /// Records a call of duration `d` measured elsewhere (see [`record_ns`](Self::record_ns)).
+    #[inline]
+    pub fn record(self, d: Duration) {
+        self.push_nanos(saturating_nanos(d), 0);
+    }
+
+    /// Records a failed call of `ns` nanoseconds measured elsewhere.
+    #[inline]
+    pub fn record_error_ns(self, ns: u64) {
+        self.push_nanos(ns, Event::ERROR);
+    }
+
+    /// Records a failed call of duration `d` measured elsewhere.
+    #[inline]
+    pub fn record_error(self, d: Duration) {
+        self.push_nanos(saturating_nanos(d), Event::ERROR);
+    }
+
+    #[inline(always)]
+    fn push_nanos(self, ns: u64, flags: u32) {
+        local::push(
+            self.key,
+            Event {
+                op: self.id,
+                flags: flags | Event::NANOS,
+                start: ns,
+                end: 0,
+            },
+        );
+    }
+}
+
+fn saturating_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Guard returned by [`Op::start`]: records the call's duration when dropped.
+///
+/// Mark a failure with [`fail`](Self::fail). A guard dropped while its thread is panicking is
+/// recorded as an error.
+///
+/// # Examples
+/// ```
+/// let engine = ringmeter::Engine::builder().start()?;
+/// let op = engine.op("cache.get")?;
+/// let mut t = op.start();
+/// let hit = false;
+/// if !hit {
+///     t.fail();
+/// }
+/// t.stop();
+/// engine.flush()?;
+/// assert_eq!(engine.snapshot().totals("cache.get").unwrap().errors, 1);
+/// # Ok::<(), ringmeter::Error>(())
+/// ```
+#[must_use = "the call is timed until the guard is dropped; dropping it at once times nothing"]
+pub struct Timer {
+    op: Op,
+    flags: u32,
+    start: u64,
+}
+
+impl fmt::Debug for Timer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timer")
+            .field("op", &self.op)
+            .field("failed", &self.is_failed())
+            .finish()
+    }
+}
+
+impl Timer {
+    /// Marks the call as failed.
+    #[inline]
+    pub fn fail(&mut self) {
+        self.flags |= Event::ERROR;
+    }
+
+    /// Marks the call as failed when `failed` is true.
+    #[inline]
+    pub fn set_failed(&mut self, failed: bool) {
+        if failed {
+            self.fail();
+        }
+    }
+
+    /// Whether the call is marked failed.
+    pub fn is_failed(&self) -> bool {
+        self.flags & Event::ERROR != 0
+    }
+
+    /// Ends the call now (the same as dropping the guard).
+    #[inline]
+    pub fn stop(self) {}
+}
+
+impl Drop for Timer {
+    #[inline]
+    fn drop(&mut self) {
+        let end = self.op.key.clock().raw();
+        let mut flags = self.flags;
+        if std::thread::panicking() {
+            flags |= Event::PANIC;
+        }
+        local::push(
+            self.op.key,
+            Event {
+                op: self.op.id,
+                flags,
+                start: self.start,
+                end,
+            },
+        );
+    }
+}

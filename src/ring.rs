@@ -1,0 +1,330 @@
+//! Bounded single-producer single-consumer ring with exact, producer-written drop counters.
+//!
+//! The algorithm is the classic Lamport ring in the form rtrb (`src/lib.rs`, `Producer::push`)
+//! uses: two monotonically increasing indices, `head` written only by the consumer and `tail`
+//! written only by the producer, each on its own cache line; each side keeps a private copy of
+//! its own index and a cached copy of the other side's, and reloads the other side's index
+//! (with `Acquire`) only when the ring looks full or empty. A push is one slot write and one
+//! `Release` store; no read-modify-write atomic is used on either side.
+//!
+//! A push into a full ring does not block: the value is handed back and the producer counts the
+//! drop in a per-key counter that only it writes (`load` + `store`, never `fetch_add`). The
+//! consumer reads those counters when the producer's running total changes, so every value
+//! pushed is either popped or counted as dropped, exactly.
+//!
+//! When the producer is dropped (its thread exits) the ring is marked abandoned; the consumer
+//! drains what is left, reads the final drop counts, and then frees the ring by dropping its
+//! [`Consumer`].
+
+use core::mem::MaybeUninit;
+
+use crossbeam_utils::CachePadded;
+
+use crate::loom::{Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
+
+/// The state both sides share.
+struct Shared<T> {
+    /// Index of the next slot the consumer reads. Written only by the consumer; never more
+    /// than `tail`.
+    head: CachePadded<AtomicUsize>,
+    /// Index of the next slot the producer writes. Written only by the producer;
+    /// `tail - head <= capacity` (wrapping arithmetic).
+    tail: CachePadded<AtomicUsize>,
+    /// Running total of drops, written only by the producer after the per-key counter.
+    drops_total: CachePadded<AtomicU64>,
+    /// Set once by the producer when it goes away; never cleared.
+    abandoned: AtomicBool,
+    /// `capacity - 1`; the capacity is a power of two.
+    mask: usize,
+    /// The slots. A slot in `head..tail` is initialised and owned by the consumer side;
+    /// every other slot is owned by the producer side.
+    slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    /// Per key: `[dropped, dropped with the error flag]`, written only by the producer.
+    drops: Box<[[AtomicU64; 2]]>,
+}
+
+// SAFETY: a `Shared<T>` hands `T` values from one thread to another, which needs `T: Send`.
+// The slots are only accessed under the head/tail protocol (see `Shared::slots`).
+unsafe impl<T: Send> Sync for Shared<T> {}
+// SAFETY: as above; the contents are plain `T` values plus atomics.
+unsafe impl<T: Send> Send for Shared<T> {}
+
+/// Creates a ring of `capacity` slots (a power of two, at least 1) with drop counters for
+/// `keys` keys.
+///
+/// # Panics
+/// If `capacity` is not a power of two. Callers validate capacities before they get here.
+pub fn channel<T: Copy>(capacity: usize, keys: usize) -> (Producer<T>, Consumer<T>) {
+    assert!(
+        capacity.is_power_of_two(),
+        "ring capacity must be a power of two"
+    );
+    let slots = (0..capacity)
+        .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+        .collect();
+    let drops = (0..keys)
+        .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
+        .collect();
+    let shared = Arc::new(Shared {
+        head: CachePadded::new(AtomicUsize::new(0)),
+        tail: CachePadded::new(AtomicUsize::new(0)),
+        drops_total: CachePadded::new(AtomicU64::new(0)),
+        abandoned: AtomicBool::new(false),
+        mask: capacity - 1,
+        slots,
+        drops,
+    });
+    let producer = Producer {
+        shared: Arc::clone(&shared),
+        tail: 0,
+        cached_head: 0,
+        drops_total: 0,
+    };
+    let consumer = Consumer {
+        shared,
+        head: 0,
+        cached_tail: 0,
+        seen_total: 0,
+        seen: Vec::new(),
+    };
+    (producer, consumer)
+}
+
+/// The writing end. Owned by exactly one thread at a time.
+pub struct Producer<T> {
+    shared: Arc<Shared<T>>,
+    /// Private copy of `shared.tail`.
+    tail: usize,
+    /// Last value of `shared.head` this side loaded; never ahead of the real head.
+    cached_head: usize,
+    /// Private copy of `shared.drops_total`.
+    drops_total: u64,
+}
+
+impl<T: Copy> Producer<T> {
+    /// Number of slots.
+    #[cfg_attr(not(any(test, loom)), allow(dead_code))]
+    pub fn capacity(&self) -> usize {
+        self.shared.mask + 1
+    }
+
+    /// Appends `value`, or hands it back if the ring is full. Never blocks.
+    #[inline]
+    pub fn push(&mut self, value: T) -> Result<(), T> {
+        let tail = self.tail;
+        if tail.wrapping_sub(self.cached_head) > self.shared.mask {
+            // Acquire: the consumer's reads of the slots it released happen before we reuse them.
+            self.cached_head = self.shared.head.load(Ordering::Acquire);
+            if tail.wrapping_sub(self.cached_head) > self.shared.mask {
+                return Err(value);
+            }
+        }
+        debug_assert!(tail.wrapping_sub(self.cached_head) <= self.shared.mask);
+        self.shared.slots[tail & self.shared.mask].with_mut(|slot| {
+            // SAFETY: `tail - head < capacity`, so this slot is outside `head..tail` and owned by
+            // the producer; the consumer does not touch it until the store below publishes it.
+            unsafe { slot.write(MaybeUninit::new(value)) }
+        });
+        self.tail = tail.wrapping_add(1);
+        // Release: publishes the slot write above to the consumer's Acquire load of `tail`.
+        self.shared.tail.store(self.tail, Ordering::Release);
+        Ok(())
+    }
+
+    /// Counts one dropped value under `key` (`error` selects the second counter too).
+    ///
+    /// Keys outside the range given to [`channel`] are counted under the last key.
+    #[cold]
+    pub fn count_drop(&mut self, key: usize, error: bool) {
+        let Some(last) = self.shared.drops.len().checked_sub(1) else {
+            return;
+        };
+        let counters = &self.shared.drops[key.min(last)];
+        // Only this side writes the counters, so load + store is an exact increment.
+        let n = counters[0].load(Ordering::Relaxed);
+        counters[0].store(n + 1, Ordering::Relaxed);
+        if error {
+            let e = counters[1].load(Ordering::Relaxed);
+            counters[1].store(e + 1, Ordering::Relaxed);
+        }
+        self.drops_total += 1;
+        // Release: the per-key stores above are visible to a consumer that Acquire-loads this total.
+        self.shared
+            .drops_total
+            .store(self.drops_total, Ordering::Release);
+    }
+
+    /// Whether the consumer side has been dropped (its engine is gone).
+    pub fn is_orphaned(&self) -> bool {
+        Arc::strong_count(&self.shared) == 1
+    }
+}
+
+impl<T> Drop for Producer<T> {
+    fn drop(&mut self) {
+        // Release: every push and drop count of this side happens before the consumer's
+        // Acquire load sees `abandoned == true`.
+        self.shared.abandoned.store(true, Ordering::Release);
+    }
+}
+
+/// The reading end. Owned by the aggregator.
+pub struct Consumer<T> {
+    shared: Arc<Shared<T>>,
+    /// Private copy of `shared.head`.
+    head: usize,
+    /// Last value of `shared.tail` this side loaded; never ahead of the real tail.
+    cached_tail: usize,
+    /// Drop total at the last scan of the per-key counters.
+    seen_total: u64,
+    /// Per key, the counters at the last scan.
+    seen: Vec<[u64; 2]>,
+}
+
+impl<T: Copy> Consumer<T> {
+    /// Removes the oldest value.
+    #[cfg_attr(not(any(test, loom)), allow(dead_code))]
+    pub fn pop(&mut self) -> Option<T> {
+        let mut out = None;
+        self.drain(1, |v| out = Some(v));
+        out
+    }
+
+    /// Hands up to `max` values, oldest first, to `f` and releases their slots with a single
+    /// store. Returns how many were handed over.
+    #[inline]
+    pub fn drain(&mut self, max: usize, mut f: impl FnMut(T)) -> usize {
+        let head = self.head;
+        if head == self.cached_tail {
+            // Acquire: the producer's slot writes published by its Release store of `tail`
+            // happen before our reads below.
+            self.cached_tail = self.shared.tail.load(Ordering::Acquire);
+        }
+        let available = self.cached_tail.wrapping_sub(head);
+        debug_assert!(available <= self.shared.mask + 1);
+        let n = available.min(max);
+        for i in 0..n {
+            let index = head.wrapping_add(i) & self.shared.mask;
+            let value = self.shared.slots[index].with(|slot| {
+                // SAFETY: the slot lies in `head..tail`, so the producer initialised it and
+                // published it with its Release store of `tail`, which we Acquire-loaded.
+                unsafe { slot.read() }
+            });
+            // SAFETY: slots in `head..tail` hold initialised values (see above).
+            f(unsafe { value.assume_init() });
+        }
+        if n > 0 {
+            self.head = head.wrapping_add(n);
+            // Release: our reads of those slots happen before the producer reuses them.
+            self.shared.head.store(self.head, Ordering::Release);
+        }
+        n
+    }
+
+    /// Whether the producer is gone. Once this returns `true`, a following
+    /// [`drain`](Self::drain) and [`take_drops`](Self::take_drops) see everything it did.
+    pub fn is_abandoned(&self) -> bool {
+        // Acquire: pairs with the Release store in `Producer::drop`.
+        self.shared.abandoned.load(Ordering::Acquire)
+    }
+
+    /// Calls `f(key, dropped, dropped_errors)` for every key whose counters moved since the last
+    /// call, with the increments. Cheap when nothing was dropped.
+    pub fn take_drops(&mut self, mut f: impl FnMut(usize, u64, u64)) {
+        // Acquire: pairs with the producer's Release store of the total, so the per-key counters
+        // read below are at least as new as this total.
+        let total = self.shared.drops_total.load(Ordering::Acquire);
+        if total == self.seen_total {
+            return;
+        }
+        self.seen_total = total;
+        if self.seen.len() < self.shared.drops.len() {
+            self.seen.resize(self.shared.drops.len(), [0, 0]);
+        }
+        for (key, (counters, seen)) in self.shared.drops.iter().zip(&mut self.seen).enumerate() {
+            let now = [
+                counters[0].load(Ordering::Relaxed),
+                counters[1].load(Ordering::Relaxed),
+            ];
+            if now != *seen {
+                f(key, now[0] - seen[0], now[1] - seen[1]);
+                *seen = now;
+            }
+        }
+    }
+
+    /// Number of values waiting (a lower bound while the producer runs).
+    #[cfg_attr(not(any(test, loom)), allow(dead_code))]
+    pub fn len(&self) -> usize {
+        // Acquire: as in `drain`.
+        self.shared
+            .tail
+            .load(Ordering::Acquire)
+            .wrapping_sub(self.head)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_pop_in_order_across_wrap() {
+        let (mut p, mut c) = channel::<u32>(4, 1);
+        for round in 0..10u32 {
+            for i in 0..3 {
+                p.push(round * 10 + i).unwrap();
+            }
+            for i in 0..3 {
+                assert_eq!(c.pop(), Some(round * 10 + i));
+            }
+            assert_eq!(c.pop(), None);
+        }
+    }
+
+    #[test]
+    fn full_ring_hands_value_back_and_counts_are_exact() {
+        let (mut p, mut c) = channel::<u32>(2, 3);
+        assert_eq!(p.capacity(), 2);
+        p.push(1).unwrap();
+        p.push(2).unwrap();
+        assert_eq!(p.push(3), Err(3));
+        p.count_drop(2, true);
+        p.count_drop(0, false);
+        p.count_drop(99, false); // clamped to the last key
+        let mut seen = Vec::new();
+        c.take_drops(|k, d, e| seen.push((k, d, e)));
+        assert_eq!(seen, vec![(0, 1, 0), (2, 2, 1)]);
+        c.take_drops(|_, _, _| panic!("no new drops"));
+        assert_eq!(c.drain(10, |_| {}), 2);
+        p.push(4).unwrap();
+        assert_eq!(c.pop(), Some(4));
+    }
+
+    #[test]
+    fn abandoned_after_producer_drop_and_orphan_detection() {
+        let (mut p, mut c) = channel::<u8>(8, 1);
+        p.push(7).unwrap();
+        assert!(!c.is_abandoned());
+        drop(p);
+        assert!(c.is_abandoned());
+        assert_eq!(c.pop(), Some(7));
+        let (p, c) = channel::<u8>(8, 1);
+        assert!(!p.is_orphaned());
+        drop(c);
+        assert!(p.is_orphaned());
+    }
+
+    #[test]
+    fn drain_respects_max() {
+        let (mut p, mut c) = channel::<u16>(8, 1);
+        for i in 0..6 {
+            p.push(i).unwrap();
+        }
+        let mut got = Vec::new();
+        assert_eq!(c.drain(4, |v| got.push(v)), 4);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.drain(4, |v| got.push(v)), 2);
+        assert_eq!(got, vec![0, 1, 2, 3, 4, 5]);
+    }
+}
