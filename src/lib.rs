@@ -54,6 +54,8 @@
 
 mod aggregator;
 mod clock;
+#[cfg(doctest)]
+mod compile_fail_tests;
 mod engine;
 mod error;
 mod event;
