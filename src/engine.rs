@@ -9,7 +9,9 @@ use arc_swap::ArcSwap;
 use hdrhistogram::Histogram;
 
 use crate::aggregator::WindowReport;
-use crate::aggregator::{Aggregator, Pass, Settings, Snapshot, Subscription, WindowCallback};
+use crate::aggregator::{
+    in_callback_of, Aggregator, Pass, Settings, Snapshot, Subscription, WindowCallback,
+};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::event::Event;
@@ -137,6 +139,9 @@ impl Shared {
     }
 
     fn lock_agg(&self) -> Result<MutexGuard<'_, Aggregator>, Error> {
+        if in_callback_of(self.key.id) {
+            return Err(Error::CalledFromCallback);
+        }
         self.agg.lock().map_err(|_| Error::AggregatorPanicked)
     }
 }
@@ -276,7 +281,9 @@ impl Builder {
     }
 
     /// Runs `f` on the aggregator thread for every closed window. Keep it short: it delays
-    /// draining. A callback that panics is removed (and reported on stderr).
+    /// draining. A callback that panics is removed (and reported on stderr). Inside `f`,
+    /// the engine's `flush`, `shutdown` and `on_window` return [`Error::CalledFromCallback`]
+    /// and `subscribe` hands out a closed channel.
     pub fn on_window(
         mut self,
         f: impl FnMut(&std::sync::Arc<WindowReport>) + Send + 'static,
@@ -366,6 +373,7 @@ impl Builder {
         let idle = self.idle_interval;
         let max_operations = self.max_operations;
         let settings = Settings {
+            engine_id: id,
             clock: clock.clone(),
             window: self.window,
             grace: self.grace,
@@ -456,6 +464,9 @@ impl Drop for Handle {
 }
 
 fn shutdown(shared: &Shared, thread: &StdMutex<Option<JoinHandle<()>>>) -> Result<(), Error> {
+    if in_callback_of(shared.key.id) {
+        return Err(Error::CalledFromCallback);
+    }
     let handle = thread.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(h) = handle {
         // Relaxed: see `run`; the join below synchronises.
@@ -609,9 +620,9 @@ impl Engine {
     /// A channel that receives every window closed from now on (see [`Subscription`]).
     /// `capacity` windows can wait in it before further ones are counted as missed.
     pub fn subscribe(&self, capacity: usize) -> Subscription {
-        match self.shared().agg.lock() {
+        match self.shared().lock_agg() {
             Ok(mut agg) => agg.subscribe(capacity),
-            // The aggregator is dead: no window will ever come; hand out a closed channel.
+            // The aggregator is dead (or this is its own callback): hand out a closed channel.
             Err(_) => {
                 let (_, rx) = crossbeam_channel::bounded(1);
                 Subscription::dead(rx)
@@ -635,7 +646,7 @@ impl Engine {
     /// Number of rings the aggregator currently drains (threads that recorded and whose
     /// rings are not yet freed).
     pub fn rings(&self) -> usize {
-        self.shared().agg.lock().map_or(0, |a| a.rings())
+        self.shared().lock_agg().map_or(0, |a| a.rings())
     }
 
     /// The engine's clock.
@@ -752,4 +763,51 @@ macro_rules! op {
         static CACHE: $crate::OpCache = $crate::OpCache::new();
         CACHE.get($name)
     }};
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    #[test]
+    fn callbacks_cannot_reenter_their_engine() {
+        let (clock, mock) = Clock::mock();
+        let engine = Engine::builder().clock(clock).start_manual().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let inner = engine.clone();
+        let other = Engine::builder().start_manual().unwrap();
+        engine
+            .on_window(move |_| {
+                let own = (inner.flush(), inner.shutdown(), inner.on_window(|_| {}));
+                // Another engine is not affected.
+                tx.send((own, other.flush().is_ok())).unwrap();
+            })
+            .unwrap();
+        engine.op("a").unwrap().record_ns(1);
+        mock.advance(Duration::from_secs(3));
+        engine.flush().unwrap();
+        let ((f, s, o), other_ok) = rx.try_recv().expect("callback ran");
+        assert!(matches!(f, Err(Error::CalledFromCallback)));
+        assert!(matches!(s, Err(Error::CalledFromCallback)));
+        assert!(matches!(o, Err(Error::CalledFromCallback)));
+        assert!(other_ok);
+        engine.shutdown().unwrap();
+    }
+
+    #[test]
+    fn overflow_op_is_reserved_and_counted() {
+        let engine = Engine::builder().max_operations(1).start_manual().unwrap();
+        engine.op("only").unwrap();
+        assert!(matches!(
+            engine.op("second"),
+            Err(Error::TooManyOperations { limit: 1 })
+        ));
+        let overflow = engine.overflow_op();
+        assert_eq!(overflow.id(), 0);
+        assert_eq!(engine.op_name(overflow).as_deref(), Some(OVERFLOW_OP));
+        overflow.record_ns(5);
+        engine.shutdown().unwrap();
+        assert_eq!(engine.snapshot().totals(OVERFLOW_OP).unwrap().count, 1);
+    }
 }

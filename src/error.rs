@@ -44,6 +44,9 @@ pub enum Error {
     AggregatorPanicked,
     /// [`init_global`](crate::init_global) was called after the global engine existed.
     GlobalAlreadyInitialized,
+    /// A window callback called back into its own engine (flush, shutdown, on_window), which
+    /// would deadlock.
+    CalledFromCallback,
 }
 
 impl fmt::Display for Error {
@@ -72,6 +75,9 @@ impl fmt::Display for Error {
             Self::GlobalAlreadyInitialized => {
                 f.write_str("the global engine was already initialised")
             }
+            Self::CalledFromCallback => f.write_str(
+                "a window callback cannot flush, shut down or reconfigure its own engine",
+            ),
         }
     }
 }
@@ -80,6 +86,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Spawn(e) => Some(e),
+            Self::InvalidName { reason, .. } => Some(reason),
             _ => None,
         }
     }

@@ -38,6 +38,8 @@ impl fmt::Display for NameError {
     }
 }
 
+impl std::error::Error for NameError {}
+
 /// Checks a name against the rules above. Usable in constant context, which is how
 /// [`op!`](crate::op!) rejects a bad literal at compile time.
 ///

@@ -92,6 +92,7 @@ struct Subscriber {
 
 /// Settings the aggregator needs, fixed at start.
 pub(crate) struct Settings {
+    pub(crate) engine_id: u64,
     pub(crate) clock: Clock,
     pub(crate) window: Duration,
     pub(crate) grace: Duration,
@@ -115,6 +116,32 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+thread_local! {
+    /// Id of the engine whose window callbacks run on this thread right now (0: none).
+    static IN_CALLBACK: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
+}
+
+/// Marks the current thread as running engine `id`'s callbacks until dropped.
+struct CallbackScope(u64);
+
+impl CallbackScope {
+    fn enter(id: u64) -> Self {
+        Self(IN_CALLBACK.replace(id))
+    }
+}
+
+impl Drop for CallbackScope {
+    fn drop(&mut self) {
+        IN_CALLBACK.set(self.0);
+    }
+}
+
+/// Whether the calling thread is inside a window callback of engine `id` (where taking the
+/// aggregator's lock again would deadlock).
+pub(crate) fn in_callback_of(id: u64) -> bool {
+    IN_CALLBACK.get() == id
+}
+
 /// Cumulative totals of one operation.
 struct Total {
     acc: OpAcc,
@@ -135,6 +162,7 @@ fn total_of(totals: &mut Vec<Total>, id: u32) -> &mut Total {
 
 /// The aggregator's whole state.
 pub(crate) struct Aggregator {
+    engine_id: u64,
     consumers: Vec<Consumer<Event>>,
     clock: Clock,
     base: TimeBase,
@@ -167,7 +195,8 @@ pub(crate) struct Aggregator {
 impl Aggregator {
     pub(crate) fn new(settings: Settings) -> Self {
         let base = TimeBase::new(&settings.clock);
-        Self {
+        let mut agg = Self {
+            engine_id: settings.engine_id,
             consumers: Vec::new(),
             base,
             window_ns: nanos(settings.window).max(1),
@@ -190,7 +219,11 @@ impl Aggregator {
             last_window: None,
             windows_closed: 0,
             sequence: 0,
-        }
+        };
+        // The first window opens at start.
+        agg.now_index = agg.base.now_ns(&agg.clock) / agg.window_ns;
+        agg.ensure_current();
+        agg
     }
 
     /// Adds a channel subscriber.
@@ -240,10 +273,15 @@ impl Aggregator {
             // Read before draining: if the producer is gone, the drain and the drop counts
             // below see everything it did.
             let gone = c.is_abandoned();
+            // A live ring is drained once per pass (what it held when we looked); at the
+            // final pass twice more, so a thread still recording cannot keep us here forever.
+            // An abandoned ring is drained to the end.
+            let mut laps = if mode == Pass::Final { 3 } else { 1 };
             loop {
                 let n = c.drain(usize::MAX, |ev| self.ingest(ev));
                 drained += n;
-                if n == 0 || !(gone || mode == Pass::Final) {
+                laps -= 1;
+                if n == 0 || (!gone && laps == 0) {
                     break;
                 }
             }
@@ -281,9 +319,23 @@ impl Aggregator {
     /// Makes sure a window exists at the current index (so late events and drops have a home).
     fn ensure_current(&mut self) {
         let idx = self.now_index;
-        if self.windows.back().is_none_or(|w| w.index < idx) {
-            self.open_at(self.windows.len(), idx);
+        if let Err(pos) = self.find(idx) {
+            self.open_at(pos, idx);
         }
+    }
+
+    /// Deque position of window `index`, or where to insert it. Searched from the back: the
+    /// deque holds a handful of windows and recent ones are wanted most.
+    fn find(&self, index: u64) -> Result<usize, usize> {
+        for (pos, w) in self.windows.iter().enumerate().rev() {
+            if w.index == index {
+                return Ok(pos);
+            }
+            if w.index < index {
+                return Err(pos + 1);
+            }
+        }
+        Err(0)
     }
 
     /// Inserts an empty window for `index` at deque position `pos`.
@@ -305,16 +357,11 @@ impl Aggregator {
         // A timestamp ahead of the clock (another core's TSC, a moved mock) is not allowed to
         // open windows far in the future.
         let idx = idx.min(self.now_index + 1);
-        let pos = match self.windows.iter().position(|w| w.index >= idx) {
-            Some(p) if self.windows[p].index == idx => p,
-            Some(p) => {
-                self.open_at(p, idx);
-                p
-            }
-            None => {
-                let p = self.windows.len();
-                self.open_at(p, idx);
-                p
+        let pos = match self.find(idx) {
+            Ok(pos) => pos,
+            Err(pos) => {
+                self.open_at(pos, idx);
+                pos
             }
         };
         let w = &self.windows[pos];
@@ -328,7 +375,7 @@ impl Aggregator {
     #[inline]
     pub(crate) fn ingest(&mut self, ev: Event) {
         let (ns, pos, late) = if ev.flags & Event::NANOS != 0 {
-            (ev.start, self.windows.len() - 1, false)
+            (ev.start, self.current_pos(), false)
         } else {
             let end_ns = self.base.unix_ns(&self.clock, ev.end);
             let ns = self.clock.delta_ns(ev.start, ev.end);
@@ -346,14 +393,21 @@ impl Aggregator {
             .record(ns, ev.is_error(), slow, late, pool);
     }
 
-    /// Adds drops reported by a ring (or by the no-ring path) to the newest open window.
+    /// Deque position of the window the clock was in at the start of this pass
+    /// (`ensure_current` opened it and nothing closes windows until the pass ends).
+    fn current_pos(&self) -> usize {
+        let found = self.find(self.now_index);
+        debug_assert!(found.is_ok());
+        found.unwrap_or_else(|pos| pos.saturating_sub(1))
+    }
+
+    /// Adds drops reported by a ring (or by the no-ring path) to the current window.
     fn add_drops(&mut self, op: usize, dropped: u64, errors: u64) {
         let Ok(op) = u32::try_from(op) else { return };
-        if let Some(w) = self.windows.back_mut() {
-            let acc = w.op(op);
-            acc.dropped += dropped;
-            acc.errors += errors;
-        }
+        let pos = self.current_pos();
+        let acc = self.windows[pos].op(op);
+        acc.dropped += dropped;
+        acc.errors += errors;
     }
 
     /// Makes sure `names` covers `id`.
@@ -420,6 +474,7 @@ impl Aggregator {
 
     /// Hands a closed window to callbacks and subscribers.
     fn deliver(&mut self, report: &Arc<WindowReport>) {
+        let _in_callback = CallbackScope::enter(self.engine_id);
         let mut i = 0;
         while i < self.callbacks.len() {
             let cb = &mut self.callbacks[i];
