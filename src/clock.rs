@@ -124,6 +124,32 @@ impl TimeBase {
         }
     }
 
+    /// The smallest raw reading whose [`unix_ns`](Self::unix_ns) is at least `unix_ns`, so that
+    /// a window's bounds can be compared with raw readings directly. `unix_ns` is monotonic in
+    /// the raw reading, which makes a binary search exact.
+    pub(crate) fn raw_at(&self, clock: &Clock, unix_ns: u64) -> u64 {
+        if clock.mock {
+            return unix_ns;
+        }
+        if unix_ns <= self.unix_ns {
+            return 0;
+        }
+        let target = unix_ns - self.unix_ns;
+        let (mut lo, mut hi) = (1, u64::MAX - self.raw);
+        if clock.delta_ns(self.raw, self.raw + hi) < target {
+            return u64::MAX;
+        }
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if clock.delta_ns(self.raw, self.raw + mid) >= target {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        self.raw + lo
+    }
+
     pub(crate) fn now_ns(&self, clock: &Clock) -> u64 {
         self.unix_ns(clock, clock.raw())
     }
@@ -142,6 +168,24 @@ mod tests {
         assert_eq!(clock.delta_ns(a, clock.raw()), 250);
         assert_eq!(clock.delta_ns(clock.raw(), a), 0);
         assert_eq!(mock.now_ns(), 250);
+    }
+
+    #[test]
+    fn raw_at_inverts_unix_ns() {
+        let clock = Clock::tsc();
+        let base = TimeBase::new(&clock);
+        for ahead in [1u64, 999, 1_000_000, 1_000_000_007, 3_600_000_000_000] {
+            let t = base.unix_ns + ahead;
+            let r = base.raw_at(&clock, t);
+            assert!(base.unix_ns(&clock, r) >= t);
+            assert!(
+                base.unix_ns(&clock, r - 1) < t,
+                "not the smallest for {ahead}"
+            );
+        }
+        assert_eq!(base.raw_at(&clock, base.unix_ns), 0);
+        let (mock, _) = Clock::mock();
+        assert_eq!(TimeBase::new(&mock).raw_at(&mock, 42), 42);
     }
 
     #[test]

@@ -16,7 +16,6 @@ mod pool;
 mod report;
 mod window;
 
-use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,18 +168,20 @@ pub(crate) struct Aggregator {
     window_ns: u64,
     grace_ns: u64,
     slow_ns: u64,
-    /// Open windows, ascending by index, never empty after the start of a pass.
-    windows: VecDeque<WindowAcc>,
+    /// Open windows, ascending by index (a handful), never empty after the start of a pass.
+    windows: Vec<WindowAcc>,
     spare: Vec<WindowAcc>,
     /// Window number the clock was in at the start of the current pass.
     now_index: u64,
     /// Highest window index closed so far; events for it or older are late.
     last_closed: Option<u64>,
-    /// Fast path for `ingest`: position in `windows` of the last window hit and its bounds.
-    /// `cur_lo == cur_hi` means no cached window.
+    /// Position in `windows` of the window the clock was in at the start of this pass.
+    now_pos: usize,
+    /// Fast path for `ingest`: position in `windows` of the last window hit and its bounds
+    /// as raw clock readings (`cur_lo_raw == cur_hi_raw`: nothing cached).
     cur: usize,
-    cur_lo: u64,
-    cur_hi: u64,
+    cur_lo_raw: u64,
+    cur_hi_raw: u64,
     pool: HistPool,
     template: Histogram<u64>,
     totals: Vec<Total>,
@@ -203,13 +204,14 @@ impl Aggregator {
             grace_ns: nanos(settings.grace),
             slow_ns: nanos(settings.slow),
             clock: settings.clock,
-            windows: VecDeque::new(),
+            windows: Vec::new(),
             spare: Vec::new(),
             now_index: 0,
             last_closed: None,
+            now_pos: 0,
             cur: 0,
-            cur_lo: 0,
-            cur_hi: 0,
+            cur_lo_raw: 0,
+            cur_hi_raw: 0,
             pool: HistPool::new(Histogram::new_from(&settings.template)),
             template: settings.template,
             totals: Vec::new(),
@@ -250,7 +252,7 @@ impl Aggregator {
     /// Nanoseconds from now until the oldest open window is due to close.
     pub(crate) fn until_next_close(&self) -> Duration {
         let now = self.base.now_ns(&self.clock);
-        let due = match self.windows.front() {
+        let due = match self.windows.first() {
             Some(w) => w.end_ns.saturating_add(self.grace_ns),
             None => (now / self.window_ns + 1) * self.window_ns + self.grace_ns,
         };
@@ -301,7 +303,7 @@ impl Aggregator {
         shared.take_unringed(|op, d, e| self.add_drops(op, d, e));
 
         let mut closed = false;
-        while let Some(front) = self.windows.front() {
+        while let Some(front) = self.windows.first() {
             let due = front.end_ns.saturating_add(self.grace_ns) <= now_ns;
             if !(due || mode == Pass::Final) {
                 break;
@@ -322,6 +324,7 @@ impl Aggregator {
         if let Err(pos) = self.find(idx) {
             self.open_at(pos, idx);
         }
+        self.now_pos = self.find(idx).unwrap_or(0);
     }
 
     /// Deque position of window `index`, or where to insert it. Searched from the back: the
@@ -338,18 +341,22 @@ impl Aggregator {
         Err(0)
     }
 
-    /// Inserts an empty window for `index` at deque position `pos`.
+    /// Inserts an empty window for `index` at position `pos`.
     fn open_at(&mut self, pos: usize, index: u64) {
         let mut w = self.spare.pop().unwrap_or_else(WindowAcc::new);
         w.reopen(index, self.window_ns);
         self.windows.insert(pos, w);
-        self.cur_lo = 0;
-        self.cur_hi = 0;
+        if pos <= self.now_pos && self.windows.len() > 1 {
+            self.now_pos += 1;
+        }
+        self.cur_lo_raw = 0;
+        self.cur_hi_raw = 0;
     }
 
-    /// Deque position of the window for an event ending at `end_ns`, and whether it is late.
+    /// Position of the window for an event ending at raw reading `end`, and whether it is late.
     #[cold]
-    fn locate(&mut self, end_ns: u64) -> (usize, bool) {
+    fn locate(&mut self, end: u64) -> (usize, bool) {
+        let end_ns = self.base.unix_ns(&self.clock, end);
         let idx = end_ns / self.window_ns;
         if self.last_closed.is_some_and(|c| idx <= c) {
             return (0, true);
@@ -364,10 +371,10 @@ impl Aggregator {
                 pos
             }
         };
-        let w = &self.windows[pos];
+        let (start_ns, end_ns) = (self.windows[pos].start_ns, self.windows[pos].end_ns);
         self.cur = pos;
-        self.cur_lo = w.start_ns;
-        self.cur_hi = w.end_ns;
+        self.cur_lo_raw = self.base.raw_at(&self.clock, start_ns);
+        self.cur_hi_raw = self.base.raw_at(&self.clock, end_ns);
         (pos, false)
     }
 
@@ -375,14 +382,13 @@ impl Aggregator {
     #[inline]
     pub(crate) fn ingest(&mut self, ev: Event) {
         let (ns, pos, late) = if ev.flags & Event::NANOS != 0 {
-            (ev.start, self.current_pos(), false)
+            (ev.start, self.now_pos, false)
         } else {
-            let end_ns = self.base.unix_ns(&self.clock, ev.end);
             let ns = self.clock.delta_ns(ev.start, ev.end);
-            if end_ns >= self.cur_lo && end_ns < self.cur_hi {
+            if ev.end >= self.cur_lo_raw && ev.end < self.cur_hi_raw {
                 (ns, self.cur, false)
             } else {
-                let (pos, late) = self.locate(end_ns);
+                let (pos, late) = self.locate(ev.end);
                 (ns, pos, late)
             }
         };
@@ -393,19 +399,10 @@ impl Aggregator {
             .record(ns, ev.is_error(), slow, late, pool);
     }
 
-    /// Deque position of the window the clock was in at the start of this pass
-    /// (`ensure_current` opened it and nothing closes windows until the pass ends).
-    fn current_pos(&self) -> usize {
-        let found = self.find(self.now_index);
-        debug_assert!(found.is_ok());
-        found.unwrap_or_else(|pos| pos.saturating_sub(1))
-    }
-
     /// Adds drops reported by a ring (or by the no-ring path) to the current window.
     fn add_drops(&mut self, op: usize, dropped: u64, errors: u64) {
         let Ok(op) = u32::try_from(op) else { return };
-        let pos = self.current_pos();
-        let acc = self.windows[pos].op(op);
+        let acc = self.windows[self.now_pos].op(op);
         acc.dropped += dropped;
         acc.errors += errors;
     }
@@ -423,14 +420,15 @@ impl Aggregator {
 
     /// Closes the oldest open window: report, totals, delivery.
     fn close_front(&mut self, shared: &crate::engine::Shared) {
-        let Some(mut w) = self.windows.pop_front() else {
+        if self.windows.is_empty() {
             return;
-        };
-        self.cur_lo = 0;
-        self.cur_hi = 0;
+        }
+        let mut w = self.windows.remove(0);
+        self.now_pos = self.now_pos.saturating_sub(1);
+        self.cur_lo_raw = 0;
+        self.cur_hi_raw = 0;
         let mut touched = std::mem::take(&mut w.touched);
         touched.sort_unstable();
-        touched.dedup();
         let mut ops = Vec::with_capacity(touched.len());
         for &id in &touched {
             let name = self.name(shared, id);
@@ -545,11 +543,13 @@ impl Aggregator {
 
     /// Totals of `id` plus whatever the open windows hold for it.
     fn merged_with_open(&mut self, id: u32) -> OpStats {
-        let template = Histogram::new_from(&self.template);
         let total = total_of(&mut self.totals, id);
         let mut acc = OpAcc::new();
         acc.add_counts(&total.acc);
-        let mut hist = total.acc.hist.clone().unwrap_or(template);
+        let mut hist = match &total.acc.hist {
+            Some(h) => h.clone(),
+            None => Histogram::new_from(&self.template),
+        };
         for w in &self.windows {
             if let Some(o) = w.ops.get(id as usize) {
                 acc.add_counts(o);

@@ -23,6 +23,8 @@ pub(crate) struct OpAcc {
     pub(crate) sum_sq: u128,
     /// Durations recorded so far; `None` until the first one.
     pub(crate) hist: Option<Histogram<u64>>,
+    /// Listed in its window's `touched` (window accumulators only).
+    pub(crate) touched: bool,
 }
 
 impl OpAcc {
@@ -148,7 +150,8 @@ impl WindowAcc {
             self.ops.resize_with(i + 1, OpAcc::new);
         }
         let acc = &mut self.ops[i];
-        if acc.is_empty() {
+        if !acc.touched {
+            acc.touched = true;
             self.touched.push(op);
         }
         acc
