@@ -428,7 +428,12 @@ impl Builder {
 }
 
 /// The aggregator thread's loop.
+///
+/// After a pass that found a ring at least a quarter full it goes straight on (yielding the
+/// core once), so a burst is drained at full speed; otherwise it parks for `drain`, doubling
+/// the pause up to `idle` while nothing arrives, and never past the next window's close.
 fn run(shared: &Shared, drain: Duration, idle: Duration) {
+    let busy_at = shared.ring_capacity / 4;
     let mut pause = drain;
     // Relaxed: `stop` carries no data; `join` orders everything after the loop.
     while !shared.stop.load(Ordering::Relaxed) {
@@ -439,10 +444,15 @@ fn run(shared: &Shared, drain: Duration, idle: Duration) {
             if shared.inject_panic.load(Ordering::Relaxed) {
                 panic!("ringmeter: aggregator panic injected by a test");
             }
-            let n = agg.pass(shared, Pass::Tick);
-            (n, agg.until_next_close())
+            let drained = agg.pass(shared, Pass::Tick);
+            (drained, agg.until_next_close())
         };
-        pause = if drained > 0 {
+        if drained.fullest >= busy_at.max(1) {
+            pause = drain;
+            thread::yield_now();
+            continue;
+        }
+        pause = if drained.events > 0 {
             drain
         } else {
             (pause * 2).min(idle)

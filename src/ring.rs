@@ -75,6 +75,7 @@ pub fn channel<T: Copy>(capacity: usize, keys: usize) -> (Producer<T>, Consumer<
         drops,
     });
     let producer = Producer {
+        mask: shared.mask,
         shared: Arc::clone(&shared),
         tail: 0,
         cached_head: 0,
@@ -93,6 +94,8 @@ pub fn channel<T: Copy>(capacity: usize, keys: usize) -> (Producer<T>, Consumer<
 /// The writing end. Owned by exactly one thread at a time.
 pub struct Producer<T> {
     shared: Arc<Shared<T>>,
+    /// Copy of `shared.mask`, kept here so a push reads no shared memory but its slot.
+    mask: usize,
     /// Private copy of `shared.tail`.
     tail: usize,
     /// Last value of `shared.head` this side loaded; never ahead of the real head.
@@ -112,15 +115,18 @@ impl<T: Copy> Producer<T> {
     #[inline]
     pub fn push(&mut self, value: T) -> Result<(), T> {
         let tail = self.tail;
-        if tail.wrapping_sub(self.cached_head) > self.shared.mask {
+        if tail.wrapping_sub(self.cached_head) > self.mask {
             // Acquire: the consumer's reads of the slots it released happen before we reuse them.
             self.cached_head = self.shared.head.load(Ordering::Acquire);
-            if tail.wrapping_sub(self.cached_head) > self.shared.mask {
+            if tail.wrapping_sub(self.cached_head) > self.mask {
                 return Err(value);
             }
         }
-        debug_assert!(tail.wrapping_sub(self.cached_head) <= self.shared.mask);
-        self.shared.slots[tail & self.shared.mask].with_mut(|slot| {
+        debug_assert!(tail.wrapping_sub(self.cached_head) <= self.mask);
+        debug_assert_eq!(self.shared.slots.len(), self.mask + 1);
+        // SAFETY: `tail & mask < capacity == slots.len()`.
+        let cell = unsafe { self.shared.slots.get_unchecked(tail & self.mask) };
+        cell.with_mut(|slot| {
             // SAFETY: `tail - head < capacity`, so this slot is outside `head..tail` and owned by
             // the producer; the consumer does not touch it until the store below publishes it.
             unsafe { slot.write(MaybeUninit::new(value)) }

@@ -141,6 +141,44 @@ pub(crate) fn in_callback_of(id: u64) -> bool {
     IN_CALLBACK.get() == id
 }
 
+/// Converts tick differences to nanoseconds with one multiply and shift.
+///
+/// The factor is read off the clock once (`quanta`'s own conversion of 2^40 ticks), so the
+/// result differs from `quanta::Clock::delta_as_nanos` by at most 1 ns for durations under
+/// 2^40 ticks (minutes) and by a relative 2^-40 beyond.
+#[derive(Clone, Copy, Debug)]
+struct Ticks {
+    /// Nanoseconds per 2^40 ticks.
+    factor: u64,
+}
+
+impl Ticks {
+    const SHIFT: u32 = 40;
+
+    fn new(clock: &Clock) -> Self {
+        Self {
+            factor: clock.delta_ns(0, 1 << Self::SHIFT),
+        }
+    }
+
+    /// Nanoseconds from `start` to `end` (0 if `end` is not after `start`).
+    #[inline(always)]
+    fn nanos(self, start: u64, end: u64) -> u64 {
+        let d = end.saturating_sub(start);
+        let ns = (u128::from(d) * u128::from(self.factor)) >> Self::SHIFT;
+        u64::try_from(ns).unwrap_or(u64::MAX)
+    }
+}
+
+/// What a pass drained.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Drained {
+    /// Events drained from all rings.
+    pub(crate) events: usize,
+    /// Most events drained from one ring in one go.
+    pub(crate) fullest: usize,
+}
+
 /// Cumulative totals of one operation.
 struct Total {
     acc: OpAcc,
@@ -177,6 +215,8 @@ pub(crate) struct Aggregator {
     last_closed: Option<u64>,
     /// Position in `windows` of the window the clock was in at the start of this pass.
     now_pos: usize,
+    /// Tick-to-nanosecond conversion.
+    ticks: Ticks,
     /// Fast path for `ingest`: position in `windows` of the last window hit and its bounds
     /// as raw clock readings (`cur_lo_raw == cur_hi_raw`: nothing cached).
     cur: usize,
@@ -196,6 +236,7 @@ pub(crate) struct Aggregator {
 impl Aggregator {
     pub(crate) fn new(settings: Settings) -> Self {
         let base = TimeBase::new(&settings.clock);
+        let ticks = Ticks::new(&settings.clock);
         let mut agg = Self {
             engine_id: settings.engine_id,
             consumers: Vec::new(),
@@ -209,6 +250,7 @@ impl Aggregator {
             now_index: 0,
             last_closed: None,
             now_pos: 0,
+            ticks,
             cur: 0,
             cur_lo_raw: 0,
             cur_hi_raw: 0,
@@ -260,15 +302,15 @@ impl Aggregator {
     }
 
     /// One pass: adopt new rings, drain all rings, collect drop counts, close due windows and
-    /// publish as `mode` says. Returns the number of events drained.
-    pub(crate) fn pass(&mut self, shared: &crate::engine::Shared, mode: Pass) -> usize {
+    /// publish as `mode` says.
+    pub(crate) fn pass(&mut self, shared: &crate::engine::Shared, mode: Pass) -> Drained {
         shared.registry.adopt(&mut self.consumers);
         let now_ns = self.base.now_ns(&self.clock);
         self.now_index = now_ns / self.window_ns;
         self.ensure_current();
 
         let mut consumers = std::mem::take(&mut self.consumers);
-        let mut drained = 0;
+        let mut drained = Drained::default();
         let mut i = 0;
         while i < consumers.len() {
             let c = &mut consumers[i];
@@ -281,7 +323,8 @@ impl Aggregator {
             let mut laps = if mode == Pass::Final { 3 } else { 1 };
             loop {
                 let n = c.drain(usize::MAX, |ev| self.ingest(ev));
-                drained += n;
+                drained.events += n;
+                drained.fullest = drained.fullest.max(n);
                 laps -= 1;
                 if n == 0 || (!gone && laps == 0) {
                     break;
@@ -381,22 +424,33 @@ impl Aggregator {
     /// Records one event.
     #[inline]
     pub(crate) fn ingest(&mut self, ev: Event) {
+        if ev.flags & Event::NANOS == 0 && ev.end >= self.cur_lo_raw && ev.end < self.cur_hi_raw {
+            // The common case: a timed call in the window the previous one went to.
+            let ns = self.ticks.nanos(ev.start, ev.end);
+            let slow = ns > self.slow_ns;
+            let pool = &self.pool;
+            self.windows[self.cur]
+                .op(ev.op)
+                .record(ns, ev.is_error(), slow, pool);
+        } else {
+            self.ingest_other(ev);
+        }
+    }
+
+    /// Records an event outside the fast path: a duration-only event, or a timed call in
+    /// another window than the previous one (possibly late).
+    #[cold]
+    fn ingest_other(&mut self, ev: Event) {
         let (ns, pos, late) = if ev.flags & Event::NANOS != 0 {
             (ev.start, self.now_pos, false)
         } else {
-            let ns = self.clock.delta_ns(ev.start, ev.end);
-            if ev.end >= self.cur_lo_raw && ev.end < self.cur_hi_raw {
-                (ns, self.cur, false)
-            } else {
-                let (pos, late) = self.locate(ev.end);
-                (ns, pos, late)
-            }
+            let (pos, late) = self.locate(ev.end);
+            (self.ticks.nanos(ev.start, ev.end), pos, late)
         };
         let slow = ns > self.slow_ns;
-        let pool = &self.pool;
-        self.windows[pos]
-            .op(ev.op)
-            .record(ns, ev.is_error(), slow, late, pool);
+        let acc = self.windows[pos].op(ev.op);
+        acc.record(ns, ev.is_error(), slow, &self.pool);
+        acc.late += u64::from(late);
     }
 
     /// Adds drops reported by a ring (or by the no-ring path) to the current window.

@@ -42,11 +42,10 @@ impl OpAcc {
 
     /// Records one call of `ns` nanoseconds.
     #[inline(always)]
-    pub(crate) fn record(&mut self, ns: u64, error: bool, slow: bool, late: bool, pool: &HistPool) {
+    pub(crate) fn record(&mut self, ns: u64, error: bool, slow: bool, pool: &HistPool) {
         self.count += 1;
         self.errors += u64::from(error);
         self.slow += u64::from(slow);
-        self.late += u64::from(late);
         self.min = self.min.min(ns);
         self.max = self.max.max(ns);
         self.sum += u128::from(ns);
@@ -171,7 +170,7 @@ mod tests {
         let pool = pool();
         let mut a = OpAcc::new();
         for (ns, err) in [(100, false), (300, true), (200, false)] {
-            a.record(ns, err, ns > 250, false, &pool);
+            a.record(ns, err, ns > 250, &pool);
         }
         let s = a.stats(a.hist.as_ref());
         assert_eq!(
@@ -190,8 +189,8 @@ mod tests {
         let mut w = WindowAcc::new();
         w.reopen(3, 1_000);
         assert_eq!((w.start_ns, w.end_ns), (3_000, 4_000));
-        w.op(5).record(1, false, false, false, &pool);
-        w.op(5).record(1, false, false, false, &pool);
+        w.op(5).record(1, false, false, &pool);
+        w.op(5).record(1, false, false, &pool);
         w.op(2).dropped += 1;
         w.op(2).dropped += 1;
         assert_eq!(w.touched, vec![5, 2]);
@@ -201,7 +200,7 @@ mod tests {
     fn above_range_values_saturate_but_max_is_exact() {
         let pool = HistPool::new(Histogram::new_with_bounds(1, 1_000, 2).unwrap());
         let mut a = OpAcc::new();
-        a.record(5_000, false, false, false, &pool);
+        a.record(5_000, false, false, &pool);
         let s = a.stats(a.hist.as_ref());
         assert_eq!(s.max_ns, 5_000);
         assert!(s.p50_ns <= 5_000 && s.p50_ns >= 1_000);
