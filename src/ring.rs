@@ -334,3 +334,161 @@ mod tests {
         assert_eq!(got, vec![0, 1, 2, 3, 4, 5]);
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod props {
+    //! The ring against a `VecDeque` model under random sequences of operations.
+
+    use std::collections::VecDeque;
+
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One step of a test run.
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// Push `value`; if the ring is full, count the drop under `key` as the hot path does.
+        Push {
+            value: u32,
+            key: usize,
+            error: bool,
+        },
+        Pop,
+        Drain(usize),
+        /// A drop counted directly, possibly under a key out of range (clamped to the last).
+        CountDrop {
+            key: usize,
+            error: bool,
+        },
+        TakeDrops,
+    }
+
+    fn step(keys: usize) -> impl Strategy<Value = Step> {
+        // Keys up to two past the last one, to exercise the clamp.
+        let key = 0..keys + 2;
+        prop_oneof![
+            5 => (any::<u32>(), key.clone(), any::<bool>())
+                .prop_map(|(value, key, error)| Step::Push { value, key, error }),
+            2 => Just(Step::Pop),
+            2 => (0usize..=9).prop_map(Step::Drain),
+            1 => (key, any::<bool>()).prop_map(|(key, error)| Step::CountDrop { key, error }),
+            1 => Just(Step::TakeDrops),
+        ]
+    }
+
+    /// A capacity (1 to 64), a key count (1 to 4) and up to 300 steps.
+    fn run() -> impl Strategy<Value = (usize, usize, Vec<Step>)> {
+        (0u32..=6, 1usize..=4)
+            .prop_flat_map(|(shift, keys)| (Just(1 << shift), Just(keys), vec(step(keys), 0..300)))
+    }
+
+    /// The model: the queue, and per key the `[dropped, dropped errors]` not yet taken.
+    struct Model {
+        queue: VecDeque<u32>,
+        capacity: usize,
+        drops: Vec<[u64; 2]>,
+    }
+
+    impl Model {
+        fn count_drop(&mut self, key: usize, error: bool) {
+            let last = self.drops.len() - 1;
+            let d = &mut self.drops[key.min(last)];
+            d[0] += 1;
+            d[1] += u64::from(error);
+        }
+
+        /// The increments `take_drops` must report, in key order, and resets them.
+        fn take_drops(&mut self) -> Vec<(usize, u64, u64)> {
+            let out = self
+                .drops
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| **d != [0, 0])
+                .map(|(k, d)| (k, d[0], d[1]))
+                .collect();
+            self.drops.iter_mut().for_each(|d| *d = [0, 0]);
+            out
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn ring_matches_vecdeque_model((capacity, keys, steps) in run()) {
+            let (mut p, mut c) = channel::<u32>(capacity, keys);
+            prop_assert_eq!(p.capacity(), capacity);
+            let mut m = Model { queue: VecDeque::new(), capacity, drops: vec![[0, 0]; keys] };
+            for s in steps {
+                match s {
+                    Step::Push { value, key, error } => match p.push(value) {
+                        Ok(()) => {
+                            prop_assert!(m.queue.len() < m.capacity, "push accepted into a full ring");
+                            m.queue.push_back(value);
+                        }
+                        Err(back) => {
+                            prop_assert_eq!(back, value);
+                            prop_assert_eq!(m.queue.len(), m.capacity, "push refused below capacity");
+                            p.count_drop(key, error);
+                            m.count_drop(key, error);
+                        }
+                    },
+                    Step::Pop => prop_assert_eq!(c.pop(), m.queue.pop_front()),
+                    Step::Drain(max) => {
+                        let mut got = Vec::new();
+                        let n = c.drain(max, |v| got.push(v));
+                        prop_assert_eq!(n, got.len());
+                        // At most `max`, oldest first; at least one when any is waiting (so
+                        // draining until 0 empties the ring). It may stop short of `max` at
+                        // the consumer's cached tail: see `drain_stops_at_stale_cached_tail`.
+                        prop_assert!(n <= max.min(m.queue.len()));
+                        prop_assert!(n > 0 || max == 0 || m.queue.is_empty());
+                        let want: Vec<u32> = m.queue.drain(..n).collect();
+                        prop_assert_eq!(got, want);
+                    }
+                    Step::CountDrop { key, error } => {
+                        p.count_drop(key, error);
+                        m.count_drop(key, error);
+                    }
+                    Step::TakeDrops => {
+                        let mut got = Vec::new();
+                        c.take_drops(|k, d, e| got.push((k, d, e)));
+                        prop_assert_eq!(got, m.take_drops());
+                    }
+                }
+                prop_assert_eq!(c.len(), m.queue.len());
+            }
+
+            // The producer goes away: what is left is still there, in order, with its drops.
+            prop_assert!(!c.is_abandoned());
+            drop(p);
+            prop_assert!(c.is_abandoned());
+            let mut rest = Vec::new();
+            while c.drain(usize::MAX, |v| rest.push(v)) > 0 {}
+            prop_assert_eq!(rest, Vec::from(m.queue.clone()));
+            let mut got = Vec::new();
+            c.take_drops(|k, d, e| got.push((k, d, e)));
+            prop_assert_eq!(got, m.take_drops());
+            prop_assert_eq!(c.pop(), None);
+        }
+    }
+
+    /// With values waiting beyond the consumer's cached tail, `drain(max)` hands over only
+    /// those up to the cached tail, fewer than `max` and than `len()`; rtrb's `read_chunk`
+    /// reloads the tail whenever the cached one cannot satisfy the request.
+    #[test]
+    #[ignore = "src/ring.rs Consumer::drain reloads the tail only when the cache is empty"]
+    fn drain_stops_at_stale_cached_tail() {
+        let (mut p, mut c) = channel::<u32>(4, 1);
+        p.push(1).unwrap();
+        p.push(2).unwrap();
+        assert_eq!(c.pop(), Some(1)); // caches tail = 2
+        p.push(3).unwrap();
+        assert_eq!(c.len(), 2);
+        let mut got = Vec::new();
+        c.drain(10, |v| got.push(v));
+        assert_eq!(got, vec![2, 3]);
+    }
+}
