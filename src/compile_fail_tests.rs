@@ -49,8 +49,9 @@
 //! # `Timer` is `Send` and `Sync`
 //!
 //! A guard may be started on one thread and dropped on another. The call is recorded into the
-//! ring of the thread that drops it; its duration comes from two clock readings taken on
-//! different threads, which `quanta` makes comparable (invariant TSC, or the OS clock).
+//! ring of the thread that drops it; its duration comes from clock readings taken on two
+//! threads, so it relies on the TSC being synchronised across cores, as `quanta` assumes when
+//! it uses the TSC at all (an end reading before the start counts as 0 ns).
 //! ```
 //! fn assert_send_sync<T: Send + Sync>(_: &T) {}
 //!
