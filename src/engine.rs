@@ -221,8 +221,8 @@ impl Builder {
         self
     }
 
-    /// Most operations the engine accepts (1 to 65536; default 1024). Each ring keeps two
-    /// drop counters per operation.
+    /// Most operations the engine accepts (1 to 65536; default 1024). Each ring keeps an
+    /// 8-byte drop counter per operation.
     pub fn max_operations(mut self, n: usize) -> Self {
         self.max_operations = n;
         self

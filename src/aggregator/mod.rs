@@ -177,6 +177,8 @@ pub(crate) struct Drained {
     pub(crate) events: usize,
     /// Most events drained from one ring in one go.
     pub(crate) fullest: usize,
+    /// Whether any ring reported drops.
+    pub(crate) dropped: bool,
 }
 
 /// Cumulative totals of one operation.
@@ -310,6 +312,51 @@ impl Aggregator {
         self.ensure_current();
 
         let mut consumers = std::mem::take(&mut self.consumers);
+        let mut drained = self.drain_rings(&mut consumers, mode);
+        if mode == Pass::Final {
+            // Rings registered while we drained: at the end nothing may be left behind.
+            let mut late = Vec::new();
+            shared.registry.adopt(&mut late);
+            let more = self.drain_rings(&mut late, mode);
+            drained.events += more.events;
+            drained.fullest = drained.fullest.max(more.fullest);
+            consumers.append(&mut late);
+        }
+        self.consumers = consumers;
+        shared.take_unringed(|op, d, e| {
+            drained.dropped = true;
+            self.add_drops(op, d, e);
+        });
+
+        let mut closed = false;
+        while let Some(front) = self.windows.first() {
+            let due = front.end_ns.saturating_add(self.grace_ns) <= now_ns;
+            if !(due || mode == Pass::Final) {
+                break;
+            }
+            if mode == Pass::Final && front.index > self.now_index && front.touched.is_empty() {
+                // An empty window the clock has not reached yet (opened after an earlier final
+                // pass as a home for stragglers): nothing to report.
+                let w = self.windows.remove(0);
+                self.spare.push(w);
+                self.cur_lo_raw = 0;
+                self.cur_hi_raw = 0;
+                continue;
+            }
+            self.close_front(shared);
+            closed = true;
+        }
+        let changed = closed || drained.events > 0 || drained.dropped;
+        if closed || mode == Pass::Flush || (mode == Pass::Final && (changed || self.sequence == 0))
+        {
+            let snapshot = self.publish(shared, mode == Pass::Flush);
+            shared.snapshot.store(snapshot);
+        }
+        drained
+    }
+
+    /// Drains `consumers` (removing the abandoned ones once empty) and collects their drops.
+    fn drain_rings(&mut self, consumers: &mut Vec<Consumer<Event>>, mode: Pass) -> Drained {
         let mut drained = Drained::default();
         let mut i = 0;
         while i < consumers.len() {
@@ -330,40 +377,27 @@ impl Aggregator {
                     break;
                 }
             }
-            c.take_drops(|op, d, e| self.add_drops(op, d, e));
+            c.take_drops(|op, d, e| {
+                drained.dropped = true;
+                self.add_drops(op, d, e);
+            });
             if gone {
                 consumers.swap_remove(i);
             } else {
                 i += 1;
             }
         }
-        // Rings registered while we drained are adopted on the next pass (or right away at the
-        // end, where nothing may be left behind).
-        if mode == Pass::Final {
-            shared.registry.adopt(&mut consumers);
-        }
-        self.consumers = consumers;
-        shared.take_unringed(|op, d, e| self.add_drops(op, d, e));
-
-        let mut closed = false;
-        while let Some(front) = self.windows.first() {
-            let due = front.end_ns.saturating_add(self.grace_ns) <= now_ns;
-            if !(due || mode == Pass::Final) {
-                break;
-            }
-            self.close_front(shared);
-            closed = true;
-        }
-        if closed || mode != Pass::Tick {
-            let snapshot = self.publish(shared, mode == Pass::Flush);
-            shared.snapshot.store(snapshot);
-        }
         drained
     }
 
-    /// Makes sure a window exists at the current index (so late events and drops have a home).
+    /// Makes sure the window events of "now" go to exists: the one the clock is in or, when
+    /// a final pass already closed that one, the next (so late events and drops have a home
+    /// and no window index is ever reported twice).
     fn ensure_current(&mut self) {
-        let idx = self.now_index;
+        let idx = match self.last_closed {
+            Some(c) if c >= self.now_index => c + 1,
+            _ => self.now_index,
+        };
         if let Err(pos) = self.find(idx) {
             self.open_at(pos, idx);
         }
