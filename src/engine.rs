@@ -88,6 +88,9 @@ pub(crate) struct Shared {
     ring_capacity: usize,
     max_operations: usize,
     stop: AtomicBool,
+    /// Set when the last handle went away inside a window callback: the thread then runs the
+    /// final pass itself before it exits.
+    exit_alone: AtomicBool,
     inject_panic: AtomicBool,
     /// Per operation `[dropped, dropped errors]` of events that found no ring; cold path only.
     unringed: Box<[[AtomicU64; 2]]>,
@@ -98,6 +101,12 @@ pub(crate) struct Shared {
 impl Shared {
     /// Registers a ring for the calling thread.
     pub(crate) fn register_ring(&self) -> Producer<Event> {
+        if self.agg.is_poisoned() {
+            // The aggregator died: nobody will ever drain this ring. A minimal one with no
+            // consumer keeps the hot path working (its pushes drop) without piling up memory.
+            let (producer, _consumer) = crate::ring::channel(2, 1);
+            return producer;
+        }
         self.registry
             .register(self.ring_capacity, self.max_operations + 1)
     }
@@ -283,7 +292,10 @@ impl Builder {
     /// Runs `f` on the aggregator thread for every closed window. Keep it short: it delays
     /// draining. A callback that panics is removed (and reported on stderr). Inside `f`,
     /// the engine's `flush`, `shutdown` and `on_window` return [`Error::CalledFromCallback`]
-    /// and `subscribe` hands out a closed channel.
+    /// and `subscribe` hands out a closed channel. A callback that needs the engine should
+    /// capture a [`WeakEngine`] ([`Engine::downgrade`]): a captured [`Engine`] clone keeps the
+    /// engine alive forever. Callbacks of two engines must not flush each other: that can
+    /// deadlock.
     pub fn on_window(
         mut self,
         f: impl FnMut(&std::sync::Arc<WindowReport>) + Send + 'static,
@@ -401,6 +413,7 @@ impl Builder {
                 ring_capacity: self.ring_capacity,
                 max_operations,
                 stop: AtomicBool::new(false),
+                exit_alone: AtomicBool::new(false),
                 inject_panic: AtomicBool::new(false),
                 unringed: (0..=max_operations)
                     .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
@@ -459,6 +472,12 @@ fn run(shared: &Shared, drain: Duration, idle: Duration) {
         };
         thread::park_timeout(pause.min(until_close.max(Duration::from_micros(50))));
     }
+    // Relaxed: written by this thread (see `Handle::drop`).
+    if shared.exit_alone.load(Ordering::Relaxed) {
+        if let Ok(mut agg) = shared.agg.lock() {
+            agg.pass(shared, Pass::Final);
+        }
+    }
 }
 
 /// Owner of the aggregator thread; shuts it down when the last [`Engine`] clone goes away.
@@ -469,6 +488,15 @@ struct Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
+        if in_callback_of(self.shared.key.id) {
+            // The last handle was dropped inside one of the engine's own window callbacks, on
+            // the aggregator thread: it cannot join itself. Ask it to run the final pass and
+            // exit on its own.
+            // Relaxed: read by the same thread, after this callback returns.
+            self.shared.exit_alone.store(true, Ordering::Relaxed);
+            self.shared.stop.store(true, Ordering::Relaxed);
+            return;
+        }
         let _ = shutdown(&self.shared, &self.thread);
     }
 }
@@ -659,6 +687,26 @@ impl Engine {
         self.shared().lock_agg().map_or(0, |a| a.rings())
     }
 
+    /// A weak handle, for window callbacks that need to reach their own engine.
+    ///
+    /// # Examples
+    /// ```
+    /// let engine = ringmeter::Engine::builder().start()?;
+    /// let weak = engine.downgrade();
+    /// engine.on_window(move |w| {
+    ///     if let Some(engine) = weak.upgrade() {
+    ///         let _ = engine.snapshot(); // fine; flush() here would be CalledFromCallback
+    ///     }
+    /// })?;
+    /// drop(engine); // still shuts down: the callback holds no strong handle
+    /// # Ok::<(), ringmeter::Error>(())
+    /// ```
+    pub fn downgrade(&self) -> WeakEngine {
+        WeakEngine {
+            inner: std::sync::Arc::downgrade(&self.inner),
+        }
+    }
+
     /// The engine's clock.
     pub fn clock(&self) -> &Clock {
         self.shared().key.clock()
@@ -677,6 +725,22 @@ impl Engine {
         {
             h.thread().unpark();
         }
+    }
+}
+
+/// A handle that does not keep its engine alive; see [`Engine::downgrade`].
+///
+/// A window callback that needs its own engine should hold one of these: a strong [`Engine`]
+/// captured by the callback would keep the engine (and its thread) alive forever.
+#[derive(Clone, Debug)]
+pub struct WeakEngine {
+    inner: std::sync::Weak<Handle>,
+}
+
+impl WeakEngine {
+    /// The engine, if a strong handle still exists.
+    pub fn upgrade(&self) -> Option<Engine> {
+        self.inner.upgrade().map(|inner| Engine { inner })
     }
 }
 
@@ -803,6 +867,47 @@ mod tests {
         assert!(matches!(o, Err(Error::CalledFromCallback)));
         assert!(other_ok);
         engine.shutdown().unwrap();
+    }
+
+    #[test]
+    fn last_handle_dropped_inside_a_callback_still_shuts_down() {
+        let engine = Engine::builder()
+            .window(Duration::from_millis(10))
+            .grace(Duration::from_millis(1))
+            .start()
+            .unwrap();
+        let windows = engine.subscribe(1024);
+        let (to_main, from_cb) = mpsc::channel();
+        let (to_cb, from_main) = mpsc::channel::<()>();
+        let weak = engine.downgrade();
+        let from_main = StdMutex::new(from_main);
+        engine
+            .on_window(move |_| {
+                if let Some(strong) = weak.upgrade() {
+                    let _ = to_main.send(());
+                    // Wait until the main thread has dropped its handle: ours is the last.
+                    let _ = from_main
+                        .lock()
+                        .unwrap()
+                        .recv_timeout(Duration::from_secs(10));
+                    drop(strong);
+                }
+            })
+            .unwrap();
+        engine.op("x").unwrap().record_ns(1);
+        from_cb.recv_timeout(Duration::from_secs(10)).unwrap();
+        drop(engine);
+        to_cb.send(()).unwrap();
+        // The thread runs its final pass and exits; the engine's state goes away and with it
+        // the subscriber's sender.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match windows.receiver().recv_deadline(deadline) {
+                Ok(_) => continue,
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                Err(e) => panic!("engine still alive: {e:?}"),
+            }
+        }
     }
 
     #[test]

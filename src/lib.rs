@@ -81,11 +81,17 @@ pub use aggregator::{
 };
 pub use clock::{Clock, MockClock};
 pub use engine::{
-    global, init_global, Builder, Engine, OpCache, MAX_OPERATIONS, MAX_RING_CAPACITY, OVERFLOW_OP,
+    global, init_global, Builder, Engine, OpCache, WeakEngine, MAX_OPERATIONS, MAX_RING_CAPACITY,
+    OVERFLOW_OP,
 };
 pub use error::Error;
 pub use name::{prometheus_name, validate_name, NameError, MAX_NAME_LEN};
 pub use op::{Op, Timer};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 /// Re-export of the `hdrhistogram` crate whose `Histogram` type appears in window reports.
 pub use hdrhistogram;

@@ -69,9 +69,13 @@ impl OpAcc {
         self.sum_sq += other.sum_sq;
     }
 
-    /// Clears the counts, keeping the histogram (reset) for reuse.
+    /// Clears the counts. A histogram still held (none after a window close, which lends it
+    /// out) is reset and kept for reuse.
     pub(crate) fn clear_counts(&mut self) {
-        let hist = self.hist.take();
+        let mut hist = self.hist.take();
+        if let Some(h) = &mut hist {
+            h.reset();
+        }
         *self = Self::new();
         self.hist = hist;
     }
