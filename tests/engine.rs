@@ -650,6 +650,52 @@ fn a_thread_that_exits_leaves_its_events_and_its_ring_is_freed() {
     assert_eq!(engine.rings(), 0);
 }
 
+/// Records `n` calls of `op` when the thread's locals are destroyed.
+struct RecordOnExit {
+    op: Cell<Option<Op>>,
+    n: u64,
+}
+
+impl Drop for RecordOnExit {
+    fn drop(&mut self) {
+        if let Some(op) = self.op.get() {
+            for _ in 0..self.n {
+                op.start().stop();
+            }
+        }
+    }
+}
+
+thread_local! {
+    static RECORD_ON_EXIT: RecordOnExit = const { RecordOnExit { op: Cell::new(None), n: 50 } };
+}
+
+/// A call made from another thread-local's destructor, before or after the thread's own ring
+/// state is destroyed (the order is the platform's), is recorded or counted as dropped.
+#[test]
+fn calls_from_thread_local_destructors_are_accounted_for() {
+    let (engine, _mock) = manual(Engine::builder());
+    let op = engine.op("exit.dtor").unwrap();
+    // Destructor registered before the thread's first event, then after it.
+    for register_first in [true, false] {
+        thread::spawn(move || {
+            if register_first {
+                RECORD_ON_EXIT.with(|r| r.op.set(Some(op)));
+                op.record_ns(1);
+            } else {
+                op.record_ns(1);
+                RECORD_ON_EXIT.with(|r| r.op.set(Some(op)));
+            }
+        })
+        .join()
+        .unwrap();
+    }
+    engine.flush().unwrap();
+    let t = totals(&engine, "exit.dtor");
+    assert_eq!(t.count + t.dropped, 2 * (1 + 50), "{t:?}");
+    assert_eq!(t.errors, 0);
+}
+
 fn global_hit() -> Op {
     ringmeter::op!("itest.global.hit")
 }
