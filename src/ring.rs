@@ -22,6 +22,9 @@ use crossbeam_utils::CachePadded;
 
 use crate::loom::{Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
 
+/// Most values [`Consumer::drain_chunks`] hands over at once.
+pub const CHUNK: usize = 64;
+
 /// The state both sides share.
 struct Shared<T> {
     /// Index of the next slot the consumer reads. Written only by the consumer; never more
@@ -209,33 +212,58 @@ impl<T: Copy> Consumer<T> {
         out
     }
 
-    /// Hands up to `max` values, oldest first, to `f` and releases their slots with a single
-    /// store. Returns how many were handed over.
+    /// Hands up to `max` values, oldest first, to `f`, one at a time. Returns how many were
+    /// handed over.
     #[inline]
     pub fn drain(&mut self, max: usize, mut f: impl FnMut(T)) -> usize {
-        let head = self.head;
-        if self.cached_tail.wrapping_sub(head) < max {
+        self.drain_chunks(max, |chunk| chunk.iter().for_each(|&v| f(v)))
+    }
+
+    /// Hands up to `max` values, oldest first, to `f` in chunks of at most [`CHUNK`] values
+    /// copied out of the ring. Each chunk's slots are released (one store) before `f` sees it,
+    /// so the producer can refill them while `f` runs. Returns how many values were handed
+    /// over.
+    #[inline]
+    pub fn drain_chunks(&mut self, max: usize, mut f: impl FnMut(&[T])) -> usize {
+        if self.cached_tail.wrapping_sub(self.head) < max {
             // Acquire: the producer's slot writes published by its Release store of `tail`
             // happen before our reads below.
             self.cached_tail = self.shared.tail.load(Ordering::Acquire);
         }
-        let available = self.cached_tail.wrapping_sub(head);
+        let available = self.cached_tail.wrapping_sub(self.head);
         debug_assert!(available <= self.shared.mask + 1);
         let n = available.min(max);
-        for i in 0..n {
-            let index = head.wrapping_add(i) & self.shared.mask;
-            let value = self.shared.slots[index].with(|slot| {
+        let mut buf = [MaybeUninit::<T>::uninit(); CHUNK];
+        let slots = &self.shared.slots[..];
+        // Only called on slots in `head..head + n`, which lie in `head..tail`.
+        let read = |cell: &UnsafeCell<MaybeUninit<T>>| {
+            cell.with(|slot| {
                 // SAFETY: the slot lies in `head..tail`, so the producer initialised it and
                 // published it with its Release store of `tail`, which we Acquire-loaded.
                 unsafe { slot.read() }
-            });
-            // SAFETY: slots in `head..tail` hold initialised values (see above).
-            f(unsafe { value.assume_init() });
-        }
-        if n > 0 {
-            self.head = head.wrapping_add(n);
+            })
+        };
+        let mut done = 0;
+        while done < n {
+            let k = (n - done).min(CHUNK);
+            // The chunk's slots: up to the end of the buffer, then from its start.
+            let at = self.head & self.shared.mask;
+            let first = k.min(slots.len() - at);
+            let (lead, wrap) = buf[..k].split_at_mut(first);
+            for (out, cell) in lead.iter_mut().zip(&slots[at..at + first]) {
+                *out = read(cell);
+            }
+            for (out, cell) in wrap.iter_mut().zip(&slots[..k - first]) {
+                *out = read(cell);
+            }
+            self.head = self.head.wrapping_add(k);
             // Release: our reads of those slots happen before the producer reuses them.
             self.shared.head.store(self.head, Ordering::Release);
+            let init = buf[..k].as_ptr().cast::<T>();
+            // SAFETY: the first `k` elements of `buf` were initialised by the loop above, and
+            // `MaybeUninit<T>` has the layout of `T`.
+            f(unsafe { core::slice::from_raw_parts(init, k) });
+            done += k;
         }
         n
     }
@@ -295,6 +323,32 @@ impl<T: Copy> Consumer<T> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drain_chunks_hands_over_bounded_chunks_in_order_across_wrap() {
+        let (mut p, mut c) = channel::<u32>(256, 1);
+        for v in 0..200 {
+            p.push(v).unwrap();
+        }
+        assert_eq!(c.drain(100, |_| {}), 100);
+        for v in 200..350 {
+            p.push(v).unwrap(); // slots 200..255, then 0..93
+        }
+        let mut sizes = Vec::new();
+        let mut got = Vec::new();
+        let n = c.drain_chunks(usize::MAX, |chunk| {
+            sizes.push(chunk.len());
+            got.extend_from_slice(chunk);
+        });
+        assert_eq!(n, 250);
+        assert_eq!(sizes, [64, 64, 64, 58]);
+        assert_eq!(got, (100..350).collect::<Vec<_>>());
+        // Every slot was released: the ring takes a full lap again.
+        for v in 0..256 {
+            p.push(v).unwrap();
+        }
+        assert!(p.push(0).is_err());
+    }
 
     #[test]
     fn push_pop_in_order_across_wrap() {

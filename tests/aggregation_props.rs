@@ -326,3 +326,70 @@ fn call_spanning_a_boundary_counts_where_it_ends() {
     assert_eq!(count(1, OPS[0]), Some((1, 1)));
     assert_eq!(count(2, OPS[1]), Some((1, 0)));
 }
+
+/// One call of a mixed stream: timed or measured elsewhere, failed or not.
+#[derive(Clone, Debug)]
+struct Mixed {
+    op: usize,
+    /// `true`: `record_ns`/`record_error_ns`; `false`: a guard on the mock clock.
+    pre_measured: bool,
+    duration: u64,
+    failed: bool,
+}
+
+fn mixed() -> impl Strategy<Value = Mixed> {
+    (0..OPS.len(), any::<bool>(), duration(), any::<bool>()).prop_map(
+        |(op, pre_measured, duration, failed)| Mixed {
+            op,
+            pre_measured,
+            duration,
+            failed,
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Streams longer than one drained chunk, where runs of one operation and one kind of event
+    /// are cut by other operations, by the other kind and by chunk ends: every count and extreme
+    /// of the totals is exact.
+    #[test]
+    fn mixed_runs_are_counted_exactly(calls in prop::collection::vec(mixed(), 1..400)) {
+        let (clock, mock) = Clock::mock();
+        let engine = Engine::builder()
+            .window(Duration::from_secs(3600))
+            .slow_threshold(Duration::from_nanos(SLOW_NS))
+            .ring_capacity(1024)
+            .clock(clock)
+            .start_manual()
+            .unwrap();
+        let ops: Vec<_> = OPS.iter().map(|n| engine.op(n).unwrap()).collect();
+        let mut naive: Vec<Naive> = OPS.iter().map(|_| Naive::default()).collect();
+        for c in &calls {
+            let op = ops[c.op];
+            match (c.pre_measured, c.failed) {
+                (true, false) => op.record_ns(c.duration),
+                (true, true) => op.record_error_ns(c.duration),
+                (false, failed) => {
+                    let mut t: Timer = op.start();
+                    t.set_failed(failed);
+                    mock.advance_ns(c.duration);
+                    drop(t);
+                }
+            }
+            naive[c.op].add(&Call { op: c.op, start: 0, duration: c.duration, failed: c.failed });
+        }
+        engine.flush().unwrap();
+        let snapshot = engine.snapshot();
+        for (name, n) in OPS.iter().zip(&mut naive) {
+            match snapshot.totals(name) {
+                None => prop_assert!(n.durations.is_empty()),
+                Some(got) => {
+                    prop_assert_eq!(got.dropped, 0);
+                    n.check(&format!("totals {name}"), got)?;
+                }
+            }
+        }
+    }
+}

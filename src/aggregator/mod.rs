@@ -369,7 +369,7 @@ impl Aggregator {
             // An abandoned ring is drained to the end.
             let mut laps = if mode == Pass::Final { 3 } else { 1 };
             loop {
-                let n = c.drain(usize::MAX, |ev| self.ingest(ev));
+                let n = c.drain_chunks(usize::MAX, |evs| self.ingest_chunk(evs));
                 drained.events += n;
                 drained.fullest = drained.fullest.max(n);
                 laps -= 1;
@@ -455,20 +455,61 @@ impl Aggregator {
         (pos, false)
     }
 
-    /// Records one event.
+    /// Records a chunk of events drained from one ring.
+    ///
+    /// Consecutive calls of one operation into the same window form a run: its exact counts
+    /// stay in registers and only its durations touch memory (the histogram), which is what
+    /// makes draining a busy ring cheap.
     #[inline]
-    pub(crate) fn ingest(&mut self, ev: Event) {
-        if ev.flags & Event::NANOS == 0 && ev.end >= self.cur_lo_raw && ev.end < self.cur_hi_raw {
-            // The common case: a timed call in the window the previous one went to.
-            let ns = self.ticks.nanos(ev.start, ev.end);
-            let slow = ns > self.slow_ns;
-            let pool = &self.pool;
-            self.windows[self.cur]
-                .op(ev.op)
-                .record(ns, ev.is_error(), slow, pool);
-        } else {
-            self.ingest_other(ev);
+    pub(crate) fn ingest_chunk(&mut self, evs: &[Event]) {
+        let mut rest = evs;
+        while let Some(first) = rest.first() {
+            let n = if first.flags & Event::NANOS != 0 {
+                self.ingest_run::<false>(rest)
+            } else if first.end >= self.cur_lo_raw && first.end < self.cur_hi_raw {
+                self.ingest_run::<true>(rest)
+            } else {
+                // Another window than the previous timed event's: find it (and cache its
+                // bounds for the events that follow).
+                self.ingest_other(*first);
+                1
+            };
+            rest = &rest[n..];
         }
+    }
+
+    /// Records the run at the start of `evs` (at least its first event, which the caller has
+    /// checked belongs to it) and returns its length. `TIMED`: timed calls ending inside the
+    /// cached window; otherwise duration-only calls, which go to the window for "now".
+    #[inline(always)]
+    fn ingest_run<const TIMED: bool>(&mut self, evs: &[Event]) -> usize {
+        let op = evs[0].op;
+        let (lo, hi) = (self.cur_lo_raw, self.cur_hi_raw);
+        let (ticks, slow_ns) = (self.ticks, self.slow_ns);
+        let pos = if TIMED { self.cur } else { self.now_pos };
+        let acc = self.windows[pos].op(op);
+        let pool = &self.pool;
+        let hist = acc.hist.get_or_insert_with(|| pool.take());
+        let mut run = window::Run::new();
+        for ev in evs {
+            let ns = if TIMED {
+                if ev.op != op || ev.flags & Event::NANOS != 0 || ev.end < lo || ev.end >= hi {
+                    break;
+                }
+                ticks.nanos(ev.start, ev.end)
+            } else {
+                if ev.op != op || ev.flags & Event::NANOS == 0 {
+                    break;
+                }
+                ev.start
+            };
+            run.record(ns, ev.is_error(), ns > slow_ns);
+            // Values above the highest trackable value are counted at that value; `max`
+            // stays exact.
+            hist.saturating_record(ns);
+        }
+        acc.add_run(&run);
+        run.count as usize
     }
 
     /// Records an event outside the fast path: a duration-only event, or a timed call in

@@ -27,6 +27,44 @@ pub(crate) struct OpAcc {
     pub(crate) touched: bool,
 }
 
+/// The exact counts of a run of consecutive calls of one operation into one window, kept in
+/// registers while the run lasts and added to the window's [`OpAcc`] at its end.
+pub(crate) struct Run {
+    pub(crate) count: u64,
+    pub(crate) errors: u64,
+    pub(crate) slow: u64,
+    pub(crate) min: u64,
+    pub(crate) max: u64,
+    pub(crate) sum: u128,
+    pub(crate) sum_sq: u128,
+}
+
+impl Run {
+    pub(crate) fn new() -> Self {
+        Self {
+            count: 0,
+            errors: 0,
+            slow: 0,
+            min: u64::MAX,
+            max: 0,
+            sum: 0,
+            sum_sq: 0,
+        }
+    }
+
+    /// Counts one call of `ns` nanoseconds (its histogram entry is the caller's job).
+    #[inline(always)]
+    pub(crate) fn record(&mut self, ns: u64, error: bool, slow: bool) {
+        self.count += 1;
+        self.errors += u64::from(error);
+        self.slow += u64::from(slow);
+        self.min = self.min.min(ns);
+        self.max = self.max.max(ns);
+        self.sum += u128::from(ns);
+        self.sum_sq += u128::from(ns) * u128::from(ns);
+    }
+}
+
 impl OpAcc {
     pub(crate) fn new() -> Self {
         Self {
@@ -54,6 +92,19 @@ impl OpAcc {
         self.hist
             .get_or_insert_with(|| pool.take())
             .saturating_record(ns);
+    }
+
+    /// Adds the counts of a run of calls recorded with [`Run`] (whose durations went into
+    /// this accumulator's histogram directly).
+    #[inline(always)]
+    pub(crate) fn add_run(&mut self, run: &Run) {
+        self.count += run.count;
+        self.errors += run.errors;
+        self.slow += run.slow;
+        self.min = self.min.min(run.min);
+        self.max = self.max.max(run.max);
+        self.sum += run.sum;
+        self.sum_sq += run.sum_sq;
     }
 
     /// Adds another accumulator's counts (not its histogram).
