@@ -52,14 +52,16 @@ awk -v drops="$(grep '^ringmeter-bench:' "$log" || true)" '
     for (i = 1; i <= k; i++) {
       id = order[i]
       if (id ~ /^drain\//) {
-        printf "| %s | %.2f per event | | %s M events/s |\n", id, med[id] / 1e6, sprintf("%.0f", 1e3 * 1e6 / med[id])
+        printf "| %s | %.2f per event (%s M events/s) | | none (checked) |\n", id, med[id] / 1e6, sprintf("%.0f", 1e3 * 1e6 / med[id])
         continue
       }
       ratio = (floor > 0) ? sprintf("%.2f", med[id] / floor) : ""
       printf "| %s | %.2f | %s | %s |\n", id, med[id], ratio, (id in dropped) ? dropped[id] : ""
     }
+    if (("record/record_ns_manual_flushed" in med) && ("floor/bare_slot_write" in med))
+      printf "\nrecord_ns / bare slot write: %.2f\n", med["record/record_ns_manual_flushed"] / med["floor/bare_slot_write"]
     if (("threads/guard_1t_manual_flushed" in med) && ("threads/guard_2t_manual_flushed" in med))
-      printf "\n2 threads / 1 thread (flushed): %.2f\n", med["threads/guard_2t_manual_flushed"] / med["threads/guard_1t_manual_flushed"]
+      printf "2 threads / 1 thread (flushed): %.2f\n", med["threads/guard_2t_manual_flushed"] / med["threads/guard_1t_manual_flushed"]
     if (("threads/guard_1t_ring2p20_agg" in med) && ("threads/guard_2t_ring2p20_agg" in med))
       printf "2 threads / 1 thread (aggregator thread): %.2f\n", med["threads/guard_2t_ring2p20_agg"] / med["threads/guard_1t_ring2p20_agg"]
   }
