@@ -490,7 +490,7 @@ impl Aggregator {
         let acc = self.windows[pos].op(op);
         let pool = &self.pool;
         let hist = acc.hist.get_or_insert_with(|| pool.take());
-        let mut run = window::Run::new();
+        let mut run = window::Calls::new();
         for ev in evs {
             let ns = if TIMED {
                 if ev.op != op || ev.flags & Event::NANOS != 0 || ev.end < lo || ev.end >= hi {
@@ -508,7 +508,7 @@ impl Aggregator {
             // stays exact.
             hist.saturating_record(ns);
         }
-        acc.add_run(&run);
+        acc.calls.merge(&run);
         run.count as usize
     }
 
@@ -533,7 +533,7 @@ impl Aggregator {
         let Ok(op) = u32::try_from(op) else { return };
         let acc = self.windows[self.now_pos].op(op);
         acc.dropped += dropped;
-        acc.errors += errors;
+        acc.calls.errors += errors;
     }
 
     /// Makes sure `names` covers `id`.

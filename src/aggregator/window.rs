@@ -8,39 +8,29 @@ use super::report::OpStats;
 /// Quantiles reported in [`OpStats`], ascending (hdrhistogram's one-pass lookup needs that order).
 const QUANTILES: [f64; 5] = [0.5, 0.9, 0.95, 0.99, 0.999];
 
-/// Running statistics of one operation. Counts, extremes and sums are exact.
-#[derive(Default)]
-pub(crate) struct OpAcc {
+/// Exact statistics of calls: counts, extremes and sums. An [`OpAcc`] keeps one; the drain keeps
+/// another in registers for a run of consecutive calls of one operation into one window and
+/// merges it at the run's end.
+#[derive(Clone, Copy)]
+pub(crate) struct Calls {
     pub(crate) count: u64,
     pub(crate) errors: u64,
     pub(crate) slow: u64,
-    pub(crate) dropped: u64,
-    pub(crate) late: u64,
     /// Minimum recorded duration; `u64::MAX` while `count == 0`.
     pub(crate) min: u64,
     pub(crate) max: u64,
     pub(crate) sum: u128,
     pub(crate) sum_sq: u128,
-    /// Durations recorded so far; `None` until the first one.
-    pub(crate) hist: Option<Histogram<u64>>,
-    /// Listed in its window's `touched` (window accumulators only).
-    pub(crate) touched: bool,
 }
 
-/// The exact counts of a run of consecutive calls of one operation into one window, kept in
-/// registers while the run lasts and added to the window's [`OpAcc`] at its end.
-pub(crate) struct Run {
-    pub(crate) count: u64,
-    pub(crate) errors: u64,
-    pub(crate) slow: u64,
-    pub(crate) min: u64,
-    pub(crate) max: u64,
-    pub(crate) sum: u128,
-    pub(crate) sum_sq: u128,
+impl Default for Calls {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
-impl Run {
-    pub(crate) fn new() -> Self {
+impl Calls {
+    pub(crate) const fn new() -> Self {
         Self {
             count: 0,
             errors: 0,
@@ -63,61 +53,58 @@ impl Run {
         self.sum += u128::from(ns);
         self.sum_sq += u128::from(ns) * u128::from(ns);
     }
+
+    /// Adds `other`'s calls.
+    #[inline(always)]
+    pub(crate) fn merge(&mut self, other: &Calls) {
+        self.count += other.count;
+        self.errors += other.errors;
+        self.slow += other.slow;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.sum += other.sum;
+        self.sum_sq += other.sum_sq;
+    }
+}
+
+/// Running statistics of one operation. Counts, extremes and sums are exact.
+#[derive(Default)]
+pub(crate) struct OpAcc {
+    /// The calls recorded; `calls.errors` also counts dropped calls that failed.
+    pub(crate) calls: Calls,
+    pub(crate) dropped: u64,
+    pub(crate) late: u64,
+    /// Durations recorded so far; `None` until the first one.
+    pub(crate) hist: Option<Histogram<u64>>,
+    /// Listed in its window's `touched` (window accumulators only).
+    pub(crate) touched: bool,
 }
 
 impl OpAcc {
     pub(crate) fn new() -> Self {
-        Self {
-            min: u64::MAX,
-            ..Self::default()
-        }
+        Self::default()
     }
 
     /// Whether nothing at all was seen.
     pub(crate) fn is_empty(&self) -> bool {
-        self.count == 0 && self.dropped == 0 && self.errors == 0
+        self.calls.count == 0 && self.dropped == 0 && self.calls.errors == 0
     }
 
     /// Records one call of `ns` nanoseconds.
     #[inline(always)]
     pub(crate) fn record(&mut self, ns: u64, error: bool, slow: bool, pool: &HistPool) {
-        self.count += 1;
-        self.errors += u64::from(error);
-        self.slow += u64::from(slow);
-        self.min = self.min.min(ns);
-        self.max = self.max.max(ns);
-        self.sum += u128::from(ns);
-        self.sum_sq += u128::from(ns) * u128::from(ns);
+        self.calls.record(ns, error, slow);
         // Values above the highest trackable value are counted at that value; `max` stays exact.
         self.hist
             .get_or_insert_with(|| pool.take())
             .saturating_record(ns);
     }
 
-    /// Adds the counts of a run of calls recorded with [`Run`] (whose durations went into
-    /// this accumulator's histogram directly).
-    #[inline(always)]
-    pub(crate) fn add_run(&mut self, run: &Run) {
-        self.count += run.count;
-        self.errors += run.errors;
-        self.slow += run.slow;
-        self.min = self.min.min(run.min);
-        self.max = self.max.max(run.max);
-        self.sum += run.sum;
-        self.sum_sq += run.sum_sq;
-    }
-
     /// Adds another accumulator's counts (not its histogram).
     pub(crate) fn add_counts(&mut self, other: &OpAcc) {
-        self.count += other.count;
-        self.errors += other.errors;
-        self.slow += other.slow;
+        self.calls.merge(&other.calls);
         self.dropped += other.dropped;
         self.late += other.late;
-        self.min = self.min.min(other.min);
-        self.max = self.max.max(other.max);
-        self.sum += other.sum;
-        self.sum_sq += other.sum_sq;
     }
 
     /// Clears the counts. A histogram still held (none after a window close, which lends it
@@ -133,28 +120,29 @@ impl OpAcc {
 
     /// The statistics, with percentiles from `hist`.
     pub(crate) fn stats(&self, hist: Option<&Histogram<u64>>) -> OpStats {
+        let c = &self.calls;
         let mut s = OpStats {
-            count: self.count,
-            errors: self.errors,
-            slow: self.slow,
+            count: c.count,
+            errors: c.errors,
+            slow: c.slow,
             dropped: self.dropped,
             late: self.late,
             ..OpStats::default()
         };
-        if self.count == 0 {
+        if c.count == 0 {
             return s;
         }
-        s.min_ns = self.min;
-        s.max_ns = self.max;
-        let n = self.count as f64;
-        s.mean_ns = self.sum as f64 / n;
-        s.stddev_ns = (self.sum_sq as f64 / n - s.mean_ns * s.mean_ns)
+        s.min_ns = c.min;
+        s.max_ns = c.max;
+        let n = c.count as f64;
+        s.mean_ns = c.sum as f64 / n;
+        s.stddev_ns = (c.sum_sq as f64 / n - s.mean_ns * s.mean_ns)
             .max(0.0)
             .sqrt();
         if let Some(h) = hist.filter(|h| !h.is_empty()) {
             let mut q = h.value_at_quantiles(QUANTILES);
             // A bucket's highest equivalent value can exceed the true extremes; clamp to them.
-            let mut next = || q.next().unwrap_or(0).clamp(self.min, self.max);
+            let mut next = || q.next().unwrap_or(0).clamp(c.min, c.max);
             s.p50_ns = next();
             s.p90_ns = next();
             s.p95_ns = next();
