@@ -368,8 +368,11 @@ unsafe impl GlobalAlloc for PausingAlloc {
             .try_with(|p| p.replace(false))
             .unwrap_or(false)
         {
-            PAUSED.store(true, Ordering::SeqCst);
-            while !RELEASED.load(Ordering::SeqCst) {
+            // Release: the timer's end reading, taken before this allocation, happens before
+            // the test thread sees `PAUSED` and moves the clock on.
+            PAUSED.store(true, Ordering::Release);
+            // Acquire: pairs with the test's Release store of `RELEASED`.
+            while !RELEASED.load(Ordering::Acquire) {
                 thread::yield_now();
             }
         }
@@ -405,7 +408,8 @@ fn a_late_event_is_counted_late_in_the_oldest_open_window() {
     mock.advance(500 * MS);
     end_tx.send(()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !PAUSED.load(Ordering::SeqCst) {
+    // Acquire: pairs with the Release store in `PausingAlloc::alloc`.
+    while !PAUSED.load(Ordering::Acquire) {
         assert!(
             Instant::now() < deadline,
             "the worker never reached its ring registration"
@@ -420,7 +424,8 @@ fn a_late_event_is_counted_late_in_the_oldest_open_window() {
     assert_eq!(w0.index, 0);
     assert!(w0.op("win.late").is_none());
 
-    RELEASED.store(true, Ordering::SeqCst);
+    // Release: the window closed above happens before the paused thread goes on.
+    RELEASED.store(true, Ordering::Release);
     worker.join().unwrap();
     engine.flush().unwrap();
     let t = totals(&engine, "win.late");
