@@ -901,6 +901,21 @@ impl Engine {
         self.shared().reconfigure(layers)
     }
 
+    /// The window length in force.
+    pub fn window(&self) -> Duration {
+        self.shared().lock_config().window
+    }
+
+    /// The ring capacity in force (events per thread).
+    pub fn ring_capacity(&self) -> usize {
+        self.shared().ring_capacity
+    }
+
+    /// The log directory configured (builder, `RINGMETER_LOG_DIR` or the configuration file).
+    pub fn log_dir(&self) -> Option<std::path::PathBuf> {
+        self.shared().lock_config().log_dir.clone()
+    }
+
     /// The settings in force for `op`, if it belongs to this engine.
     pub fn rule_of(&self, op: Op) -> Option<EffectiveRule> {
         if !core::ptr::eq(op.key, self.shared().key) {

@@ -102,7 +102,8 @@ impl Slowest {
             return;
         }
         self.items.push(e);
-        self.items.sort_unstable_by_key(|x| core::cmp::Reverse(x.ns));
+        self.items
+            .sort_unstable_by_key(|x| core::cmp::Reverse(x.ns));
         self.items.truncate(k);
         self.floor = if self.items.len() < k {
             0
