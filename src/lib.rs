@@ -60,6 +60,7 @@ mod engine;
 mod error;
 mod event;
 mod local;
+pub mod log;
 mod loom;
 mod name;
 mod op;
