@@ -481,6 +481,12 @@ impl Reader {
             return Ok(Step::Damaged("frame still marked in progress".into()));
         }
         let plen = h.payload_len();
+        if !h.len_valid() {
+            return Ok(Step::Damaged(format!(
+                "frame length {} below the header's",
+                h.unpadded_len()
+            )));
+        }
         if plen > MAX_PAYLOAD || pos + FrameHeader::frame_len(plen) > seg_len {
             return Ok(Step::Damaged(format!(
                 "frame length {plen} runs past the end of the segment"
@@ -625,7 +631,7 @@ impl Reader {
             let h: FrameHeader = bytemuck::pod_read_unaligned(&rest[off..off + FRAME_HEADER_LEN]);
             let plen = h.payload_len();
             let fits = FRAME_HEADER_LEN as u64 + u64::from(plen) <= (rest.len() - off) as u64;
-            if h.len.get() != 0
+            if h.len_valid()
                 && !h.in_progress()
                 && plen <= MAX_PAYLOAD
                 && fits
