@@ -46,6 +46,8 @@ use std::io;
 use std::path::PathBuf;
 
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 mod reader;
 mod record;
 mod sink;
