@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytemuck::{Pod, Zeroable};
-use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
 
 use super::format::{U32Le, U64Le};
@@ -81,14 +81,20 @@ impl Record {
     /// [`EncodeError`] when a name or list is too long for its length field or the
     /// histogram cannot be serialized.
     pub fn encode(&self, buf: &mut Vec<u8>) -> Result<u8, EncodeError> {
+        self.encode_with(buf, &mut HistEncoder::new())
+    }
+
+    /// [`Record::encode`] with a reused histogram encoder.
+    pub(crate) fn encode_with(
+        &self,
+        buf: &mut Vec<u8>,
+        hist: &mut HistEncoder,
+    ) -> Result<u8, EncodeError> {
         match self {
             Self::Dictionary(entries) => {
                 encode_dictionary(entries.iter().map(|e| (e.id, &*e.name)), buf)?
             }
-            Self::Window(w) => {
-                let mut ser = V2DeflateSerializer::new();
-                encode_window(&w.fields(), &mut ser, buf)?
-            }
+            Self::Window(w) => encode_window(&w.fields(), hist, buf)?,
             Self::Event(e) => encode_event(e, buf)?,
             Self::Unknown { payload, .. } => buf.extend_from_slice(payload),
         }
@@ -444,10 +450,58 @@ pub(crate) fn encode_event(e: &EngineEvent, buf: &mut Vec<u8>) -> Result<(), Enc
     Ok(())
 }
 
-/// Appends a window payload, serializing the histogram with `ser` (reused across calls).
+/// Serializes histograms in HdrHistogram's V2 + deflate encoding (the bytes
+/// `V2DeflateSerializer` writes) with buffers and a compressor kept across calls: setting up
+/// a new compressor costs far more than compressing one histogram.
+pub(crate) struct HistEncoder {
+    v2: V2Serializer,
+    plain: Vec<u8>,
+    z: flate2::Compress,
+}
+
+impl HistEncoder {
+    pub(crate) fn new() -> Self {
+        Self {
+            v2: V2Serializer::new(),
+            plain: Vec::new(),
+            z: flate2::Compress::new(flate2::Compression::default(), true),
+        }
+    }
+
+    /// Appends `h` to `out` (cookie, compressed length, zlib stream); returns the bytes added.
+    fn encode(&mut self, h: &Histogram<u64>, out: &mut Vec<u8>) -> Result<usize, EncodeError> {
+        self.plain.clear();
+        self.v2
+            .serialize(h, &mut self.plain)
+            .map_err(|e| EncodeError::Histogram(format!("{e:?}")))?;
+        let start = out.len();
+        out.extend_from_slice(&V2_COMPRESSED_COOKIE.to_be_bytes());
+        out.extend_from_slice(&[0; 4]);
+        self.z.reset();
+        // zlib's worst case is a few bytes per 16 KiB over the input; grow if ever needed.
+        out.reserve(self.plain.len() + self.plain.len() / 1000 + 64);
+        loop {
+            let consumed = self.z.total_in() as usize;
+            let status = self
+                .z
+                .compress_vec(&self.plain[consumed..], out, flate2::FlushCompress::Finish)
+                .map_err(|e| EncodeError::Histogram(e.to_string()))?;
+            if status == flate2::Status::StreamEnd {
+                break;
+            }
+            out.reserve(out.capacity().max(64));
+        }
+        let clen = u32::try_from(out.len() - start - 8)
+            .map_err(|_| too_long("histogram", out.len() - start))?;
+        out[start + 4..start + 8].copy_from_slice(&clen.to_be_bytes());
+        Ok(out.len() - start)
+    }
+}
+
+/// Appends a window payload, serializing the histogram with `hist` (reused across calls).
 pub(crate) fn encode_window(
     w: &WindowFields<'_>,
-    ser: &mut V2DeflateSerializer,
+    hist: &mut HistEncoder,
     buf: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
     let s = w.stats;
@@ -502,9 +556,7 @@ pub(crate) fn encode_window(
             buf.extend_from_slice(bytes);
             bytes.len()
         }
-        None => ser
-            .serialize(w.histogram, buf)
-            .map_err(|e| EncodeError::Histogram(format!("{e:?}")))?,
+        None => hist.encode(w.histogram, buf)?,
     };
     let len = u32::try_from(written).map_err(|_| too_long("histogram", written))?;
     buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
@@ -788,6 +840,23 @@ fn decode_histogram(bytes: &[u8]) -> Result<Histogram<u64>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_histograms_are_what_hdrhistogram_reads() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+        let mut enc = HistEncoder::new();
+        for round in 0..3_u64 {
+            for v in 0..500 {
+                h.record(1 + v * v * 1000 + round).unwrap();
+            }
+            let mut out = vec![7_u8; 3];
+            let n = enc.encode(&h, &mut out).unwrap();
+            assert_eq!(n, out.len() - 3);
+            let back: Histogram<u64> = Deserializer::new().deserialize(&mut &out[3..]).unwrap();
+            assert_eq!(back, h);
+            assert_eq!(decode_histogram(&out[3..]).unwrap(), h);
+        }
+    }
 
     #[test]
     fn counts_len_matches_hdrhistogram() {
