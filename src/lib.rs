@@ -59,6 +59,7 @@ mod compile_fail_tests;
 mod engine;
 mod error;
 mod event;
+pub mod export;
 mod local;
 mod loom;
 mod name;
