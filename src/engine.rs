@@ -185,6 +185,8 @@ pub struct Builder {
     slow_threshold: Duration,
     clock: Option<Clock>,
     callbacks: Vec<WindowCallback>,
+    /// Window log settings; an empty `dir` means no log.
+    log: crate::log::LogConfig,
 }
 
 impl Default for Builder {
@@ -201,6 +203,7 @@ impl Default for Builder {
             slow_threshold: Duration::from_secs(1),
             clock: None,
             callbacks: Vec::new(),
+            log: crate::log::LogConfig::new(""),
         }
     }
 }
@@ -218,6 +221,7 @@ impl core::fmt::Debug for Builder {
             .field("highest_trackable", &self.highest_trackable)
             .field("slow_threshold", &self.slow_threshold)
             .field("callbacks", &self.callbacks.len())
+            .field("log", &self.log)
             .finish_non_exhaustive()
     }
 }
@@ -304,7 +308,55 @@ impl Builder {
         self
     }
 
+    // --- Window log (see `crate::log`) -------------------------------------------------
+
+    /// Persists every closed window in a memory-mapped log in `dir` (created if missing,
+    /// without world access), readable with [`log::Reader`](crate::log::Reader) and the
+    /// `ringmeter` CLI. Off by default. Faults never stop the engine: they are reported in
+    /// [`Snapshot::log`] and retried (see [`log`](crate::log)).
+    pub fn log_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.log.dir = dir.into();
+        self
+    }
+
+    /// Size of each log segment file (default 16 MiB; 4 KiB to 1 GiB).
+    pub fn log_segment_size(mut self, bytes: u64) -> Self {
+        self.log.segment_size = bytes;
+        self
+    }
+
+    /// Deletes whole log segments older than `max_age` and, oldest first, while the log is
+    /// larger than `max_bytes` (default: keep everything; `Duration::MAX` / `u64::MAX` for
+    /// no limit of one kind).
+    pub fn log_retention(mut self, max_age: Duration, max_bytes: u64) -> Self {
+        self.log.max_age = (max_age != Duration::MAX).then_some(max_age);
+        self.log.max_bytes = (max_bytes != u64::MAX).then_some(max_bytes);
+        self
+    }
+
+    fn check_log(&self) -> Result<(), Error> {
+        let bad = |key, value: String, reason| Err(Error::InvalidConfig { key, value, reason });
+        let size = self.log.segment_size;
+        if !(crate::log::MIN_SEGMENT_SIZE..=1 << 30).contains(&size) {
+            return bad("log_segment_size", size.to_string(), "4 KiB to 1 GiB");
+        }
+        if self.log.max_age == Some(Duration::ZERO) {
+            return bad("log_retention", "max_age 0s".into(), "max_age above zero");
+        }
+        if self.log.max_bytes == Some(0) {
+            return bad(
+                "log_retention",
+                "max_bytes 0".into(),
+                "max_bytes above zero",
+            );
+        }
+        Ok(())
+    }
+
+    // --- end of window log -------------------------------------------------------------
+
     fn check(&self) -> Result<Histogram<u64>, Error> {
+        self.check_log()?;
         fn bad(key: &'static str, value: impl core::fmt::Debug, reason: &'static str) -> Error {
             Error::InvalidConfig {
                 key,
@@ -392,6 +444,7 @@ impl Builder {
             slow: self.slow_threshold,
             template,
             callbacks: std::mem::take(&mut self.callbacks),
+            log: (!self.log.dir.as_os_str().is_empty()).then(|| self.log.clone()),
         };
         let shared = std::sync::Arc::new_cyclic(|weak: &Weak<Shared>| {
             let key: &'static EngineKey = Box::leak(Box::new(EngineKey {

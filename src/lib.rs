@@ -61,6 +61,7 @@ mod error;
 mod event;
 pub mod export;
 mod local;
+pub mod log;
 mod loom;
 mod name;
 mod op;

@@ -98,6 +98,8 @@ pub(crate) struct Settings {
     pub(crate) slow: Duration,
     pub(crate) template: Histogram<u64>,
     pub(crate) callbacks: Vec<WindowCallback>,
+    /// The window log, if enabled.
+    pub(crate) log: Option<crate::log::LogConfig>,
 }
 
 /// What a pass should do besides draining.
@@ -233,6 +235,8 @@ pub(crate) struct Aggregator {
     last_window: Option<Arc<WindowReport>>,
     windows_closed: u64,
     sequence: u64,
+    /// The window log (see `crate::log`), if enabled.
+    log: Option<crate::log::LogSink>,
 }
 
 impl Aggregator {
@@ -265,7 +269,19 @@ impl Aggregator {
             last_window: None,
             windows_closed: 0,
             sequence: 0,
+            log: None,
         };
+        if let Some(cfg) = settings.log {
+            let now = agg.base.now_ns(&agg.clock);
+            let detail = format!(
+                "window_ns={}\ngrace_ns={}\nslow_threshold_ns={}\npid={}",
+                agg.window_ns,
+                agg.grace_ns,
+                agg.slow_ns,
+                std::process::id()
+            );
+            agg.log = Some(crate::log::LogSink::new(cfg, agg.slow_ns, now, detail));
+        }
         // The first window opens at start.
         agg.now_index = agg.base.now_ns(&agg.clock) / agg.window_ns;
         agg.ensure_current();
@@ -345,6 +361,13 @@ impl Aggregator {
             }
             self.close_front(shared);
             closed = true;
+        }
+        if mode == Pass::Final {
+            if let Some(log) = &mut self.log {
+                let now = self.base.now_ns(&self.clock);
+                log.event(crate::log::EngineEventKind::Shutdown, now, String::new());
+                log.flush();
+            }
         }
         let changed = closed || drained.events > 0 || drained.dropped;
         if closed || mode == Pass::Flush || (mode == Pass::Final && (changed || self.sequence == 0))
@@ -592,6 +615,9 @@ impl Aggregator {
             length: Duration::from_nanos(self.window_ns),
             ops,
         });
+        if let Some(log) = &mut self.log {
+            log.window(&report);
+        }
         self.last_closed = Some(w.index);
         self.spare.push(w);
         self.deliver(&report);
@@ -667,6 +693,7 @@ impl Aggregator {
             totals,
             windows_closed: self.windows_closed,
             sequence: self.sequence,
+            log: self.log.as_ref().map(|l| l.status()),
         })
     }
 
