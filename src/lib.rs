@@ -56,6 +56,8 @@ mod aggregator;
 mod clock;
 #[cfg(doctest)]
 mod compile_fail_tests;
+#[doc(hidden)]
+pub mod demo;
 mod engine;
 mod error;
 mod event;

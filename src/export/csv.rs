@@ -1,8 +1,8 @@
 //! CSV (RFC 4180): a header row, then one row per interval.
 //!
 //! The columns are those of the [JSON schema](super::json), in the same order:
-//! `op,start_unix_ns,length_ns,count,errors,slow,dropped,late,min_ns,max_ns,mean_ns,`
-//! `stddev_ns,p50_ns,p90_ns,p95_ns,p99_ns,p999_ns`. Lines end with CRLF as the RFC asks; an
+//! `op,start_unix_ns,length_ns,count,errors,slow,dropped,late,unsampled,min_ns,max_ns,`
+//! `mean_ns,stddev_ns,p50_ns,p90_ns,p95_ns,p99_ns,p999_ns`. Lines end with CRLF as the RFC asks; an
 //! operation name with a comma, quote or line break is quoted.
 
 use std::io::{self, Write};
@@ -10,8 +10,8 @@ use std::io::{self, Write};
 use super::Interval;
 
 /// The header row (without its line ending).
-pub const HEADER: &str = "op,start_unix_ns,length_ns,count,errors,slow,dropped,late,min_ns,\
-                          max_ns,mean_ns,stddev_ns,p50_ns,p90_ns,p95_ns,p99_ns,p999_ns";
+pub const HEADER: &str = "op,start_unix_ns,length_ns,count,errors,slow,dropped,late,\
+                          unsampled,min_ns,max_ns,mean_ns,stddev_ns,p50_ns,p90_ns,p95_ns,p99_ns,p999_ns";
 
 /// Writes intervals as CSV rows, after the header row.
 #[derive(Debug)]
@@ -53,7 +53,7 @@ impl<W: Write> CsvWriter<W> {
         let f = |x: f64| if x.is_finite() { x } else { 0.0 };
         write!(
             self.out,
-            ",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\r\n",
+            ",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\r\n",
             i.start_unix_ns,
             i.length_ns,
             s.count,
@@ -61,6 +61,7 @@ impl<W: Write> CsvWriter<W> {
             s.slow,
             s.dropped,
             s.late,
+            i.unsampled,
             s.min_ns,
             s.max_ns,
             f(s.mean_ns),
@@ -99,7 +100,7 @@ mod tests {
         let text = String::from_utf8(w.finish().unwrap()).unwrap();
         let rows: Vec<&str> = text.split("\r\n").collect();
         assert_eq!(rows[0], HEADER);
-        assert_eq!(rows[1], "\"a,\"\"b\"\"\",1,2,0,0,0,0,0,0,0,0,0,0,0,0,0,0");
+        assert_eq!(rows[1], "\"a,\"\"b\"\"\",1,2,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0");
         assert_eq!(rows[2], "");
         assert_eq!(HEADER.split(',').count(), rows[1].split(',').count() - 1);
     }

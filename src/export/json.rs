@@ -13,6 +13,7 @@
 //! | `slow` | integer | recorded calls longer than the slow threshold |
 //! | `dropped` | integer | calls lost to a full ring |
 //! | `late` | integer | calls counted here after their own window had closed |
+//! | `unsampled` | integer | calls skipped by sampling: counted, not timed |
 //! | `min_ns`, `max_ns` | integer | exact shortest and longest recorded durations (0 when `count` is 0) |
 //! | `mean_ns`, `stddev_ns` | number | mean and population standard deviation |
 //! | `p50_ns`, `p90_ns`, `p95_ns`, `p99_ns`, `p999_ns` | integer | percentiles, within the histogram's precision |
@@ -48,7 +49,7 @@ impl<W: Write> JsonWriter<W> {
         writeln!(
             self.out,
             ",\"start_unix_ns\":{},\"length_ns\":{},\"count\":{},\"errors\":{},\"slow\":{},\
-             \"dropped\":{},\"late\":{},\"min_ns\":{},\"max_ns\":{},\"mean_ns\":{},\
+             \"dropped\":{},\"late\":{},\"unsampled\":{},\"min_ns\":{},\"max_ns\":{},\"mean_ns\":{},\
              \"stddev_ns\":{},\"p50_ns\":{},\"p90_ns\":{},\"p95_ns\":{},\"p99_ns\":{},\
              \"p999_ns\":{}}}",
             i.start_unix_ns,
@@ -58,6 +59,7 @@ impl<W: Write> JsonWriter<W> {
             s.slow,
             s.dropped,
             s.late,
+            i.unsampled,
             s.min_ns,
             s.max_ns,
             Num(s.mean_ns),
@@ -142,7 +144,7 @@ mod tests {
         assert_eq!(
             lines[0],
             "{\"op\":\"x.y\",\"start_unix_ns\":5,\"length_ns\":10,\"count\":1,\"errors\":0,\
-             \"slow\":0,\"dropped\":0,\"late\":0,\"min_ns\":1500,\"max_ns\":1500,\
+             \"slow\":0,\"dropped\":0,\"late\":0,\"unsampled\":0,\"min_ns\":1500,\"max_ns\":1500,\
              \"mean_ns\":1500,\"stddev_ns\":0,\"p50_ns\":1500,\"p90_ns\":1500,\"p95_ns\":1500,\
              \"p99_ns\":1500,\"p999_ns\":1500}"
         );

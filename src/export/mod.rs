@@ -2,7 +2,7 @@
 //!
 //! The formatters work on [`Interval`]s: one operation's statistics and histogram over one
 //! span of time. An interval comes from a live [`WindowReport`] ([`Interval::from_report`]),
-//! from a window record read back from the log, or from a [`Rollup`] of either, which merges
+//! from a window record read back from the log ([`Interval::from_record`]), or from a [`Rollup`] of either, which merges
 //! windows exactly: histograms added, counts summed, minimum and maximum combined.
 //!
 //! | module | format |
@@ -37,6 +37,7 @@ use std::sync::Arc;
 
 use hdrhistogram::Histogram;
 
+use crate::log::WindowRecord;
 use crate::{OpStats, WindowReport};
 
 pub mod csv;
@@ -62,6 +63,8 @@ pub struct Interval {
     pub length_ns: u64,
     /// Statistics over the interval (percentiles from `histogram`).
     pub stats: OpStats,
+    /// Calls skipped by sampling: counted, not timed (not in `stats.count`).
+    pub unsampled: u64,
     /// Latency histogram in nanoseconds.
     pub histogram: Histogram<u64>,
 }
@@ -78,6 +81,7 @@ impl Interval {
                 start_unix_ns: report.start_unix_ns,
                 length_ns,
                 stats: o.stats.clone(),
+                unsampled: 0,
                 histogram: (*o.histogram).clone(),
             })
             .collect()
@@ -108,7 +112,20 @@ impl Interval {
             start_unix_ns,
             length_ns,
             stats,
+            unsampled: 0,
             histogram,
+        }
+    }
+
+    /// The interval of a window record read from the log.
+    pub fn from_record(record: &WindowRecord) -> Interval {
+        Interval {
+            op: Arc::clone(&record.op),
+            start_unix_ns: record.start_unix_ns,
+            length_ns: u64::try_from(record.length.as_nanos()).unwrap_or(u64::MAX),
+            stats: record.stats.clone(),
+            unsampled: record.unsampled,
+            histogram: record.histogram.clone(),
         }
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{set_percentiles, ExportError, Interval};
 
 /// Adds `other` into `into`, exactly: histograms added; count, errors, slow, dropped and late
-/// summed; minimum and maximum combined; mean and standard deviation combined from the two
+/// summed (and `unsampled`); minimum and maximum combined; mean and standard deviation combined from the two
 /// (the parallel-variance formula); percentiles recomputed from the merged histogram. The
 /// merged interval spans from the earlier start to the later end.
 ///
@@ -65,6 +65,7 @@ pub fn merge(into: &mut Interval, other: &Interval) -> Result<(), ExportError> {
     a.slow = a.slow.saturating_add(b.slow);
     a.dropped = a.dropped.saturating_add(b.dropped);
     a.late = a.late.saturating_add(b.late);
+    into.unsampled = into.unsampled.saturating_add(other.unsampled);
     set_percentiles(a, &into.histogram);
     let end = into.end_unix_ns().max(other.end_unix_ns());
     into.start_unix_ns = into.start_unix_ns.min(other.start_unix_ns);
