@@ -24,8 +24,8 @@ pub const FRAME_ALIGN: usize = 8;
 /// Bit of the frame length word set while the frame is being written.
 pub const IN_PROGRESS: u32 = 1 << 31;
 
-/// Largest payload a frame may carry (the length word without [`IN_PROGRESS`]).
-pub const MAX_PAYLOAD: u32 = (1 << 30) - 1;
+/// Largest payload a frame may carry.
+pub const MAX_PAYLOAD: u32 = (1 << 30) - FRAME_HEADER_LEN as u32;
 
 /// Bytes reserved for the host name in the segment header.
 pub const HOST_LEN: usize = 64;
@@ -136,8 +136,9 @@ impl SegmentHeader {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 #[repr(C)]
 pub struct FrameHeader {
-    /// Payload length in bytes, with [`IN_PROGRESS`] set while the frame is being written.
-    /// Zero marks the end of the written part of a segment.
+    /// Frame length without padding: [`FRAME_HEADER_LEN`] plus the payload length, with
+    /// [`IN_PROGRESS`] set while the frame is being written. Zero marks the end of the
+    /// written part of a segment.
     pub len: U32Le,
     /// Record kind (see [`RecordKind`](super::RecordKind)).
     pub kind: u8,
@@ -157,7 +158,7 @@ impl FrameHeader {
     /// A complete header for `payload` with its CRC.
     pub fn new(kind: u8, seq: u64, payload: &[u8]) -> Self {
         let mut h = Self {
-            len: U32Le::new(payload.len() as u32),
+            len: U32Le::new((FRAME_HEADER_LEN + payload.len()) as u32),
             kind,
             reserved: [0; 3],
             seq: U64Le::new(seq),
@@ -168,9 +169,19 @@ impl FrameHeader {
         h
     }
 
-    /// Payload length without the [`IN_PROGRESS`] bit.
-    pub fn payload_len(&self) -> u32 {
+    /// The length word without the [`IN_PROGRESS`] bit: header plus payload bytes.
+    pub fn unpadded_len(&self) -> u32 {
         self.len.get() & !IN_PROGRESS
+    }
+
+    /// Payload length (0 for a length word below [`FRAME_HEADER_LEN`], which is invalid).
+    pub fn payload_len(&self) -> u32 {
+        self.unpadded_len().saturating_sub(FRAME_HEADER_LEN as u32)
+    }
+
+    /// Whether the length word is at least a header (ignoring [`IN_PROGRESS`]).
+    pub fn len_valid(&self) -> bool {
+        self.unpadded_len() as usize >= FRAME_HEADER_LEN
     }
 
     /// Whether the [`IN_PROGRESS`] bit is set.
@@ -182,7 +193,7 @@ impl FrameHeader {
     pub fn compute_crc(&self, payload: &[u8]) -> u32 {
         let mut h = *self;
         h.crc = U32Le::new(0);
-        h.len = U32Le::new(self.payload_len());
+        h.len = U32Le::new(self.unpadded_len());
         let c = crc32c::crc32c(bytemuck::bytes_of(&h));
         crc32c::crc32c_append(c, payload)
     }

@@ -130,7 +130,6 @@ pub struct Reader {
     /// State inside the current segment (`None`: not opened yet).
     open: Option<OpenSegment>,
     integrity: Integrity,
-    buf: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -144,6 +143,56 @@ struct OpenSegment {
     resync: bool,
     /// Operation names from this segment's dictionary records.
     names: HashMap<u32, Arc<str>>,
+    /// File length when last looked at.
+    len: u64,
+    /// Cached file bytes starting at `chunk_at`. Complete frames never change, so cached
+    /// bytes are only re-read when they end the data or look damaged (a live writer may
+    /// have finished them since).
+    chunk: Vec<u8>,
+    chunk_at: u64,
+}
+
+/// Bytes read ahead per file read.
+const CHUNK: usize = 1 << 20;
+
+impl OpenSegment {
+    /// Makes sure the cache holds `[off, off + need)`; false when the file is shorter.
+    fn fill(&mut self, path: &Path, off: u64, need: usize) -> Result<bool, LogError> {
+        let end = off + need as u64;
+        if off >= self.chunk_at && end <= self.chunk_at + self.chunk.len() as u64 {
+            return Ok(true);
+        }
+        if end > self.len {
+            return Ok(false);
+        }
+        // Bounded by the file's length, never by a length field alone.
+        let want = (need.max(CHUNK) as u64).min(self.len - off) as usize;
+        self.chunk.clear();
+        self.chunk.resize(want, 0);
+        let n =
+            read_at(&self.file, &mut self.chunk, off).map_err(|e| LogError::io(path, "read", e))?;
+        self.chunk.truncate(n);
+        self.chunk_at = off;
+        Ok(n >= need)
+    }
+
+    /// Cached bytes `[off, off + len)`; call after a successful `fill`.
+    fn bytes(&self, off: u64, len: usize) -> &[u8] {
+        let a = (off - self.chunk_at) as usize;
+        &self.chunk[a..a + len]
+    }
+
+    /// Forgets the cache and re-reads the file length.
+    fn invalidate(&mut self, path: &Path) -> Result<(), LogError> {
+        self.chunk.clear();
+        self.chunk_at = 0;
+        self.len = self
+            .file
+            .metadata()
+            .map_err(|e| LogError::io(path, "stat", e))?
+            .len();
+        Ok(())
+    }
 }
 
 /// Reads up to `buf.len()` bytes at `offset`; returns how many were read (short at EOF).
@@ -249,7 +298,6 @@ impl Reader {
             cur: 0,
             open: None,
             integrity: Integrity::default(),
-            buf: Vec::new(),
         };
         if reader.is_dir {
             reader.refresh()?;
@@ -418,12 +466,19 @@ impl Reader {
                     info.pid = h.pid.get();
                     info.host = h.host();
                     self.integrity.segments += 1;
+                    let len = file
+                        .metadata()
+                        .map_err(|e| LogError::io(&path, "stat", e))?
+                        .len();
                     self.open = Some(OpenSegment {
                         file,
                         pos: SEGMENT_HEADER_LEN as u64,
                         next_seq: 0,
                         resync: false,
                         names: HashMap::new(),
+                        len,
+                        chunk: Vec::new(),
+                        chunk_at: 0,
                     });
                     return Ok(true);
                 }
@@ -456,34 +511,34 @@ impl Reader {
         }
     }
 
-    /// Reads the frame header at `pos` and classifies it.
-    fn look(&mut self, seg_len: u64) -> Result<Step, LogError> {
-        let Some(open) = self.open.as_ref() else {
+    /// Classifies the frame at the current position (its payload is then in the cache).
+    fn look(&mut self) -> Result<Step, LogError> {
+        let path = &self.segments[self.cur].path;
+        let Some(open) = self.open.as_mut() else {
             return Ok(Step::End);
         };
-        let path = &self.segments[self.cur].path;
         let pos = open.pos;
-        if pos + FRAME_HEADER_LEN as u64 > seg_len {
-            // Not even room for a header: the segment ends here. Any stray bytes are
-            // checked for non-zero content by the caller's torn-tail logic.
+        if !open.fill(path, pos, FRAME_HEADER_LEN)? {
             return Ok(Step::End);
         }
-        let mut hb = [0_u8; FRAME_HEADER_LEN];
-        let n = read_at(&open.file, &mut hb, pos).map_err(|e| LogError::io(path, "read", e))?;
-        if n < FRAME_HEADER_LEN {
-            return Ok(Step::End);
-        }
-        let h: FrameHeader = bytemuck::pod_read_unaligned(&hb);
+        let h: FrameHeader = bytemuck::pod_read_unaligned(open.bytes(pos, FRAME_HEADER_LEN));
         if h.len.get() == 0 {
             return Ok(Step::End);
         }
         if h.in_progress() {
             return Ok(Step::Damaged("frame still marked in progress".into()));
         }
-        let plen = h.payload_len();
-        if plen > MAX_PAYLOAD || pos + FrameHeader::frame_len(plen) > seg_len {
+        if !h.len_valid() {
             return Ok(Step::Damaged(format!(
-                "frame length {plen} runs past the end of the segment"
+                "frame length {} below the header's",
+                h.unpadded_len()
+            )));
+        }
+        let plen = h.payload_len();
+        if plen > MAX_PAYLOAD || pos + FrameHeader::frame_len(plen) > open.len {
+            return Ok(Step::Damaged(format!(
+                "frame length {} runs past the end of the segment",
+                h.unpadded_len()
             )));
         }
         let seq = h.seq.get();
@@ -498,13 +553,12 @@ impl Reader {
                 open.next_seq
             )));
         }
-        self.buf.resize(plen as usize, 0);
-        let n = read_at(&open.file, &mut self.buf, pos + FRAME_HEADER_LEN as u64)
-            .map_err(|e| LogError::io(path, "read", e))?;
-        if n < plen as usize {
+        let total = FRAME_HEADER_LEN + plen as usize;
+        if !open.fill(path, pos, total)? {
             return Ok(Step::Damaged("payload cut short".into()));
         }
-        if h.compute_crc(&self.buf) != h.crc.get() {
+        let payload = &open.bytes(pos, total)[FRAME_HEADER_LEN..];
+        if h.compute_crc(payload) != h.crc.get() {
             return Ok(Step::Damaged("CRC mismatch".into()));
         }
         Ok(Step::Frame(h))
@@ -514,15 +568,16 @@ impl Reader {
     fn next_in_segment(&mut self) -> Result<Option<Entry>, LogError> {
         loop {
             let path = self.segments[self.cur].path.clone();
-            let seg_len = match self.open.as_ref() {
-                Some(o) => o
-                    .file
-                    .metadata()
-                    .map_err(|e| LogError::io(&path, "stat", e))?
-                    .len(),
-                None => return Ok(None),
-            };
-            let reason = match self.look(seg_len)? {
+            let mut step = self.look()?;
+            if !matches!(step, Step::Frame(_)) {
+                // Before concluding anything, look at the file as it is now.
+                if let Some(open) = self.open.as_mut() {
+                    open.invalidate(&path)?;
+                }
+                step = self.look()?;
+            }
+            let seg_len = self.open.as_ref().map_or(0, |o| o.len);
+            let reason = match step {
                 Step::End => {
                     self.clear_torn(&path);
                     return Ok(None);
@@ -532,7 +587,9 @@ impl Reader {
                         return Ok(None);
                     };
                     let pos = open.pos;
-                    match Record::decode(h.kind, &self.buf) {
+                    let total = FRAME_HEADER_LEN + h.payload_len() as usize;
+                    let payload = &open.bytes(pos, total)[FRAME_HEADER_LEN..];
+                    match Record::decode(h.kind, payload) {
                         Ok(mut record) => {
                             open.pos += FrameHeader::frame_len(h.payload_len());
                             open.next_seq = h.seq.get() + 1;
@@ -625,7 +682,7 @@ impl Reader {
             let h: FrameHeader = bytemuck::pod_read_unaligned(&rest[off..off + FRAME_HEADER_LEN]);
             let plen = h.payload_len();
             let fits = FRAME_HEADER_LEN as u64 + u64::from(plen) <= (rest.len() - off) as u64;
-            if h.len.get() != 0
+            if h.len_valid()
                 && !h.in_progress()
                 && plen <= MAX_PAYLOAD
                 && fits

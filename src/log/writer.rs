@@ -303,7 +303,7 @@ impl Writer {
         let at = seg.pos;
         let header = FrameHeader::new(kind, seg.next_seq, payload);
         let mut marked = header;
-        marked.len = U32Le::new(plen | IN_PROGRESS);
+        marked.len = U32Le::new(header.unpadded_len() | IN_PROGRESS);
         let h = FRAME_HEADER_LEN;
         // `fits` checked that `at + flen <= map.len()`.
         let frame = &mut seg.map[at..at + flen as usize];
