@@ -5,7 +5,8 @@
 //! A missing tool skips its test with a note on stderr, unless `RINGMETER_REQUIRE_INTEROP=1`
 //! (set by `.ci/run`), which makes it fail. The Java jar is looked for at
 //! `RINGMETER_HDRHISTOGRAM_JAR` or `/usr/share/java/hdrhistogram.jar` (Debian's
-//! `libhdrhistogram-java`).
+//! `libhdrhistogram-java`); the Python interpreter with `hdrhistogram` installed at
+//! `RINGMETER_PYTHON`, or `python3`.
 #![cfg(feature = "cli")]
 
 mod cli_util;
@@ -132,15 +133,16 @@ fn java_histogram_log_processor_reads_the_hlog() {
 
 #[test]
 fn python_hdrhistogram_reads_the_hlog() {
+    let python = std::env::var_os("RINGMETER_PYTHON").unwrap_or_else(|| "python3".into());
     if !available(
         "python3 with the hdrhistogram package",
-        Command::new("python3").args(["-c", "import hdrh.log"]),
+        Command::new(&python).args(["-c", "import hdrh.log"]),
     ) {
         return;
     }
     let (dir, hlog) = fixture("python");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hlog_percentiles.py");
-    let out = Command::new("python3")
+    let out = Command::new(&python)
         .arg(script)
         .arg(&hlog)
         .output()
