@@ -8,7 +8,7 @@
 //! | [`Integrity`], [`Damage`], [`Health`] | what the reader found: clean, torn tail, corrupt ranges |
 //! | [`Writer`], [`LogConfig`] | appends records; the engine runs one on its aggregator thread |
 //! | [`LogStatus`] | the engine's log state, in every [`Snapshot`](crate::Snapshot) |
-//! | [`format`] | the fixed headers and constants of the on-disk format |
+//! | [`format`](mod@format) | the fixed headers and constants of the on-disk format |
 //!
 //! The format, the recovery rules, retention and the fault policy are specified in
 //! `docs/log-format.md`.
@@ -46,6 +46,8 @@ use std::io;
 use std::path::PathBuf;
 
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 mod reader;
 mod record;
 mod sink;
