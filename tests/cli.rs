@@ -308,3 +308,40 @@ fn help_and_version() {
     assert!(ok(&["--version"]).starts_with("ringmeter "));
     assert_eq!(ringmeter(&[]).status.code(), Some(2));
 }
+
+/// `dump` throughput on a log of 40,000 window records, printed rather than asserted (the
+/// machine is shared). Run with
+/// `cargo test --release --test cli -- --ignored --nocapture dump_throughput`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn dump_throughput() {
+    let dir = TempDir::new("throughput");
+    if let Some(keep) = std::env::var_os("RINGMETER_KEEP_LOG") {
+        write_log(std::path::Path::new(&keep), 2_000);
+        return;
+    }
+    write_log(dir.path(), 20_000);
+    for format in ["json", "csv", "hlog"] {
+        let out = dir.join(&format!("out.{format}"));
+        let started = Instant::now();
+        ok(&[
+            "dump",
+            path(&dir),
+            "--format",
+            format,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "dump --format {format}: 40000 window records in {secs:.2} s = {:.0} records/s",
+            40_000.0 / secs
+        );
+    }
+    let started = Instant::now();
+    ok(&["stats", path(&dir)]);
+    println!(
+        "stats: {:.0} records/s",
+        40_000.0 / started.elapsed().as_secs_f64()
+    );
+}

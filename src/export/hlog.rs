@@ -26,7 +26,8 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+use flate2::{Compress, Compression, FlushCompress, Status};
+use hdrhistogram::serialization::{Serializer, V2Serializer};
 use hdrhistogram::Histogram;
 
 use super::time::format_rfc3339;
@@ -58,9 +59,19 @@ pub struct HlogWriter<W: Write> {
     /// The one operation of an untagged log, once seen.
     only_op: Option<Arc<str>>,
     header_written: bool,
-    serializer: V2DeflateSerializer,
+    serializer: V2Serializer,
+    /// One deflate state for every histogram (creating one per histogram costs more than
+    /// the compression itself).
+    deflate: Compress,
+    /// The uncompressed V2 encoding.
+    raw: Vec<u8>,
+    /// The V2-deflate encoding: cookie, length, zlib stream.
     buf: Vec<u8>,
 }
+
+/// Cookie of a V2 encoding compressed with deflate (HdrHistogram's `V2CompressedEncodingCookieBase`
+/// with word size 0x10).
+const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9304 | 0x10;
 
 impl<W: Write> HlogWriter<W> {
     /// A writer whose lines are tagged with their operation's name.
@@ -80,7 +91,9 @@ impl<W: Write> HlogWriter<W> {
             tagged,
             only_op: None,
             header_written: false,
-            serializer: V2DeflateSerializer::new(),
+            serializer: V2Serializer::new(),
+            deflate: Compress::new(Compression::default(), true),
+            raw: Vec::new(),
             buf: Vec::new(),
         }
     }
@@ -139,13 +152,10 @@ impl<W: Write> HlogWriter<W> {
         } else {
             &i.histogram
         };
-        self.buf.clear();
-        self.serializer
-            .serialize(h, &mut self.buf)
-            .map_err(|e| ExportError::Serialize {
-                op: Arc::clone(&i.op),
-                reason: format!("{e:?}"),
-            })?;
+        self.encode(h).map_err(|reason| ExportError::Serialize {
+            op: Arc::clone(&i.op),
+            reason,
+        })?;
         if self.tagged {
             write!(self.out, "Tag={},", i.op)?;
         }
@@ -159,6 +169,38 @@ impl<W: Write> HlogWriter<W> {
         )?;
         self.out.write_all(base64(&self.buf).as_bytes())?;
         self.out.write_all(b"\n")?;
+        Ok(())
+    }
+
+    /// Encodes `h` into `buf` as HdrHistogram's V2 deflate encoding: the compressed cookie,
+    /// the big-endian length of the zlib stream, the zlib stream of the V2 encoding.
+    fn encode(&mut self, h: &Histogram<u64>) -> Result<(), String> {
+        self.raw.clear();
+        self.serializer
+            .serialize(h, &mut self.raw)
+            .map_err(|e| format!("{e:?}"))?;
+        self.buf.clear();
+        self.buf
+            .extend_from_slice(&V2_COMPRESSED_COOKIE.to_be_bytes());
+        self.buf.extend_from_slice(&[0; 4]);
+        self.deflate.reset();
+        let mut input = &self.raw[..];
+        loop {
+            self.buf.reserve(input.len() / 2 + 64);
+            let before = self.deflate.total_in();
+            let status = self
+                .deflate
+                .compress_vec(input, &mut self.buf, FlushCompress::Finish)
+                .map_err(|e| e.to_string())?;
+            let used = usize::try_from(self.deflate.total_in() - before).unwrap_or(input.len());
+            input = &input[used.min(input.len())..];
+            if status == Status::StreamEnd {
+                break;
+            }
+        }
+        let len =
+            u32::try_from(self.buf.len() - 8).map_err(|_| "histogram too large".to_owned())?;
+        self.buf[4..8].copy_from_slice(&len.to_be_bytes());
         Ok(())
     }
 

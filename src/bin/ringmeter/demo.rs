@@ -82,12 +82,19 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         .map(|s| s.calls())
         .sum();
     println!(
-        "{closed} windows written; {issued} calls issued, {recorded} recorded or counted dropped\n"
+        "{closed} windows closed and logged; {issued} calls issued, {recorded} recorded or \
+         counted dropped\n"
     );
+    // This run's windows only: the directory may hold earlier runs.
     let since = format!("@{}", started_ns / 1_000_000_000);
     let filter = Filter::from_parts(None, Some(&since), None)?;
+    let since = format!("--since {since}");
     print_stats(&dir, &filter)?;
-    println!("\nagain: ringmeter stats {}", shell_path(&dir));
+    println!(
+        "\nthe same table again: ringmeter stats {} {since}\n(or `cargo run --release -- stats ...` \
+         from the repository)",
+        shell_path(&dir)
+    );
     Ok(ExitCode::SUCCESS)
 }
 

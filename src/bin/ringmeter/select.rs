@@ -231,7 +231,7 @@ pub fn read(
             None => (w.start_unix_ns, end),
             Some((s, e)) => (s.min(w.start_unix_ns), e.max(end)),
         });
-        each(Interval::from_record(&w))?;
+        each(Interval::from_record(*w))?;
     }
     progress(records);
     warn_damage(dir, &reader);
