@@ -95,19 +95,39 @@ fn java_histogram_log_processor_reads_the_hlog() {
         return;
     }
     let (dir, hlog) = fixture("java");
-    for op in ["db.query", "cache.get"] {
-        let out = dir.join(&format!("{op}.txt"));
-        // -tag: the processor reads untagged lines only unless told a tag.
-        let status = Command::new("java")
-            .arg("-cp")
+    // One operation untagged, which the processor reads without -tag.
+    let untagged = dir.join("untagged.hlog");
+    let log = dir.join("log");
+    ok(&[
+        "dump",
+        log.to_str().unwrap(),
+        "--format",
+        "hlog",
+        "--untagged",
+        "--op",
+        "db.query",
+        "-o",
+        untagged.to_str().unwrap(),
+    ]);
+    for (op, input, tagged) in [
+        ("db.query", &hlog, true),
+        ("cache.get", &hlog, true),
+        ("db.query", &untagged, false),
+    ] {
+        let out = dir.join(&format!("{op}-{tagged}.txt"));
+        let mut java = Command::new("java");
+        java.arg("-cp")
             .arg(&jar)
             .arg("org.HdrHistogram.HistogramLogProcessor")
             .arg("-i")
-            .arg(&hlog)
-            .args(["-tag", op, "-csv", "-outputValueUnitRatio", "1", "-o"])
-            .arg(&out)
-            .status()
-            .unwrap();
+            .arg(input)
+            .args(["-csv", "-outputValueUnitRatio", "1", "-o"])
+            .arg(&out);
+        if tagged {
+            // The processor reads untagged lines only unless told a tag.
+            java.args(["-tag", op]);
+        }
+        let status = java.status().unwrap();
         assert!(status.success());
         // Columns: Timestamp, Int_Count, Int_50%, Int_90%, Int_Max, Total_Count, Total_50%,
         // Total_90%, Total_99%, Total_99.9%, Total_99.99%, Total_Max.
@@ -117,7 +137,7 @@ fn java_histogram_log_processor_reads_the_hlog() {
             .split(',')
             .map(|c| c.trim().parse::<f64>().unwrap() as u64)
             .collect();
-        let ours = reported(&dir.join("log"), op);
+        let ours = reported(&log, op);
         assert_eq!(cols[5], ours[0], "{op} count");
         for (name, ours, theirs) in [
             ("p50", ours[1], cols[6]),
