@@ -345,3 +345,31 @@ fn dump_throughput() {
         40_000.0 / started.elapsed().as_secs_f64()
     );
 }
+
+/// The four formats of a fixed two-window log, byte for byte. After a deliberate format
+/// change, regenerate with `RINGMETER_BLESS=1 cargo test --test cli golden`.
+#[test]
+fn dump_output_matches_the_golden_files() {
+    let dir = TempDir::new("golden");
+    write_log(dir.path(), 2);
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let bless = std::env::var_os("RINGMETER_BLESS").is_some_and(|v| v == "1");
+    for (format, file) in [
+        ("json", "two-windows.jsonl"),
+        ("csv", "two-windows.csv"),
+        ("hlog", "two-windows.hlog"),
+        ("prom", "two-windows.prom"),
+    ] {
+        let out = ok(&["dump", path(&dir), "--format", format]);
+        let want = golden.join(file);
+        if bless {
+            std::fs::write(&want, &out).unwrap();
+        }
+        let expected = std::fs::read_to_string(&want).unwrap();
+        assert!(
+            out == expected,
+            "{format} differs from {}:\n{out}",
+            want.display()
+        );
+    }
+}
