@@ -1,6 +1,8 @@
 //! Crash test: a child process writes windows through an engine and is killed with SIGKILL
 //! at random points. Afterwards the log has at most a torn tail, and every window the child
-//! reported flushed before the kill is in it with its exact count.
+//! reported flushed before the kill is in it with its exact count. Every other run the
+//! child appends large raw records through a `Writer` instead, so that kills land inside
+//! frames and leave torn tails.
 //!
 //! The child is this test binary re-executed with `RINGMETER_CRASH_CHILD` set. Runs:
 //! `RINGMETER_CRASH_RUNS` (default 50); `scripts/crash-test.sh N` runs more.
@@ -14,6 +16,10 @@ use std::time::{Duration, Instant};
 use ringmeter::log::{Health, LogError, Reader, Record};
 
 const CHILD_ENV: &str = "RINGMETER_CRASH_CHILD";
+const RAW_ENV: &str = "RINGMETER_CRASH_RAW";
+
+/// Payload size of the raw child's records: large, so kills often land mid-frame.
+const RAW_PAYLOAD: usize = 200_000;
 
 /// The child's body: runs only when re-executed by the parent test.
 #[test]
@@ -21,6 +27,9 @@ fn crash_child() {
     let Ok(dir) = std::env::var(CHILD_ENV) else {
         return;
     };
+    if std::env::var_os(RAW_ENV).is_some() {
+        return raw_child(&dir);
+    }
     let (clock, mock) = ringmeter::Clock::mock();
     let engine = ringmeter::Engine::builder()
         .clock(clock)
@@ -47,6 +56,24 @@ fn crash_child() {
             writeln!(out, "{} {count}", last.index).unwrap();
             out.flush().unwrap();
         }
+    }
+}
+
+/// A child that appends large raw records through a `Writer`: most of its time is spent
+/// inside frames, so kills leave torn tails.
+fn raw_child(dir: &str) {
+    let mut cfg = ringmeter::log::LogConfig::new(dir);
+    cfg.segment_size = 1 << 20;
+    let mut w = ringmeter::log::Writer::open(cfg).unwrap();
+    let mut out = std::io::stdout().lock();
+    for i in 0_u64.. {
+        w.append(&Record::Unknown {
+            kind: 200,
+            payload: vec![i as u8; RAW_PAYLOAD],
+        })
+        .unwrap();
+        writeln!(out, "{i} 0").unwrap();
+        out.flush().unwrap();
     }
 }
 
@@ -78,7 +105,12 @@ fn sigkill_at_random_points_leaves_at_most_a_torn_tail() {
     for run in 0..runs {
         let tmp = log_util::TempDir::new("crash");
         let dir = tmp.path().join("log");
-        let mut child = Command::new(&exe)
+        let raw = run % 2 == 1;
+        let mut cmd = Command::new(&exe);
+        if raw {
+            cmd.env(RAW_ENV, "1");
+        }
+        let mut child = cmd
             .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, &dir)
             .stdout(Stdio::piped())
@@ -118,6 +150,24 @@ fn sigkill_at_random_points_leaves_at_most_a_torn_tail() {
             "run {run} (seed {seed}): {integrity:?}"
         );
         torn += u64::from(integrity.health() == Health::TornTail);
+        if raw {
+            let raws: Vec<&Vec<u8>> = records
+                .iter()
+                .filter_map(|r| match r {
+                    Record::Unknown { kind: 200, payload } => Some(payload),
+                    _ => None,
+                })
+                .collect();
+            assert!(raws.len() >= flushed.len(), "run {run} (seed {seed})");
+            for (i, p) in raws.iter().enumerate() {
+                assert!(
+                    p.len() == RAW_PAYLOAD && p.iter().all(|&b| b == i as u8),
+                    "run {run} (seed {seed}): record {i} differs"
+                );
+            }
+            windows_checked += flushed.len();
+            continue;
+        }
         for (index, count) in &flushed {
             let logged: u64 = records
                 .iter()
@@ -134,7 +184,7 @@ fn sigkill_at_random_points_leaves_at_most_a_torn_tail() {
         }
     }
     eprintln!(
-        "crash test: {runs} runs, {torn} torn tails, {windows_checked} flushed windows found"
+        "crash test: {runs} runs, {torn} torn tails, {windows_checked} flushed windows and records found"
     );
     assert!(windows_checked > 0);
 }

@@ -702,9 +702,10 @@ fn decode_histogram(bytes: &[u8]) -> Result<Histogram<u64>, String> {
     if clen > bytes.len() - 8 {
         return Err("histogram's compressed length runs past the record".into());
     }
-    // Inflate just the inner header (40 bytes) to check the parameters and payload length.
+    // Inflate the inner header (40 bytes) first to check the parameters and payload length.
     let mut head = [0_u8; 40];
-    flate2::read::ZlibDecoder::new(&bytes[8..8 + clen])
+    let mut inflate = flate2::read::ZlibDecoder::new(&bytes[8..8 + clen]);
+    inflate
         .read_exact(&mut head)
         .map_err(|e| format!("histogram header does not inflate: {e}"))?;
     let be32 = |i: usize| u32::from_be_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
@@ -726,9 +727,18 @@ fn decode_histogram(bytes: &[u8]) -> Result<Histogram<u64>, String> {
     if payload_len > counts * 9 {
         return Err(format!("histogram payload length {payload_len} too large"));
     }
-    let mut r = &bytes[..8 + clen];
+    // Inflate the whole V2 encoding; the buffer grows only as data actually inflates, so a
+    // declared length alone never allocates.
+    let mut plain = head.to_vec();
+    inflate
+        .take(payload_len)
+        .read_to_end(&mut plain)
+        .map_err(|e| format!("histogram does not inflate: {e}"))?;
+    if plain.len() as u64 != 40 + payload_len {
+        return Err("histogram payload shorter than declared".into());
+    }
     Deserializer::new()
-        .deserialize(&mut r)
+        .deserialize(&mut plain.as_slice())
         .map_err(|e| format!("histogram does not decode: {e:?}"))
 }
 
