@@ -65,10 +65,15 @@ fn bad_input_gets_a_clear_message_and_exit_code() {
     assert!(fails(&["dump", p, "--format", "json", "--rollup", "1.5m"], 2).contains("bad rollup"));
     assert!(fails(&["dump", p, "--format", "prom", "--rollup", "1m"], 2).contains("--rollup"));
     assert!(fails(&["dump", p, "--format", "xml"], 2).contains("xml"));
+    assert!(fails(&["dump", p, "--format", "csv", "--rollup", "500ms"], 2).contains("bad rollup"));
+    assert!(fails(&["dump", p, "--format", "csv", "--untagged"], 2).contains("hlog only"));
+    assert!(fails(&["tail", p, "--op", "a b"], 2).contains("bad operation pattern"));
     assert!(fails(&["dump", p, "--format", "hlog", "--untagged"], 2).contains("one operation"));
     // Errors: 1.
     let missing = dir.join("missing");
     assert!(fails(&["stats", missing.to_str().unwrap()], 1).contains("no such file or directory"));
+    assert!(fails(&["tail", missing.to_str().unwrap()], 1).contains("no such file"));
+    assert!(fails(&["check", missing.to_str().unwrap()], 1).contains("no such file"));
     let empty = dir.join("empty");
     std::fs::create_dir(&empty).unwrap();
     assert!(fails(&["check", empty.to_str().unwrap()], 1).contains("not a ringmeter log"));
