@@ -47,7 +47,7 @@ pub mod prom;
 mod rollup;
 pub mod time;
 
-pub use rollup::{merge, Rollup};
+pub use rollup::{merge, Rollup, Totals};
 
 /// The quantiles reported in [`OpStats`]: p50, p90, p95, p99, p99.9.
 pub const QUANTILES: [f64; 5] = [0.5, 0.9, 0.95, 0.99, 0.999];

@@ -31,6 +31,13 @@ use super::{set_percentiles, ExportError, Interval};
 /// # Ok::<(), ringmeter::export::ExportError>(())
 /// ```
 pub fn merge(into: &mut Interval, other: &Interval) -> Result<(), ExportError> {
+    merge_counts(into, other)?;
+    set_percentiles(&mut into.stats, &into.histogram);
+    Ok(())
+}
+
+/// [`merge`] without recomputing the percentiles, which the caller does once at the end.
+fn merge_counts(into: &mut Interval, other: &Interval) -> Result<(), ExportError> {
     if !other.histogram.is_empty() {
         into.histogram.auto(true);
         into.histogram
@@ -66,7 +73,6 @@ pub fn merge(into: &mut Interval, other: &Interval) -> Result<(), ExportError> {
     a.dropped = a.dropped.saturating_add(b.dropped);
     a.late = a.late.saturating_add(b.late);
     into.unsampled = into.unsampled.saturating_add(other.unsampled);
-    set_percentiles(a, &into.histogram);
     let end = into.end_unix_ns().max(other.end_unix_ns());
     into.start_unix_ns = into.start_unix_ns.min(other.start_unix_ns);
     into.length_ns = end - into.start_unix_ns;
@@ -142,7 +148,7 @@ impl Rollup {
         let start = interval.start_unix_ns - interval.start_unix_ns % self.period_ns;
         let done = self.take_before(start);
         match self.open.get_mut(&(start, Arc::clone(&interval.op))) {
-            Some(period) => merge(period, &interval)?,
+            Some(period) => merge_counts(period, &interval)?,
             None => {
                 let mut period = interval;
                 period.start_unix_ns = start;
@@ -155,7 +161,7 @@ impl Rollup {
 
     /// The periods still open, in order of period then operation name.
     pub fn finish(self) -> Vec<Interval> {
-        self.open.into_values().collect()
+        self.open.into_values().map(with_percentiles).collect()
     }
 
     fn take_before(&mut self, start: u64) -> Vec<Interval> {
@@ -173,7 +179,68 @@ impl Rollup {
         };
         std::mem::replace(&mut self.open, kept)
             .into_values()
+            .map(with_percentiles)
             .collect()
+    }
+}
+
+fn with_percentiles(mut i: Interval) -> Interval {
+    set_percentiles(&mut i.stats, &i.histogram);
+    i
+}
+
+/// Totals per operation over any set of intervals, merged exactly as [`merge`] does, with
+/// the percentiles computed once at the end.
+///
+/// # Examples
+/// ```
+/// use ringmeter::export::{Interval, Totals};
+/// use ringmeter::hdrhistogram::Histogram;
+///
+/// let mut totals = Totals::new();
+/// for (op, ns) in [("a", 10), ("b", 20), ("a", 30)] {
+///     let mut h = Histogram::<u64>::new_with_bounds(1, 1_000_000, 3).unwrap();
+///     h.record(ns).unwrap();
+///     totals.add(Interval::from_histogram(op, 0, 1_000, h))?;
+/// }
+/// let out = totals.finish();
+/// assert_eq!((&*out[0].op, out[0].stats.count, out[0].stats.max_ns), ("a", 2, 30));
+/// assert_eq!(out[0].stats.p50_ns, 10);
+/// # Ok::<(), ringmeter::export::ExportError>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct Totals {
+    ops: BTreeMap<Arc<str>, Interval>,
+}
+
+impl Totals {
+    /// No operation yet.
+    pub fn new() -> Totals {
+        Totals::default()
+    }
+
+    /// Adds one interval to its operation's total.
+    ///
+    /// # Errors
+    /// [`ExportError::Merge`] when its histogram cannot be added.
+    pub fn add(&mut self, interval: Interval) -> Result<(), ExportError> {
+        match self.ops.get_mut(&interval.op) {
+            Some(total) => merge_counts(total, &interval),
+            None => {
+                self.ops.insert(Arc::clone(&interval.op), interval);
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether no interval was added.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// One interval per operation, in name order, with percentiles.
+    pub fn finish(self) -> Vec<Interval> {
+        self.ops.into_values().map(with_percentiles).collect()
     }
 }
 

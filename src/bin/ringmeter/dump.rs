@@ -1,11 +1,9 @@
 //! `ringmeter dump`: export windows as JSON lines, CSV, an HdrHistogram interval log or
 //! Prometheus text.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -14,7 +12,7 @@ use ringmeter::export::csv::CsvWriter;
 use ringmeter::export::hlog::HlogWriter;
 use ringmeter::export::json::JsonWriter;
 use ringmeter::export::prom::{write_text, PromOp};
-use ringmeter::export::{merge, ExportError, Interval, Rollup};
+use ringmeter::export::{ExportError, Interval, Rollup, Totals};
 
 use crate::cli::{DumpArgs, Format};
 use crate::select::{parse_duration, read, Filter};
@@ -139,25 +137,18 @@ fn dump<W: Write>(
 ) -> Result<()> {
     let mut progress = Progress::new();
     if args.format == Format::Prom {
-        let mut totals: BTreeMap<Arc<str>, Interval> = BTreeMap::new();
+        let mut totals = Totals::new();
         let summary = read(
             &args.dir,
             filter,
             |n| progress.records(n),
-            |i| {
-                match totals.get_mut(&i.op) {
-                    Some(t) => merge(t, &i)?,
-                    None => {
-                        totals.insert(Arc::clone(&i.op), i);
-                    }
-                }
-                Ok(())
-            },
+            |i| Ok(totals.add(i)?),
         )?;
+        let totals = totals.finish();
         progress.finish();
         let ts = summary.span.map(|(_, end)| (end / 1_000_000) as i64);
         let ops: Vec<PromOp<'_>> = totals
-            .values()
+            .iter()
             .map(|i| PromOp {
                 name: &i.op,
                 stats: &i.stats,

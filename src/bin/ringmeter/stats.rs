@@ -1,13 +1,11 @@
 //! `ringmeter stats`: a table per operation over a time range.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use ringmeter::export::time::format_rfc3339;
-use ringmeter::export::{merge, Interval};
+use ringmeter::export::{Interval, Totals};
 
 use crate::cli::StatsArgs;
 use crate::select::{read, Filter};
@@ -21,21 +19,8 @@ pub fn run(args: &StatsArgs) -> Result<ExitCode> {
 
 /// Reads the selected windows of `dir`, merges them per operation and prints the table.
 pub fn print_stats(dir: &Path, filter: &Filter) -> Result<()> {
-    let mut totals: BTreeMap<Arc<str>, Interval> = BTreeMap::new();
-    let summary = read(
-        dir,
-        filter,
-        |_| {},
-        |i| {
-            match totals.get_mut(&i.op) {
-                Some(t) => merge(t, &i)?,
-                None => {
-                    totals.insert(Arc::clone(&i.op), i);
-                }
-            }
-            Ok(())
-        },
-    )?;
+    let mut totals = Totals::new();
+    let summary = read(dir, filter, |_| {}, |i| Ok(totals.add(i)?))?;
     let Some((start, end)) = summary.span else {
         bail!(
             "no window of {} is in the selected range{}",
@@ -54,7 +39,7 @@ pub fn print_stats(dir: &Path, filter: &Filter) -> Result<()> {
         format_rfc3339(end),
         dir.display()
     );
-    print_table(totals.values());
+    print_table(&totals.finish());
     Ok(())
 }
 
