@@ -351,4 +351,54 @@ mod tests {
         let mut r = Rollup::new(S / 2);
         assert!(r.push(interval("a", 0, &[1], 0)).is_err());
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            /// Rolling windows up equals building each period from all of its values.
+            #[test]
+            fn rollup_equals_recomputation(
+                windows in proptest::collection::vec(
+                    (0u64..12, proptest::collection::vec(1u64..5_000_000, 0..40), 0u64..3),
+                    1..30,
+                ),
+                period in 1u64..5,
+            ) {
+                let mut windows = windows;
+                windows.sort_by_key(|w| w.0);
+                let mut r = Rollup::new(period * S);
+                let mut out = Vec::new();
+                for (second, values, errors) in &windows {
+                    out.extend(r.push(interval("x", second * S, values, *errors)).unwrap());
+                }
+                out.extend(r.finish());
+                let mut expected: BTreeMap<u64, (Vec<u64>, u64)> = BTreeMap::new();
+                for (second, values, errors) in &windows {
+                    let e = expected.entry(second / period * period).or_default();
+                    e.0.extend(values);
+                    e.1 += errors;
+                }
+                prop_assert_eq!(out.len(), expected.len());
+                for (got, (start, (values, errors))) in out.iter().zip(&expected) {
+                    let whole = interval("x", start * S, values, *errors);
+                    let (g, w) = (&got.stats, &whole.stats);
+                    prop_assert_eq!(got.start_unix_ns, start * S);
+                    prop_assert_eq!(got.length_ns, period * S);
+                    prop_assert_eq!((g.count, g.errors, g.min_ns, g.max_ns), (w.count, w.errors, w.min_ns, w.max_ns));
+                    prop_assert_eq!(
+                        (g.p50_ns, g.p90_ns, g.p95_ns, g.p99_ns, g.p999_ns),
+                        (w.p50_ns, w.p90_ns, w.p95_ns, w.p99_ns, w.p999_ns)
+                    );
+                    prop_assert!((g.mean_ns - w.mean_ns).abs() <= 1e-6 * w.mean_ns.max(1.0));
+                    prop_assert!((g.stddev_ns - w.stddev_ns).abs() <= 1e-6 * w.mean_ns.max(1.0));
+                    prop_assert_eq!(&got.histogram, &whole.histogram);
+                }
+            }
+        }
+    }
 }
