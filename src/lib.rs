@@ -15,6 +15,7 @@
 //! | [`Subscription`] | a channel of closed windows |
 //! | [`Clock`], [`MockClock`] | the TSC clock and a hand-moved clock for tests |
 //! | [`log`] | the window log ([`Builder::log_dir`]): crash-safe segment files and their [`log::Reader`] |
+//! | [`export`] | windows as JSON lines, CSV, HdrHistogram interval logs, Prometheus text; exact rollups |
 //!
 //! Every call is accounted for: it is either recorded or counted as dropped (when its
 //! thread's ring is full), per operation and window.
