@@ -153,3 +153,74 @@ fn an_engine_without_a_log_reports_none() {
     engine.flush().unwrap();
     assert!(engine.snapshot().log.is_none());
 }
+
+/// Unmounts on drop.
+#[cfg(target_os = "linux")]
+struct Mount(std::path::PathBuf);
+
+#[cfg(target_os = "linux")]
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A full disk (a 128 KiB tmpfs; needs the right to mount, skipped otherwise) is a fault:
+/// reported, retried, never a crash, and the engine's numbers stay exact.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_is_a_fault_not_a_crash() {
+    let tmp = log_util::TempDir::new("full");
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=128k", "tmpfs"])
+        .arg(&mnt)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    }
+    let _mount = Mount(mnt.clone());
+    let dir = mnt.join("log");
+    let (clock, mock) = Clock::mock();
+    let engine = Engine::builder()
+        .clock(clock)
+        .log_dir(&dir)
+        .log_segment_size(32 << 10)
+        .start_manual()
+        .unwrap();
+    let ops: Vec<_> = (0..20)
+        .map(|i| engine.op(&format!("op.{i}")).unwrap())
+        .collect();
+    for w in 0..30_u64 {
+        for op in &ops {
+            op.record_ns(1_000 + w);
+        }
+        mock.advance(Duration::from_secs(1));
+        engine.flush().unwrap();
+    }
+    let snap = engine.snapshot();
+    let status = snap.log.clone().unwrap();
+    assert!(!status.writing, "{status:?}");
+    assert!(status.faults >= 1);
+    let err = status.last_error.as_deref().unwrap();
+    assert!(err.contains("No space") || err.contains("28"), "{err}");
+    assert!(status.windows_written > 0);
+    assert_eq!(
+        status.windows_written + status.windows_pending + status.windows_lost,
+        snap.windows_closed
+    );
+    assert_eq!(snap.totals("op.0").unwrap().count, 30);
+    engine.shutdown().unwrap();
+    // What was written reads back, with at most a torn tail.
+    let (records, integrity) = Reader::read_all(&dir).unwrap();
+    assert!(integrity.health() <= Health::TornTail, "{integrity:?}");
+    let windows = records
+        .iter()
+        .filter(|r| matches!(r, Record::Window(_)))
+        .count() as u64;
+    assert!(windows >= status.windows_written * 20 - 20, "{windows}");
+}

@@ -106,6 +106,7 @@ fn build(input: Input) -> Option<Record> {
                     .map(|(k, n)| (Arc::from(k), n))
                     .collect(),
                 histogram,
+                stored_histogram: None,
             }))
         }
         Input::Event(k, t, d) => Record::Event(EngineEvent {

@@ -130,6 +130,8 @@ pub struct Reader {
     /// State inside the current segment (`None`: not opened yet).
     open: Option<OpenSegment>,
     integrity: Integrity,
+    /// Whether window records get their histogram decoded.
+    histograms: bool,
 }
 
 #[derive(Debug)]
@@ -298,6 +300,7 @@ impl Reader {
             cur: 0,
             open: None,
             integrity: Integrity::default(),
+            histograms: true,
         };
         if reader.is_dir {
             reader.refresh()?;
@@ -356,6 +359,15 @@ impl Reader {
             rec?;
         }
         Ok(r.integrity.clone())
+    }
+
+    /// Whether window records come with their histogram decoded (the default) or with the
+    /// stored bytes only ([`WindowRecord::stored_histogram`](super::WindowRecord::stored_histogram),
+    /// `histogram` left empty). Skipping the decoding makes reading several times faster
+    /// when only the statistics or the raw V2 bytes (e.g. for an HdrHistogram log) are needed.
+    pub fn decode_histograms(&mut self, decode: bool) -> &mut Self {
+        self.histograms = decode;
+        self
     }
 
     /// What has been found so far (complete once the iterator has returned `None`).
@@ -589,7 +601,12 @@ impl Reader {
                     let pos = open.pos;
                     let total = FRAME_HEADER_LEN + h.payload_len() as usize;
                     let payload = &open.bytes(pos, total)[FRAME_HEADER_LEN..];
-                    match Record::decode(h.kind, payload) {
+                    let decoded = if self.histograms {
+                        Record::decode(h.kind, payload)
+                    } else {
+                        Record::decode_without_histogram(h.kind, payload)
+                    };
+                    match decoded {
                         Ok(mut record) => {
                             open.pos += FrameHeader::frame_len(h.payload_len());
                             open.next_seq = h.seq.get() + 1;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytemuck::{Pod, Zeroable};
-use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
 
 use super::format::{U32Le, U64Le};
@@ -81,18 +81,38 @@ impl Record {
     /// [`EncodeError`] when a name or list is too long for its length field or the
     /// histogram cannot be serialized.
     pub fn encode(&self, buf: &mut Vec<u8>) -> Result<u8, EncodeError> {
+        self.encode_with(buf, &mut HistEncoder::new())
+    }
+
+    /// [`Record::encode`] with a reused histogram encoder.
+    pub(crate) fn encode_with(
+        &self,
+        buf: &mut Vec<u8>,
+        hist: &mut HistEncoder,
+    ) -> Result<u8, EncodeError> {
         match self {
             Self::Dictionary(entries) => {
                 encode_dictionary(entries.iter().map(|e| (e.id, &*e.name)), buf)?
             }
-            Self::Window(w) => {
-                let mut ser = V2DeflateSerializer::new();
-                encode_window(&w.fields(), &mut ser, buf)?
-            }
+            Self::Window(w) => encode_window(&w.fields(), hist, buf)?,
             Self::Event(e) => encode_event(e, buf)?,
             Self::Unknown { payload, .. } => buf.extend_from_slice(payload),
         }
         Ok(self.kind())
+    }
+
+    /// As [`Record::decode`], but window records keep their histogram as stored
+    /// ([`WindowRecord::stored_histogram`]) instead of decoding it, which is several times
+    /// faster. The stored bytes are still checked to start with a V2+deflate header.
+    ///
+    /// # Errors
+    /// [`DecodeError`] naming what is wrong and where in the payload.
+    pub fn decode_without_histogram(kind: u8, payload: &[u8]) -> Result<Record, DecodeError> {
+        if kind == RecordKind::Window as u8 {
+            decode_window(payload, false).map(|w| Record::Window(Box::new(w)))
+        } else {
+            Self::decode(kind, payload)
+        }
     }
 
     /// Decodes a payload of kind `kind`. Window records come back with an empty operation
@@ -103,7 +123,9 @@ impl Record {
     pub fn decode(kind: u8, payload: &[u8]) -> Result<Record, DecodeError> {
         match RecordKind::from_u8(kind) {
             Some(RecordKind::Dictionary) => decode_dictionary(payload).map(Record::Dictionary),
-            Some(RecordKind::Window) => decode_window(payload).map(|w| Record::Window(Box::new(w))),
+            Some(RecordKind::Window) => {
+                decode_window(payload, true).map(|w| Record::Window(Box::new(w)))
+            }
             Some(RecordKind::Event) => decode_event(payload).map(Record::Event),
             Some(RecordKind::Alert) | None => Ok(Record::Unknown {
                 kind,
@@ -194,8 +216,13 @@ pub struct WindowRecord {
     pub slowest: Vec<Exemplar>,
     /// Error counts by kind.
     pub error_kinds: Vec<(Arc<str>, u64)>,
-    /// Latency histogram in nanoseconds.
+    /// Latency histogram in nanoseconds (empty when read with
+    /// [`Reader::decode_histograms(false)`](super::Reader::decode_histograms)).
     pub histogram: Histogram<u64>,
+    /// The histogram exactly as stored (HdrHistogram V2 + deflate), when the record was read
+    /// without decoding its histogram; `None` otherwise. When set, encoding writes these
+    /// bytes instead of serializing `histogram`.
+    pub stored_histogram: Option<Vec<u8>>,
 }
 
 impl WindowRecord {
@@ -219,6 +246,7 @@ impl WindowRecord {
             slowest: &self.slowest,
             error_kinds: &self.error_kinds,
             histogram: &self.histogram,
+            stored_histogram: self.stored_histogram.as_deref(),
         }
     }
 }
@@ -323,6 +351,8 @@ pub(crate) struct WindowFields<'a> {
     pub(crate) slowest: &'a [Exemplar],
     pub(crate) error_kinds: &'a [(Arc<str>, u64)],
     pub(crate) histogram: &'a Histogram<u64>,
+    /// Already-serialized histogram bytes to write instead of `histogram`.
+    pub(crate) stored_histogram: Option<&'a [u8]>,
 }
 
 /// The one mapping from an engine's closed window to a window record.
@@ -348,6 +378,7 @@ pub(crate) fn window_fields<'a>(
         slowest: &[],
         error_kinds: &[],
         histogram: &op.histogram,
+        stored_histogram: None,
     }
 }
 
@@ -430,10 +461,58 @@ pub(crate) fn encode_event(e: &EngineEvent, buf: &mut Vec<u8>) -> Result<(), Enc
     Ok(())
 }
 
-/// Appends a window payload, serializing the histogram with `ser` (reused across calls).
+/// Serializes histograms in HdrHistogram's V2 + deflate encoding (the bytes
+/// `V2DeflateSerializer` writes) with buffers and a compressor kept across calls: setting up
+/// a new compressor costs far more than compressing one histogram.
+pub(crate) struct HistEncoder {
+    v2: V2Serializer,
+    plain: Vec<u8>,
+    z: flate2::Compress,
+}
+
+impl HistEncoder {
+    pub(crate) fn new() -> Self {
+        Self {
+            v2: V2Serializer::new(),
+            plain: Vec::new(),
+            z: flate2::Compress::new(flate2::Compression::default(), true),
+        }
+    }
+
+    /// Appends `h` to `out` (cookie, compressed length, zlib stream); returns the bytes added.
+    fn encode(&mut self, h: &Histogram<u64>, out: &mut Vec<u8>) -> Result<usize, EncodeError> {
+        self.plain.clear();
+        self.v2
+            .serialize(h, &mut self.plain)
+            .map_err(|e| EncodeError::Histogram(format!("{e:?}")))?;
+        let start = out.len();
+        out.extend_from_slice(&V2_COMPRESSED_COOKIE.to_be_bytes());
+        out.extend_from_slice(&[0; 4]);
+        self.z.reset();
+        // zlib's worst case is a few bytes per 16 KiB over the input; grow if ever needed.
+        out.reserve(self.plain.len() + self.plain.len() / 1000 + 64);
+        loop {
+            let consumed = self.z.total_in() as usize;
+            let status = self
+                .z
+                .compress_vec(&self.plain[consumed..], out, flate2::FlushCompress::Finish)
+                .map_err(|e| EncodeError::Histogram(e.to_string()))?;
+            if status == flate2::Status::StreamEnd {
+                break;
+            }
+            out.reserve(out.capacity().max(64));
+        }
+        let clen = u32::try_from(out.len() - start - 8)
+            .map_err(|_| too_long("histogram", out.len() - start))?;
+        out[start + 4..start + 8].copy_from_slice(&clen.to_be_bytes());
+        Ok(out.len() - start)
+    }
+}
+
+/// Appends a window payload, serializing the histogram with `hist` (reused across calls).
 pub(crate) fn encode_window(
     w: &WindowFields<'_>,
-    ser: &mut V2DeflateSerializer,
+    hist: &mut HistEncoder,
     buf: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
     let s = w.stats;
@@ -483,9 +562,13 @@ pub(crate) fn encode_window(
     // Length placeholder, then the histogram straight into `buf`.
     let at = buf.len();
     put_u32(buf, 0);
-    let written = ser
-        .serialize(w.histogram, buf)
-        .map_err(|e| EncodeError::Histogram(format!("{e:?}")))?;
+    let written = match w.stored_histogram {
+        Some(bytes) => {
+            buf.extend_from_slice(bytes);
+            bytes.len()
+        }
+        None => hist.encode(w.histogram, buf)?,
+    };
     let len = u32::try_from(written).map_err(|_| too_long("histogram", written))?;
     buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
     Ok(())
@@ -596,7 +679,7 @@ fn decode_event(payload: &[u8]) -> Result<EngineEvent, DecodeError> {
 }
 
 #[allow(clippy::needless_update)]
-fn decode_window(payload: &[u8]) -> Result<WindowRecord, DecodeError> {
+fn decode_window(payload: &[u8], histogram: bool) -> Result<WindowRecord, DecodeError> {
     let mut c = Cursor::new(payload);
     let fixed: WindowFixed = bytemuck::pod_read_unaligned(c.take(WINDOW_FIXED_LEN, "window")?);
     let sampling = SamplingMode::from_wire(fixed.sampling_mode, fixed.sampling_param.get())
@@ -623,7 +706,20 @@ fn decode_window(payload: &[u8]) -> Result<WindowRecord, DecodeError> {
     let len = c.u32("histogram length")? as usize;
     let at = c.pos;
     let bytes = c.take(len, "histogram")?;
-    let histogram = decode_histogram(bytes).map_err(|reason| DecodeError { offset: at, reason })?;
+    let (histogram, stored_histogram) = if histogram {
+        let h = decode_histogram(bytes).map_err(|reason| DecodeError { offset: at, reason })?;
+        (h, None)
+    } else {
+        if bytes.len() < 8
+            || u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) != V2_COMPRESSED_COOKIE
+        {
+            return Err(DecodeError {
+                offset: at,
+                reason: "histogram is not V2+deflate".into(),
+            });
+        }
+        (empty_histogram(), Some(bytes.to_vec()))
+    };
     let stats = OpStats {
         count: fixed.count.get(),
         errors: fixed.errors.get(),
@@ -655,7 +751,16 @@ fn decode_window(payload: &[u8]) -> Result<WindowRecord, DecodeError> {
         slowest,
         error_kinds,
         histogram,
+        stored_histogram,
     })
+}
+
+/// The placeholder histogram of records read without their histograms.
+fn empty_histogram() -> Histogram<u64> {
+    thread_local! {
+        static EMPTY: Histogram<u64> = Histogram::new_with_max(2, 1).expect("valid bounds");
+    }
+    EMPTY.with(Histogram::clone)
 }
 
 /// Counts-array length of an HdrHistogram with these parameters (the formula of
@@ -745,6 +850,23 @@ fn decode_histogram(bytes: &[u8]) -> Result<Histogram<u64>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_histograms_are_what_hdrhistogram_reads() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+        let mut enc = HistEncoder::new();
+        for round in 0..3_u64 {
+            for v in 0..500 {
+                h.record(1 + v * v * 1000 + round).unwrap();
+            }
+            let mut out = vec![7_u8; 3];
+            let n = enc.encode(&h, &mut out).unwrap();
+            assert_eq!(n, out.len() - 3);
+            let back: Histogram<u64> = Deserializer::new().deserialize(&mut &out[3..]).unwrap();
+            assert_eq!(back, h);
+            assert_eq!(decode_histogram(&out[3..]).unwrap(), h);
+        }
+    }
 
     #[test]
     fn counts_len_matches_hdrhistogram() {

@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hdrhistogram::serialization::V2DeflateSerializer;
 use memmap2::MmapMut;
 
 use super::format::{
@@ -23,7 +22,7 @@ use super::format::{
 use super::reader::list_segments;
 use super::record::{
     encode_dictionary, encode_event, encode_window, window_fields, EncodeError, EngineEvent,
-    Record, RecordKind,
+    HistEncoder, Record, RecordKind,
 };
 use super::LogError;
 use crate::aggregator::WindowReport;
@@ -88,7 +87,7 @@ pub struct Writer {
     /// Reused payload buffer.
     buf: Vec<u8>,
     /// Reused histogram serializer.
-    ser: V2DeflateSerializer,
+    hist: HistEncoder,
     host: String,
     last_retention: SystemTime,
 }
@@ -144,7 +143,7 @@ impl Writer {
             next_segment,
             known: Vec::new(),
             buf: Vec::with_capacity(4096),
-            ser: V2DeflateSerializer::new(),
+            hist: HistEncoder::new(),
             host: host_name(),
             last_retention: SystemTime::now(),
         };
@@ -175,7 +174,7 @@ impl Writer {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         let r = record
-            .encode(&mut buf)
+            .encode_with(&mut buf, &mut self.hist)
             .map_err(LogError::from)
             .and_then(|kind| {
                 if let Record::Dictionary(entries) = record {
@@ -240,7 +239,7 @@ impl Writer {
     ) -> Result<(), LogError> {
         for op in &report.ops {
             buf.clear();
-            encode_window(&window_fields(report, op, slow_ns), &mut self.ser, buf)?;
+            encode_window(&window_fields(report, op, slow_ns), &mut self.hist, buf)?;
             let win_len = FrameHeader::frame_len(frame_payload_len(buf.len())?);
             let dict_payload = 4 + 4 + 2 + op.name.len();
             let dict_len = FrameHeader::frame_len(frame_payload_len(dict_payload)?);

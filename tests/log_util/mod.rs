@@ -84,6 +84,7 @@ pub fn window(op_id: u32, index: u64, seed: u64, values: &[u64]) -> WindowRecord
             .map(|i| (Arc::from(format!("kind{i}")), seed + i))
             .collect(),
         histogram,
+        stored_histogram: None,
     }
 }
 
