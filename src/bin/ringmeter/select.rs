@@ -201,15 +201,18 @@ pub struct ReadSummary {
 }
 
 /// Reads every window record of `dir` that `filter` selects, in log order, and hands it to
-/// `each`; `progress` is called with the number of records read so far. Warns on stderr when
+/// `each`, with its histogram decoded when `histograms` is set (otherwise the interval's
+/// histogram is empty: fine for writing statistics, wrong for merging); `progress` is called with the number of records read so far. Warns on stderr when
 /// the log is damaged. Fails when a pattern matches no operation of the log.
 pub fn read(
     dir: &Path,
     filter: &Filter,
+    histograms: bool,
     mut progress: impl FnMut(u64),
     mut each: impl FnMut(Interval) -> Result<()>,
 ) -> Result<ReadSummary> {
     let mut reader = open(dir)?;
+    reader.decode_histograms(histograms);
     let mut summary = ReadSummary::default();
     let mut records = 0u64;
     for rec in reader.by_ref() {

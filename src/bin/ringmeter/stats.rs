@@ -20,7 +20,7 @@ pub fn run(args: &StatsArgs) -> Result<ExitCode> {
 /// Reads the selected windows of `dir`, merges them per operation and prints the table.
 pub fn print_stats(dir: &Path, filter: &Filter) -> Result<()> {
     let mut totals = Totals::new();
-    let summary = read(dir, filter, |_| {}, |i| Ok(totals.add(i)?))?;
+    let summary = read(dir, filter, true, |_| {}, |i| Ok(totals.add(i)?))?;
     let Some((start, end)) = summary.span else {
         bail!(
             "no window of {} is in the selected range{}",

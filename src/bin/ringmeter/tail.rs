@@ -15,6 +15,8 @@ use crate::show::{Ns, Pct};
 pub fn run(args: &TailArgs) -> Result<ExitCode> {
     let filter = Filter::from_parts(args.op.as_deref(), None, None)?;
     let mut reader = open(&args.dir)?;
+    // Only the statistics are printed.
+    reader.decode_histograms(false);
     let context = || format!("cannot read the log {}", args.dir.display());
     if !args.all {
         while reader.next_entry().with_context(context)?.is_some() {}
