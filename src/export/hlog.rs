@@ -26,7 +26,7 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use flate2::{Compress, Compression, FlushCompress, Status};
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use hdrhistogram::serialization::{Serializer, V2Serializer};
 use hdrhistogram::Histogram;
 
@@ -63,6 +63,8 @@ pub struct HlogWriter<W: Write> {
     /// One deflate state for every histogram (creating one per histogram costs more than
     /// the compression itself).
     deflate: Compress,
+    /// One inflate state, to read the headers of stored histograms.
+    inflate: Decompress,
     /// The uncompressed V2 encoding.
     raw: Vec<u8>,
     /// The V2-deflate encoding: cookie, length, zlib stream.
@@ -93,6 +95,7 @@ impl<W: Write> HlogWriter<W> {
             header_written: false,
             serializer: V2Serializer::new(),
             deflate: Compress::new(Compression::default(), true),
+            inflate: Decompress::new(true),
             raw: Vec::new(),
             buf: Vec::new(),
         }
@@ -142,24 +145,65 @@ impl<W: Write> HlogWriter<W> {
             }
         }
         self.header(i.start_unix_ns)?;
-        let clamped;
-        let h = if i.histogram.high() > i64::MAX as u64 {
-            clamped = clamp_to_i64(&i.histogram).map_err(|reason| ExportError::Serialize {
-                op: Arc::clone(&i.op),
-                reason,
-            })?;
-            &clamped
+        let max = if i.stats.count > 0 {
+            i.stats.max_ns
+        } else if i.histogram.is_empty() {
+            0
         } else {
-            &i.histogram
+            i.histogram.max()
         };
-        self.encode(h).map_err(|reason| ExportError::Serialize {
-            op: Arc::clone(&i.op),
-            reason,
-        })?;
+        match &i.stored_histogram {
+            Some(stored) if i.histogram.is_empty() => {
+                // Written as stored, if other implementations can read its range.
+                match stored_highest(&mut self.inflate, stored) {
+                    Some(high) if high <= i64::MAX as u64 => {}
+                    Some(_) => {
+                        return Err(ExportError::Serialize {
+                            op: Arc::clone(&i.op),
+                            reason: "its highest trackable value exceeds i64::MAX; decode and \
+                                     re-encode it (with a rollup of one window length)"
+                                .into(),
+                        })
+                    }
+                    None => {
+                        return Err(ExportError::Serialize {
+                            op: Arc::clone(&i.op),
+                            reason: "the stored histogram is not V2+deflate".into(),
+                        })
+                    }
+                }
+                self.line(i, max, stored)?;
+            }
+            _ => {
+                let clamped;
+                let h = if i.histogram.high() > i64::MAX as u64 {
+                    clamped =
+                        clamp_to_i64(&i.histogram).map_err(|reason| ExportError::Serialize {
+                            op: Arc::clone(&i.op),
+                            reason,
+                        })?;
+                    &clamped
+                } else {
+                    &i.histogram
+                };
+                self.encode(h).map_err(|reason| ExportError::Serialize {
+                    op: Arc::clone(&i.op),
+                    reason,
+                })?;
+                let encoded = std::mem::take(&mut self.buf);
+                let written = self.line(i, max, &encoded);
+                self.buf = encoded;
+                written?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one interval line with the encoded histogram `encoded`.
+    fn line(&mut self, i: &Interval, max: u64, encoded: &[u8]) -> io::Result<()> {
         if self.tagged {
             write!(self.out, "Tag={},", i.op)?;
         }
-        let max = if h.is_empty() { 0 } else { h.max() };
         write!(
             self.out,
             "{},{},{:.3},",
@@ -167,9 +211,8 @@ impl<W: Write> HlogWriter<W> {
             Millis(i.length_ns),
             max as f64 / MAX_VALUE_DIVISOR
         )?;
-        self.out.write_all(base64(&self.buf).as_bytes())?;
-        self.out.write_all(b"\n")?;
-        Ok(())
+        self.out.write_all(base64(encoded).as_bytes())?;
+        self.out.write_all(b"\n")
     }
 
     /// Encodes `h` into `buf` as HdrHistogram's V2 deflate encoding: the compressed cookie,
@@ -221,6 +264,25 @@ impl<W: Write> std::fmt::Debug for HlogWriter<W> {
             .field("only_op", &self.only_op)
             .finish_non_exhaustive()
     }
+}
+
+/// The highest trackable value in the header of a V2+deflate histogram, or `None` when the
+/// bytes do not start like one. Inflates only the 40-byte V2 header, with `inflate` (reset
+/// here, so one state serves every histogram).
+fn stored_highest(inflate: &mut Decompress, stored: &[u8]) -> Option<u64> {
+    let cookie = u32::from_be_bytes(stored.get(..4)?.try_into().ok()?);
+    if cookie != V2_COMPRESSED_COOKIE {
+        return None;
+    }
+    inflate.reset(true);
+    let mut head = [0u8; 40];
+    inflate
+        .decompress(stored.get(8..)?, &mut head, FlushDecompress::None)
+        .ok()?;
+    if inflate.total_out() != head.len() as u64 {
+        return None;
+    }
+    Some(u64::from_be_bytes(head[24..32].try_into().ok()?))
 }
 
 /// A copy of `h` with a highest trackable value of `i64::MAX`.
@@ -387,5 +449,44 @@ mod tests {
         assert_eq!(c.high(), i64::MAX as u64);
         assert_eq!(c.len(), 2);
         assert!(c.max() >= (i64::MAX as u64) / 100 * 99);
+    }
+
+    #[test]
+    fn stored_histograms_are_written_as_stored() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60 * S, 3).unwrap();
+        h.record(1_234).unwrap();
+        h.record(98_765).unwrap();
+        let decoded = Interval::from_histogram("a", 0, S, h.clone());
+        let mut log = HlogWriter::new(Vec::new());
+        log.write(&decoded).unwrap();
+        let stored = log.buf.clone();
+        let mut from_log = decoded.clone();
+        from_log.histogram = Histogram::new(1).unwrap();
+        from_log.stored_histogram = Some(stored);
+        log.write(&from_log).unwrap();
+        let text = String::from_utf8(log.finish().unwrap()).unwrap();
+        let lines: Vec<&str> = text.lines().rev().take(2).collect();
+        assert_eq!(lines[0], lines[1]);
+        assert_eq!(
+            stored_highest(
+                &mut Decompress::new(true),
+                &from_log.stored_histogram.unwrap()
+            ),
+            Some(60 * S)
+        );
+
+        let mut wide = Histogram::<u64>::new_with_bounds(1, u64::MAX, 2).unwrap();
+        wide.record(5).unwrap();
+        let mut enc = HlogWriter::new(Vec::new());
+        enc.encode(&wide).unwrap();
+        let mut i = Interval::from_histogram("w", 0, S, Histogram::new(1).unwrap());
+        i.stats.count = 1;
+        i.stored_histogram = Some(enc.buf.clone());
+        assert!(matches!(
+            HlogWriter::new(Vec::new()).write(&i),
+            Err(ExportError::Serialize { .. })
+        ));
+        i.stored_histogram = Some(b"junk".to_vec());
+        assert!(HlogWriter::new(Vec::new()).write(&i).is_err());
     }
 }

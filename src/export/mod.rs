@@ -65,8 +65,12 @@ pub struct Interval {
     pub stats: OpStats,
     /// Calls skipped by sampling: counted, not timed (not in `stats.count`).
     pub unsampled: u64,
-    /// Latency histogram in nanoseconds.
+    /// Latency histogram in nanoseconds. Empty when the interval was read from the log
+    /// without decoding histograms: merges and percentiles then need a decoded one.
     pub histogram: Histogram<u64>,
+    /// The histogram as the log stored it (HdrHistogram V2 + deflate), when it was read
+    /// without decoding; [`hlog`] writes these bytes as they are.
+    pub stored_histogram: Option<Vec<u8>>,
 }
 
 impl Interval {
@@ -83,6 +87,7 @@ impl Interval {
                 stats: o.stats.clone(),
                 unsampled: 0,
                 histogram: (*o.histogram).clone(),
+                stored_histogram: None,
             })
             .collect()
     }
@@ -114,6 +119,7 @@ impl Interval {
             stats,
             unsampled: 0,
             histogram,
+            stored_histogram: None,
         }
     }
 
@@ -129,6 +135,7 @@ impl Interval {
             stats: record.stats,
             unsampled: record.unsampled,
             histogram: record.histogram,
+            stored_histogram: record.stored_histogram,
         }
     }
 

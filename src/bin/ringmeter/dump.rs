@@ -166,9 +166,10 @@ fn dump<W: Write>(
         Format::Hlog if args.untagged => Sink::Hlog(HlogWriter::untagged(out)),
         _ => Sink::Hlog(HlogWriter::new(out)),
     };
-    // JSON and CSV write the records' own statistics: unless they are rolled up, the
-    // histograms need not be decoded, which makes reading several times faster.
-    let histograms = rollup.is_some() || args.format == Format::Hlog;
+    // JSON and CSV write the records' own statistics, and hlog the histograms as stored:
+    // unless they are rolled up, the histograms need not be decoded, which makes reading
+    // several times faster.
+    let histograms = rollup.is_some();
     read(
         &args.dir,
         filter,
