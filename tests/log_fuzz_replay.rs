@@ -1,15 +1,26 @@
-//! Replays the fuzz corpora and crash inputs of `fuzz/` as ordinary tests, plus a short
-//! deterministic mutation run over the seeds so the decoders meet damaged input on stable.
+//! Replays the fuzz inputs as ordinary tests, plus a short deterministic mutation run over
+//! the seeds so the decoders meet damaged input on stable.
+//!
+//! Inputs, per fuzz target: the seed corpus `fuzz/seeds/<target>/` (committed), crash inputs
+//! kept as regressions in `tests/data/fuzz/<target>/` (committed: copy a file from
+//! `fuzz/artifacts/<target>/` there once it is fixed), and whatever local fuzzing left in
+//! `fuzz/corpus/<target>/` and `fuzz/artifacts/<target>/` (not committed).
+//! Fuzz with `cd fuzz && cargo +nightly fuzz run <target> seeds/<target>`.
 
 use std::path::Path;
 
 use ringmeter::log::fuzzing::{check_record_bytes, check_segment_bytes};
 
 fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut out = Vec::new();
-    for kind in ["corpus", "artifacts"] {
-        let Ok(rd) = std::fs::read_dir(root.join(kind).join(target)) else {
+    for dir in [
+        "fuzz/seeds",
+        "tests/data/fuzz",
+        "fuzz/corpus",
+        "fuzz/artifacts",
+    ] {
+        let Ok(rd) = std::fs::read_dir(root.join(dir).join(target)) else {
             continue;
         };
         for e in rd {
@@ -96,12 +107,19 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
 #[test]
 fn mutated_seeds_never_break_the_decoders() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let records = inputs("record_decode");
+    // Seeds only, so the run is the same everywhere.
+    let seeds = |t| -> Vec<(String, Vec<u8>)> {
+        inputs(t)
+            .into_iter()
+            .filter(|(name, _)| name.contains("seeds"))
+            .collect()
+    };
+    let records = seeds("record_decode");
     for _ in 0..2000 {
         let (_, seed) = &records[rng.below(records.len())];
         check_record_bytes(&mutate(&mut rng, seed));
     }
-    let segments = inputs("segment_reader");
+    let segments = seeds("segment_reader");
     for _ in 0..150 {
         let (_, seed) = &segments[rng.below(segments.len())];
         check_segment_bytes(&mutate(&mut rng, seed));

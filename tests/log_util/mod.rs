@@ -65,7 +65,8 @@ pub fn window(op_id: u32, index: u64, seed: u64, values: &[u64]) -> WindowRecord
             p999_ns: histogram.value_at_quantile(0.999),
             ..OpStats::default()
         },
-        unsampled: seed % 11,
+        // Zero: once `OpStats` carries `unsampled`, decoding fills both from one field.
+        unsampled: 0,
         sampling: match seed % 4 {
             0 => SamplingMode::All,
             1 => SamplingMode::Every((seed % 1000) as u32 + 1),
