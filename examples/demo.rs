@@ -27,7 +27,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ringmeter::{Engine, Op, OpStats, WindowReport};
+use ringmeter::demo::{work, Issued, Ops, NAMES, SLOW};
+use ringmeter::{OpStats, WindowReport};
 
 const USAGE: &str = "\
 usage: demo [--seconds N] [--window-ms N] [--threads N] [--ring N]
@@ -38,9 +39,6 @@ usage: demo [--seconds N] [--window-ms N] [--threads N] [--ring N]
   --ring N        events per thread ring, a power of two (2 to 16777216; default 8192);
                   a small ring (e.g. 16) makes drops visible
   -h, --help      print this help";
-
-/// Calls longer than this count as slow.
-const SLOW: Duration = Duration::from_micros(150);
 
 /// Command-line options.
 #[derive(Debug)]
@@ -133,56 +131,21 @@ fn main() -> ExitCode {
     }
 }
 
-/// The demo's own count of what it asked ringmeter to record, per operation.
-#[derive(Clone, Copy, Debug, Default)]
-struct Issued {
-    calls: u64,
-    errors: u64,
-}
-
-impl Issued {
-    fn add(&mut self, failed: bool) {
-        self.calls += 1;
-        self.errors += u64::from(failed);
-    }
-}
-
-/// The operations of the workload.
-#[derive(Clone, Copy)]
-struct Ops {
-    http: Op,
-    cache: Op,
-    db: Op,
-    batch: Op,
-}
-
-/// Per-thread tallies, in the same order as [`Ops`].
-#[derive(Default)]
-struct Tally {
-    http: Issued,
-    cache: Issued,
-    db: Issued,
-    batch: Issued,
-}
-
 /// Runs the demo; `Ok(false)` when the exactness check fails.
 fn run(opts: &Options) -> Result<bool, ringmeter::Error> {
     let window = Duration::from_millis(opts.window_ms);
     // The grace period may not exceed the window: a fifth of it, at most the default 100 ms.
     let grace = (window / 5).min(Duration::from_millis(100));
-    let engine = Engine::builder()
+    // Per-operation rules from the environment (RINGMETER_CONFIG, RINGMETER_SAMPLE_EVERY, ...)
+    // apply; the options above override what they also set.
+    let engine = ringmeter::Builder::from_env()?
         .window(window)
         .grace(grace)
         .ring_capacity(opts.ring)
         .slow_threshold(SLOW)
         .start()?;
-    let ops = Ops {
-        http: engine.op("http.handle")?,
-        cache: engine.op("cache.get")?,
-        db: engine.op("db.query")?,
-        batch: engine.op("batch.flush")?,
-    };
-    let names = ["http.handle", "cache.get", "db.query", "batch.flush"];
+    let ops = Ops::register(&engine)?;
+    let names = NAMES;
 
     println!(
         "ringmeter demo: {} worker threads for {} s, {} windows (grace {}), rings of {} events",
@@ -225,7 +188,7 @@ fn run(opts: &Options) -> Result<bool, ringmeter::Error> {
     let mut issued: HashMap<&str, Issued> = HashMap::new();
     for w in workers {
         let t = w.join().expect("a worker thread panicked");
-        for (name, i) in names.iter().zip([t.http, t.cache, t.db, t.batch]) {
+        for (name, i) in names.iter().zip(t.in_order()) {
             let e = issued.entry(name).or_default();
             e.calls += i.calls;
             e.errors += i.errors;
@@ -297,71 +260,6 @@ fn run(opts: &Options) -> Result<bool, ringmeter::Error> {
         println!("exactness check FAILED");
     }
     Ok(exact)
-}
-
-/// One worker: fake requests until `stop` is set. Returns what it issued.
-fn work(ops: Ops, seed: u64, stop: &AtomicBool) -> Tally {
-    let mut rng = Rng::new(seed);
-    let mut tally = Tally::default();
-    let cache: HashMap<u64, u64> = (0..768).map(|k| (k, k * 7)).collect();
-    let mut served = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        let result = ops.http.time_result(|| {
-            let mut misses = 0;
-            for _ in 0..1 + rng.below(6) {
-                // A lookup of a key that is present three times in four.
-                let key = rng.below(1024);
-                let mut t = ops.cache.start();
-                let hit = std::hint::black_box(cache.get(&key)).is_some();
-                t.set_failed(!hit);
-                t.stop();
-                tally.cache.add(!hit);
-                misses += u32::from(!hit);
-            }
-            if misses == 0 {
-                return Ok(());
-            }
-            let failed = rng.below(100) < 2;
-            let r = ops.db.time_result(|| {
-                spin(Duration::from_micros(50 + rng.below(151)));
-                if failed {
-                    Err("db timeout")
-                } else {
-                    Ok(())
-                }
-            });
-            tally.db.add(failed);
-            r
-        });
-        tally.http.add(result.is_err());
-        served += 1;
-
-        // Every 32 requests, a batch flush timed with `Instant` and recorded after the fact.
-        if served.is_multiple_of(32) {
-            let started = Instant::now();
-            thread::sleep(Duration::from_micros(100 + rng.below(400)));
-            let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            let failed = rng.below(100) == 0;
-            if failed {
-                ops.batch.record_error_ns(ns);
-            } else {
-                ops.batch.record_ns(ns);
-            }
-            tally.batch.add(failed);
-        } else {
-            // Think time, so the workers leave some CPU to the aggregator and the printer.
-            thread::sleep(Duration::from_micros(50));
-        }
-    }
-    tally
-}
-
-/// Busy-waits for `d` (a sleep would round short waits up to the timer slack).
-fn spin(d: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < d {
-        std::hint::spin_loop();
-    }
 }
 
 /// Prints one closed window as a table.
@@ -461,23 +359,6 @@ impl fmt::Display for TimeOfDay {
             s % 60,
             ms % 1000
         )
-    }
-}
-
-/// xorshift64*: a few lines of std-only randomness, plenty for a workload.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(0x9E37_79B9_7F4A_7C15 ^ (seed + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9))
-    }
-
-    /// A number in `0..n`.
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
     }
 }
 

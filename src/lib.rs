@@ -15,6 +15,7 @@
 //! | [`Subscription`] | a channel of closed windows |
 //! | [`Clock`], [`MockClock`] | the TSC clock and a hand-moved clock for tests |
 //! | [`log`] | the window log ([`Builder::log_dir`]): crash-safe segment files and their [`log::Reader`] |
+//! | [`export`] | windows as JSON lines, CSV, HdrHistogram interval logs, Prometheus text; exact rollups |
 //!
 //! Every call is accounted for: it is either recorded or counted as dropped (when its
 //! thread's ring is full), per operation and window.
@@ -58,9 +59,12 @@ mod clock;
 #[cfg(doctest)]
 mod compile_fail_tests;
 mod config;
+#[doc(hidden)]
+pub mod demo;
 mod engine;
 mod error;
 mod event;
+pub mod export;
 mod local;
 pub mod log;
 mod loom;

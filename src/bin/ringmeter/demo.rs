@@ -1,0 +1,136 @@
+//! `ringmeter demo`: the instrumented demo workload, writing its window log, then the stats
+//! of what it wrote.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use ringmeter::demo::{work, Ops, NAMES, SLOW};
+use ringmeter::Builder;
+
+use crate::cli::DemoArgs;
+use crate::select::{now_ns, Filter};
+use crate::show::Ns;
+use crate::stats::print_stats;
+
+pub fn run(args: &DemoArgs) -> Result<ExitCode> {
+    // The environment (RINGMETER_* variables and the RINGMETER_CONFIG file) applies; the
+    // demo's own defaults fill in only what it leaves unset, and options given on the
+    // command line win over both.
+    let env = |name: &str| std::env::var_os(name).is_some();
+    let mut builder = Builder::from_env().context("bad ringmeter setting in the environment")?;
+    let dir = match &args.log_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::var_os(ringmeter::ENV_LOG_DIR)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| std::env::temp_dir().join("ringmeter-demo")),
+    };
+    builder = builder.log_dir(dir.clone());
+    let window = match (args.window_ms, std::env::var(ringmeter::ENV_WINDOW_SECS)) {
+        (Some(ms), _) => Duration::from_millis(ms),
+        // Already checked by `from_env`.
+        (None, Ok(secs)) => Duration::from_secs_f64(secs.trim().parse().unwrap_or(1.0)),
+        (None, Err(_)) => Duration::from_millis(500),
+    };
+    builder = builder
+        .window(window)
+        .grace((window / 5).min(Duration::from_millis(100)));
+    if !env(ringmeter::ENV_SLOW_THRESHOLD_MS) {
+        builder = builder.slow_threshold(SLOW);
+    }
+    let started_ns = now_ns();
+    let engine = builder.start().context("cannot start the engine")?;
+    let ops = Ops::register(&engine)?;
+    println!(
+        "ringmeter demo: {} worker threads for {} s, {} windows, logging to {}",
+        args.threads,
+        args.seconds,
+        Ns(window.as_nanos() as u64),
+        dir.display()
+    );
+    let windows = engine.subscribe(256);
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..args.threads)
+        .map(|i| {
+            let stop = Arc::clone(&stop);
+            thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .spawn(move || work(ops, i, &stop))
+        })
+        .collect::<Result<_, _>>()
+        .context("cannot spawn a worker thread")?;
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let mut closed = 0u64;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        if let Some(report) = windows.recv_timeout(left.min(Duration::from_millis(100))) {
+            closed += 1;
+            let calls: u64 = report.ops.iter().map(|o| o.stats.calls()).sum();
+            println!("  window #{} closed: {calls} calls", report.index);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut issued = 0u64;
+    for w in workers {
+        match w.join() {
+            Ok(t) => issued += t.in_order().iter().map(|i| i.calls).sum::<u64>(),
+            Err(_) => bail!("a worker thread panicked"),
+        }
+    }
+    engine
+        .shutdown()
+        .context("the engine did not shut down cleanly")?;
+    let snap = engine.snapshot();
+    if let Some(status) = log_error(&snap) {
+        bail!("the window log could not be written: {status}");
+    }
+    closed += std::iter::from_fn(|| windows.try_recv()).count() as u64;
+    let recorded: u64 = NAMES
+        .iter()
+        .filter_map(|n| snap.totals(n))
+        .map(|s| s.calls())
+        .sum();
+    println!(
+        "{closed} windows closed and logged; {issued} calls issued, {recorded} recorded or \
+         counted dropped\n"
+    );
+    // This run's windows only: the directory may hold earlier runs.
+    let since = format!("@{}", started_ns / 1_000_000_000);
+    let filter = Filter::from_parts(None, Some(&since), None)?;
+    let since = format!("--since {since}");
+    print_stats(&dir, &filter)?;
+    println!(
+        "\nthe same table again: ringmeter stats {} {since}\n(or `cargo run --release -- stats ...` \
+         from the repository)",
+        shell_path(&dir)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The log error a snapshot reports, if any.
+fn log_error(snap: &ringmeter::Snapshot) -> Option<String> {
+    let status = snap.log.as_ref()?;
+    if status.windows_lost == 0 && status.windows_pending == 0 {
+        return None;
+    }
+    Some(
+        status
+            .last_error
+            .clone()
+            .unwrap_or_else(|| format!("{} windows lost", status.windows_lost)),
+    )
+}
+
+fn shell_path(p: &Path) -> String {
+    let s = p.display().to_string();
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+    {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}

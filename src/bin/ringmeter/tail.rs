@@ -1,0 +1,65 @@
+//! `ringmeter tail`: follows a live log, printing windows as they close.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use ringmeter::export::time::format_rfc3339;
+use ringmeter::log::Record;
+
+use crate::cli::TailArgs;
+use crate::select::{open, Filter};
+use crate::show::{Ns, Pct};
+
+pub fn run(args: &TailArgs) -> Result<ExitCode> {
+    let filter = Filter::from_parts(args.op.as_deref(), None, None)?;
+    let mut reader = open(&args.dir)?;
+    // Only the statistics are printed.
+    reader.decode_histograms(false);
+    let context = || format!("cannot read the log {}", args.dir.display());
+    if !args.all {
+        while reader.next_entry().with_context(context)?.is_some() {}
+    }
+    let mut out = io::stdout().lock();
+    let mut printed = 0u64;
+    if args.windows == Some(0) {
+        return Ok(ExitCode::SUCCESS);
+    }
+    loop {
+        let Some(entry) = reader.next_entry().with_context(context)? else {
+            std::thread::sleep(Duration::from_millis(args.poll_ms));
+            continue;
+        };
+        let Record::Window(w) = entry.record else {
+            continue;
+        };
+        if !filter.op_matches(&w.op) {
+            continue;
+        }
+        let s = &w.stats;
+        let line = writeln!(
+            out,
+            "{} {:>8} {:<20} count {:>8}  err {:>6}  slow {:>6}  p50 {:>9}  p99 {:>9}  max {:>9}  dropped {}",
+            format_rfc3339(w.start_unix_ns),
+            Ns(u64::try_from(w.length.as_nanos()).unwrap_or(u64::MAX)).to_string(),
+            w.op,
+            s.count,
+            Pct(s.error_rate()),
+            s.slow,
+            Ns(s.p50_ns),
+            Ns(s.p99_ns),
+            Ns(s.max_ns),
+            s.dropped
+        )
+        .and_then(|()| out.flush());
+        match line {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+            r => r?,
+        }
+        printed += 1;
+        if args.windows.is_some_and(|n| printed >= n) {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+}

@@ -1,0 +1,404 @@
+//! Exact merging of intervals, and rollups of windows into longer periods.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::{set_percentiles, ExportError, Interval};
+
+/// Adds `other` into `into`, exactly: histograms added; count, errors, slow, dropped and late
+/// summed (and `unsampled`); minimum and maximum combined; mean and standard deviation combined from the two
+/// (the parallel-variance formula); percentiles recomputed from the merged histogram. The
+/// merged interval spans from the earlier start to the later end.
+///
+/// # Errors
+/// [`ExportError::Merge`] when `other`'s histogram cannot be added (a lowest discernible
+/// value or precision that differ); `into` is then unchanged.
+///
+/// # Examples
+/// ```
+/// use ringmeter::export::{merge, Interval};
+/// use ringmeter::hdrhistogram::Histogram;
+///
+/// let window = |start: u64, ns: u64| {
+///     let mut h = Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 3).unwrap();
+///     h.record(ns).unwrap();
+///     Interval::from_histogram("step", start, 1_000_000_000, h)
+/// };
+/// let mut a = window(0, 100);
+/// merge(&mut a, &window(1_000_000_000, 900))?;
+/// assert_eq!((a.stats.count, a.stats.min_ns, a.stats.max_ns), (2, 100, 900));
+/// assert_eq!(a.length_ns, 2_000_000_000);
+/// # Ok::<(), ringmeter::export::ExportError>(())
+/// ```
+pub fn merge(into: &mut Interval, other: &Interval) -> Result<(), ExportError> {
+    merge_counts(into, other)?;
+    set_percentiles(&mut into.stats, &into.histogram);
+    Ok(())
+}
+
+/// [`merge`] without recomputing the percentiles, which the caller does once at the end.
+fn merge_counts(into: &mut Interval, other: &Interval) -> Result<(), ExportError> {
+    if !other.histogram.is_empty() {
+        into.histogram.auto(true);
+        into.histogram
+            .add(&other.histogram)
+            .map_err(|e| ExportError::Merge {
+                op: Arc::clone(&into.op),
+                reason: format!("{e:?}"),
+            })?;
+    }
+    let (a, b) = (&mut into.stats, &other.stats);
+    let (na, nb) = (a.count as f64, b.count as f64);
+    if b.count > 0 {
+        if a.count == 0 {
+            a.min_ns = b.min_ns;
+            a.max_ns = b.max_ns;
+            a.mean_ns = b.mean_ns;
+            a.stddev_ns = b.stddev_ns;
+        } else {
+            a.min_ns = a.min_ns.min(b.min_ns);
+            a.max_ns = a.max_ns.max(b.max_ns);
+            let n = na + nb;
+            let delta = b.mean_ns - a.mean_ns;
+            let m2 = a.stddev_ns * a.stddev_ns * na
+                + b.stddev_ns * b.stddev_ns * nb
+                + delta * delta * na * nb / n;
+            a.mean_ns += delta * nb / n;
+            a.stddev_ns = (m2 / n).max(0.0).sqrt();
+        }
+    }
+    a.count = a.count.saturating_add(b.count);
+    a.errors = a.errors.saturating_add(b.errors);
+    a.slow = a.slow.saturating_add(b.slow);
+    a.dropped = a.dropped.saturating_add(b.dropped);
+    a.late = a.late.saturating_add(b.late);
+    a.unsampled = a.unsampled.saturating_add(b.unsampled);
+    let end = into.end_unix_ns().max(other.end_unix_ns());
+    into.start_unix_ns = into.start_unix_ns.min(other.start_unix_ns);
+    into.length_ns = end - into.start_unix_ns;
+    Ok(())
+}
+
+/// Merges windows into periods aligned on the Unix epoch (a 1-minute rollup starts at each
+/// whole minute), per operation.
+///
+/// Feed intervals in time order with [`push`](Rollup::push); each call hands back the
+/// periods that ended before the interval pushed, and [`finish`](Rollup::finish) the rest.
+/// Each result starts at its period's start and lasts the whole period. An interval that
+/// arrives after its period was handed back starts a second result for that period.
+///
+/// # Examples
+/// ```
+/// use ringmeter::export::{Interval, Rollup};
+/// use ringmeter::hdrhistogram::Histogram;
+///
+/// const S: u64 = 1_000_000_000;
+/// let window = |start: u64| {
+///     let mut h = Histogram::<u64>::new_with_bounds(1, 60 * S, 3).unwrap();
+///     h.record(start / S + 1).unwrap();
+///     Interval::from_histogram("step", start, S, h)
+/// };
+/// let mut rollup = Rollup::new(60 * S);
+/// let mut out = Vec::new();
+/// for second in 0..90 {
+///     out.extend(rollup.push(window(second * S))?);
+/// }
+/// out.extend(rollup.finish());
+/// assert_eq!(out.len(), 2);
+/// assert_eq!((out[0].stats.count, out[0].stats.max_ns), (60, 60));
+/// assert_eq!((out[1].start_unix_ns, out[1].stats.count), (60 * S, 30));
+/// # Ok::<(), ringmeter::export::ExportError>(())
+/// ```
+#[derive(Debug)]
+pub struct Rollup {
+    period_ns: u64,
+    /// Open periods by (period start, operation).
+    open: BTreeMap<(u64, Arc<str>), Interval>,
+}
+
+impl Rollup {
+    /// A rollup into periods of `period_ns` nanoseconds (at least 1).
+    pub fn new(period_ns: u64) -> Rollup {
+        Rollup {
+            period_ns: period_ns.max(1),
+            open: BTreeMap::new(),
+        }
+    }
+
+    /// The period, in nanoseconds.
+    pub fn period_ns(&self) -> u64 {
+        self.period_ns
+    }
+
+    /// Adds one interval; returns the periods (of every operation) that ended before it, in
+    /// order of period then operation name.
+    ///
+    /// # Errors
+    /// [`ExportError::RollupPeriod`] when the interval is longer than the period or the
+    /// period is not a whole number of such intervals; [`ExportError::Merge`] when its
+    /// histogram cannot be added to the period's.
+    pub fn push(&mut self, interval: Interval) -> Result<Vec<Interval>, ExportError> {
+        let len = interval.length_ns;
+        if len == 0 || len > self.period_ns || !self.period_ns.is_multiple_of(len) {
+            return Err(ExportError::RollupPeriod {
+                period_ns: self.period_ns,
+                window_ns: len,
+            });
+        }
+        let start = interval.start_unix_ns - interval.start_unix_ns % self.period_ns;
+        let done = self.take_before(start);
+        match self.open.get_mut(&(start, Arc::clone(&interval.op))) {
+            Some(period) => merge_counts(period, &interval)?,
+            None => {
+                let mut period = interval;
+                period.start_unix_ns = start;
+                period.length_ns = self.period_ns;
+                self.open.insert((start, Arc::clone(&period.op)), period);
+            }
+        }
+        Ok(done)
+    }
+
+    /// The periods still open, in order of period then operation name.
+    pub fn finish(self) -> Vec<Interval> {
+        self.open.into_values().map(with_percentiles).collect()
+    }
+
+    fn take_before(&mut self, start: u64) -> Vec<Interval> {
+        let first_kept = self
+            .open
+            .keys()
+            .position(|(s, _)| *s >= start)
+            .unwrap_or(self.open.len());
+        if first_kept == 0 {
+            return Vec::new();
+        }
+        let kept = match self.open.keys().nth(first_kept) {
+            Some(key) => self.open.split_off(&key.clone()),
+            None => BTreeMap::new(),
+        };
+        std::mem::replace(&mut self.open, kept)
+            .into_values()
+            .map(with_percentiles)
+            .collect()
+    }
+}
+
+fn with_percentiles(mut i: Interval) -> Interval {
+    set_percentiles(&mut i.stats, &i.histogram);
+    i
+}
+
+/// Totals per operation over any set of intervals, merged exactly as [`merge`] does, with
+/// the percentiles computed once at the end.
+///
+/// # Examples
+/// ```
+/// use ringmeter::export::{Interval, Totals};
+/// use ringmeter::hdrhistogram::Histogram;
+///
+/// let mut totals = Totals::new();
+/// for (op, ns) in [("a", 10), ("b", 20), ("a", 30)] {
+///     let mut h = Histogram::<u64>::new_with_bounds(1, 1_000_000, 3).unwrap();
+///     h.record(ns).unwrap();
+///     totals.add(Interval::from_histogram(op, 0, 1_000, h))?;
+/// }
+/// let out = totals.finish();
+/// assert_eq!((&*out[0].op, out[0].stats.count, out[0].stats.max_ns), ("a", 2, 30));
+/// assert_eq!(out[0].stats.p50_ns, 10);
+/// # Ok::<(), ringmeter::export::ExportError>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct Totals {
+    ops: BTreeMap<Arc<str>, Interval>,
+}
+
+impl Totals {
+    /// No operation yet.
+    pub fn new() -> Totals {
+        Totals::default()
+    }
+
+    /// Adds one interval to its operation's total.
+    ///
+    /// # Errors
+    /// [`ExportError::Merge`] when its histogram cannot be added.
+    pub fn add(&mut self, interval: Interval) -> Result<(), ExportError> {
+        match self.ops.get_mut(&interval.op) {
+            Some(total) => merge_counts(total, &interval),
+            None => {
+                self.ops.insert(Arc::clone(&interval.op), interval);
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether no interval was added.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// One interval per operation, in name order, with percentiles.
+    pub fn finish(self) -> Vec<Interval> {
+        self.ops.into_values().map(with_percentiles).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hdrhistogram::Histogram;
+
+    use super::*;
+    use crate::OpStats;
+
+    const S: u64 = 1_000_000_000;
+
+    fn interval(op: &str, start: u64, values: &[u64], errors: u64) -> Interval {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60 * S, 3).unwrap();
+        for &v in values {
+            h.record(v).unwrap();
+        }
+        let mut i = Interval::from_histogram(op, start, S, h);
+        let n = values.len() as f64;
+        if !values.is_empty() {
+            i.stats.min_ns = *values.iter().min().unwrap();
+            i.stats.max_ns = *values.iter().max().unwrap();
+            i.stats.mean_ns = values.iter().sum::<u64>() as f64 / n;
+            let m = i.stats.mean_ns;
+            i.stats.stddev_ns =
+                (values.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / n).sqrt();
+        }
+        set_percentiles(&mut i.stats, &i.histogram);
+        i.stats.errors = errors;
+        i.stats.dropped = 1;
+        i
+    }
+
+    #[test]
+    fn merge_equals_recomputation() {
+        let a_vals = [5u64, 100, 2_000, 7];
+        let b_vals = [40u64, 1_000_000, 3];
+        let mut a = interval("x", 0, &a_vals, 1);
+        let b = interval("x", S, &b_vals, 2);
+        merge(&mut a, &b).unwrap();
+        let all: Vec<u64> = a_vals.iter().chain(&b_vals).copied().collect();
+        let whole = interval("x", 0, &all, 3);
+        let (m, w) = (&a.stats, &whole.stats);
+        assert_eq!((m.count, m.errors, m.dropped), (7, 3, 2));
+        assert_eq!((m.min_ns, m.max_ns), (3, 1_000_000));
+        assert!((m.mean_ns - w.mean_ns).abs() < 1e-6 * w.mean_ns);
+        assert!((m.stddev_ns - w.stddev_ns).abs() < 1e-6 * w.stddev_ns);
+        assert_eq!(
+            (m.p50_ns, m.p90_ns, m.p99_ns, m.p999_ns),
+            (w.p50_ns, w.p90_ns, w.p99_ns, w.p999_ns)
+        );
+        assert_eq!(a.histogram, whole.histogram);
+        assert_eq!((a.start_unix_ns, a.length_ns), (0, 2 * S));
+    }
+
+    #[test]
+    fn merge_with_empty_sides() {
+        let mut empty = interval("x", 0, &[], 0);
+        let full = interval("x", 0, &[10, 20], 0);
+        merge(&mut empty, &full).unwrap();
+        assert_eq!(
+            (empty.stats.min_ns, empty.stats.max_ns, empty.stats.count),
+            (10, 20, 2)
+        );
+        let mut full2 = full.clone();
+        merge(&mut full2, &interval("x", 0, &[], 0)).unwrap();
+        assert_eq!(full2.stats.min_ns, 10);
+        assert_eq!(OpStats::default().count, 0);
+    }
+
+    #[test]
+    fn rollup_groups_by_period_and_op() {
+        let mut r = Rollup::new(10 * S);
+        let mut out = Vec::new();
+        for s in 0..25 {
+            out.extend(r.push(interval("b", s * S, &[s + 1], 0)).unwrap());
+            if s % 2 == 0 {
+                out.extend(r.push(interval("a", s * S, &[1], 0)).unwrap());
+            }
+        }
+        out.extend(r.finish());
+        let got: Vec<(u64, &str, u64)> = out
+            .iter()
+            .map(|i| (i.start_unix_ns / S, &*i.op, i.stats.count))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, "a", 5),
+                (0, "b", 10),
+                (10, "a", 5),
+                (10, "b", 10),
+                (20, "a", 3),
+                (20, "b", 5)
+            ]
+        );
+        assert!(out.iter().all(|i| i.length_ns == 10 * S));
+        assert_eq!(out[1].stats.max_ns, 10);
+    }
+
+    #[test]
+    fn rollup_rejects_periods_that_do_not_fit() {
+        let mut r = Rollup::new(S + S / 2);
+        assert!(matches!(
+            r.push(interval("a", 0, &[1], 0)),
+            Err(ExportError::RollupPeriod { .. })
+        ));
+        let mut r = Rollup::new(S / 2);
+        assert!(r.push(interval("a", 0, &[1], 0)).is_err());
+    }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            /// Rolling windows up equals building each period from all of its values.
+            #[test]
+            fn rollup_equals_recomputation(
+                windows in proptest::collection::vec(
+                    (0u64..12, proptest::collection::vec(1u64..5_000_000, 0..40), 0u64..3),
+                    1..30,
+                ),
+                period in 1u64..5,
+            ) {
+                let mut windows = windows;
+                windows.sort_by_key(|w| w.0);
+                let mut r = Rollup::new(period * S);
+                let mut out = Vec::new();
+                for (second, values, errors) in &windows {
+                    out.extend(r.push(interval("x", second * S, values, *errors)).unwrap());
+                }
+                out.extend(r.finish());
+                let mut expected: BTreeMap<u64, (Vec<u64>, u64)> = BTreeMap::new();
+                for (second, values, errors) in &windows {
+                    let e = expected.entry(second / period * period).or_default();
+                    e.0.extend(values);
+                    e.1 += errors;
+                }
+                prop_assert_eq!(out.len(), expected.len());
+                for (got, (start, (values, errors))) in out.iter().zip(&expected) {
+                    let whole = interval("x", start * S, values, *errors);
+                    let (g, w) = (&got.stats, &whole.stats);
+                    prop_assert_eq!(got.start_unix_ns, start * S);
+                    prop_assert_eq!(got.length_ns, period * S);
+                    prop_assert_eq!((g.count, g.errors, g.min_ns, g.max_ns), (w.count, w.errors, w.min_ns, w.max_ns));
+                    prop_assert_eq!(
+                        (g.p50_ns, g.p90_ns, g.p95_ns, g.p99_ns, g.p999_ns),
+                        (w.p50_ns, w.p90_ns, w.p95_ns, w.p99_ns, w.p999_ns)
+                    );
+                    prop_assert!((g.mean_ns - w.mean_ns).abs() <= 1e-6 * w.mean_ns.max(1.0));
+                    prop_assert!((g.stddev_ns - w.stddev_ns).abs() <= 1e-6 * w.mean_ns.max(1.0));
+                    prop_assert_eq!(&got.histogram, &whole.histogram);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! The `ringmeter` binary end to end: every subcommand and every bad-input case.
+#![cfg(feature = "cli")]
+
+mod cli_util;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cli_util::{fails, json_u64, ok, ringmeter, write_log, TempDir, T0_SECS};
+use ringmeter::log::format::SegmentHeader;
+use ringmeter::log::{Reader, Record};
+
+fn path(dir: &TempDir) -> &str {
+    dir.path().to_str().unwrap()
+}
+
+#[test]
+fn stats_prints_a_row_per_operation() {
+    let dir = TempDir::new("stats");
+    write_log(dir.path(), 3);
+    let out = ok(&["stats", path(&dir)]);
+    assert!(out.starts_with("6 windows from 2023-11-14T22:00:00.000Z to 2023-11-14T22:00:03.000Z"));
+    let db = out.lines().find(|l| l.starts_with("db.query")).unwrap();
+    let cols: Vec<&str> = db.split_whitespace().collect();
+    assert_eq!(cols[1], "3000");
+    assert_eq!(cols[2], "1.0%");
+    assert!(out.lines().any(|l| l.starts_with("cache.get")));
+
+    let only = ok(&["stats", path(&dir), "--op", "db.*"]);
+    assert!(only.contains("db.query") && !only.contains("cache.get"));
+
+    let one = ok(&[
+        "stats",
+        path(&dir),
+        "--since",
+        "2023-11-14T22:00:01Z",
+        "--until",
+        "2023-11-14T23:00:02+01:00",
+    ]);
+    assert!(
+        one.starts_with("2 windows from 2023-11-14T22:00:01.000Z"),
+        "{one}"
+    );
+    let cols: Vec<&str> = one
+        .lines()
+        .find(|l| l.starts_with("db.query"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(cols[1], "1000");
+}
+
+#[test]
+fn bad_input_gets_a_clear_message_and_exit_code() {
+    let dir = TempDir::new("bad");
+    write_log(dir.path(), 1);
+    let p = path(&dir);
+    // Usage errors: 2.
+    assert!(fails(&["stats", p, "--op", "db[0]"], 2).contains("bad operation pattern"));
+    assert!(fails(&["stats", p, "--op", "nothing.*"], 2).contains("no operation in"));
+    assert!(fails(&["stats", p, "--since", "yesterday"], 2).contains("bad time"));
+    assert!(fails(&["stats", p, "--since", "-10x"], 2).contains("bad relative time"));
+    assert!(fails(&["stats", p, "--since", "-1h", "--until", "-2h"], 2).contains("bad time range"));
+    assert!(fails(&["dump", p, "--format", "json", "--rollup", "1.5m"], 2).contains("bad rollup"));
+    assert!(fails(&["dump", p, "--format", "prom", "--rollup", "1m"], 2).contains("--rollup"));
+    assert!(fails(&["dump", p, "--format", "xml"], 2).contains("xml"));
+    assert!(fails(&["dump", p, "--format", "csv", "--rollup", "500ms"], 2).contains("bad rollup"));
+    assert!(fails(&["dump", p, "--format", "csv", "--untagged"], 2).contains("hlog only"));
+    assert!(fails(&["tail", p, "--op", "a b"], 2).contains("bad operation pattern"));
+    assert!(fails(&["dump", p, "--format", "hlog", "--untagged"], 2).contains("one operation"));
+    // Errors: 1.
+    let missing = dir.join("missing");
+    assert!(fails(&["stats", missing.to_str().unwrap()], 1).contains("no such file or directory"));
+    assert!(fails(&["tail", missing.to_str().unwrap()], 1).contains("no such file"));
+    assert!(fails(&["check", missing.to_str().unwrap()], 1).contains("no such file"));
+    let empty = dir.join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    assert!(fails(&["check", empty.to_str().unwrap()], 1).contains("not a ringmeter log"));
+    let text = dir.join("notes.txt");
+    std::fs::write(&text, vec![b'x'; 512]).unwrap();
+    assert!(
+        fails(&["dump", text.to_str().unwrap(), "--format", "csv"], 1)
+            .contains("not a ringmeter log")
+    );
+    // Nothing in range: an error, not an empty table.
+    assert!(fails(&["stats", p, "--until", "2000-01-01T00:00:00Z"], 1).contains("no window"));
+}
+
+#[test]
+fn a_newer_format_version_is_refused() {
+    let dir = TempDir::new("newer");
+    write_log(dir.path(), 1);
+    let seg = Reader::open(dir.path()).unwrap().segments()[0].path.clone();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let n = std::mem::size_of::<SegmentHeader>();
+    let mut h: SegmentHeader = bytemuck::pod_read_unaligned(&bytes[..n]);
+    h.version = ringmeter::log::format::U32Le::new(99);
+    h.crc = ringmeter::log::format::U32Le::new(h.compute_crc());
+    bytes[..n].copy_from_slice(bytemuck::bytes_of(&h));
+    std::fs::write(&seg, bytes).unwrap();
+    let err = fails(&["stats", path(&dir)], 1);
+    assert!(err.contains("format version 99"), "{err}");
+}
+
+#[test]
+fn dump_formats() {
+    let dir = TempDir::new("dump");
+    write_log(dir.path(), 3);
+    let p = path(&dir);
+
+    let json = ok(&["dump", p, "--format", "json"]);
+    let lines: Vec<&str> = json.lines().collect();
+    assert_eq!(lines.len(), 6);
+    let db: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains("\"db.query\""))
+        .collect();
+    assert_eq!(json_u64(db[0], "count"), 1000);
+    assert_eq!(json_u64(db[0], "errors"), 10);
+    assert_eq!(json_u64(db[0], "max_ns"), 1_000_000);
+    assert_eq!(
+        json_u64(db[1], "start_unix_ns"),
+        (T0_SECS + 1) * 1_000_000_000
+    );
+
+    let rolled = ok(&[
+        "dump", p, "--format", "json", "--rollup", "1m", "--op", "db.query",
+    ]);
+    let lines: Vec<&str> = rolled.lines().collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(json_u64(lines[0], "count"), 3000);
+    assert_eq!(json_u64(lines[0], "errors"), 30);
+    assert_eq!(json_u64(lines[0], "length_ns"), 60_000_000_000);
+    assert_eq!(json_u64(lines[0], "min_ns"), 1000);
+    let two = ok(&[
+        "dump", p, "--format", "json", "--rollup", "2s", "--op", "db.query",
+    ]);
+    let counts: Vec<u64> = two.lines().map(|l| json_u64(l, "count")).collect();
+    assert_eq!(counts, [2000, 1000]);
+
+    let csv = ok(&["dump", p, "--format", "csv", "--op", "cache.get"]);
+    let rows: Vec<&str> = csv.split("\r\n").filter(|r| !r.is_empty()).collect();
+    assert_eq!(rows.len(), 4);
+    assert!(rows[0].starts_with("op,start_unix_ns,length_ns,count,"));
+    assert!(rows[1].starts_with(&format!("cache.get,{}000000000,1000000000,200,", T0_SECS)));
+
+    let out = dir.join("out.hlog");
+    ok(&["dump", p, "--format", "hlog", "-o", out.to_str().unwrap()]);
+    let hlog = std::fs::read_to_string(&out).unwrap();
+    assert!(hlog.contains("#[Histogram log format version 1.3]"));
+    assert_eq!(
+        hlog.lines()
+            .filter(|l| l.starts_with("Tag=db.query,"))
+            .count(),
+        3
+    );
+    let untagged = ok(&[
+        "dump",
+        p,
+        "--format",
+        "hlog",
+        "--untagged",
+        "--op",
+        "cache.get",
+    ]);
+    assert_eq!(untagged.lines().filter(|l| l.contains("HISTF")).count(), 3);
+    assert!(!untagged.contains("Tag="));
+
+    let prom = ok(&["dump", p, "--format", "prom"]);
+    let ts = (T0_SECS + 3) * 1000;
+    assert!(
+        prom.contains(&format!(
+            "ringmeter_calls_total{{op=\"db.query\"}} 3000 {ts}\n"
+        )),
+        "{prom}"
+    );
+    assert!(prom.contains(&format!(
+        "ringmeter_errors_total{{op=\"db.query\"}} 30 {ts}\n"
+    )));
+    assert!(prom.contains("ringmeter_latency_seconds_count{op=\"cache.get\"} 600 "));
+}
+
+/// Offset of the last window record's frame and of the first one.
+fn frame_offsets(dir: &std::path::Path) -> (std::path::PathBuf, u64, u64) {
+    let mut r = Reader::open(dir).unwrap();
+    let mut offsets = Vec::new();
+    while let Some(e) = r.next_entry().unwrap() {
+        if matches!(e.record, Record::Window(_)) {
+            offsets.push(e.offset);
+        }
+    }
+    let seg = r.segments()[0].path.clone();
+    (seg, offsets[0], *offsets.last().unwrap())
+}
+
+#[test]
+fn check_reports_clean_torn_and_corrupt_logs() {
+    let dir = TempDir::new("check");
+    write_log(dir.path(), 2);
+    let out = ok(&["check", path(&dir)]);
+    assert!(out.contains("clean"), "{out}");
+
+    // Damage in the middle of the first window record: valid records follow, so corrupt.
+    let (seg, first, last) = frame_offsets(dir.path());
+    let original = std::fs::read(&seg).unwrap();
+    let mut bytes = original.clone();
+    bytes[first as usize + 30] ^= 0xff;
+    std::fs::write(&seg, &bytes).unwrap();
+    let out = ringmeter(&["check", path(&dir)]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("corrupt"));
+    // Reading a damaged log still works, with a warning.
+    let stats = ringmeter(&["stats", path(&dir)]);
+    assert!(stats.status.success());
+    assert!(String::from_utf8_lossy(&stats.stderr).contains("corrupt"));
+
+    // Everything after the start of the last record wiped: a torn tail only.
+    let mut bytes = original;
+    let end = bytes.len();
+    bytes[last as usize..end].fill(0xa5);
+    std::fs::write(&seg, &bytes).unwrap();
+    let out = ringmeter(&["check", path(&dir)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.contains("torn tail"));
+}
+
+#[test]
+fn tail_prints_existing_and_new_windows() {
+    let dir = TempDir::new("tail");
+    write_log(dir.path(), 2);
+    let all = ok(&["tail", path(&dir), "--all", "-n", "3"]);
+    assert_eq!(all.lines().count(), 3);
+    assert!(all
+        .lines()
+        .next()
+        .unwrap()
+        .starts_with("2023-11-14T22:00:00.000Z"));
+
+    // Follow: the windows written after tail started.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringmeter"))
+        .args([
+            "tail",
+            path(&dir),
+            "--op",
+            "db.*",
+            "-n",
+            "2",
+            "--poll-ms",
+            "20",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    write_log(dir.path(), 2);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("tail did not print two new windows");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines
+        .iter()
+        .all(|l| l.contains("db.query") && l.contains("count     1000")));
+}
+
+#[test]
+fn demo_writes_a_log_and_prints_its_stats() {
+    let dir = TempDir::new("demo");
+    let log = dir.join("log");
+    let out = ok(&[
+        "demo",
+        "--log-dir",
+        log.to_str().unwrap(),
+        "--seconds",
+        "1",
+        "--window-ms",
+        "200",
+        "--threads",
+        "1",
+    ]);
+    for op in ["http.handle", "cache.get", "db.query", "batch.flush"] {
+        assert!(
+            out.lines().any(|l| l.starts_with(op)),
+            "{op} missing: {out}"
+        );
+    }
+    ok(&["check", log.to_str().unwrap()]);
+    assert!(ok(&["stats", log.to_str().unwrap(), "--since", "-1h"]).contains("http.handle"));
+}
+
+#[test]
+fn help_and_version() {
+    let help = ok(&["--help"]);
+    for sub in ["demo", "stats", "dump", "check", "tail"] {
+        assert!(help.contains(sub));
+    }
+    assert!(ok(&["dump", "--help"]).contains("--rollup"));
+    assert!(ok(&["--version"]).starts_with("ringmeter "));
+    assert_eq!(ringmeter(&[]).status.code(), Some(2));
+}
+
+/// `dump` throughput on a log of 40,000 window records, printed rather than asserted (the
+/// machine is shared). Run with
+/// `cargo test --release --test cli -- --ignored --nocapture dump_throughput`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn dump_throughput() {
+    let dir = TempDir::new("throughput");
+    if let Some(keep) = std::env::var_os("RINGMETER_KEEP_LOG") {
+        write_log(std::path::Path::new(&keep), 2_000);
+        return;
+    }
+    write_log(dir.path(), 20_000);
+    for format in ["json", "csv", "hlog"] {
+        let out = dir.join(&format!("out.{format}"));
+        let started = Instant::now();
+        ok(&[
+            "dump",
+            path(&dir),
+            "--format",
+            format,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "dump --format {format}: 40000 window records in {secs:.2} s = {:.0} records/s",
+            40_000.0 / secs
+        );
+    }
+    let started = Instant::now();
+    ok(&["stats", path(&dir)]);
+    println!(
+        "stats: {:.0} records/s",
+        40_000.0 / started.elapsed().as_secs_f64()
+    );
+}
+
+/// The four formats of a fixed two-window log, byte for byte. After a deliberate format
+/// change, regenerate with `RINGMETER_BLESS=1 cargo test --test cli golden`.
+#[test]
+fn dump_output_matches_the_golden_files() {
+    let dir = TempDir::new("golden");
+    write_log(dir.path(), 2);
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let bless = std::env::var_os("RINGMETER_BLESS").is_some_and(|v| v == "1");
+    for (format, file) in [
+        ("json", "two-windows.jsonl"),
+        ("csv", "two-windows.csv"),
+        ("hlog", "two-windows.hlog"),
+        ("prom", "two-windows.prom"),
+    ] {
+        let out = ok(&["dump", path(&dir), "--format", format]);
+        let want = golden.join(file);
+        if bless {
+            std::fs::write(&want, &out).unwrap();
+        }
+        let expected = std::fs::read_to_string(&want).unwrap();
+        assert!(
+            out == expected,
+            "{format} differs from {}:\n{out}",
+            want.display()
+        );
+    }
+}
