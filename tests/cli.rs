@@ -24,7 +24,8 @@ fn stats_prints_a_row_per_operation() {
     let db = out.lines().find(|l| l.starts_with("db.query")).unwrap();
     let cols: Vec<&str> = db.split_whitespace().collect();
     assert_eq!(cols[1], "3000");
-    assert_eq!(cols[2], "1.0%");
+    assert_eq!(cols[2], "0"); // unsampled
+    assert_eq!(cols[3], "1.0%");
     assert!(out.lines().any(|l| l.starts_with("cache.get")));
 
     let only = ok(&["stats", path(&dir), "--op", "db.*"]);

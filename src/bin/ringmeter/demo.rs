@@ -94,8 +94,8 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         .map(|s| s.calls())
         .sum();
     println!(
-        "{closed} windows closed and logged; {issued} calls issued, {recorded} recorded or \
-         counted dropped\n"
+        "{closed} windows closed and logged; {issued} calls issued, {recorded} recorded, \
+         counted unsampled or counted dropped\n"
     );
     // This run's windows only: the directory may hold earlier runs.
     let since = format!("@{}", started_ns / 1_000_000_000);

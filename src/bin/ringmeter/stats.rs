@@ -48,15 +48,16 @@ pub fn print_table<'a>(rows: impl IntoIterator<Item = &'a Interval>) {
     let rows: Vec<&Interval> = rows.into_iter().collect();
     let w = rows.iter().map(|r| r.op.len()).max().unwrap_or(2).max(2);
     println!(
-        "{:<w$} {:>10} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8}",
-        "op", "count", "err%", "slow", "p50", "p99", "p99.9", "max", "dropped"
+        "{:<w$} {:>10} {:>10} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8}",
+        "op", "count", "unsampled", "err%", "slow", "p50", "p99", "p99.9", "max", "dropped"
     );
     for r in rows {
         let s = &r.stats;
         println!(
-            "{:<w$} {:>10} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8}",
+            "{:<w$} {:>10} {:>10} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8}",
             r.op,
             s.count,
+            s.unsampled,
             Pct(s.error_rate()),
             s.slow,
             Ns(s.p50_ns),
