@@ -305,6 +305,20 @@ thread_local! {
     static LOCAL: Local = const { Local::new() };
 }
 
+/// This thread's hot-path cache.
+///
+/// A plain address computation: `HOT` has a `const` initialiser and no destructor, so taking
+/// its address involves no lazy-initialisation or liveness check, and keeping the closure
+/// given to `LocalKey::with` this small keeps the callers' fast paths inlined (a larger closure
+/// body was left out of line, a call per event).
+#[inline(always)]
+fn this_hot() -> &'static Hot {
+    let hot: *const Hot = HOT.with(|h| h as *const Hot);
+    // SAFETY: `HOT` lives until this thread exits and is never destroyed before (it has no
+    // destructor); `Hot` is not `Sync`, so the reference cannot leave this thread.
+    unsafe { &*hot }
+}
+
 /// Pushes `ev` into the calling thread's ring for the engine of `key`.
 ///
 /// A full ring counts the event as dropped in the ring. Where no ring can be had (the thread's
@@ -312,17 +326,16 @@ thread_local! {
 #[inline(always)]
 pub(crate) fn push(key: &'static EngineKey, ev: Event) {
     let addr = key.addr();
-    HOT.with(|hot| {
-        if hot.engine.get() != addr {
-            return push_cold(hot, key, ev);
-        }
-        // SAFETY: `hot.engine != 0`, so `hot.entry` is a live element of this thread's
-        // `entries` (see `Hot`), and no other reference to it exists while this closure runs.
-        let entry = unsafe { &mut *hot.entry.get() };
-        if let Err(ev) = entry.producer.push(ev) {
-            count_drop(&mut entry.producer, &ev);
-        }
-    });
+    let hot = this_hot();
+    if hot.engine.get() != addr {
+        return push_cold(hot, key, ev);
+    }
+    // SAFETY: `hot.engine != 0`, so `hot.entry` is a live element of this thread's
+    // `entries` (see `Hot`), and no other reference to it exists while this call runs.
+    let entry = unsafe { &mut *hot.entry.get() };
+    if let Err(ev) = entry.producer.push(ev) {
+        count_drop(&mut entry.producer, &ev);
+    }
 }
 
 /// Counts an event the ring had no room for.
@@ -343,22 +356,21 @@ fn count_drop(producer: &mut Producer<Event>, ev: &Event) {
 #[inline(always)]
 pub(crate) fn sample(key: &'static EngineKey, op: u32) -> u32 {
     let addr = key.addr();
-    HOT.with(|hot| {
-        if hot.engine.get() != addr {
-            return sample_cold(hot, key, op);
-        }
-        let generation = key.generation();
-        if hot.all_generation.get() == generation {
-            return 0; // every operation of this engine times every call
-        }
-        if hot.generation.get() != generation {
-            return sample_cold(hot, key, op);
-        }
-        // SAFETY: `hot.engine != 0`, so `hot.entry` is a live element of this thread's
-        // `entries` (see `Hot`), and no other reference to it exists while this closure runs.
-        let entry = unsafe { &mut *hot.entry.get() };
-        entry.sample(op)
-    })
+    let hot = this_hot();
+    if hot.engine.get() != addr {
+        return sample_cold(hot, key, op);
+    }
+    let generation = key.generation();
+    if hot.all_generation.get() == generation {
+        return 0; // every operation of this engine times every call
+    }
+    if hot.generation.get() != generation {
+        return sample_cold(hot, key, op);
+    }
+    // SAFETY: `hot.engine != 0`, so `hot.entry` is a live element of this thread's
+    // `entries` (see `Hot`), and no other reference to it exists while this call runs.
+    let entry = unsafe { &mut *hot.entry.get() };
+    entry.sample(op)
 }
 
 /// `sample` for a thread whose cached engine is another one, or whose rules are stale.
@@ -389,45 +401,44 @@ fn sample_cold(hot: &Hot, key: &'static EngineKey, op: u32) -> u32 {
 #[inline(always)]
 pub(crate) fn record(key: &'static EngineKey, op: u32, ns: u64, flags: u32) {
     let addr = key.addr();
-    HOT.with(|hot| {
-        if hot.engine.get() != addr {
-            return record_cold(hot, key, op, ns, flags);
-        }
-        let ev = Event {
-            op,
-            flags: flags | Event::NANOS,
-            start: ns,
-            end: 0,
-        };
-        let generation = key.generation();
-        if hot.all_generation.get() == generation {
-            // SAFETY: `hot.engine != 0`, so `hot.entry` is a live element of this thread's
-            // `entries` (see `Hot`), and no other reference to it exists while it is used.
-            let entry = unsafe { &mut *hot.entry.get() };
-            return push_to(entry, ev);
-        }
-        if hot.generation.get() != generation {
-            return record_cold(hot, key, op, ns, flags);
-        }
-        // SAFETY: as above.
+    let hot = this_hot();
+    if hot.engine.get() != addr {
+        return record_cold(hot, key, op, ns, flags);
+    }
+    let ev = Event {
+        op,
+        flags: flags | Event::NANOS,
+        start: ns,
+        end: 0,
+    };
+    let generation = key.generation();
+    if hot.all_generation.get() == generation {
+        // SAFETY: `hot.engine != 0`, so `hot.entry` is a live element of this thread's
+        // `entries` (see `Hot`), and no other reference to it exists while it is used.
         let entry = unsafe { &mut *hot.entry.get() };
-        if let Some(slot) = entry.slots.get(op as usize) {
-            if slot.word != table::ALL {
-                let tally = entry.tally(op as usize);
-                let u = tally.load(Ordering::Relaxed);
-                if u >= slot.next_at {
-                    return record_arm(entry, key, op, ns, flags, u);
-                }
-                // Only this thread writes the tally: load + store is an exact increment.
-                tally.store(u + 1, Ordering::Relaxed);
-                if flags & Event::ERROR != 0 {
-                    return note_unsampled_error(key, op, flags);
-                }
-                return;
+        return push_to(entry, ev);
+    }
+    if hot.generation.get() != generation {
+        return record_cold(hot, key, op, ns, flags);
+    }
+    // SAFETY: as above.
+    let entry = unsafe { &mut *hot.entry.get() };
+    if let Some(slot) = entry.slots.get(op as usize) {
+        if slot.word != table::ALL {
+            let tally = entry.tally(op as usize);
+            let u = tally.load(Ordering::Relaxed);
+            if u >= slot.next_at {
+                return record_arm(entry, key, op, ns, flags, u);
             }
+            // Only this thread writes the tally: load + store is an exact increment.
+            tally.store(u + 1, Ordering::Relaxed);
+            if flags & Event::ERROR != 0 {
+                return note_unsampled_error(key, op, flags);
+            }
+            return;
         }
-        push_to(entry, ev);
-    });
+    }
+    push_to(entry, ev);
 }
 
 /// Pushes `ev` into `entry`'s ring, counting it as dropped if the ring is full.
