@@ -188,7 +188,7 @@ fn threads(c: &mut Criterion) {
         threaded(
             &mut g,
             "ringmeter",
-            Ringmeter::manual(4 * RING, &format!("{tag}.ringmeter")),
+            Ringmeter::manual(RING, &format!("{tag}.ringmeter")),
             what,
             n,
         );
@@ -240,7 +240,7 @@ fn threads(c: &mut Criterion) {
         threaded(
             &mut g,
             "ringmeter",
-            Ringmeter::manual(4 * RING, &format!("{tag}.ringmeter_timed")),
+            Ringmeter::manual(RING, &format!("{tag}.ringmeter_timed")),
             Call::Timed,
             n,
         );
@@ -258,8 +258,8 @@ fn threads(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_millis(1500));
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_millis(1000));
     targets = floor, timed, record, threads
 }
 criterion_main!(benches);
