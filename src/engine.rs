@@ -13,11 +13,14 @@ use crate::aggregator::{
     in_callback_of, Aggregator, Pass, Settings, Snapshot, Subscription, WindowCallback,
 };
 use crate::clock::Clock;
+use crate::config::source::{self, Layer};
+use crate::config::table::{self, Table};
+use crate::config::{word_of, CompiledRules, EffectiveRule, Layers, Resolved, Rule, Rules};
 use crate::error::Error;
 use crate::event::Event;
 use crate::loom::{AtomicBool, AtomicU64, Ordering};
 use crate::name::{prometheus_name, validate_name};
-use crate::op::Op;
+use crate::op::{ErrorKind, Op};
 use crate::registry::Registry;
 use crate::ring::Producer;
 
@@ -39,6 +42,8 @@ pub(crate) struct EngineKey {
     id: u64,
     clock: Clock,
     shared: Weak<Shared>,
+    /// Generation of the engine's sampling words (see `config::table`).
+    generation: AtomicU64,
 }
 
 impl EngineKey {
@@ -49,6 +54,17 @@ impl EngineKey {
 
     pub(crate) fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The sampling words' generation, for the hot path's change check. Relaxed: a stale
+    /// value only delays the refresh by a call; the refresh itself loads it with Acquire.
+    #[inline(always)]
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn generation_atomic(&self) -> &AtomicU64 {
+        &self.generation
     }
 
     #[inline(always)]
@@ -64,7 +80,9 @@ impl EngineKey {
     #[cold]
     pub(crate) fn drop_without_ring(&self, ev: &Event) {
         if let Some(shared) = self.shared() {
-            shared.count_unringed(ev.op as usize, ev.is_error());
+            // An unsampled call's failure note only carries an error: its call is counted.
+            let call = ev.flags & Event::UNSAMPLED == 0;
+            shared.count_unringed(ev.op as usize, call, ev.is_error());
         }
     }
 }
@@ -96,27 +114,56 @@ pub(crate) struct Shared {
     unringed: Box<[[AtomicU64; 2]]>,
     /// Set after any `unringed` increment.
     unringed_any: AtomicBool,
+    /// Per-operation sampling words for the hot path (generation in `key`).
+    rule_words: crate::loom::Arc<Table>,
+    /// Per-operation rules for the aggregator.
+    resolved: ArcSwap<Resolved>,
+    /// Rule layers; taken after `names` when both are needed.
+    config: StdMutex<ConfigState>,
+}
+
+/// The configuration an engine runs with.
+struct ConfigState {
+    layers: Layers,
+    compiled: CompiledRules,
+    /// Start-up-only settings in force (a reload may not change them).
+    window: Duration,
+    ring_capacity: usize,
+    log_dir: Option<std::path::PathBuf>,
 }
 
 impl Shared {
-    /// Registers a ring for the calling thread.
-    pub(crate) fn register_ring(&self) -> Producer<Event> {
+    /// Registers a ring for the calling thread, tagged with its number and name.
+    pub(crate) fn register_ring(&self, thread: u64) -> Producer<Event> {
         if self.agg.is_poisoned() {
             // The aggregator died: nobody will ever drain this ring. A minimal one with no
             // consumer keeps the hot path working (its pushes drop) without piling up memory.
             let (producer, _consumer) = crate::ring::channel(2, 1);
             return producer;
         }
+        let name = std::thread::current().name().map(std::sync::Arc::from);
         self.registry
-            .register(self.ring_capacity, self.max_operations + 1)
+            .register_tagged(self.ring_capacity, self.max_operations + 1, thread, name)
+    }
+
+    /// The engine's sampling words, for a thread's ring entry.
+    pub(crate) fn rule_table(&self) -> crate::loom::Arc<Table> {
+        crate::loom::Arc::clone(&self.rule_words)
+    }
+
+    /// The configuration the aggregator works with.
+    pub(crate) fn resolved(&self) -> std::sync::Arc<Resolved> {
+        self.resolved.load_full()
     }
 
     #[cold]
-    fn count_unringed(&self, op: usize, error: bool) {
+    fn count_unringed(&self, op: usize, call: bool, error: bool) {
         let Some(c) = self.unringed.get(op) else {
             return;
         };
-        c[0].fetch_add(1, Ordering::Relaxed);
+        if call {
+            c[0].fetch_add(1, Ordering::Relaxed);
+        }
         if error {
             c[1].fetch_add(1, Ordering::Relaxed);
         }
@@ -147,6 +194,86 @@ impl Shared {
         }
     }
 
+    fn lock_config(&self) -> MutexGuard<'_, ConfigState> {
+        // Every update of the state is built aside and assigned at the end, so a poisoned
+        // lock still holds a consistent state.
+        self.config.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Resolves every registered operation against `compiled`, publishes the rules to the
+    /// aggregator and then the changed sampling words to the hot path.
+    fn apply_rules(&self, names: &Names, compiled: &CompiledRules) {
+        let old = self.resolved.load_full();
+        let mut new = Resolved {
+            ops: Vec::with_capacity(names.list.len()),
+            fallback: compiled.resolve(""),
+            tally_keys: old.tally_keys.clone(),
+            kinds: old.kinds.clone(),
+        };
+        let mut changes = Vec::new();
+        for (id, name) in names.list.iter().enumerate() {
+            let rule = compiled.resolve(name);
+            let word = word_of(&rule);
+            let old_word = old.ops.get(id).map_or(table::ALL, word_of);
+            if word != old_word {
+                changes.push((id, word));
+            }
+            if word != table::ALL && !new.tally_keys.contains(&(id as u32)) {
+                new.tally_keys.push(id as u32);
+            }
+            new.ops.push(rule);
+        }
+        // The aggregator learns which tallies to read before any thread starts skipping calls.
+        self.resolved.store(std::sync::Arc::new(new));
+        self.rule_words.publish(&self.key.generation, changes);
+    }
+
+    /// Resolves the rule of a newly registered operation and publishes it.
+    fn add_op_rule(&self, id: u32, name: &str, compiled: &CompiledRules) {
+        let mut new = Resolved::clone(&self.resolved.load());
+        let rule = compiled.resolve(name);
+        let word = word_of(&rule);
+        if new.ops.len() <= id as usize {
+            new.ops.resize(id as usize + 1, new.fallback);
+        }
+        new.ops[id as usize] = rule;
+        if word != table::ALL && !new.tally_keys.contains(&id) {
+            new.tally_keys.push(id);
+        }
+        // As in `apply_rules`: the aggregator first, then the hot path.
+        self.resolved.store(std::sync::Arc::new(new));
+        if word != table::ALL {
+            self.rule_words
+                .publish(&self.key.generation, [(id as usize, word)]);
+        }
+    }
+
+    /// Makes `layers` the configuration if its rules compile and its start-up-only settings
+    /// are those in force.
+    fn reconfigure(&self, layers: Layers) -> Result<(), Error> {
+        let names = lock_names(&self.names);
+        let mut config = self.lock_config();
+        let eff = layers.effective();
+        let compiled = eff.rules.compile()?;
+        let window = eff.window.unwrap_or(DEFAULT_WINDOW);
+        let ring = eff.ring_capacity.unwrap_or(DEFAULT_RING_CAPACITY);
+        let fixed = "only read at start; restart the engine to change it";
+        if window != config.window {
+            return Err(Error::invalid("window", format_args!("{window:?}"), fixed));
+        }
+        if ring != config.ring_capacity {
+            return Err(Error::invalid("ring_capacity", ring, fixed));
+        }
+        if eff.log_dir != config.log_dir {
+            let shown = eff.log_dir.as_deref().map(|p| p.display().to_string());
+            return Err(Error::invalid("log_dir", format_args!("{shown:?}"), fixed));
+        }
+        self.apply_rules(&names, &compiled);
+        config.layers = layers;
+        config.compiled = compiled;
+        Ok(())
+    }
+
     fn lock_agg(&self) -> Result<MutexGuard<'_, Aggregator>, Error> {
         if in_callback_of(self.key.id) {
             return Err(Error::CalledFromCallback);
@@ -174,31 +301,37 @@ fn lock_names(names: &StdMutex<Names>) -> MutexGuard<'_, Names> {
 /// # Ok::<(), ringmeter::Error>(())
 /// ```
 pub struct Builder {
-    ring_capacity: usize,
+    /// Ring capacity, window, log directory and rules from the file, the environment and the
+    /// API calls.
+    layers: Layers,
+    /// Whether `layers.file` still has to be read from `layers.file_path`.
+    file_pending: bool,
     max_operations: usize,
-    window: Duration,
     grace: Duration,
     drain_interval: Duration,
     idle_interval: Duration,
     significant_digits: u8,
     highest_trackable: Duration,
-    slow_threshold: Duration,
     clock: Option<Clock>,
     callbacks: Vec<WindowCallback>,
 }
 
+/// Default ring capacity.
+const DEFAULT_RING_CAPACITY: usize = 8192;
+/// Default window length.
+const DEFAULT_WINDOW: Duration = Duration::from_secs(1);
+
 impl Default for Builder {
     fn default() -> Self {
         Self {
-            ring_capacity: 8192,
+            layers: Layers::default(),
+            file_pending: false,
             max_operations: 1024,
-            window: Duration::from_secs(1),
             grace: Duration::from_millis(100),
             drain_interval: Duration::from_millis(1),
             idle_interval: Duration::from_millis(5),
             significant_digits: 3,
             highest_trackable: Duration::from_secs(60),
-            slow_threshold: Duration::from_secs(1),
             clock: None,
             callbacks: Vec::new(),
         }
@@ -208,25 +341,109 @@ impl Default for Builder {
 impl core::fmt::Debug for Builder {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Builder")
-            .field("ring_capacity", &self.ring_capacity)
+            .field("layers", &self.layers)
             .field("max_operations", &self.max_operations)
-            .field("window", &self.window)
             .field("grace", &self.grace)
             .field("drain_interval", &self.drain_interval)
             .field("idle_interval", &self.idle_interval)
             .field("significant_digits", &self.significant_digits)
             .field("highest_trackable", &self.highest_trackable)
-            .field("slow_threshold", &self.slow_threshold)
             .field("callbacks", &self.callbacks.len())
             .finish_non_exhaustive()
     }
 }
 
 impl Builder {
+    /// A builder with the settings of the environment: the configuration file named by
+    /// `RINGMETER_CONFIG` (read at [`start`](Self::start)), overridden by the variables
+    /// `RINGMETER_SLOW_THRESHOLD_MS`, `RINGMETER_WINDOW_SECS`, `RINGMETER_ERROR_RATE_THRESHOLD`,
+    /// `RINGMETER_SAMPLE_EVERY`, `RINGMETER_RING_CAPACITY` and `RINGMETER_LOG_DIR`; every
+    /// builder call made afterwards overrides both. See `docs/configuration.md`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the variable and its value if one cannot be parsed
+    /// or is out of range.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// // With RINGMETER_WINDOW_SECS=5 in the environment the window would be 5 s; the
+    /// // explicit call below wins over it either way.
+    /// let engine = ringmeter::Builder::from_env()?
+    ///     .window(Duration::from_millis(250))
+    ///     .start()?;
+    /// # Ok::<(), ringmeter::Error>(())
+    /// ```
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_env_with(|name| std::env::var_os(name))
+    }
+
+    /// [`from_env`](Self::from_env) with the variables looked up through `var` instead of the
+    /// process environment (for tests and for programs that keep settings elsewhere).
+    ///
+    /// # Errors
+    /// As [`from_env`](Self::from_env).
+    ///
+    /// # Examples
+    /// ```
+    /// let b = ringmeter::Builder::from_env_with(|name| {
+    ///     (name == "RINGMETER_SAMPLE_EVERY").then(|| "x".into())
+    /// });
+    /// let err = b.unwrap_err().to_string();
+    /// assert!(err.contains("RINGMETER_SAMPLE_EVERY") && err.contains('x'), "{err}");
+    /// ```
+    pub fn from_env_with(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<Self, Error> {
+        let (env, file) = source::from_env(&var)?;
+        let mut b = Self::default();
+        b.layers.env = env;
+        if file.is_some() {
+            b.layers.file_path = file;
+            b.file_pending = true;
+        }
+        Ok(b)
+    }
+
+    /// Reads rules and settings from the TOML file at `path` at [`start`](Self::start) (below
+    /// the environment and the API in precedence, like `RINGMETER_CONFIG`, which it replaces);
+    /// [`Engine::reload_config`] re-reads it. The format is in `docs/configuration.md`.
+    pub fn config_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.layers.file_path = Some(path.into());
+        self.file_pending = true;
+        self
+    }
+
     /// Events each thread's ring holds (a power of two, 2 to 2^24; default 8192, 192 KiB).
     /// A full ring drops new events and counts them.
     pub fn ring_capacity(mut self, events: usize) -> Self {
-        self.ring_capacity = events;
+        self.layers.api.ring_capacity = Some(events);
+        self
+    }
+
+    /// Adds a rule for the operations `pattern` matches (an exact name or a glob such as
+    /// `db.*`; see [`Rules`]). Checked at [`start`](Self::start).
+    ///
+    /// # Examples
+    /// ```
+    /// use ringmeter::{Engine, Rule, Sampling};
+    /// let engine = Engine::builder()
+    ///     .rule("cache.*", Rule::new().sampling(Sampling::Every(64)))
+    ///     .start()?;
+    /// # Ok::<(), ringmeter::Error>(())
+    /// ```
+    pub fn rule(mut self, pattern: &str, rule: Rule) -> Self {
+        self.layers.api.rules = std::mem::take(&mut self.layers.api.rules).rule(pattern, rule);
+        self
+    }
+
+    /// Sets defaults for every operation (fields not set stay as they were).
+    pub fn defaults(mut self, rule: Rule) -> Self {
+        self.layers.api.rules = std::mem::take(&mut self.layers.api.rules).defaults(rule);
+        self
+    }
+
+    /// Adds a whole rule set (see [`rule`](Self::rule)).
+    pub fn rules(mut self, rules: Rules) -> Self {
+        self.layers.api.rules.overlay(&rules);
         self
     }
 
@@ -239,7 +456,7 @@ impl Builder {
 
     /// Window length (1 ms to 1 day; default 1 s).
     pub fn window(mut self, d: Duration) -> Self {
-        self.window = d;
+        self.layers.api.window = Some(d);
         self
     }
 
@@ -277,10 +494,10 @@ impl Builder {
         self
     }
 
-    /// Calls longer than this count as slow (default 1 s).
-    pub fn slow_threshold(mut self, d: Duration) -> Self {
-        self.slow_threshold = d;
-        self
+    /// Calls longer than this count as slow, for every operation without a rule that says
+    /// otherwise (default 1 s); the same as `.defaults(Rule::new().slow_threshold(d))`.
+    pub fn slow_threshold(self, d: Duration) -> Self {
+        self.defaults(Rule::new().slow_threshold(d))
     }
 
     /// The clock to use (default [`Clock::tsc`]); [`Clock::mock`] for tests.
@@ -304,22 +521,18 @@ impl Builder {
         self
     }
 
-    fn check(&self) -> Result<Histogram<u64>, Error> {
+    fn check(&self, eff: &Layer) -> Result<Histogram<u64>, Error> {
         fn bad(key: &'static str, value: impl core::fmt::Debug, reason: &'static str) -> Error {
-            Error::InvalidConfig {
-                key,
-                value: format!("{value:?}"),
-                reason,
-            }
+            Error::invalid(key, format_args!("{value:?}"), reason)
         }
-        let c = self.ring_capacity;
+        let c = eff.ring_capacity.unwrap_or(DEFAULT_RING_CAPACITY);
         if !(2..=MAX_RING_CAPACITY).contains(&c) || !c.is_power_of_two() {
             return Err(bad("ring_capacity", c, "a power of two from 2 to 2^24"));
         }
         if !(1..=MAX_OPERATIONS).contains(&self.max_operations) {
             return Err(bad("max_operations", self.max_operations, "1 to 65536"));
         }
-        let w = self.window;
+        let w = eff.window.unwrap_or(DEFAULT_WINDOW);
         if w < Duration::from_millis(1) || w > Duration::from_secs(86_400) {
             return Err(bad("window", w, "1 ms to 1 day"));
         }
@@ -377,7 +590,16 @@ impl Builder {
     }
 
     fn launch(mut self, spawn: bool) -> Result<Engine, Error> {
-        let template = self.check()?;
+        if self.file_pending {
+            if let Some(path) = &self.layers.file_path {
+                self.layers.file = source::from_file(path)?;
+            }
+        }
+        let eff = self.layers.effective();
+        let template = self.check(&eff)?;
+        let compiled = eff.rules.compile()?;
+        let window = eff.window.unwrap_or(DEFAULT_WINDOW);
+        let ring_capacity = eff.ring_capacity.unwrap_or(DEFAULT_RING_CAPACITY);
         let clock = self.clock.take().unwrap_or_default();
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -387,9 +609,8 @@ impl Builder {
         let settings = Settings {
             engine_id: id,
             clock: clock.clone(),
-            window: self.window,
+            window,
             grace: self.grace,
-            slow: self.slow_threshold,
             template,
             callbacks: std::mem::take(&mut self.callbacks),
         };
@@ -398,6 +619,7 @@ impl Builder {
                 id,
                 clock,
                 shared: weak.clone(),
+                generation: AtomicU64::new(0),
             }));
             let overflow: std::sync::Arc<str> = std::sync::Arc::from(OVERFLOW_OP);
             Shared {
@@ -410,7 +632,7 @@ impl Builder {
                     by_prometheus: HashMap::from([(prometheus_name(OVERFLOW_OP), overflow)]),
                 }),
                 agg: StdMutex::new(Aggregator::new(settings)),
-                ring_capacity: self.ring_capacity,
+                ring_capacity,
                 max_operations,
                 stop: AtomicBool::new(false),
                 exit_alone: AtomicBool::new(false),
@@ -419,8 +641,25 @@ impl Builder {
                     .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
                     .collect(),
                 unringed_any: AtomicBool::new(false),
+                rule_words: crate::loom::Arc::new(Table::new(max_operations + 1)),
+                resolved: ArcSwap::from_pointee(Resolved {
+                    kinds: vec![std::sync::Arc::from("")],
+                    ..Resolved::default()
+                }),
+                config: StdMutex::new(ConfigState {
+                    layers: self.layers,
+                    compiled,
+                    window,
+                    ring_capacity,
+                    log_dir: eff.log_dir,
+                }),
             }
         });
+        {
+            let names = lock_names(&shared.names);
+            let config = shared.lock_config();
+            shared.apply_rules(&names, &config.compiled);
+        }
         let thread = if spawn {
             let s = std::sync::Arc::clone(&shared);
             let handle = thread::Builder::new()
@@ -593,11 +832,126 @@ impl Engine {
         let name: std::sync::Arc<str> = std::sync::Arc::from(name);
         names.list.push(name.clone());
         names.by_name.insert(name.clone(), id);
-        names.by_prometheus.insert(prom, name);
+        names.by_prometheus.insert(prom, name.clone());
+        {
+            let config = shared.lock_config();
+            shared.add_op_rule(id, &name, &config.compiled);
+        }
         Ok(Op {
             key: shared.key,
             id,
         })
+    }
+
+    /// Replaces the rules set through the API ([`Builder::rule`], earlier `set_rules` calls)
+    /// with `rules`; the configuration file's and the environment's rules stay below them.
+    /// Every thread sees the new sampling at its next call, without a lock; the aggregator
+    /// applies slow thresholds and the rest from its next pass. No event is lost.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the first bad pattern or value; the rules in force stay.
+    ///
+    /// # Examples
+    /// ```
+    /// use ringmeter::{Engine, Rule, Rules, Sampling};
+    /// let engine = Engine::builder().start_manual()?;
+    /// let op = engine.op("db.query")?;
+    /// engine.set_rules(Rules::new().rule("db.*", Rule::new().sampling(Sampling::CountOnly)))?;
+    /// op.time(|| ()); // counted, not timed
+    /// engine.flush()?;
+    /// assert_eq!(engine.snapshot().totals("db.query").unwrap().unsampled, 1);
+    /// let bad = Rules::new().rule("db.*", Rule::new().sampling(Sampling::Probability(f64::NAN)));
+    /// assert!(engine.set_rules(bad).is_err());
+    /// # Ok::<(), ringmeter::Error>(())
+    /// ```
+    pub fn set_rules(&self, rules: Rules) -> Result<(), Error> {
+        let mut layers = self.shared().lock_config().layers.clone();
+        layers.api.rules = rules;
+        self.shared().reconfigure(layers)
+    }
+
+    /// Adds (or merges into) one API rule; see [`set_rules`](Self::set_rules).
+    ///
+    /// # Errors
+    /// As [`set_rules`](Self::set_rules).
+    pub fn set_rule(&self, pattern: &str, rule: Rule) -> Result<(), Error> {
+        let mut layers = self.shared().lock_config().layers.clone();
+        layers.api.rules = std::mem::take(&mut layers.api.rules).rule(pattern, rule);
+        self.shared().reconfigure(layers)
+    }
+
+    /// Re-reads the configuration file ([`Builder::config_file`] or `RINGMETER_CONFIG`) and
+    /// applies its rules, still below the environment and the API. Settings read only at start
+    /// (window, ring capacity, log directory) must be unchanged.
+    ///
+    /// # Errors
+    /// [`Error::ConfigFile`] if the file cannot be read or parsed, [`Error::InvalidConfig`]
+    /// for a bad key or value, a changed start-up setting, or no file to reload. On any
+    /// error the configuration in force stays.
+    pub fn reload_config(&self) -> Result<(), Error> {
+        let mut layers = self.shared().lock_config().layers.clone();
+        let Some(path) = layers.file_path.clone() else {
+            return Err(Error::invalid(
+                "config_file",
+                "none",
+                "the engine was started without a configuration file (RINGMETER_CONFIG or Builder::config_file)",
+            ));
+        };
+        layers.file = source::from_file(&path)?;
+        self.shared().reconfigure(layers)
+    }
+
+    /// The window length in force.
+    pub fn window(&self) -> Duration {
+        self.shared().lock_config().window
+    }
+
+    /// The ring capacity in force (events per thread).
+    pub fn ring_capacity(&self) -> usize {
+        self.shared().ring_capacity
+    }
+
+    /// The log directory configured (builder, `RINGMETER_LOG_DIR` or the configuration file).
+    pub fn log_dir(&self) -> Option<std::path::PathBuf> {
+        self.shared().lock_config().log_dir.clone()
+    }
+
+    /// The settings in force for `op`, if it belongs to this engine.
+    pub fn rule_of(&self, op: Op) -> Option<EffectiveRule> {
+        if !core::ptr::eq(op.key, self.shared().key) {
+            return None;
+        }
+        Some(*self.shared().resolved.load().rule(op.id))
+    }
+
+    /// The error kind called `name`, registering it on first use (at most 255 per engine).
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] if `name` breaks the operation naming rules,
+    /// [`Error::InvalidConfig`] when the engine already has 255 kinds.
+    pub fn error_kind(&self, name: &str) -> Result<ErrorKind, Error> {
+        validate_name(name).map_err(|reason| Error::InvalidName {
+            name: name.to_owned(),
+            reason,
+        })?;
+        let shared = self.shared();
+        let _config = shared.lock_config();
+        let current = shared.resolved.load_full();
+        if let Some(code) = current.kinds.iter().position(|k| &**k == name) {
+            return Ok(ErrorKind(code as u8));
+        }
+        let code = current.kinds.len();
+        if code > usize::from(u8::MAX) {
+            return Err(Error::invalid(
+                "error_kind",
+                name,
+                "an engine has at most 255 error kinds",
+            ));
+        }
+        let mut new = Resolved::clone(&current);
+        new.kinds.push(std::sync::Arc::from(name));
+        shared.resolved.store(std::sync::Arc::new(new));
+        Ok(ErrorKind(code as u8))
     }
 
     /// The reserved operation [`OVERFLOW_OP`].

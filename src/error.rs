@@ -29,14 +29,22 @@ pub enum Error {
         /// The limit ([`Builder::max_operations`](crate::Builder::max_operations)).
         limit: usize,
     },
-    /// A configuration value is out of range.
+    /// A configuration value is out of range or cannot be parsed.
     InvalidConfig {
-        /// The builder setting.
-        key: &'static str,
+        /// Where the value was given: a builder setting (`ring_capacity`), an environment
+        /// variable (`RINGMETER_WINDOW_SECS`), or a file and key (`app.toml: rules."db.*".sample_every`).
+        key: String,
         /// The rejected value, as text.
         value: String,
         /// What is allowed.
-        reason: &'static str,
+        reason: String,
+    },
+    /// The configuration file could not be read or is not valid TOML.
+    ConfigFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong (the I/O error or the TOML parser's message with its position).
+        reason: String,
     },
     /// The aggregator thread could not be started.
     Spawn(std::io::Error),
@@ -68,6 +76,13 @@ impl fmt::Display for Error {
             Self::InvalidConfig { key, value, reason } => {
                 write!(f, "invalid value {value} for {key}: {reason}")
             }
+            Self::ConfigFile { path, reason } => {
+                write!(
+                    f,
+                    "cannot use configuration file {}: {reason}",
+                    path.display()
+                )
+            }
             Self::Spawn(e) => write!(f, "cannot start the aggregator thread: {e}"),
             Self::AggregatorPanicked => f.write_str(
                 "the aggregator thread panicked; snapshots stop at the last one it published",
@@ -78,6 +93,17 @@ impl fmt::Display for Error {
             Self::CalledFromCallback => f.write_str(
                 "a window callback cannot flush, shut down or reconfigure its own engine",
             ),
+        }
+    }
+}
+
+impl Error {
+    /// An [`Error::InvalidConfig`].
+    pub(crate) fn invalid(key: &str, value: impl fmt::Display, reason: impl Into<String>) -> Self {
+        Self::InvalidConfig {
+            key: key.to_owned(),
+            value: value.to_string(),
+            reason: reason.into(),
         }
     }
 }

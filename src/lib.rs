@@ -56,6 +56,7 @@ mod aggregator;
 mod clock;
 #[cfg(doctest)]
 mod compile_fail_tests;
+mod config;
 mod engine;
 mod error;
 mod event;
@@ -77,16 +78,42 @@ pub mod ring;
 mod ring;
 
 pub use aggregator::{
-    OpStats, OpTotals, OpWindow, PooledHistogram, Snapshot, Subscription, WindowReport,
+    Exemplar, OpStats, OpTotals, OpWindow, PooledHistogram, Snapshot, Subscription, WindowReport,
 };
 pub use clock::{Clock, MockClock};
+pub use config::source::{
+    ENV_CONFIG, ENV_ERROR_RATE_THRESHOLD, ENV_LOG_DIR, ENV_RING_CAPACITY, ENV_SAMPLE_EVERY,
+    ENV_SLOW_THRESHOLD_MS, ENV_WINDOW_SECS,
+};
+pub use config::{
+    EffectiveRule, Rule, Rules, Sampling, MAX_EXEMPLARS, MAX_SAMPLE_EVERY, MIN_SAMPLE_PROBABILITY,
+};
 pub use engine::{
     global, init_global, Builder, Engine, OpCache, WeakEngine, MAX_OPERATIONS, MAX_RING_CAPACITY,
     OVERFLOW_OP,
 };
 pub use error::Error;
 pub use name::{prometheus_name, validate_name, NameError, MAX_NAME_LEN};
-pub use op::{Op, Timer};
+pub use op::{ErrorKind, Op, Timer};
+
+/// The calling thread's number: ringmeter numbers threads from 1 in the order they first
+/// record into any engine (or ask for their number). Window exemplars name threads by it
+/// ([`Exemplar::thread`]); log it beside the thread's own name to find a slow call's thread.
+///
+/// # Examples
+/// ```
+/// let me = ringmeter::thread_number();
+/// assert!(me >= 1);
+/// assert_eq!(ringmeter::thread_number(), me);
+/// ```
+pub fn thread_number() -> u64 {
+    local::thread_number()
+}
+
+/// The hand-off of sampling settings to the hot path, public only for the loom models.
+#[cfg(loom)]
+#[doc(hidden)]
+pub use config::table as rule_table;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -9,15 +9,123 @@
 use core::cell::{Cell, RefCell};
 use core::ptr;
 
+use crate::config::table::{self, Mode, Table, Word};
 use crate::engine::EngineKey;
 use crate::event::Event;
+use crate::loom::{Arc, Ordering};
 use crate::ring::Producer;
 
-/// One registered ring.
+/// One registered ring, with this thread's sampling state for its engine.
 struct Entry {
     /// Address of the engine's key; keys are never freed, so addresses are never reused.
     engine: usize,
     producer: Producer<Event>,
+    /// The engine's per-operation sampling words.
+    rules: Arc<Table>,
+    /// Generation of `rules` that `slots` reflect.
+    generation: u64,
+    /// Per operation: this thread's sampling state. Same length as the ring's tallies.
+    slots: Box<[Slot]>,
+    /// xorshift64* state for probability sampling; never 0.
+    rng: u64,
+}
+
+/// One operation's sampling state on one thread.
+///
+/// The ring's tally of the operation counts its unsampled calls on this thread (`u`); a call
+/// is unsampled while `u < next_at`, and the sampled call that ends a gap stands for
+/// `u - last + 1` calls.
+#[derive(Clone, Copy)]
+struct Slot {
+    /// The operation's sampling word; [`table::ALL`] times every call.
+    word: Word,
+    /// Tally value at which the next call is sampled.
+    next_at: u64,
+    /// Tally value at the last sampled call (or at the last rule change).
+    last: u64,
+}
+
+impl Entry {
+    /// Decides whether the call about to start is timed: returns the flags for its event
+    /// (its weight when sampled, [`Event::UNSAMPLED`] when only counted).
+    #[inline(always)]
+    fn sample(&mut self, op: u32) -> u32 {
+        let Some(slot) = self.slots.get(op as usize) else {
+            return 0;
+        };
+        if slot.word == table::ALL {
+            return 0;
+        }
+        let Some(tally) = self.producer.tally(op as usize) else {
+            return 0;
+        };
+        let u = tally.load(Ordering::Relaxed);
+        if u < slot.next_at {
+            // Only this thread writes the tally: load + store is an exact increment.
+            tally.store(u + 1, Ordering::Relaxed);
+            return Event::UNSAMPLED;
+        }
+        self.arm(op as usize, u)
+    }
+
+    /// The end of a gap: samples this call and draws the next gap, or counts the call.
+    #[cold]
+    #[inline(never)]
+    fn arm(&mut self, op: usize, u: u64) -> u32 {
+        let max_gap = u64::from(Event::MAX_WEIGHT) - 1;
+        let slot = &mut self.slots[op];
+        let gap = match table::decode(slot.word) {
+            Mode::All => return 0,
+            Mode::Every(n) => u64::from(n.max(1)) - 1,
+            Mode::Probability(threshold) => {
+                // Bernoulli sampling as geometric gaps: P(gap = k) = (1 - p)^k p.
+                let p = f64::from(threshold) / 4_294_967_296.0;
+                let x = self.rng;
+                let x = x ^ (x >> 12);
+                let x = x ^ (x << 25);
+                let x = x ^ (x >> 27);
+                self.rng = x;
+                let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11;
+                let uniform = (r as f64 + 1.0) / (1u64 << 53) as f64; // (0, 1]
+                let g = (uniform.ln() / (1.0 - p).ln()).floor();
+                if g.is_finite() && g >= 0.0 {
+                    (g as u64).min(max_gap)
+                } else {
+                    0
+                }
+            }
+            Mode::CountOnly | Mode::Disabled => {
+                slot.next_at = u64::MAX;
+                if let Some(t) = self.producer.tally(op) {
+                    t.store(u + 1, Ordering::Relaxed);
+                }
+                return Event::UNSAMPLED;
+            }
+        };
+        let weight = (u - slot.last + 1).min(u64::from(Event::MAX_WEIGHT)) as u32;
+        slot.last = u;
+        slot.next_at = u.saturating_add(gap.min(max_gap));
+        weight << Event::WEIGHT_SHIFT
+    }
+
+    /// Copies the engine's current sampling words into the slots.
+    #[cold]
+    fn refresh(&mut self, key: &'static EngineKey) {
+        let (slots, producer) = (&mut self.slots, &self.producer);
+        self.generation = self.rules.read(key.generation_atomic(), |op, word| {
+            if let Some(slot) = slots.get_mut(op) {
+                if slot.word != word {
+                    let u = producer.tally(op).map_or(0, |t| t.load(Ordering::Relaxed));
+                    // The next call decides afresh; gaps under the old rule are not carried.
+                    *slot = Slot {
+                        word,
+                        next_at: u,
+                        last: u,
+                    };
+                }
+            }
+        });
+    }
 }
 
 /// The one-entry cache the hot path reads: the engine used last and its entry.
@@ -31,13 +139,32 @@ struct Hot {
     engine: Cell<usize>,
     /// The entry used last; an element of `Local::entries` whenever `engine != 0`.
     entry: Cell<*mut Entry>,
+    /// The entry's `generation`.
+    generation: Cell<u64>,
 }
 
 impl Hot {
     fn reset(&self) {
         self.engine.set(0);
         self.entry.set(ptr::null_mut());
+        self.generation.set(u64::MAX);
     }
+}
+
+/// This thread's number, given out on first use (0 while its thread-locals are destroyed).
+pub(crate) fn thread_number() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    thread_local! {
+        static NUMBER: Cell<u64> = const { Cell::new(0) };
+    }
+    NUMBER
+        .try_with(|n| {
+            if n.get() == 0 {
+                n.set(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+            }
+            n.get()
+        })
+        .unwrap_or(0)
 }
 
 /// Per-thread ownership of the rings; touched only on the cold path.
@@ -84,17 +211,36 @@ impl Local {
                     }
                     !orphaned
                 });
-                let producer = shared.register_ring();
-                let e = Box::into_raw(Box::new(Entry {
+                let thread = thread_number();
+                let producer = shared.register_ring(thread);
+                let slots = vec![
+                    Slot {
+                        word: table::ALL,
+                        next_at: 0,
+                        last: 0,
+                    };
+                    producer.tallies().len()
+                ]
+                .into_boxed_slice();
+                let mut entry = Entry {
                     engine: addr,
                     producer,
-                }));
+                    rules: shared.rule_table(),
+                    generation: u64::MAX,
+                    slots,
+                    rng: (thread.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ addr as u64) | 1,
+                };
+                entry.refresh(key);
+                let e = Box::into_raw(Box::new(entry));
                 entries.push(e);
                 e
             }
         };
+        // SAFETY: `entry` is a live element of `entries` (found or just pushed), unaliased.
+        let generation = unsafe { &*entry }.generation;
         hot.engine.set(addr);
         hot.entry.set(entry);
+        hot.generation.set(generation);
         entry
     }
 }
@@ -115,6 +261,7 @@ thread_local! {
         Hot {
             engine: Cell::new(0),
             entry: Cell::new(ptr::null_mut()),
+            generation: Cell::new(u64::MAX),
         }
     };
     static LOCAL: Local = const { Local::new() };
@@ -135,9 +282,122 @@ pub(crate) fn push(key: &'static EngineKey, ev: Event) {
         // `entries` (see `Hot`), and no other reference to it exists while this closure runs.
         let entry = unsafe { &mut *hot.entry.get() };
         if let Err(ev) = entry.producer.push(ev) {
-            entry.producer.count_drop(ev.op as usize, ev.is_error());
+            count_drop(&mut entry.producer, &ev);
         }
     });
+}
+
+/// Counts an event the ring had no room for.
+#[cold]
+#[inline(never)]
+fn count_drop(producer: &mut Producer<Event>, ev: &Event) {
+    if ev.flags & Event::UNSAMPLED != 0 {
+        // The call is already counted as unsampled; only its failure is lost.
+        producer.count_dropped_error(ev.op as usize);
+    } else {
+        producer.count_drop(ev.op as usize, ev.is_error());
+    }
+}
+
+/// Decides whether a call of `op` starting now is timed: returns the flags of its event (its
+/// weight when sampled), or [`Event::UNSAMPLED`] when the call has been counted and must not
+/// be timed.
+#[inline(always)]
+pub(crate) fn sample(key: &'static EngineKey, op: u32) -> u32 {
+    let addr = key.addr();
+    HOT.with(|hot| {
+        if hot.engine.get() != addr || hot.generation.get() != key.generation() {
+            return sample_cold(hot, key, op);
+        }
+        // SAFETY: `hot.engine != 0`, so `hot.entry` is a live element of this thread's
+        // `entries` (see `Hot`), and no other reference to it exists while this closure runs.
+        let entry = unsafe { &mut *hot.entry.get() };
+        entry.sample(op)
+    })
+}
+
+/// `sample` for a thread whose cached engine is another one, or whose rules are stale.
+#[cold]
+#[inline(never)]
+fn sample_cold(hot: &Hot, key: &'static EngineKey, op: u32) -> u32 {
+    let Ok(entry) = LOCAL.try_with(|l| l.find_or_register(hot, key)) else {
+        return 0; // no ring can be had: the event will be counted as dropped
+    };
+    if entry.is_null() {
+        return 0;
+    }
+    // SAFETY: `find_or_register` returned a live element of this thread's `entries`, and no
+    // other reference to it exists here.
+    let entry = unsafe { &mut *entry };
+    if entry.generation != key.generation() {
+        entry.refresh(key);
+        hot.generation.set(entry.generation);
+    }
+    entry.sample(op)
+}
+
+/// Records a call of `ns` nanoseconds measured elsewhere (`flags`: `ERROR` and a kind), unless
+/// the operation's sampling skips it, in which case it is only counted.
+#[inline(always)]
+pub(crate) fn record(key: &'static EngineKey, op: u32, ns: u64, flags: u32) {
+    let addr = key.addr();
+    HOT.with(|hot| {
+        let s = if hot.engine.get() != addr || hot.generation.get() != key.generation() {
+            sample_cold(hot, key, op)
+        } else {
+            // SAFETY: `hot.engine != 0`, so `hot.entry` is a live element of this thread's
+            // `entries` (see `Hot`), and no other reference to it exists while it is used.
+            let entry = unsafe { &mut *hot.entry.get() };
+            let s = entry.sample(op);
+            if s & Event::UNSAMPLED == 0 {
+                let ev = Event {
+                    op,
+                    flags: flags | s | Event::NANOS,
+                    start: ns,
+                    end: 0,
+                };
+                if let Err(ev) = entry.producer.push(ev) {
+                    count_drop(&mut entry.producer, &ev);
+                }
+                return;
+            }
+            s
+        };
+        if s & Event::UNSAMPLED != 0 {
+            if flags & Event::ERROR != 0 {
+                note_unsampled_error(key, op, flags);
+            }
+        } else {
+            push_cold(
+                hot,
+                key,
+                Event {
+                    op,
+                    flags: flags | s | Event::NANOS,
+                    start: ns,
+                    end: 0,
+                },
+            );
+        }
+    });
+}
+
+/// Sends the failure of an unsampled call (already counted) to the aggregator.
+#[cold]
+#[inline(never)]
+pub(crate) fn note_unsampled_error(key: &'static EngineKey, op: u32, flags: u32) {
+    push(
+        key,
+        Event {
+            op,
+            flags: (flags & (Event::ERROR | Event::PANIC | Event::KIND_MASK))
+                | Event::ERROR
+                | Event::NANOS
+                | Event::UNSAMPLED,
+            start: 0,
+            end: 0,
+        },
+    );
 }
 
 /// `push` for a thread whose cached engine is another one (or none).
@@ -156,6 +416,6 @@ fn push_cold(hot: &Hot, key: &'static EngineKey, ev: Event) {
     // other reference to it exists here.
     let entry = unsafe { &mut *entry };
     if let Err(ev) = entry.producer.push(ev) {
-        entry.producer.count_drop(ev.op as usize, ev.is_error());
+        count_drop(&mut entry.producer, &ev);
     }
 }

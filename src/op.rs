@@ -64,12 +64,21 @@ impl Op {
     }
 
     /// Starts timing a call; the call is recorded when the returned guard is dropped.
+    ///
+    /// When the operation's [`Sampling`](crate::Sampling) skips this call, no clock is read:
+    /// the call is counted as unsampled now and the guard only reports a failure.
     #[inline]
     pub fn start(self) -> Timer {
+        let flags = local::sample(self.key, self.id);
+        let start = if flags & Event::UNSAMPLED == 0 {
+            self.key.clock().raw()
+        } else {
+            0
+        };
         Timer {
             op: self,
-            flags: 0,
-            start: self.key.clock().raw(),
+            flags,
+            start,
         }
     }
 
@@ -116,17 +125,45 @@ impl Op {
         self.push_nanos(saturating_nanos(d), Event::ERROR);
     }
 
+    /// Records a failed call of `ns` nanoseconds measured elsewhere, counted under `kind`.
+    #[inline]
+    pub fn record_error_kind_ns(self, ns: u64, kind: ErrorKind) {
+        self.push_nanos(ns, Event::ERROR | kind.flags());
+    }
+
     #[inline(always)]
     fn push_nanos(self, ns: u64, flags: u32) {
-        local::push(
-            self.key,
-            Event {
-                op: self.id,
-                flags: flags | Event::NANOS,
-                start: ns,
-                end: 0,
-            },
-        );
+        local::record(self.key, self.id, ns, flags);
+    }
+}
+
+/// A kind of failure, counted per operation and window
+/// ([`OpWindow::error_kinds`](crate::OpWindow::error_kinds)); registered by name with
+/// [`Engine::error_kind`](crate::Engine::error_kind). A small `Copy` code (up to 255 kinds per
+/// engine), so marking a failure with a kind costs nothing extra. A kind belongs to the engine
+/// that registered it.
+///
+/// # Examples
+/// ```
+/// let engine = ringmeter::Engine::builder().start_manual()?;
+/// let timeout = engine.error_kind("timeout")?;
+/// let op = engine.op("rpc.call")?;
+/// op.start().fail_with(timeout);
+/// engine.flush()?;
+/// # Ok::<(), ringmeter::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ErrorKind(pub(crate) u8);
+
+impl ErrorKind {
+    /// The kind's code (1 to 255).
+    pub fn code(self) -> u8 {
+        self.0
+    }
+
+    #[inline(always)]
+    fn flags(self) -> u32 {
+        u32::from(self.0) << Event::KIND_SHIFT
     }
 }
 
@@ -176,6 +213,23 @@ impl Timer {
         self.flags |= Event::ERROR;
     }
 
+    /// Marks the call as failed with `kind` and ends it now.
+    #[inline]
+    pub fn fail_with(mut self, kind: ErrorKind) {
+        self.flags = (self.flags & !Event::KIND_MASK) | Event::ERROR | kind.flags();
+    }
+
+    /// Marks the call as failed with `kind`, keeping the guard running.
+    #[inline]
+    pub fn set_error_kind(&mut self, kind: ErrorKind) {
+        self.flags = (self.flags & !Event::KIND_MASK) | Event::ERROR | kind.flags();
+    }
+
+    /// Whether this call is timed (its operation's sampling picked it).
+    pub fn is_sampled(&self) -> bool {
+        self.flags & Event::UNSAMPLED == 0
+    }
+
     /// Marks the call as failed when `failed` is true.
     #[inline]
     pub fn set_failed(&mut self, failed: bool) {
@@ -197,8 +251,18 @@ impl Timer {
 impl Drop for Timer {
     #[inline]
     fn drop(&mut self) {
-        let end = self.op.key.clock().raw();
         let mut flags = self.flags;
+        if flags & Event::UNSAMPLED != 0 {
+            // Counted when it started; only a failure is left to report.
+            if flags & Event::ERROR != 0 || std::thread::panicking() {
+                if std::thread::panicking() {
+                    flags |= Event::PANIC;
+                }
+                local::note_unsampled_error(self.op.key, self.op.id, flags);
+            }
+            return;
+        }
+        let end = self.op.key.clock().raw();
         if std::thread::panicking() {
             flags |= Event::PANIC;
         }

@@ -23,8 +23,21 @@ impl<T: Copy> Registry<T> {
 
     /// Creates a ring of `capacity` slots with drop counters for `keys` keys, hands its
     /// consumer to the aggregator and returns the producer.
+    #[cfg_attr(not(loom), allow(dead_code))]
     pub fn register(&self, capacity: usize, keys: usize) -> Producer<T> {
-        let (producer, consumer) = ring::channel(capacity, keys);
+        self.register_tagged(capacity, keys, 0, None)
+    }
+
+    /// [`register`](Self::register) with a tag and label for the consumer
+    /// (see [`ring::channel_tagged`]).
+    pub fn register_tagged(
+        &self,
+        capacity: usize,
+        keys: usize,
+        tag: u64,
+        label: Option<std::sync::Arc<str>>,
+    ) -> Producer<T> {
+        let (producer, consumer) = ring::channel_tagged(capacity, keys, tag, label);
         // A poisoned lock only means another registering thread panicked mid-push of a Vec;
         // the Vec itself is still valid.
         let mut pending = match self.pending.lock() {

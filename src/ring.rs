@@ -47,6 +47,14 @@ struct Shared<T> {
     /// half, each wrapping at 2^32 (the consumer takes wrapping differences, so it only has to
     /// scan before either half laps). Written only by the producer.
     drops: Box<[AtomicU64]>,
+    /// Per key, a running total the producer keeps for its own purposes (the engine counts
+    /// unsampled calls here). Written only by the producer (`load` + `store`); the consumer
+    /// reads it and takes differences.
+    tallies: Box<[AtomicU64]>,
+    /// What the producer side is (the engine puts its thread's number here); fixed at creation.
+    tag: u64,
+    /// Its name, if it has one; fixed at creation.
+    label: Option<std::sync::Arc<str>>,
 }
 
 // SAFETY: a `Shared<T>` hands `T` values from one thread to another, which needs `T: Send`.
@@ -61,6 +69,16 @@ unsafe impl<T: Send> Send for Shared<T> {}
 /// # Panics
 /// If `capacity` is not a power of two. Callers validate capacities before they get here.
 pub fn channel<T: Copy>(capacity: usize, keys: usize) -> (Producer<T>, Consumer<T>) {
+    channel_tagged(capacity, keys, 0, None)
+}
+
+/// [`channel`] with a tag and a label that the consumer can read ([`Consumer::tag`]).
+pub fn channel_tagged<T: Copy>(
+    capacity: usize,
+    keys: usize,
+    tag: u64,
+    label: Option<std::sync::Arc<str>>,
+) -> (Producer<T>, Consumer<T>) {
     assert!(
         capacity.is_power_of_two(),
         "ring capacity must be a power of two"
@@ -69,6 +87,7 @@ pub fn channel<T: Copy>(capacity: usize, keys: usize) -> (Producer<T>, Consumer<
         .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
         .collect();
     let drops = (0..keys).map(|_| AtomicU64::new(0)).collect();
+    let tallies = (0..keys).map(|_| AtomicU64::new(0)).collect();
     let shared = Arc::new(Shared {
         head: CachePadded::new(AtomicUsize::new(0)),
         tail: CachePadded::new(AtomicUsize::new(0)),
@@ -77,6 +96,9 @@ pub fn channel<T: Copy>(capacity: usize, keys: usize) -> (Producer<T>, Consumer<
         mask: capacity - 1,
         slots,
         drops,
+        tallies,
+        tag,
+        label,
     });
     let producer = Producer {
         mask: shared.mask,
@@ -91,6 +113,7 @@ pub fn channel<T: Copy>(capacity: usize, keys: usize) -> (Producer<T>, Consumer<
         cached_tail: 0,
         seen_total: 0,
         seen: Vec::new(),
+        seen_tallies: Vec::new(),
     };
     (producer, consumer)
 }
@@ -158,22 +181,44 @@ impl<T: Copy> Producer<T> {
     /// Keys outside the range given to [`channel`] are counted under the last key.
     #[cold]
     pub fn count_drop(&mut self, key: usize, error: bool) {
+        self.count_lost(key, 1, u32::from(error));
+    }
+
+    /// Counts a dropped value that only carried an error (its call is counted elsewhere):
+    /// the error counter of `key` moves, the dropped counter does not.
+    #[cold]
+    pub fn count_dropped_error(&mut self, key: usize) {
+        self.count_lost(key, 0, 1);
+    }
+
+    fn count_lost(&mut self, key: usize, dropped: u32, error: u32) {
         let Some(last) = self.shared.drops.len().checked_sub(1) else {
             return;
         };
         let counter = &self.shared.drops[key.min(last)];
         // Only this side writes the counter, so load + store is an exact increment.
-        let (dropped, errors) = unpack(counter.load(Ordering::Relaxed));
-        let next = pack(
-            dropped.wrapping_add(1),
-            errors.wrapping_add(u32::from(error)),
-        );
+        let (d, errors) = unpack(counter.load(Ordering::Relaxed));
+        let next = pack(d.wrapping_add(dropped), errors.wrapping_add(error));
         counter.store(next, Ordering::Relaxed);
         self.drops_total += 1;
         // Release: the per-key stores above are visible to a consumer that Acquire-loads this total.
         self.shared
             .drops_total
             .store(self.drops_total, Ordering::Release);
+    }
+
+    /// The tally of `key` (see [`tallies`](Self::tallies)).
+    #[inline(always)]
+    pub fn tally(&self, key: usize) -> Option<&AtomicU64> {
+        self.shared.tallies.get(key)
+    }
+
+    /// Per-key running totals that only this side writes: update them with `load` +
+    /// `store(Relaxed)`, never `fetch_add`. The consumer sees them through
+    /// [`Consumer::take_tallies`].
+    #[cfg_attr(not(any(test, loom)), allow(dead_code))]
+    pub fn tallies(&self) -> &[AtomicU64] {
+        &self.shared.tallies
     }
 
     /// Whether the consumer side has been dropped (its engine is gone).
@@ -201,6 +246,8 @@ pub struct Consumer<T> {
     seen_total: u64,
     /// Per key, the packed counter at the last scan.
     seen: Vec<u64>,
+    /// Per key, the tally at the last read.
+    seen_tallies: Vec<u64>,
 }
 
 impl<T: Copy> Consumer<T> {
@@ -301,6 +348,36 @@ impl<T: Copy> Consumer<T> {
                 *seen = now;
             }
         }
+    }
+
+    /// Calls `f(key, increment)` for every key in `keys` whose tally moved since the last
+    /// call. Keys out of range are skipped.
+    pub fn take_tallies(&mut self, keys: &[u32], mut f: impl FnMut(usize, u64)) {
+        let tallies = &self.shared.tallies;
+        if self.seen_tallies.len() < tallies.len() {
+            self.seen_tallies.resize(tallies.len(), 0);
+        }
+        for &key in keys {
+            let key = key as usize;
+            let (Some(t), Some(seen)) = (tallies.get(key), self.seen_tallies.get_mut(key)) else {
+                continue;
+            };
+            let now = t.load(Ordering::Relaxed);
+            if now != *seen {
+                f(key, now.wrapping_sub(*seen));
+                *seen = now;
+            }
+        }
+    }
+
+    /// The tag given at creation.
+    pub fn tag(&self) -> u64 {
+        self.shared.tag
+    }
+
+    /// The label given at creation.
+    pub fn label(&self) -> Option<&std::sync::Arc<str>> {
+        self.shared.label.as_ref()
     }
 
     /// Whether no value is waiting (may turn false at any moment while the producer runs).

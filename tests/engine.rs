@@ -142,7 +142,10 @@ fn rejects(builder: impl Fn() -> Builder, key: &str) {
             builder().start_manual()
         };
         match result {
-            Err(e @ Error::InvalidConfig { key: got, .. }) => {
+            Err(e @ Error::InvalidConfig { .. }) => {
+                let Error::InvalidConfig { key: got, .. } = &e else {
+                    unreachable!()
+                };
                 assert_eq!(got, key, "{builder:?}", builder = builder());
                 assert!(e.to_string().contains(key), "message names the key: {e}");
             }
@@ -395,16 +398,14 @@ fn a_late_event_is_counted_late_in_the_oldest_open_window() {
     let op = engine.op("win.late").unwrap();
     let windows = engine.subscribe(16);
 
-    let (started_tx, started_rx) = mpsc::channel();
+    // Started here (registering this thread's ring), ended on a thread without a ring yet.
+    let t = op.start(); // at 0 s
     let (end_tx, end_rx) = mpsc::channel::<()>();
     let worker = thread::spawn(move || {
-        let t = op.start(); // at 0 s
-        started_tx.send(()).unwrap();
         end_rx.recv().unwrap();
         PAUSE_IN_NEXT_ALLOC.with(|p| p.set(true));
         drop(t); // end read at 0.5 s, then the ring registration pauses
     });
-    started_rx.recv().unwrap();
     mock.advance(500 * MS);
     end_tx.send(()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -6,7 +6,8 @@
 //! closures that panic, `time_result()` returning `Err`, `record*`/`record_error*`), keeping a
 //! ledger of what it issued; some workers die by an uncaught panic inside `op.time`. After every
 //! thread is joined and the engine is shut down, for every operation
-//! `count + dropped == issued` and `errors == failures issued` must hold exactly.
+//! `count + unsampled + dropped == issued` and `errors == failures issued` must hold exactly,
+//! also with per-operation sampling that a reloader thread keeps changing during the run.
 //!
 //! Randomness comes from an inline xorshift generator with fixed seeds, so each variant issues
 //! the same calls on every run; only their interleaving varies.
@@ -263,16 +264,17 @@ fn check(engine: &Engine, ledger: &Ledger, label: &str) {
         let issued = ledger.issued[op].load(Ordering::Relaxed);
         let failed = ledger.failed[op].load(Ordering::Relaxed);
         println!(
-            "{label}: {name}: issued {issued}, recorded {}, dropped {} ({:.3}%), errors {} of {failed} failures",
+            "{label}: {name}: issued {issued}, recorded {}, unsampled {}, dropped {} ({:.3}%), errors {} of {failed} failures",
             stats.count,
+            stats.unsampled,
             stats.dropped,
             100.0 * stats.dropped as f64 / issued as f64,
             stats.errors,
         );
         assert_eq!(
-            stats.count + stats.dropped,
+            stats.count + stats.unsampled + stats.dropped,
             issued,
-            "{label}: {name}: recorded + dropped"
+            "{label}: {name}: recorded + unsampled + dropped"
         );
         assert_eq!(stats.errors, failed, "{label}: {name}: errors");
         all_calls += issued;
@@ -376,4 +378,62 @@ fn small_ring_every_call_and_every_drop_accounted_for() {
         BURST - CAPACITY as u64,
         external.dropped
     );
+}
+
+#[test]
+fn sampled_and_reloaded_every_call_and_every_failure_accounted_for() {
+    use ringmeter::{Rule, Rules, Sampling};
+    silence_injected_panics();
+    let started = Instant::now();
+    let rules = |flip: bool| {
+        let (a, b) = if flip {
+            (Sampling::CountOnly, Sampling::Every(3))
+        } else {
+            (Sampling::Every(7), Sampling::Probability(0.3))
+        };
+        Rules::new()
+            .rule("exact.guard", Rule::new().sampling(a))
+            .rule("exact.closure", Rule::new().sampling(b))
+            .rule("exact.result", Rule::new().sampling(Sampling::CountOnly))
+            .rule("exact.ext*", Rule::new().sampling(Sampling::Every(2)))
+    };
+    let engine = Engine::builder()
+        .ring_capacity(4096)
+        .rules(rules(false))
+        .start()
+        .expect("start");
+    let ops = NAMES.map(|n| engine.op(n).expect("valid name"));
+    let ledger = Arc::new(Ledger::default());
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let reloader = {
+        let engine = engine.clone();
+        thread::spawn(move || {
+            let mut flip = false;
+            let mut reloads = 0u32;
+            while stop_rx.recv_timeout(Duration::from_millis(2)).is_err() {
+                flip = !flip;
+                engine.set_rules(rules(flip)).expect("valid rules");
+                reloads += 1;
+            }
+            reloads
+        })
+    };
+
+    let run = run_workers(ops, 0x5EED_0003, &ledger);
+    stop_tx.send(()).unwrap();
+    let reloads = reloader.join().unwrap();
+
+    assert!(run.threads >= 8, "only {} workers", run.threads);
+    assert!(reloads >= 10, "only {reloads} reloads during the run");
+    println!(
+        "sampled: {} workers, {reloads} reloads, {} calls issued in {:.1?}",
+        run.threads,
+        ledger.total(),
+        started.elapsed()
+    );
+    check(&engine, &ledger, "sampled");
+    let snap = engine.snapshot();
+    let result = snap.totals("exact.result").unwrap();
+    assert_eq!(result.count, 0, "count-only calls are never timed");
+    assert!(snap.totals("exact.guard").unwrap().unsampled > 0);
 }

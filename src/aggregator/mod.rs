@@ -24,14 +24,15 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use hdrhistogram::Histogram;
 
 pub use pool::PooledHistogram;
-pub use report::{OpStats, OpTotals, OpWindow, Snapshot, WindowReport};
+pub use report::{Exemplar, OpStats, OpTotals, OpWindow, Snapshot, WindowReport};
 
 use crate::clock::{Clock, TimeBase};
+use crate::config::Resolved;
 use crate::event::Event;
 use crate::loom::{AtomicU64, Ordering};
 use crate::ring::Consumer;
 use pool::HistPool;
-use window::{OpAcc, WindowAcc};
+use window::{OpAcc, RawExemplar, WindowAcc};
 
 /// A callback run on the aggregator thread for every closed window.
 pub(crate) type WindowCallback = Box<dyn FnMut(&Arc<WindowReport>) + Send>;
@@ -95,7 +96,6 @@ pub(crate) struct Settings {
     pub(crate) clock: Clock,
     pub(crate) window: Duration,
     pub(crate) grace: Duration,
-    pub(crate) slow: Duration,
     pub(crate) template: Histogram<u64>,
     pub(crate) callbacks: Vec<WindowCallback>,
 }
@@ -207,7 +207,13 @@ pub(crate) struct Aggregator {
     base: TimeBase,
     window_ns: u64,
     grace_ns: u64,
-    slow_ns: u64,
+    /// Per-operation rules, reloaded at the start of every pass.
+    cfg: Arc<Resolved>,
+    /// Number and name of the thread whose ring is being drained.
+    ring_thread: u64,
+    ring_label: Option<Arc<str>>,
+    /// The clock at the start of the pass, in nanoseconds since the Unix epoch.
+    now_ns: u64,
     /// Open windows, ascending by index (a handful), never empty after the start of a pass.
     windows: Vec<WindowAcc>,
     spare: Vec<WindowAcc>,
@@ -245,7 +251,10 @@ impl Aggregator {
             base,
             window_ns: nanos(settings.window).max(1),
             grace_ns: nanos(settings.grace),
-            slow_ns: nanos(settings.slow),
+            cfg: Arc::new(Resolved::default()),
+            ring_thread: 0,
+            ring_label: None,
+            now_ns: 0,
             clock: settings.clock,
             windows: Vec::new(),
             spare: Vec::new(),
@@ -307,17 +316,19 @@ impl Aggregator {
     /// publish as `mode` says.
     pub(crate) fn pass(&mut self, shared: &crate::engine::Shared, mode: Pass) -> Drained {
         shared.registry.adopt(&mut self.consumers);
+        self.cfg = shared.resolved();
         let now_ns = self.base.now_ns(&self.clock);
+        self.now_ns = now_ns;
         self.now_index = now_ns / self.window_ns;
         self.ensure_current();
 
         let mut consumers = std::mem::take(&mut self.consumers);
-        let mut drained = self.drain_rings(&mut consumers, mode);
+        let mut drained = self.drain_rings(shared, &mut consumers, mode);
         if mode == Pass::Final {
             // Rings registered while we drained: at the end nothing may be left behind.
             let mut late = Vec::new();
             shared.registry.adopt(&mut late);
-            let more = self.drain_rings(&mut late, mode);
+            let more = self.drain_rings(shared, &mut late, mode);
             drained.events += more.events;
             drained.fullest = drained.fullest.max(more.fullest);
             consumers.append(&mut late);
@@ -356,7 +367,12 @@ impl Aggregator {
     }
 
     /// Drains `consumers` (removing the abandoned ones once empty) and collects their drops.
-    fn drain_rings(&mut self, consumers: &mut Vec<Consumer<Event>>, mode: Pass) -> Drained {
+    fn drain_rings(
+        &mut self,
+        shared: &crate::engine::Shared,
+        consumers: &mut Vec<Consumer<Event>>,
+        mode: Pass,
+    ) -> Drained {
         let mut drained = Drained::default();
         let mut i = 0;
         while i < consumers.len() {
@@ -364,6 +380,8 @@ impl Aggregator {
             // Read before draining: if the producer is gone, the drain and the drop counts
             // below see everything it did.
             let gone = c.is_abandoned();
+            self.ring_thread = c.tag();
+            self.ring_label.clone_from(&c.label().cloned());
             // A live ring is drained once per pass (what it held when we looked); at the
             // final pass twice more, so a thread still recording cannot keep us here forever.
             // An abandoned ring is drained to the end.
@@ -381,6 +399,15 @@ impl Aggregator {
                 drained.dropped = true;
                 self.add_drops(op, d, e);
             });
+            // A ring whose thread is gone may have skipped calls under rules published after
+            // this pass loaded its configuration: its last tallies are read with the newest
+            // list of operations that skip calls.
+            let cfg = if gone {
+                shared.resolved()
+            } else {
+                Arc::clone(&self.cfg)
+            };
+            c.take_tallies(&cfg.tally_keys, |op, n| self.add_unsampled(op, n));
             if gone {
                 consumers.swap_remove(i);
             } else {
@@ -464,7 +491,11 @@ impl Aggregator {
     pub(crate) fn ingest_chunk(&mut self, evs: &[Event]) {
         let mut rest = evs;
         while let Some(first) = rest.first() {
-            let n = if first.flags & Event::NANOS != 0 {
+            let n = if first.flags & Event::SPECIAL != 0 {
+                // A failure with a kind, or the failure of an unsampled call.
+                self.ingest_other(*first);
+                1
+            } else if first.flags & Event::NANOS != 0 {
                 self.ingest_run::<false>(rest)
             } else if first.end >= self.cur_lo_raw && first.end < self.cur_hi_raw {
                 self.ingest_run::<true>(rest)
@@ -485,47 +516,101 @@ impl Aggregator {
     fn ingest_run<const TIMED: bool>(&mut self, evs: &[Event]) -> usize {
         let op = evs[0].op;
         let (lo, hi) = (self.cur_lo_raw, self.cur_hi_raw);
-        let (ticks, slow_ns) = (self.ticks, self.slow_ns);
+        let ticks = self.ticks;
+        let rule = self.cfg.rule(op);
+        let (slow_ns, k) = (rule.slow_ns(), rule.exemplars);
         let pos = if TIMED { self.cur } else { self.now_pos };
         let acc = self.windows[pos].op(op);
         let pool = &self.pool;
         let hist = acc.hist.get_or_insert_with(|| pool.take());
+        let slowest = &mut acc.slowest;
         let mut run = window::Calls::new();
         for ev in evs {
             let ns = if TIMED {
-                if ev.op != op || ev.flags & Event::NANOS != 0 || ev.end < lo || ev.end >= hi {
+                if ev.op != op
+                    || ev.flags & (Event::NANOS | Event::SPECIAL) != 0
+                    || ev.end < lo
+                    || ev.end >= hi
+                {
                     break;
                 }
                 ticks.nanos(ev.start, ev.end)
             } else {
-                if ev.op != op || ev.flags & Event::NANOS == 0 {
+                if ev.op != op || ev.flags & (Event::NANOS | Event::SPECIAL) != Event::NANOS {
                     break;
                 }
                 ev.start
             };
-            run.record(ns, ev.is_error(), ns > slow_ns);
+            let weight = ev.weight();
+            run.record(ns, weight, ev.is_error(), ns > slow_ns);
             // Values above the highest trackable value are counted at that value; `max`
             // stays exact.
-            hist.saturating_record(ns);
+            hist.saturating_record_n(ns, weight);
+            if ns > slowest.floor {
+                let end_unix_ns = if TIMED {
+                    self.base.unix_ns(&self.clock, ev.end)
+                } else {
+                    self.now_ns
+                };
+                slowest.offer(
+                    k,
+                    RawExemplar {
+                        ns,
+                        end_unix_ns,
+                        thread: self.ring_thread,
+                        thread_name: self.ring_label.clone(),
+                    },
+                );
+            }
         }
         acc.calls.merge(&run);
         run.count as usize
     }
 
-    /// Records an event outside the fast path: a duration-only event, or a timed call in
-    /// another window than the previous one (possibly late).
+    /// Records an event outside the fast path: a duration-only event, a timed call in
+    /// another window than the previous one (possibly late), a failure with a kind, or the
+    /// failure of an unsampled call.
     #[cold]
     fn ingest_other(&mut self, ev: Event) {
-        let (ns, pos, late) = if ev.flags & Event::NANOS != 0 {
-            (ev.start, self.now_pos, false)
+        if ev.flags & Event::UNSAMPLED != 0 {
+            // The call is already counted as unsampled: only its failure is added.
+            let acc = self.windows[self.now_pos].op(ev.op);
+            acc.calls.errors += 1;
+            acc.count_kind(ev.kind(), 1);
+            return;
+        }
+        let (ns, pos, late, end_unix_ns) = if ev.flags & Event::NANOS != 0 {
+            (ev.start, self.now_pos, false, self.now_ns)
         } else {
             let (pos, late) = self.locate(ev.end);
-            (self.ticks.nanos(ev.start, ev.end), pos, late)
+            let end = self.base.unix_ns(&self.clock, ev.end);
+            (self.ticks.nanos(ev.start, ev.end), pos, late, end)
         };
-        let slow = ns > self.slow_ns;
+        let rule = *self.cfg.rule(ev.op);
+        let slow = ns > rule.slow_ns();
         let acc = self.windows[pos].op(ev.op);
-        acc.record(ns, ev.is_error(), slow, &self.pool);
+        acc.record(ns, ev.weight(), ev.is_error(), slow, &self.pool);
         acc.late += u64::from(late);
+        if ev.is_error() {
+            acc.count_kind(ev.kind(), 1);
+        }
+        if ns > acc.slowest.floor {
+            acc.slowest.offer(
+                rule.exemplars,
+                RawExemplar {
+                    ns,
+                    end_unix_ns,
+                    thread: self.ring_thread,
+                    thread_name: self.ring_label.clone(),
+                },
+            );
+        }
+    }
+
+    /// Adds calls a ring's thread counted without timing them to the current window.
+    fn add_unsampled(&mut self, op: usize, n: u64) {
+        let Ok(op) = u32::try_from(op) else { return };
+        self.windows[self.now_pos].op(op).unsampled += n;
     }
 
     /// Adds drops reported by a ring (or by the no-ring path) to the current window.
@@ -564,6 +649,28 @@ impl Aggregator {
             let acc = &mut w.ops[id as usize];
             let hist = acc.hist.take().unwrap_or_else(|| self.pool.take());
             let stats = acc.stats(Some(&hist));
+            let rule = *self.cfg.rule(id);
+            let mut slowest: Vec<Exemplar> = acc
+                .slowest
+                .sorted()
+                .into_iter()
+                .map(|e| Exemplar {
+                    duration_ns: e.ns,
+                    end_unix_ns: e.end_unix_ns,
+                    thread: e.thread,
+                    thread_name: e.thread_name,
+                })
+                .collect();
+            slowest.truncate(rule.exemplars);
+            let mut kinds = acc.kinds.clone();
+            kinds.sort_unstable();
+            let error_kinds = kinds
+                .into_iter()
+                .map(|(code, n)| {
+                    let name = self.cfg.kinds.get(usize::from(code)).cloned();
+                    (name.unwrap_or_else(|| Arc::from(format!("kind{code}"))), n)
+                })
+                .collect();
             let total = total_of(&mut self.totals, id);
             total.acc.add_counts(acc);
             if !hist.is_empty() {
@@ -577,11 +684,19 @@ impl Aggregator {
             }
             total.stats = total.acc.stats(total.acc.hist.as_ref());
             acc.clear_counts();
+            let error_rate_exceeded = stats.error_rate() > rule.error_rate_threshold;
             ops.push(OpWindow {
                 id,
                 name,
                 stats,
                 histogram: self.pool.lend(hist),
+                sampling: rule.sampling,
+                enabled: rule.enabled,
+                slow_threshold_ns: rule.slow_ns(),
+                error_rate_threshold: rule.error_rate_threshold,
+                error_rate_exceeded,
+                slowest,
+                error_kinds,
             });
         }
         touched.clear();

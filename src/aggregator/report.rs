@@ -4,24 +4,30 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::pool::PooledHistogram;
+use crate::config::Sampling;
 
 /// Statistics of one operation over one window, or since the engine started.
 ///
-/// Durations are in nanoseconds. `count`, `errors`, `slow`, `dropped`, `late`, `min_ns`,
-/// `max_ns` and `mean_ns` are exact; `stddev_ns` is computed from exact sums; the percentiles
-/// come from the HdrHistogram and are within its configured precision
-/// ([`Builder::significant_digits`](crate::Builder::significant_digits)).
+/// Durations are in nanoseconds. `count`, `errors`, `slow`, `dropped`, `unsampled`, `late`,
+/// `min_ns` and `max_ns` are exact. Without sampling, `mean_ns` is exact and `stddev_ns`
+/// computed from exact sums; with sampling both are weighted by the calls each sample stands
+/// for, like the histogram. The percentiles come from the HdrHistogram and are within its
+/// configured precision ([`Builder::significant_digits`](crate::Builder::significant_digits)).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OpStats {
-    /// Calls recorded (their durations are in the histogram).
+    /// Calls recorded (timed; their durations are in the histogram).
     pub count: u64,
     /// Failed calls: marked failed, `Err` results, or dropped while panicking. Includes
-    /// failures among dropped calls, so it is exact even when the ring overflowed.
+    /// failures among dropped and unsampled calls, so it is exact even when the ring
+    /// overflowed or sampling skipped the call.
     pub errors: u64,
     /// Recorded calls longer than the slow threshold.
     pub slow: u64,
     /// Calls lost to a full ring (or recorded where no ring could be had).
     pub dropped: u64,
+    /// Calls counted but not timed, because the operation's [`Sampling`](crate::Sampling)
+    /// skipped them (or the operation is disabled).
+    pub unsampled: u64,
     /// Recorded calls that arrived after their own window had closed; they are counted in the
     /// window that was open when they arrived.
     pub late: u64,
@@ -46,9 +52,9 @@ pub struct OpStats {
 }
 
 impl OpStats {
-    /// Calls issued: recorded plus dropped.
+    /// Calls issued: recorded, unsampled and dropped.
     pub fn calls(&self) -> u64 {
-        self.count + self.dropped
+        self.count + self.unsampled + self.dropped
     }
 
     /// `errors / calls`, or 0 when there were no calls.
@@ -62,6 +68,21 @@ impl OpStats {
     }
 }
 
+/// One of the slowest calls of a window: something to look up in the program's own logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exemplar {
+    /// The call's duration.
+    pub duration_ns: u64,
+    /// When it ended, in nanoseconds since the Unix epoch (for a call recorded with a duration
+    /// only: when the aggregator read it).
+    pub end_unix_ns: u64,
+    /// The recording thread's number: ringmeter numbers threads from 1 in the order they first
+    /// record (see [`thread_number`](crate::thread_number)).
+    pub thread: u64,
+    /// The recording thread's name, if it has one.
+    pub thread_name: Option<Arc<str>>,
+}
+
 /// One operation's share of a closed window.
 #[derive(Debug)]
 pub struct OpWindow {
@@ -71,8 +92,25 @@ pub struct OpWindow {
     pub name: Arc<str>,
     /// The window's statistics.
     pub stats: OpStats,
-    /// The window's latency histogram in nanoseconds (empty when only drops were seen).
+    /// The window's latency histogram in nanoseconds (empty when only drops were seen). With
+    /// sampling each recorded duration counts with its weight, so `histogram.len()` estimates
+    /// `stats.count + stats.unsampled`.
     pub histogram: PooledHistogram,
+    /// The operation's sampling when the window closed.
+    pub sampling: Sampling,
+    /// Whether the operation was enabled when the window closed.
+    pub enabled: bool,
+    /// The slow threshold in force when the window closed, in nanoseconds.
+    pub slow_threshold_ns: u64,
+    /// The error-rate threshold in force when the window closed.
+    pub error_rate_threshold: f64,
+    /// Whether `stats.error_rate()` exceeded `error_rate_threshold`.
+    pub error_rate_exceeded: bool,
+    /// The slowest calls of the window, slowest first (as many as the rule's `exemplars`).
+    pub slowest: Vec<Exemplar>,
+    /// Failures per error kind, by kind name, in code order. Failures of calls lost to a full
+    /// ring are counted in `stats.errors` but not here (their kind is not known).
+    pub error_kinds: Vec<(Arc<str>, u64)>,
 }
 
 /// A closed window: every operation that saw a call (or a drop) in it.

@@ -19,6 +19,9 @@ pub(crate) struct Calls {
     /// Minimum recorded duration; `u64::MAX` while `count == 0`.
     pub(crate) min: u64,
     pub(crate) max: u64,
+    /// Sum of the weights (calls the recorded ones stand for); `count` without sampling.
+    pub(crate) weight: u64,
+    /// Weighted sums of durations and of their squares.
     pub(crate) sum: u128,
     pub(crate) sum_sq: u128,
 }
@@ -37,21 +40,25 @@ impl Calls {
             slow: 0,
             min: u64::MAX,
             max: 0,
+            weight: 0,
             sum: 0,
             sum_sq: 0,
         }
     }
 
-    /// Counts one call of `ns` nanoseconds (its histogram entry is the caller's job).
+    /// Counts one call of `ns` nanoseconds standing for `weight` calls (its histogram entry
+    /// is the caller's job).
     #[inline(always)]
-    pub(crate) fn record(&mut self, ns: u64, error: bool, slow: bool) {
+    pub(crate) fn record(&mut self, ns: u64, weight: u64, error: bool, slow: bool) {
         self.count += 1;
         self.errors += u64::from(error);
         self.slow += u64::from(slow);
         self.min = self.min.min(ns);
         self.max = self.max.max(ns);
-        self.sum += u128::from(ns);
-        self.sum_sq += u128::from(ns) * u128::from(ns);
+        self.weight += weight;
+        let wns = u128::from(ns) * u128::from(weight);
+        self.sum += wns;
+        self.sum_sq += wns * u128::from(ns);
     }
 
     /// Adds `other`'s calls.
@@ -62,18 +69,70 @@ impl Calls {
         self.slow += other.slow;
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
+        self.weight += other.weight;
         self.sum += other.sum;
         self.sum_sq += other.sum_sq;
+    }
+}
+
+/// One of the slowest calls of a window, as the drain saw it.
+#[derive(Clone, Debug)]
+pub(crate) struct RawExemplar {
+    pub(crate) ns: u64,
+    pub(crate) end_unix_ns: u64,
+    pub(crate) thread: u64,
+    pub(crate) thread_name: Option<std::sync::Arc<str>>,
+}
+
+/// The `k` slowest calls seen, kept unordered; `floor` is the duration a call must exceed to
+/// enter (`u64::MAX` when `k == 0`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Slowest {
+    pub(crate) items: Vec<RawExemplar>,
+    pub(crate) floor: u64,
+}
+
+impl Slowest {
+    /// Offers a call that is longer than `floor`, keeping at most `k`.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn offer(&mut self, k: usize, e: RawExemplar) {
+        if k == 0 {
+            self.floor = u64::MAX;
+            return;
+        }
+        self.items.push(e);
+        self.items
+            .sort_unstable_by_key(|x| core::cmp::Reverse(x.ns));
+        self.items.truncate(k);
+        self.floor = if self.items.len() < k {
+            0
+        } else {
+            self.items[k - 1].ns
+        };
+    }
+
+    /// The calls, slowest first.
+    pub(crate) fn sorted(&self) -> Vec<RawExemplar> {
+        let mut v = self.items.clone();
+        v.sort_by(|a, b| b.ns.cmp(&a.ns).then(a.end_unix_ns.cmp(&b.end_unix_ns)));
+        v
     }
 }
 
 /// Running statistics of one operation. Counts, extremes and sums are exact.
 #[derive(Default)]
 pub(crate) struct OpAcc {
-    /// The calls recorded; `calls.errors` also counts dropped calls that failed.
+    /// The calls recorded; `calls.errors` also counts failures of dropped and unsampled calls.
     pub(crate) calls: Calls,
     pub(crate) dropped: u64,
+    /// Calls counted but not timed (sampling).
+    pub(crate) unsampled: u64,
     pub(crate) late: u64,
+    /// Failures per error kind code (kind 0, none, is not listed).
+    pub(crate) kinds: Vec<(u8, u64)>,
+    /// The slowest calls (window accumulators only).
+    pub(crate) slowest: Slowest,
     /// Durations recorded so far; `None` until the first one.
     pub(crate) hist: Option<Histogram<u64>>,
     /// Listed in its window's `touched` (window accumulators only).
@@ -87,24 +146,46 @@ impl OpAcc {
 
     /// Whether nothing at all was seen.
     pub(crate) fn is_empty(&self) -> bool {
-        self.calls.count == 0 && self.dropped == 0 && self.calls.errors == 0
+        self.calls.count == 0 && self.dropped == 0 && self.calls.errors == 0 && self.unsampled == 0
     }
 
-    /// Records one call of `ns` nanoseconds.
+    /// Records one call of `ns` nanoseconds standing for `weight` calls.
     #[inline(always)]
-    pub(crate) fn record(&mut self, ns: u64, error: bool, slow: bool, pool: &HistPool) {
-        self.calls.record(ns, error, slow);
+    pub(crate) fn record(
+        &mut self,
+        ns: u64,
+        weight: u64,
+        error: bool,
+        slow: bool,
+        pool: &HistPool,
+    ) {
+        self.calls.record(ns, weight, error, slow);
         // Values above the highest trackable value are counted at that value; `max` stays exact.
         self.hist
             .get_or_insert_with(|| pool.take())
-            .saturating_record(ns);
+            .saturating_record_n(ns, weight);
     }
 
-    /// Adds another accumulator's counts (not its histogram).
+    /// Counts a failure of kind `kind` (0: none, not listed).
+    pub(crate) fn count_kind(&mut self, kind: u8, n: u64) {
+        if kind == 0 || n == 0 {
+            return;
+        }
+        match self.kinds.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, c)) => *c += n,
+            None => self.kinds.push((kind, n)),
+        }
+    }
+
+    /// Adds another accumulator's counts (not its histogram or exemplars).
     pub(crate) fn add_counts(&mut self, other: &OpAcc) {
         self.calls.merge(&other.calls);
         self.dropped += other.dropped;
+        self.unsampled += other.unsampled;
         self.late += other.late;
+        for &(k, n) in &other.kinds {
+            self.count_kind(k, n);
+        }
     }
 
     /// Clears the counts. A histogram still held (none after a window close, which lends it
@@ -114,8 +195,14 @@ impl OpAcc {
         if let Some(h) = &mut hist {
             h.reset();
         }
+        let mut kinds = std::mem::take(&mut self.kinds);
+        kinds.clear();
+        let mut slowest = std::mem::take(&mut self.slowest.items);
+        slowest.clear();
         *self = Self::new();
         self.hist = hist;
+        self.kinds = kinds;
+        self.slowest.items = slowest;
     }
 
     /// The statistics, with percentiles from `hist`.
@@ -126,6 +213,7 @@ impl OpAcc {
             errors: c.errors,
             slow: c.slow,
             dropped: self.dropped,
+            unsampled: self.unsampled,
             late: self.late,
             ..OpStats::default()
         };
@@ -134,7 +222,7 @@ impl OpAcc {
         }
         s.min_ns = c.min;
         s.max_ns = c.max;
-        let n = c.count as f64;
+        let n = c.weight.max(1) as f64;
         s.mean_ns = c.sum as f64 / n;
         s.stddev_ns = (c.sum_sq as f64 / n - s.mean_ns * s.mean_ns)
             .max(0.0)
@@ -213,7 +301,7 @@ mod tests {
         let pool = pool();
         let mut a = OpAcc::new();
         for (ns, err) in [(100, false), (300, true), (200, false)] {
-            a.record(ns, err, ns > 250, &pool);
+            a.record(ns, 1, err, ns > 250, &pool);
         }
         let s = a.stats(a.hist.as_ref());
         assert_eq!(
@@ -232,8 +320,8 @@ mod tests {
         let mut w = WindowAcc::new();
         w.reopen(3, 1_000);
         assert_eq!((w.start_ns, w.end_ns), (3_000, 4_000));
-        w.op(5).record(1, false, false, &pool);
-        w.op(5).record(1, false, false, &pool);
+        w.op(5).record(1, 1, false, false, &pool);
+        w.op(5).record(1, 1, false, false, &pool);
         w.op(2).dropped += 1;
         w.op(2).dropped += 1;
         assert_eq!(w.touched, vec![5, 2]);
@@ -243,7 +331,7 @@ mod tests {
     fn above_range_values_saturate_but_max_is_exact() {
         let pool = HistPool::new(Histogram::new_with_bounds(1, 1_000, 2).unwrap());
         let mut a = OpAcc::new();
-        a.record(5_000, false, false, &pool);
+        a.record(5_000, 1, false, false, &pool);
         let s = a.stats(a.hist.as_ref());
         assert_eq!(s.max_ns, 5_000);
         assert!(s.p50_ns <= 5_000 && s.p50_ns >= 1_000);
