@@ -6,7 +6,7 @@
 //! | `floor` | a raw `_rdtsc()` pair, quanta's raw pair with `delta_as_nanos`, ringmeter's clock pair, a `std::time::Instant` pair |
 //! | `timed` | clock pair around an empty body plus the record, one thread (peers without a timer of their own use quanta's raw pair, the same TSC reads as ringmeter) |
 //! | `record` | record of a pre-measured value, one thread |
-//! | `unsampled` | ringmeter calls that the operation's rule does not sample (count only) |
+//! | `unsampled` | ringmeter calls that the operation's rule does not sample (`Sampling::CountOnly`: `time`, a guard, `record_ns`), and a guard on an operation sampled one call in 64 |
 //! | `threads` | per-thread cost with 1 and 2 threads recording at once (`record_1t/…`, `record_2t/…`); peers that share one metric share it |
 //!
 //! Every scenario checks before timing that its calls arrive, and after timing that every
@@ -24,9 +24,11 @@ use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use ringmeter::{Engine, Op, Rule, Sampling};
 use ringmeter_compare::{
     begin, check, chunked, meter, quanta_clock, since, Bucket, Call, Facade, Fastrace, HdrMutex,
     HdrOwned, HdrSync, Metriken, Peer, PromLocal, PromShared, Ringmeter, Workers, CHUNK,
+    PRE_MEASURED_NS,
 };
 
 /// Ring of the manual engines (twice a chunk, so it never fills).
@@ -153,6 +155,75 @@ fn record(c: &mut Criterion) {
     g.finish();
 }
 
+/// (recorded, unsampled, dropped) of `name` after a flush.
+fn calls(engine: &Engine, name: &str) -> (u64, u64, u64) {
+    engine.flush().expect("flush");
+    let snap = engine.snapshot();
+    snap.totals(name)
+        .map_or((0, 0, 0), |s| (s.count, s.unsampled, s.dropped))
+}
+
+/// ringmeter calls that the operation's rule does not time (`Sampling::CountOnly`: no clock
+/// read, the call is only counted), and a guard on an operation sampled one call in 64.
+fn unsampled(c: &mut Criterion) {
+    let mut g = c.benchmark_group("unsampled");
+    let engine = Engine::builder()
+        .ring_capacity(RING)
+        .rule("bench.unsampled", Rule::new().sampling(Sampling::CountOnly))
+        .rule("bench.every64", Rule::new().sampling(Sampling::Every(64)))
+        .start_manual()
+        .expect("engine");
+    let count_only = engine.op("bench.unsampled").expect("op");
+    let every64 = engine.op("bench.every64").expect("op");
+    type Call = fn(Op);
+    let cases: [(&str, Op, Call); 4] = [
+        ("time_count_only", count_only, |op| {
+            op.time(|| black_box(()))
+        }),
+        ("guard_count_only", count_only, |op| drop(op.start())),
+        ("record_ns_count_only", count_only, |op| {
+            op.record_ns(black_box(PRE_MEASURED_NS))
+        }),
+        ("guard_sampled_every64", every64, |op| drop(op.start())),
+    ];
+    for (id, op, f) in cases {
+        let name = engine.op_name(op).expect("name");
+        let (r0, u0, d0) = calls(&engine, &name);
+        for _ in 0..1000 {
+            f(op);
+        }
+        let (r1, u1, d1) = calls(&engine, &name);
+        assert_eq!(r1 - r0 + u1 - u0, 1000, "{id}: calls lost");
+        assert_eq!(d1 - d0, 0, "{id}: dropped");
+        if op == count_only {
+            assert_eq!(u1 - u0, 1000, "{id}: a count-only call was timed");
+        }
+        let mut issued = 0;
+        g.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                issued += iters;
+                let mut left = iters;
+                let mut spent = Duration::ZERO;
+                while left > 0 {
+                    let n = left.min(CHUNK);
+                    let t0 = begin();
+                    for _ in 0..n {
+                        f(op);
+                    }
+                    spent += since(t0);
+                    engine.flush().expect("flush");
+                    left -= n;
+                }
+                spent
+            });
+        });
+        let (r2, u2, d2) = calls(&engine, &name);
+        assert_eq!(r2 - r1 + u2 - u1, issued, "{id}: timed calls lost");
+        assert_eq!(d2 - d1, 0, "{id}: dropped");
+    }
+    g.finish();
+}
+
 /// `n` threads; per-thread cost of `what`, checked after.
 fn threaded<P: Peer>(
     g: &mut BenchmarkGroup<'_, WallTime>,
@@ -260,6 +331,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_millis(1000));
-    targets = floor, timed, record, threads
+    targets = floor, timed, record, unsampled, threads
 }
 criterion_main!(benches);
