@@ -362,6 +362,64 @@ fn record(c: &mut Criterion) {
     g.finish();
 }
 
+/// Calls that sampling skips: counted, never timed, nothing pushed.
+fn sampling(c: &mut Criterion) {
+    use ringmeter::{Rule, Sampling};
+    let mut g = c.benchmark_group("sampling");
+    let engine = Engine::builder()
+        .ring_capacity(CHUNK_RING)
+        .rule("bench.count_only", Rule::new().sampling(Sampling::CountOnly))
+        .rule("bench.every16", Rule::new().sampling(Sampling::Every(16)))
+        .start_manual()
+        .expect("manual engine");
+    let calls = |name: &str| {
+        engine.flush().expect("flush");
+        engine
+            .snapshot()
+            .totals(name)
+            .map_or(0, |s| s.count + s.unsampled + s.dropped)
+    };
+    let count_only = engine.op("bench.count_only").expect("op");
+    let every16 = engine.op("bench.every16").expect("op");
+    assert!(!count_only.start().is_sampled());
+    let issued = AtomicU64::new(1);
+    g.bench_function("unsampled_guard_count_only", |b| {
+        b.iter_custom(|iters| {
+            issued.fetch_add(iters, Ordering::Relaxed);
+            let t0 = begin();
+            for _ in 0..iters {
+                timed_op(count_only);
+            }
+            since(t0)
+        });
+    });
+    g.bench_function("unsampled_record_ns_count_only", |b| {
+        b.iter_custom(|iters| {
+            issued.fetch_add(iters, Ordering::Relaxed);
+            let t0 = begin();
+            for _ in 0..iters {
+                count_only.record_ns(black_box(PRE_MEASURED_NS));
+            }
+            since(t0)
+        });
+    });
+    assert_eq!(calls("bench.count_only"), issued.load(Ordering::Relaxed));
+    // One call in 16 timed and pushed: flushed (untimed) between chunks like the others.
+    let before = calls("bench.every16");
+    let issued = AtomicU64::new(0);
+    g.bench_function("guard_every16_manual_flushed", |b| {
+        b.iter_custom(|iters| {
+            issued.fetch_add(iters, Ordering::Relaxed);
+            chunked(&engine, iters, CHUNK, || timed_op(every16))
+        });
+    });
+    assert_eq!(
+        calls("bench.every16") - before,
+        issued.load(Ordering::Relaxed)
+    );
+    g.finish();
+}
+
 /// Persistent recording threads, so that thread start-up and ring registration (and the page
 /// faults of a fresh ring) stay out of the timings.
 struct Workers {
@@ -583,6 +641,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = floor, timed, record, threads, drain
+    targets = floor, timed, record, sampling, threads, drain
 }
 criterion_main!(benches);

@@ -1100,19 +1100,27 @@ impl WeakEngine {
 
 static GLOBAL: OnceLock<Engine> = OnceLock::new();
 
-/// The process-wide engine, started with default settings on first use.
+/// The process-wide engine, started on first use with the settings of the environment
+/// ([`Builder::from_env`]: `RINGMETER_*` variables and the `RINGMETER_CONFIG` file).
 ///
-/// Use [`init_global`] before the first use to configure it. It lives until the process
-/// exits; call `ringmeter::global().shutdown()` at the end of `main` to close the last,
-/// partial window. If its aggregator thread cannot be started, it runs without one
+/// To have a bad setting stop start-up with its error, initialise it explicitly at the top of
+/// `main` with `ringmeter::init_global(ringmeter::Builder::from_env()?)?`. Started lazily
+/// (for instance by the first [`op!`](crate::op!)), it cannot return an error: a bad setting
+/// is then reported on stderr and the engine starts with the defaults. It lives until the
+/// process exits; call `ringmeter::global().shutdown()` at the end of `main` to close the
+/// last, partial window. If its aggregator thread cannot be started, it runs without one
 /// (see [`Builder::start_manual`]) and says so on stderr.
 pub fn global() -> &'static Engine {
     GLOBAL.get_or_init(|| {
-        Engine::builder().start().unwrap_or_else(|e| {
-            eprintln!("ringmeter: {e}; the global engine aggregates only on flush()");
-            Engine::builder()
-                .start_manual()
-                .expect("default settings are valid")
+        let started = Builder::from_env().and_then(Builder::start);
+        started.unwrap_or_else(|e| {
+            eprintln!("ringmeter: {e}; the global engine starts with the default settings");
+            Engine::builder().start().unwrap_or_else(|e| {
+                eprintln!("ringmeter: {e}; the global engine aggregates only on flush()");
+                Engine::builder()
+                    .start_manual()
+                    .expect("default settings are valid")
+            })
         })
     })
 }

@@ -120,5 +120,10 @@ pub use config::table as rule_table;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+/// The configuration guide's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/configuration.md")]
+struct ConfigurationDoctests;
+
 /// Re-export of the `hdrhistogram` crate whose `Histogram` type appears in window reports.
 pub use hdrhistogram;

@@ -24,8 +24,13 @@ struct Entry {
     rules: Arc<Table>,
     /// Generation of `rules` that `slots` reflect.
     generation: u64,
+    /// Whether every slot times every call (then the hot path skips the slots).
+    all: bool,
     /// Per operation: this thread's sampling state. Same length as the ring's tallies.
     slots: Box<[Slot]>,
+    /// The ring's tallies (`producer.tallies()`), `slots.len()` of them; valid as long as
+    /// `producer` is, which this entry owns.
+    tallies: *const crate::loom::AtomicU64,
     /// xorshift64* state for probability sampling; never 0.
     rng: u64,
 }
@@ -56,9 +61,7 @@ impl Entry {
         if slot.word == table::ALL {
             return 0;
         }
-        let Some(tally) = self.producer.tally(op as usize) else {
-            return 0;
-        };
+        let tally = self.tally(op as usize);
         let u = tally.load(Ordering::Relaxed);
         if u < slot.next_at {
             // Only this thread writes the tally: load + store is an exact increment.
@@ -66,6 +69,15 @@ impl Entry {
             return Event::UNSAMPLED;
         }
         self.arm(op as usize, u)
+    }
+
+    /// The ring's tally of `op`, which must be below `slots.len()`.
+    #[inline(always)]
+    fn tally(&self, op: usize) -> &crate::loom::AtomicU64 {
+        debug_assert!(op < self.slots.len());
+        // SAFETY: `tallies` points to `slots.len()` counters owned by the ring that `producer`
+        // keeps alive, and the callers checked `op < slots.len()`.
+        unsafe { &*self.tallies.add(op) }
     }
 
     /// The end of a gap: samples this call and draws the next gap, or counts the call.
@@ -112,7 +124,9 @@ impl Entry {
     #[cold]
     fn refresh(&mut self, key: &'static EngineKey) {
         let (slots, producer) = (&mut self.slots, &self.producer);
+        let mut all = true;
         self.generation = self.rules.read(key.generation_atomic(), |op, word| {
+            all &= word == table::ALL;
             if let Some(slot) = slots.get_mut(op) {
                 if slot.word != word {
                     let u = producer.tally(op).map_or(0, |t| t.load(Ordering::Relaxed));
@@ -125,6 +139,16 @@ impl Entry {
                 }
             }
         });
+        self.all = all;
+    }
+
+    /// What `Hot::all_generation` is for this entry.
+    fn all_generation(&self) -> u64 {
+        if self.all {
+            self.generation
+        } else {
+            u64::MAX
+        }
     }
 }
 
@@ -141,6 +165,10 @@ struct Hot {
     entry: Cell<*mut Entry>,
     /// The entry's `generation`.
     generation: Cell<u64>,
+    /// The entry's `generation` if all its operations time every call, else `u64::MAX`
+    /// (generations never reach it): equal to the engine's generation exactly when a call
+    /// can skip the sampling slots.
+    all_generation: Cell<u64>,
 }
 
 impl Hot {
@@ -148,6 +176,7 @@ impl Hot {
         self.engine.set(0);
         self.entry.set(ptr::null_mut());
         self.generation.set(u64::MAX);
+        self.all_generation.set(u64::MAX);
     }
 }
 
@@ -222,11 +251,14 @@ impl Local {
                     producer.tallies().len()
                 ]
                 .into_boxed_slice();
+                let tallies = producer.tallies().as_ptr();
                 let mut entry = Entry {
                     engine: addr,
+                    tallies,
                     producer,
                     rules: shared.rule_table(),
                     generation: u64::MAX,
+                    all: true,
                     slots,
                     rng: (thread.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ addr as u64) | 1,
                 };
@@ -237,10 +269,15 @@ impl Local {
             }
         };
         // SAFETY: `entry` is a live element of `entries` (found or just pushed), unaliased.
-        let generation = unsafe { &*entry }.generation;
+        let (generation, all_generation) = {
+            // SAFETY: as above.
+            let e = unsafe { &*entry };
+            (e.generation, e.all_generation())
+        };
         hot.engine.set(addr);
         hot.entry.set(entry);
         hot.generation.set(generation);
+        hot.all_generation.set(all_generation);
         entry
     }
 }
@@ -262,6 +299,7 @@ thread_local! {
             engine: Cell::new(0),
             entry: Cell::new(ptr::null_mut()),
             generation: Cell::new(u64::MAX),
+            all_generation: Cell::new(u64::MAX),
         }
     };
     static LOCAL: Local = const { Local::new() };
@@ -306,7 +344,14 @@ fn count_drop(producer: &mut Producer<Event>, ev: &Event) {
 pub(crate) fn sample(key: &'static EngineKey, op: u32) -> u32 {
     let addr = key.addr();
     HOT.with(|hot| {
-        if hot.engine.get() != addr || hot.generation.get() != key.generation() {
+        if hot.engine.get() != addr {
+            return sample_cold(hot, key, op);
+        }
+        let generation = key.generation();
+        if hot.all_generation.get() == generation {
+            return 0; // every operation of this engine times every call
+        }
+        if hot.generation.get() != generation {
             return sample_cold(hot, key, op);
         }
         // SAFETY: `hot.engine != 0`, so `hot.entry` is a live element of this thread's
@@ -332,54 +377,109 @@ fn sample_cold(hot: &Hot, key: &'static EngineKey, op: u32) -> u32 {
     if entry.generation != key.generation() {
         entry.refresh(key);
         hot.generation.set(entry.generation);
+        hot.all_generation.set(entry.all_generation());
     }
     entry.sample(op)
 }
 
 /// Records a call of `ns` nanoseconds measured elsewhere (`flags`: `ERROR` and a kind), unless
 /// the operation's sampling skips it, in which case it is only counted.
+///
+/// Every call out of the fast paths is a tail call, so the fast paths save no registers.
 #[inline(always)]
 pub(crate) fn record(key: &'static EngineKey, op: u32, ns: u64, flags: u32) {
     let addr = key.addr();
     HOT.with(|hot| {
-        let s = if hot.engine.get() != addr || hot.generation.get() != key.generation() {
-            sample_cold(hot, key, op)
-        } else {
+        if hot.engine.get() != addr {
+            return record_cold(hot, key, op, ns, flags);
+        }
+        let ev = Event {
+            op,
+            flags: flags | Event::NANOS,
+            start: ns,
+            end: 0,
+        };
+        let generation = key.generation();
+        if hot.all_generation.get() == generation {
             // SAFETY: `hot.engine != 0`, so `hot.entry` is a live element of this thread's
             // `entries` (see `Hot`), and no other reference to it exists while it is used.
             let entry = unsafe { &mut *hot.entry.get() };
-            let s = entry.sample(op);
-            if s & Event::UNSAMPLED == 0 {
-                let ev = Event {
-                    op,
-                    flags: flags | s | Event::NANOS,
-                    start: ns,
-                    end: 0,
-                };
-                if let Err(ev) = entry.producer.push(ev) {
-                    count_drop(&mut entry.producer, &ev);
+            return push_to(entry, ev);
+        }
+        if hot.generation.get() != generation {
+            return record_cold(hot, key, op, ns, flags);
+        }
+        // SAFETY: as above.
+        let entry = unsafe { &mut *hot.entry.get() };
+        if let Some(slot) = entry.slots.get(op as usize) {
+            if slot.word != table::ALL {
+                let tally = entry.tally(op as usize);
+                let u = tally.load(Ordering::Relaxed);
+                if u >= slot.next_at {
+                    return record_arm(entry, key, op, ns, flags, u);
+                }
+                // Only this thread writes the tally: load + store is an exact increment.
+                tally.store(u + 1, Ordering::Relaxed);
+                if flags & Event::ERROR != 0 {
+                    return note_unsampled_error(key, op, flags);
                 }
                 return;
             }
-            s
-        };
-        if s & Event::UNSAMPLED != 0 {
-            if flags & Event::ERROR != 0 {
-                note_unsampled_error(key, op, flags);
-            }
-        } else {
-            push_cold(
-                hot,
-                key,
-                Event {
-                    op,
-                    flags: flags | s | Event::NANOS,
-                    start: ns,
-                    end: 0,
-                },
-            );
         }
+        push_to(entry, ev);
     });
+}
+
+/// Pushes `ev` into `entry`'s ring, counting it as dropped if the ring is full.
+#[inline(always)]
+fn push_to(entry: &mut Entry, ev: Event) {
+    if let Err(ev) = entry.producer.push(ev) {
+        count_drop(&mut entry.producer, &ev);
+    }
+}
+
+/// `record` at the end of a sampling gap.
+#[cold]
+#[inline(never)]
+fn record_arm(entry: &mut Entry, key: &'static EngineKey, op: u32, ns: u64, flags: u32, u: u64) {
+    let s = entry.arm(op as usize, u);
+    if s & Event::UNSAMPLED != 0 {
+        if flags & Event::ERROR != 0 {
+            note_unsampled_error(key, op, flags);
+        }
+        return;
+    }
+    let ev = Event {
+        op,
+        flags: flags | s | Event::NANOS,
+        start: ns,
+        end: 0,
+    };
+    if let Err(ev) = entry.producer.push(ev) {
+        count_drop(&mut entry.producer, &ev);
+    }
+}
+
+/// `record` for a thread whose cached engine is another one, or whose rules are stale.
+#[cold]
+#[inline(never)]
+fn record_cold(hot: &Hot, key: &'static EngineKey, op: u32, ns: u64, flags: u32) {
+    let s = sample_cold(hot, key, op);
+    if s & Event::UNSAMPLED != 0 {
+        if flags & Event::ERROR != 0 {
+            note_unsampled_error(key, op, flags);
+        }
+        return;
+    }
+    push(
+        key,
+        Event {
+            op,
+            flags: flags | s | Event::NANOS,
+            start: ns,
+            end: 0,
+        },
+    );
 }
 
 /// Sends the failure of an unsampled call (already counted) to the aggregator.

@@ -2,9 +2,10 @@
 //! does not grow the heap per event.
 //!
 //! A counting global allocator (this test binary only) wraps the system allocator and counts
-//! every allocation and every byte allocated and freed. The engines are manual (no aggregator
-//! thread) and the tests run one at a time, so between two recording calls nothing else in
-//! the process allocates: what the counters show there is what the recording calls did.
+//! every allocation and every byte allocated and freed by the test's own thread (the test
+//! harness's threads, which print results while another test runs, are not counted). The
+//! engines are manual (no aggregator thread) and the tests run one at a time, so what the
+//! counters show between two recording calls is what the recording calls did.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,12 +20,27 @@ static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 static BYTES_ALLOCATED: AtomicU64 = AtomicU64::new(0);
 static BYTES_FREED: AtomicU64 = AtomicU64::new(0);
 
+thread_local! {
+    /// Whether this thread's allocations are counted (set by the tests on their own thread).
+    static COUNTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn counted() -> bool {
+    COUNTED.try_with(|c| c.get()).unwrap_or(false)
+}
+
 fn count_alloc(size: usize) {
+    if !counted() {
+        return;
+    }
     ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
     BYTES_ALLOCATED.fetch_add(size as u64, Ordering::Relaxed);
 }
 
 fn count_free(size: usize) {
+    if !counted() {
+        return;
+    }
     BYTES_FREED.fetch_add(size as u64, Ordering::Relaxed);
 }
 
@@ -107,6 +123,7 @@ const KINDS: u64 = 8;
 #[test]
 fn recording_allocates_nothing_after_the_first_event() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    COUNTED.with(|c| c.set(true));
     let engine = Engine::builder()
         .ring_capacity(8192)
         .start_manual()
@@ -153,6 +170,7 @@ fn recording_allocates_nothing_after_the_first_event() {
 #[test]
 fn steady_state_flushing_does_not_grow_the_heap() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    COUNTED.with(|c| c.set(true));
     let (clock, mock) = Clock::mock();
     let engine = Engine::builder()
         .clock(clock)

@@ -324,3 +324,71 @@ fn concurrent_registrations_are_each_adopted_once() {
         assert_eq!(got, [0, 1]);
     });
 }
+
+/// A configuration change published while a thread reads the rules: a reader that sees the
+/// new generation (Acquire) sees every word stored before it; one that still sees the old
+/// generation will refresh again later. Words of one batch are never seen half-applied
+/// together with the new generation.
+#[test]
+fn rule_words_are_seen_with_their_generation() {
+    use loom::sync::atomic::{AtomicU64, Ordering};
+    use ringmeter::rule_table::{encode, Mode, Table};
+    loom::model(|| {
+        let table = Arc::new(Table::new(2));
+        let generation = Arc::new(AtomicU64::new(0));
+        let writer = {
+            let (table, generation) = (Arc::clone(&table), Arc::clone(&generation));
+            thread::spawn(move || {
+                table.publish(
+                    &generation,
+                    [(0, encode(Mode::Every(3))), (1, encode(Mode::CountOnly))],
+                );
+            })
+        };
+        // The hot path's cheap check, then the cold refresh.
+        let seen = generation.load(Ordering::Relaxed);
+        let mut words = [0; 2];
+        let g = table.read(&generation, |op, w| words[op] = w);
+        assert!(g >= seen);
+        if g == 1 {
+            assert_eq!(
+                words,
+                [encode(Mode::Every(3)), encode(Mode::CountOnly)],
+                "generation 1 seen without its words"
+            );
+        }
+        writer.join().unwrap();
+        let g = table.read(&generation, |op, w| words[op] = w);
+        assert_eq!(g, 1);
+        assert_eq!(words, [encode(Mode::Every(3)), encode(Mode::CountOnly)]);
+    });
+}
+
+/// A producer counts unsampled calls in its tallies (load + store, no read-modify-write) and
+/// exits; the consumer, reading while it runs and once more after seeing it abandoned, sums
+/// to exactly the calls counted.
+#[test]
+fn tallies_are_exact_across_producer_exit() {
+    use loom::sync::atomic::Ordering;
+    for capacity in [1, 2] {
+        loom::model(move || {
+            let (producer, mut consumer) = ring::channel::<Item>(capacity, 2);
+            let t = thread::spawn(move || {
+                let producer = producer;
+                for key in [0usize, 1, 0] {
+                    let tally = producer.tally(key).unwrap();
+                    tally.store(tally.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                }
+                drop(producer);
+            });
+            let mut sums = [0u64; 2];
+            consumer.take_tallies(&[0, 1], |k, n| sums[k] += n);
+            while !consumer.is_abandoned() {
+                thread::yield_now();
+            }
+            consumer.take_tallies(&[0, 1], |k, n| sums[k] += n);
+            assert_eq!(sums, [2, 1]);
+            t.join().unwrap();
+        });
+    }
+}

@@ -122,7 +122,7 @@ fn a_reload_is_seen_by_the_next_call_of_every_thread() {
         "the next call after the reload is not timed"
     );
     worker.join().unwrap();
-    assert!(op.start().is_sampled() == false);
+    assert!(!op.start().is_sampled());
     engine.set_rules(Rules::new()).unwrap();
     assert!(op.start().is_sampled(), "back to every call");
 }
