@@ -427,7 +427,7 @@ print(doc)
 # --- README headline --------------------------------------------------------------------------
 H = []
 h = H.append
-h(f"Medians of `scripts/bench.sh` ({reps} repetition{"s" if reps != 1 else ""}, {info['date']}) on a shared "
+h(f"Medians of `scripts/bench.sh` ({reps} repetition{'s' if reps != 1 else ''}, {info['date']}) on a shared "
   f"{info['cpus']}-CPU {info['cpu'].split()[0]} VM; ratios taken within one run.")
 h("")
 h("| | ringmeter | best peer in the same run | target |")
