@@ -377,7 +377,11 @@ if rec:
 uns = [(i, statistics.median(vals("cmp:" + i))) for i, _ in unsampled_ids[:3] if has("cmp:" + i)]
 if uns:
     worst = max(v for _, v in uns)
-    T.append(("unsampled call ≤ 1 ns", ", ".join(f"`{i.split('/')[1]}` {v:.2f} ns" for i, v in uns),
+    hot_uns = [(i, statistics.median(vals("hot:" + i))) for i in
+               ["sampling/unsampled_guard_count_only", "sampling/unsampled_record_ns_count_only"]
+               if has("hot:" + i)]
+    extra = ("; hot_path " + ", ".join(f"`{i.split('/')[1]}` {v:.2f} ns" for i, v in hot_uns)) if hot_uns else ""
+    T.append(("unsampled call ≤ 1 ns", ", ".join(f"`{i.split('/')[1]}` {v:.2f} ns" for i, v in uns) + extra,
               verdict(worst <= 1.0)))
 else:
     T.append(("unsampled call ≤ 1 ns", "pending issue 3", "pending"))
