@@ -118,6 +118,9 @@ pub(crate) struct Shared {
     rule_words: crate::loom::Arc<Table>,
     /// Per-operation rules for the aggregator.
     resolved: ArcSwap<Resolved>,
+    /// One bit per operation that has ever had a rule that skips calls (set, never cleared):
+    /// the aggregator reads those operations' tallies.
+    tally_bits: Box<[AtomicU64]>,
     /// Rule layers; taken after `names` when both are needed.
     config: StdMutex<ConfigState>,
 }
@@ -125,7 +128,7 @@ pub(crate) struct Shared {
 /// The configuration an engine runs with.
 struct ConfigState {
     layers: Layers,
-    compiled: CompiledRules,
+    compiled: std::sync::Arc<CompiledRules>,
     /// Start-up-only settings in force (a reload may not change them).
     window: Duration,
     ring_capacity: usize,
@@ -202,50 +205,58 @@ impl Shared {
 
     /// Resolves every registered operation against `compiled`, publishes the rules to the
     /// aggregator and then the changed sampling words to the hot path.
-    fn apply_rules(&self, names: &Names, compiled: &CompiledRules) {
+    fn apply_rules(&self, names: &Names, compiled: &std::sync::Arc<CompiledRules>) {
         let old = self.resolved.load_full();
-        let mut new = Resolved {
-            ops: Vec::with_capacity(names.list.len()),
-            fallback: compiled.resolve(""),
-            tally_keys: old.tally_keys.clone(),
+        let new = Resolved {
+            compiled: std::sync::Arc::clone(compiled),
             kinds: old.kinds.clone(),
         };
         let mut changes = Vec::new();
         for (id, name) in names.list.iter().enumerate() {
-            let rule = compiled.resolve(name);
-            let word = word_of(&rule);
-            let old_word = old.ops.get(id).map_or(table::ALL, word_of);
-            if word != old_word {
+            let word = word_of(&compiled.resolve(name));
+            if word != word_of(&old.compiled.resolve(name)) {
                 changes.push((id, word));
             }
-            if word != table::ALL && !new.tally_keys.contains(&(id as u32)) {
-                new.tally_keys.push(id as u32);
+            if word != table::ALL {
+                self.mark_tally(id);
             }
-            new.ops.push(rule);
         }
-        // The aggregator learns which tallies to read before any thread starts skipping calls.
         self.resolved.store(std::sync::Arc::new(new));
         self.rule_words.publish(&self.key.generation, changes);
     }
 
-    /// Resolves the rule of a newly registered operation and publishes it.
+    /// Marks operation `id`'s tallies to be read from now on. Relaxed: published to the hot
+    /// path with the sampling words (the Release in `Table::publish`), and so ordered before
+    /// every unsampled call and before the exit of any thread that made one.
+    fn mark_tally(&self, id: usize) {
+        if let Some(w) = self.tally_bits.get(id / 64) {
+            w.fetch_or(1 << (id % 64), Ordering::Relaxed);
+        }
+    }
+
+    /// Appends the operations whose tallies are read to `into`, in id order.
+    pub(crate) fn tally_keys(&self, into: &mut Vec<u32>) {
+        into.clear();
+        for (i, w) in self.tally_bits.iter().enumerate() {
+            // Relaxed: see `mark_tally`.
+            let mut bits = w.load(Ordering::Relaxed);
+            while bits != 0 {
+                into.push((i * 64) as u32 + bits.trailing_zeros());
+                bits &= bits - 1;
+            }
+        }
+    }
+
+    /// Publishes the sampling word of a newly registered operation (O(1) unless it skips
+    /// calls, which also adds it to the tallies the aggregator reads).
     fn add_op_rule(&self, id: u32, name: &str, compiled: &CompiledRules) {
-        let mut new = Resolved::clone(&self.resolved.load());
-        let rule = compiled.resolve(name);
-        let word = word_of(&rule);
-        if new.ops.len() <= id as usize {
-            new.ops.resize(id as usize + 1, new.fallback);
+        let word = word_of(&compiled.resolve(name));
+        if word == table::ALL {
+            return;
         }
-        new.ops[id as usize] = rule;
-        if word != table::ALL && !new.tally_keys.contains(&id) {
-            new.tally_keys.push(id);
-        }
-        // As in `apply_rules`: the aggregator first, then the hot path.
-        self.resolved.store(std::sync::Arc::new(new));
-        if word != table::ALL {
-            self.rule_words
-                .publish(&self.key.generation, [(id as usize, word)]);
-        }
+        self.mark_tally(id as usize);
+        self.rule_words
+            .publish(&self.key.generation, [(id as usize, word)]);
     }
 
     /// Makes `layers` the configuration if its rules compile and its start-up-only settings
@@ -254,7 +265,7 @@ impl Shared {
         let names = lock_names(&self.names);
         let mut config = self.lock_config();
         let eff = layers.effective();
-        let compiled = eff.rules.compile()?;
+        let compiled = std::sync::Arc::new(eff.rules.compile()?);
         let window = eff.window.unwrap_or(DEFAULT_WINDOW);
         let ring = eff.ring_capacity.unwrap_or(DEFAULT_RING_CAPACITY);
         let fixed = "only read at start; restart the engine to change it";
@@ -597,7 +608,7 @@ impl Builder {
         }
         let eff = self.layers.effective();
         let template = self.check(&eff)?;
-        let compiled = eff.rules.compile()?;
+        let compiled = std::sync::Arc::new(eff.rules.compile()?);
         let window = eff.window.unwrap_or(DEFAULT_WINDOW);
         let ring_capacity = eff.ring_capacity.unwrap_or(DEFAULT_RING_CAPACITY);
         let clock = self.clock.take().unwrap_or_default();
@@ -643,9 +654,12 @@ impl Builder {
                 unringed_any: AtomicBool::new(false),
                 rule_words: crate::loom::Arc::new(Table::new(max_operations + 1)),
                 resolved: ArcSwap::from_pointee(Resolved {
+                    compiled: std::sync::Arc::clone(&compiled),
                     kinds: vec![std::sync::Arc::from("")],
-                    ..Resolved::default()
                 }),
+                tally_bits: (0..max_operations / 64 + 1)
+                    .map(|_| AtomicU64::new(0))
+                    .collect(),
                 config: StdMutex::new(ConfigState {
                     layers: self.layers,
                     compiled,
@@ -921,7 +935,8 @@ impl Engine {
         if !core::ptr::eq(op.key, self.shared().key) {
             return None;
         }
-        Some(*self.shared().resolved.load().rule(op.id))
+        let name = self.op_name(op)?;
+        Some(self.shared().resolved.load().compiled.resolve(&name))
     }
 
     /// The error kind called `name`, registering it on first use (at most 255 per engine).

@@ -479,3 +479,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_largest_operation_table_registers_with_rules_on_every_operation() {
+    let (engine, _mock) = manual(
+        Engine::builder()
+            .max_operations(ringmeter::MAX_OPERATIONS)
+            .rule("op.*", Rule::new().sampling(Sampling::Every(2))),
+    );
+    let ops: Vec<_> = (0..ringmeter::MAX_OPERATIONS)
+        .map(|i| engine.op(&format!("op.n{i}")).unwrap())
+        .collect();
+    for op in [ops[0], ops[40_000], ops[65_535]] {
+        for _ in 0..4 {
+            op.record_ns(10);
+        }
+    }
+    engine.flush().unwrap();
+    for name in ["op.n0", "op.n40000", "op.n65535"] {
+        let s = engine.snapshot().totals(name).cloned().unwrap();
+        assert_eq!((s.count, s.unsampled), (2, 2), "{name}");
+    }
+}

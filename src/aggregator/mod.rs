@@ -27,7 +27,7 @@ pub use pool::PooledHistogram;
 pub use report::{Exemplar, OpStats, OpTotals, OpWindow, Snapshot, WindowReport};
 
 use crate::clock::{Clock, TimeBase};
-use crate::config::Resolved;
+use crate::config::{EffectiveRule, Resolved};
 use crate::event::Event;
 use crate::loom::{AtomicU64, Ordering};
 use crate::ring::Consumer;
@@ -207,8 +207,13 @@ pub(crate) struct Aggregator {
     base: TimeBase,
     window_ns: u64,
     grace_ns: u64,
-    /// Per-operation rules, reloaded at the start of every pass.
+    /// The configuration, reloaded at the start of every pass.
     cfg: Arc<Resolved>,
+    /// Per operation id, its rule under `cfg.compiled` (resolved on first use; cleared when
+    /// the rules change).
+    rules: Vec<EffectiveRule>,
+    /// Operations whose tallies of unsampled calls are read, as of the start of the pass.
+    tally_keys: Vec<u32>,
     /// Number and name of the thread whose ring is being drained.
     ring_thread: u64,
     ring_label: Option<Arc<str>>,
@@ -252,6 +257,8 @@ impl Aggregator {
             window_ns: nanos(settings.window).max(1),
             grace_ns: nanos(settings.grace),
             cfg: Arc::new(Resolved::default()),
+            rules: Vec::new(),
+            tally_keys: Vec::new(),
             ring_thread: 0,
             ring_label: None,
             now_ns: 0,
@@ -316,7 +323,12 @@ impl Aggregator {
     /// publish as `mode` says.
     pub(crate) fn pass(&mut self, shared: &crate::engine::Shared, mode: Pass) -> Drained {
         shared.registry.adopt(&mut self.consumers);
-        self.cfg = shared.resolved();
+        let cfg = shared.resolved();
+        if !Arc::ptr_eq(&cfg.compiled, &self.cfg.compiled) {
+            self.rules.clear();
+        }
+        self.cfg = cfg;
+        shared.tally_keys(&mut self.tally_keys);
         let now_ns = self.base.now_ns(&self.clock);
         self.now_ns = now_ns;
         self.now_index = now_ns / self.window_ns;
@@ -387,7 +399,7 @@ impl Aggregator {
             // An abandoned ring is drained to the end.
             let mut laps = if mode == Pass::Final { 3 } else { 1 };
             loop {
-                let n = c.drain_chunks(usize::MAX, |evs| self.ingest_chunk(evs));
+                let n = c.drain_chunks(usize::MAX, |evs| self.ingest_chunk(shared, evs));
                 drained.events += n;
                 drained.fullest = drained.fullest.max(n);
                 laps -= 1;
@@ -400,14 +412,14 @@ impl Aggregator {
                 self.add_drops(op, d, e);
             });
             // A ring whose thread is gone may have skipped calls under rules published after
-            // this pass loaded its configuration: its last tallies are read with the newest
-            // list of operations that skip calls.
-            let cfg = if gone {
-                shared.resolved()
-            } else {
-                Arc::clone(&self.cfg)
-            };
-            c.take_tallies(&cfg.tally_keys, |op, n| self.add_unsampled(op, n));
+            // this pass started: its last tallies are read with the newest list of operations
+            // that skip calls.
+            if gone {
+                shared.tally_keys(&mut self.tally_keys);
+            }
+            let keys = std::mem::take(&mut self.tally_keys);
+            c.take_tallies(&keys, |op, n| self.add_unsampled(op, n));
+            self.tally_keys = keys;
             if gone {
                 consumers.swap_remove(i);
             } else {
@@ -488,12 +500,13 @@ impl Aggregator {
     /// stay in registers and only its durations touch memory (the histogram), which is what
     /// makes draining a busy ring cheap.
     #[inline]
-    pub(crate) fn ingest_chunk(&mut self, evs: &[Event]) {
+    pub(crate) fn ingest_chunk(&mut self, shared: &crate::engine::Shared, evs: &[Event]) {
         let mut rest = evs;
         while let Some(first) = rest.first() {
-            let n = if first.flags & Event::SPECIAL != 0 {
-                // A failure with a kind, or the failure of an unsampled call.
-                self.ingest_other(*first);
+            let n = if first.flags & Event::SPECIAL != 0 || first.op as usize >= self.rules.len() {
+                // A failure with a kind, the failure of an unsampled call, or an operation
+                // whose rule is not resolved yet.
+                self.ingest_other(shared, *first);
                 1
             } else if first.flags & Event::NANOS != 0 {
                 self.ingest_run::<false>(rest)
@@ -502,7 +515,7 @@ impl Aggregator {
             } else {
                 // Another window than the previous timed event's: find it (and cache its
                 // bounds for the events that follow).
-                self.ingest_other(*first);
+                self.ingest_other(shared, *first);
                 1
             };
             rest = &rest[n..];
@@ -517,7 +530,8 @@ impl Aggregator {
         let op = evs[0].op;
         let (lo, hi) = (self.cur_lo_raw, self.cur_hi_raw);
         let ticks = self.ticks;
-        let rule = self.cfg.rule(op);
+        // The caller checked that the rule of `op` is resolved.
+        let rule = &self.rules[op as usize];
         let (slow_ns, k) = (rule.slow_ns(), rule.exemplars);
         let pos = if TIMED { self.cur } else { self.now_pos };
         let acc = self.windows[pos].op(op);
@@ -571,7 +585,7 @@ impl Aggregator {
     /// another window than the previous one (possibly late), a failure with a kind, or the
     /// failure of an unsampled call.
     #[cold]
-    fn ingest_other(&mut self, ev: Event) {
+    fn ingest_other(&mut self, shared: &crate::engine::Shared, ev: Event) {
         if ev.flags & Event::UNSAMPLED != 0 {
             // The call is already counted as unsampled: only its failure is added.
             let acc = self.windows[self.now_pos].op(ev.op);
@@ -586,7 +600,7 @@ impl Aggregator {
             let end = self.base.unix_ns(&self.clock, ev.end);
             (self.ticks.nanos(ev.start, ev.end), pos, late, end)
         };
-        let rule = *self.cfg.rule(ev.op);
+        let rule = self.rule(shared, ev.op);
         let slow = ns > rule.slow_ns();
         let acc = self.windows[pos].op(ev.op);
         acc.record(ns, ev.weight(), ev.is_error(), slow, &self.pool);
@@ -605,6 +619,25 @@ impl Aggregator {
                 },
             );
         }
+    }
+
+    /// The rule of operation `id`, resolving (and caching) it and those before it if needed.
+    fn rule(&mut self, shared: &crate::engine::Shared, id: u32) -> EffectiveRule {
+        let i = id as usize;
+        if i >= self.rules.len() {
+            if i >= self.names.len() {
+                shared.copy_names(&mut self.names);
+            }
+            while self.rules.len() <= i {
+                let Some(name) = self.names.get(self.rules.len()) else {
+                    // Not a registered operation: the defaults, not cached.
+                    return self.cfg.compiled.resolve("");
+                };
+                let rule = self.cfg.compiled.resolve(name);
+                self.rules.push(rule);
+            }
+        }
+        self.rules[i]
     }
 
     /// Adds calls a ring's thread counted without timing them to the current window.
@@ -649,7 +682,7 @@ impl Aggregator {
             let acc = &mut w.ops[id as usize];
             let hist = acc.hist.take().unwrap_or_else(|| self.pool.take());
             let stats = acc.stats(Some(&hist));
-            let rule = *self.cfg.rule(id);
+            let rule = self.rule(shared, id);
             let mut slowest: Vec<Exemplar> = acc
                 .slowest
                 .sorted()

@@ -393,22 +393,10 @@ impl Layers {
 /// What the aggregator needs of the configuration, published through `arc-swap`.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Resolved {
-    /// Per operation id.
-    pub(crate) ops: Vec<EffectiveRule>,
-    /// For ids beyond `ops` (registered after this was published).
-    pub(crate) fallback: EffectiveRule,
-    /// Operations that have ever had a rule that skips calls: their tallies are read.
-    pub(crate) tally_keys: Vec<u32>,
+    /// The rules in force; the aggregator resolves and caches each operation's rule from them.
+    pub(crate) compiled: std::sync::Arc<CompiledRules>,
     /// Error kind names by code; code 0 is no kind.
     pub(crate) kinds: Vec<std::sync::Arc<str>>,
-}
-
-impl Resolved {
-    /// The rule of operation `op`.
-    #[inline]
-    pub(crate) fn rule(&self, op: u32) -> &EffectiveRule {
-        self.ops.get(op as usize).unwrap_or(&self.fallback)
-    }
 }
 
 /// The hot path's word for a rule.
