@@ -368,7 +368,10 @@ fn sampling(c: &mut Criterion) {
     let mut g = c.benchmark_group("sampling");
     let engine = Engine::builder()
         .ring_capacity(CHUNK_RING)
-        .rule("bench.count_only", Rule::new().sampling(Sampling::CountOnly))
+        .rule(
+            "bench.count_only",
+            Rule::new().sampling(Sampling::CountOnly),
+        )
         .rule("bench.every16", Rule::new().sampling(Sampling::Every(16)))
         .start_manual()
         .expect("manual engine");

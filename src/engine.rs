@@ -325,6 +325,8 @@ pub struct Builder {
     highest_trackable: Duration,
     clock: Option<Clock>,
     callbacks: Vec<WindowCallback>,
+    /// Window log settings; an empty `dir` means no log.
+    log: crate::log::LogConfig,
 }
 
 /// Default ring capacity.
@@ -345,6 +347,7 @@ impl Default for Builder {
             highest_trackable: Duration::from_secs(60),
             clock: None,
             callbacks: Vec::new(),
+            log: crate::log::LogConfig::new(""),
         }
     }
 }
@@ -360,6 +363,7 @@ impl core::fmt::Debug for Builder {
             .field("significant_digits", &self.significant_digits)
             .field("highest_trackable", &self.highest_trackable)
             .field("callbacks", &self.callbacks.len())
+            .field("log", &self.log)
             .finish_non_exhaustive()
     }
 }
@@ -532,7 +536,58 @@ impl Builder {
         self
     }
 
+    // --- Window log (see `crate::log`) -------------------------------------------------
+
+    /// Persists every closed window in a memory-mapped log in `dir` (created if missing,
+    /// without world access), readable with [`log::Reader`](crate::log::Reader) and the
+    /// `ringmeter` CLI. Off by default. Faults never stop the engine: they are reported in
+    /// [`Snapshot::log`] and retried (see [`log`](crate::log)).
+    ///
+    /// Overrides `RINGMETER_LOG_DIR` and the configuration file's `log_dir`
+    /// (see [`from_env`](Self::from_env)).
+    pub fn log_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.layers.api.log_dir = Some(dir.into());
+        self
+    }
+
+    /// Size of each log segment file (default 16 MiB; 4 KiB to 1 GiB).
+    pub fn log_segment_size(mut self, bytes: u64) -> Self {
+        self.log.segment_size = bytes;
+        self
+    }
+
+    /// Deletes whole log segments older than `max_age` and, oldest first, while the log is
+    /// larger than `max_bytes` (default: keep everything; `Duration::MAX` / `u64::MAX` for
+    /// no limit of one kind).
+    pub fn log_retention(mut self, max_age: Duration, max_bytes: u64) -> Self {
+        self.log.max_age = (max_age != Duration::MAX).then_some(max_age);
+        self.log.max_bytes = (max_bytes != u64::MAX).then_some(max_bytes);
+        self
+    }
+
+    fn check_log(&self) -> Result<(), Error> {
+        let bad = |key: &str, value: String, reason: &str| Err(Error::invalid(key, value, reason));
+        let size = self.log.segment_size;
+        if !(crate::log::MIN_SEGMENT_SIZE..=1 << 30).contains(&size) {
+            return bad("log_segment_size", size.to_string(), "4 KiB to 1 GiB");
+        }
+        if self.log.max_age == Some(Duration::ZERO) {
+            return bad("log_retention", "max_age 0s".into(), "max_age above zero");
+        }
+        if self.log.max_bytes == Some(0) {
+            return bad(
+                "log_retention",
+                "max_bytes 0".into(),
+                "max_bytes above zero",
+            );
+        }
+        Ok(())
+    }
+
+    // --- end of window log -------------------------------------------------------------
+
     fn check(&self, eff: &Layer) -> Result<Histogram<u64>, Error> {
+        self.check_log()?;
         fn bad(key: &'static str, value: impl core::fmt::Debug, reason: &'static str) -> Error {
             Error::invalid(key, format_args!("{value:?}"), reason)
         }
@@ -617,6 +672,10 @@ impl Builder {
         let drain = self.drain_interval;
         let idle = self.idle_interval;
         let max_operations = self.max_operations;
+        let resolved = std::sync::Arc::new(Resolved {
+            compiled: std::sync::Arc::clone(&compiled),
+            kinds: vec![std::sync::Arc::from("")],
+        });
         let settings = Settings {
             engine_id: id,
             clock: clock.clone(),
@@ -624,6 +683,11 @@ impl Builder {
             grace: self.grace,
             template,
             callbacks: std::mem::take(&mut self.callbacks),
+            log: eff.log_dir.clone().map(|dir| crate::log::LogConfig {
+                dir,
+                ..self.log.clone()
+            }),
+            resolved: std::sync::Arc::clone(&resolved),
         };
         let shared = std::sync::Arc::new_cyclic(|weak: &Weak<Shared>| {
             let key: &'static EngineKey = Box::leak(Box::new(EngineKey {
@@ -653,10 +717,7 @@ impl Builder {
                     .collect(),
                 unringed_any: AtomicBool::new(false),
                 rule_words: crate::loom::Arc::new(Table::new(max_operations + 1)),
-                resolved: ArcSwap::from_pointee(Resolved {
-                    compiled: std::sync::Arc::clone(&compiled),
-                    kinds: vec![std::sync::Arc::from("")],
-                }),
+                resolved: ArcSwap::new(std::sync::Arc::clone(&resolved)),
                 tally_bits: (0..max_operations / 64 + 1)
                     .map(|_| AtomicU64::new(0))
                     .collect(),

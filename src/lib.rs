@@ -14,6 +14,7 @@
 //! | [`Snapshot`], [`WindowReport`], [`OpStats`] | what the aggregator publishes |
 //! | [`Subscription`] | a channel of closed windows |
 //! | [`Clock`], [`MockClock`] | the TSC clock and a hand-moved clock for tests |
+//! | [`log`] | the window log ([`Builder::log_dir`]): crash-safe segment files and their [`log::Reader`] |
 //!
 //! Every call is accounted for: it is either recorded or counted as dropped (when its
 //! thread's ring is full), per operation and window.
@@ -61,6 +62,7 @@ mod engine;
 mod error;
 mod event;
 mod local;
+pub mod log;
 mod loom;
 mod name;
 mod op;

@@ -501,3 +501,64 @@ fn the_largest_operation_table_registers_with_rules_on_every_operation() {
         assert_eq!((s.count, s.unsampled), (2, 2), "{name}");
     }
 }
+
+#[test]
+fn the_window_log_keeps_sampling_exemplars_error_kinds_and_config_changes() {
+    use ringmeter::log::{EngineEventKind, Reader, Record};
+    let dir = std::env::temp_dir().join(format!("ringmeter-sampling-log-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (engine, mock) = manual(
+        Engine::builder()
+            .log_dir(&dir)
+            .rule("q", Rule::new().sampling(Sampling::Every(4)).exemplars(2)),
+    );
+    let timeout = engine.error_kind("timeout").unwrap();
+    let q = engine.op("q").unwrap();
+    for i in 0..40u64 {
+        let t = q.start();
+        mock.advance_ns(1_000 + i);
+        if i == 5 {
+            t.fail_with(timeout);
+        } else {
+            drop(t);
+        }
+    }
+    engine
+        .set_rule("q", Rule::new().slow_threshold(MS))
+        .unwrap();
+    close_window_zero(&engine, &mock);
+    engine.shutdown().unwrap();
+
+    let (records, integrity) = Reader::read_all(&dir).unwrap();
+    assert!(integrity.is_clean(), "{integrity:?}");
+    let w = records
+        .iter()
+        .find_map(|r| match r {
+            Record::Window(w) if &*w.op == "q" && w.index == 0 => Some(w),
+            _ => None,
+        })
+        .expect("window 0 of q");
+    assert_eq!(w.sampling, Sampling::Every(4));
+    assert_eq!(
+        (w.stats.count, w.unsampled, w.stats.unsampled),
+        (10, 30, 30)
+    );
+    assert_eq!(w.stats.errors, 1);
+    assert_eq!(w.slow_threshold_ns, 1_000_000);
+    assert_eq!(w.slowest.len(), 2);
+    assert_eq!(w.slowest[0].thread, ringmeter::thread_number());
+    assert_eq!(w.error_kinds, vec![(std::sync::Arc::from("timeout"), 1)]);
+    let change = records.iter().find_map(|r| match r {
+        Record::Event(e) if e.kind == EngineEventKind::ConfigChange => Some(e),
+        _ => None,
+    });
+    let change = change.expect("a configuration change event");
+    assert!(
+        change
+            .detail
+            .contains("rules.\"q\".slow_threshold_ns=1000000"),
+        "{}",
+        change.detail
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

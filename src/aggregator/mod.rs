@@ -98,6 +98,10 @@ pub(crate) struct Settings {
     pub(crate) grace: Duration,
     pub(crate) template: Histogram<u64>,
     pub(crate) callbacks: Vec<WindowCallback>,
+    /// The window log, if enabled.
+    pub(crate) log: Option<crate::log::LogConfig>,
+    /// The configuration at start (the one the engine publishes first).
+    pub(crate) resolved: Arc<Resolved>,
 }
 
 /// What a pass should do besides draining.
@@ -244,6 +248,8 @@ pub(crate) struct Aggregator {
     last_window: Option<Arc<WindowReport>>,
     windows_closed: u64,
     sequence: u64,
+    /// The window log (see `crate::log`), if enabled.
+    log: Option<crate::log::LogSink>,
 }
 
 impl Aggregator {
@@ -256,7 +262,7 @@ impl Aggregator {
             base,
             window_ns: nanos(settings.window).max(1),
             grace_ns: nanos(settings.grace),
-            cfg: Arc::new(Resolved::default()),
+            cfg: Arc::clone(&settings.resolved),
             rules: Vec::new(),
             tally_keys: Vec::new(),
             ring_thread: 0,
@@ -281,7 +287,19 @@ impl Aggregator {
             last_window: None,
             windows_closed: 0,
             sequence: 0,
+            log: None,
         };
+        if let Some(cfg) = settings.log {
+            let now = agg.base.now_ns(&agg.clock);
+            let detail = format!(
+                "window_ns={}\ngrace_ns={}\npid={}\n{}",
+                agg.window_ns,
+                agg.grace_ns,
+                std::process::id(),
+                agg.cfg.compiled.describe()
+            );
+            agg.log = Some(crate::log::LogSink::new(cfg, now, detail));
+        }
         // The first window opens at start.
         agg.now_index = agg.base.now_ns(&agg.clock) / agg.window_ns;
         agg.ensure_current();
@@ -324,10 +342,16 @@ impl Aggregator {
     pub(crate) fn pass(&mut self, shared: &crate::engine::Shared, mode: Pass) -> Drained {
         shared.registry.adopt(&mut self.consumers);
         let cfg = shared.resolved();
-        if !Arc::ptr_eq(&cfg.compiled, &self.cfg.compiled) {
-            self.rules.clear();
-        }
+        let rules_changed = !Arc::ptr_eq(&cfg.compiled, &self.cfg.compiled);
         self.cfg = cfg;
+        if rules_changed {
+            self.rules.clear();
+            if let Some(log) = &mut self.log {
+                let now = self.base.now_ns(&self.clock);
+                let detail = self.cfg.compiled.describe();
+                log.event(crate::log::EngineEventKind::ConfigChange, now, detail);
+            }
+        }
         shared.tally_keys(&mut self.tally_keys);
         let now_ns = self.base.now_ns(&self.clock);
         self.now_ns = now_ns;
@@ -368,6 +392,13 @@ impl Aggregator {
             }
             self.close_front(shared);
             closed = true;
+        }
+        if mode == Pass::Final {
+            if let Some(log) = &mut self.log {
+                let now = self.base.now_ns(&self.clock);
+                log.event(crate::log::EngineEventKind::Shutdown, now, String::new());
+                log.flush();
+            }
         }
         let changed = closed || drained.events > 0 || drained.dropped;
         if closed || mode == Pass::Flush || (mode == Pass::Final && (changed || self.sequence == 0))
@@ -740,6 +771,9 @@ impl Aggregator {
             length: Duration::from_nanos(self.window_ns),
             ops,
         });
+        if let Some(log) = &mut self.log {
+            log.window(&report);
+        }
         self.last_closed = Some(w.index);
         self.spare.push(w);
         self.deliver(&report);
@@ -815,6 +849,7 @@ impl Aggregator {
             totals,
             windows_closed: self.windows_closed,
             sequence: self.sequence,
+            log: self.log.as_ref().map(|l| l.status()),
         })
     }
 

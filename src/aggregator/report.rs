@@ -168,6 +168,9 @@ pub struct Snapshot {
     pub windows_closed: u64,
     /// Publication counter, starting at 1 for the first published snapshot.
     pub sequence: u64,
+    /// State of the window log ([`Builder::log_dir`](crate::Builder::log_dir)), `None`
+    /// when the engine writes none.
+    pub log: Option<Arc<crate::log::LogStatus>>,
 }
 
 impl Snapshot {

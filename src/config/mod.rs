@@ -57,9 +57,10 @@ pub const MAX_EXEMPLARS: usize = 64;
 /// assert_eq!((s.count, s.unsampled), (10, 990)); // every call counted, 1 in 100 timed
 /// # Ok::<(), ringmeter::Error>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Sampling {
     /// Every call is timed (the default).
+    #[default]
     All,
     /// One call in `n` per thread is timed (1 to [`MAX_SAMPLE_EVERY`]; 1 is `All`).
     Every(u32),
@@ -357,6 +358,34 @@ pub(crate) struct CompiledRules {
 }
 
 impl CompiledRules {
+    /// The rules as `key=value` lines, for the log's engine events.
+    pub(crate) fn describe(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let mut rule = |at: &str, r: &Rule| {
+            if let Some(v) = r.sampling {
+                let _ = writeln!(out, "{at}.sampling={v}");
+            }
+            if let Some(v) = r.slow_threshold {
+                let _ = writeln!(out, "{at}.slow_threshold_ns={}", v.as_nanos());
+            }
+            if let Some(v) = r.enabled {
+                let _ = writeln!(out, "{at}.enabled={v}");
+            }
+            if let Some(v) = r.error_rate_threshold {
+                let _ = writeln!(out, "{at}.error_rate_threshold={v}");
+            }
+            if let Some(v) = r.exemplars {
+                let _ = writeln!(out, "{at}.exemplars={v}");
+            }
+        };
+        rule("defaults", &self.defaults);
+        for (p, r) in &self.rules {
+            rule(&format!("rules.{:?}", p.to_string()), r);
+        }
+        out.trim_end().to_owned()
+    }
+
     /// The settings of operation `name`.
     pub(crate) fn resolve(&self, name: &str) -> EffectiveRule {
         let mut eff = EffectiveRule::default();

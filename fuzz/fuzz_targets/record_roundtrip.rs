@@ -1,0 +1,134 @@
+//! Structured records: encode then decode gives the record back.
+#![no_main]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arbitrary::Arbitrary;
+use ringmeter::hdrhistogram::Histogram;
+use ringmeter::log::{
+    DictEntry, EngineEvent, EngineEventKind, Exemplar, Record, SamplingMode, WindowRecord,
+};
+use ringmeter::OpStats;
+
+#[derive(Arbitrary, Debug)]
+enum Input {
+    Dictionary(Vec<(u32, String)>),
+    Window {
+        op_id: u32,
+        index: u64,
+        start: u64,
+        length: u64,
+        counts: [u64; 12],
+        mean: u32,
+        sampling: (u8, u32),
+        unsampled: u64,
+        slow: u64,
+        exemplars: Vec<(u64, u64, u64)>,
+        kinds: Vec<(String, u64)>,
+        values: Vec<u32>,
+    },
+    Event(u8, u64, String),
+    Unknown(u8, Vec<u8>),
+}
+
+fn build(input: Input) -> Option<Record> {
+    Some(match input {
+        Input::Dictionary(v) => Record::Dictionary(
+            v.into_iter()
+                .filter(|(_, n)| n.len() <= u16::MAX as usize)
+                .map(|(id, n)| DictEntry {
+                    id,
+                    name: Arc::from(n),
+                })
+                .collect(),
+        ),
+        Input::Window {
+            op_id,
+            index,
+            start,
+            length,
+            counts: c,
+            mean,
+            sampling,
+            unsampled,
+            slow,
+            exemplars,
+            kinds,
+            values,
+        } => {
+            let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).ok()?;
+            for v in values {
+                histogram.saturating_record(u64::from(v).max(1));
+            }
+            Record::Window(Box::new(WindowRecord {
+                op_id,
+                op: Arc::from(""),
+                index,
+                start_unix_ns: start,
+                length: Duration::from_nanos(length),
+                stats: OpStats {
+                    count: c[0],
+                    errors: c[1],
+                    slow: c[2],
+                    dropped: c[3],
+                    late: c[4],
+                    min_ns: c[5],
+                    max_ns: c[6],
+                    mean_ns: f64::from(mean),
+                    stddev_ns: f64::from(mean) / 2.0,
+                    p50_ns: c[7],
+                    p90_ns: c[8],
+                    p95_ns: c[9],
+                    p99_ns: c[10],
+                    p999_ns: c[11],
+                    ..OpStats::default()
+                },
+                unsampled,
+                sampling: match sampling.0 % 4 {
+                    0 => SamplingMode::All,
+                    1 => SamplingMode::Every(sampling.1),
+                    2 => SamplingMode::Probability(f64::from(sampling.1) / f64::from(u32::MAX)),
+                    _ => SamplingMode::CountOnly,
+                },
+                slow_threshold_ns: slow,
+                slowest: exemplars
+                    .into_iter()
+                    .map(|(d, e, t)| Exemplar {
+                        duration_ns: d,
+                        end_unix_ns: e,
+                        thread: t,
+                    })
+                    .collect(),
+                error_kinds: kinds
+                    .into_iter()
+                    .filter(|(k, _)| k.len() <= u16::MAX as usize)
+                    .map(|(k, n)| (Arc::from(k), n))
+                    .collect(),
+                histogram,
+                stored_histogram: None,
+            }))
+        }
+        Input::Event(k, t, d) => Record::Event(EngineEvent {
+            kind: match k {
+                1 => EngineEventKind::Start,
+                2 => EngineEventKind::ConfigChange,
+                3 => EngineEventKind::Shutdown,
+                k => EngineEventKind::Other(k),
+            },
+            unix_ns: t,
+            detail: d,
+        }),
+        Input::Unknown(k, payload) => Record::Unknown {
+            kind: k.max(4),
+            payload,
+        },
+    })
+}
+
+libfuzzer_sys::fuzz_target!(|input: Input| {
+    let Some(record) = build(input) else { return };
+    let mut buf = Vec::new();
+    let kind = record.encode(&mut buf).expect("encodes");
+    assert_eq!(Record::decode(kind, &buf).expect("decodes"), record);
+});

@@ -1,0 +1,155 @@
+//! The engine writes every closed window to its log with exact statistics, and survives an
+//! unwritable log directory.
+
+mod log_util;
+
+use std::time::Duration;
+
+use ringmeter::log::{EngineEventKind, Health, Reader, Record};
+use ringmeter::{Clock, Engine};
+
+#[test]
+fn closed_windows_appear_in_the_log_with_exact_stats() {
+    let dir = log_util::TempDir::new("engine");
+    let (clock, mock) = Clock::mock();
+    let engine = Engine::builder()
+        .clock(clock)
+        .log_dir(dir.path())
+        .log_segment_size(8192)
+        .start_manual()
+        .unwrap();
+    let windows = engine.subscribe(1024);
+    let ops = [
+        engine.op("db.query").unwrap(),
+        engine.op("http.get").unwrap(),
+        engine.op("cache.hit").unwrap(),
+    ];
+    for w in 0..12_u64 {
+        for (k, op) in ops.iter().enumerate() {
+            for i in 0..(w * 7 + k as u64) % 23 {
+                if i % 5 == 0 {
+                    op.record_error_ns(1_000 + i * 313 + w);
+                } else {
+                    op.record_ns(1_000 + i * 313 + w * 1_000_000);
+                }
+            }
+        }
+        mock.advance(Duration::from_secs(1));
+        engine.flush().unwrap();
+    }
+    engine.shutdown().unwrap();
+    let status = engine.snapshot().log.clone().expect("log status");
+    assert!(status.writing && status.last_error.is_none(), "{status:?}");
+
+    let mut reports = Vec::new();
+    while let Some(r) = windows.try_recv() {
+        reports.push(r);
+    }
+    assert_eq!(status.windows_written, reports.len() as u64);
+    let (records, integrity) = Reader::read_all(dir.path()).unwrap();
+    assert!(integrity.is_clean(), "{integrity:?}");
+    assert!(integrity.segments > 1, "the test should rotate segments");
+    assert!(matches!(&records[0], Record::Event(e) if e.kind == EngineEventKind::Start));
+    assert!(
+        matches!(records.last(), Some(Record::Event(e)) if e.kind == EngineEventKind::Shutdown)
+    );
+    let logged: Vec<_> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Window(w) => Some(w),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<_> = reports
+        .iter()
+        .flat_map(|r| r.ops.iter().map(move |o| (r, o)))
+        .collect();
+    assert_eq!(logged.len(), expected.len());
+    assert!(logged.len() > 20);
+    for (w, (r, o)) in logged.iter().zip(&expected) {
+        assert_eq!(&*w.op, &*o.name);
+        assert_eq!(w.op_id, o.id);
+        assert_eq!(w.index, r.index);
+        assert_eq!(w.start_unix_ns, r.start_unix_ns);
+        assert_eq!(w.length, r.length);
+        assert_eq!(w.stats, o.stats);
+        assert_eq!(w.histogram, *o.histogram);
+        assert_eq!(w.slow_threshold_ns, 1_000_000_000);
+    }
+}
+
+#[test]
+fn an_unwritable_log_directory_is_reported_and_retried_while_the_engine_runs() {
+    let tmp = log_util::TempDir::new("fault");
+    let blocker = tmp.path().join("file");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    let dir = blocker.join("log");
+    let (clock, mock) = Clock::mock();
+    let engine = Engine::builder()
+        .clock(clock)
+        .log_dir(&dir)
+        .start_manual()
+        .unwrap();
+    let op = engine.op("db.query").unwrap();
+    for _ in 0..3 {
+        op.record_ns(5_000);
+        mock.advance(Duration::from_secs(1));
+        engine.flush().unwrap();
+    }
+    let snap = engine.snapshot();
+    let status = snap.log.clone().unwrap();
+    assert!(!status.writing);
+    assert!(
+        status.last_error.as_deref().unwrap().contains("file"),
+        "{status:?}"
+    );
+    assert_eq!(status.windows_written, 0);
+    assert_eq!(status.windows_pending, snap.windows_closed);
+    assert_eq!(snap.totals("db.query").unwrap().count, 3);
+
+    // Clear the fault; after the back-off the waiting windows are written.
+    std::fs::remove_file(&blocker).unwrap();
+    std::thread::sleep(Duration::from_millis(1_100));
+    op.record_ns(7_000);
+    mock.advance(Duration::from_secs(1));
+    engine.flush().unwrap();
+    engine.shutdown().unwrap();
+    let snap = engine.snapshot();
+    let status = snap.log.clone().unwrap();
+    assert!(status.writing, "{status:?}");
+    assert_eq!(status.windows_written, snap.windows_closed);
+    assert_eq!(status.windows_pending, 0);
+    assert_eq!(status.windows_lost, 0);
+    let (records, integrity) = Reader::read_all(&dir).unwrap();
+    assert_eq!(integrity.health(), Health::Clean);
+    let counts: u64 = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Window(w) => Some(w.stats.count),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(counts, 4);
+}
+
+#[test]
+fn log_settings_are_validated() {
+    for b in [
+        Engine::builder().log_dir("x").log_segment_size(100),
+        Engine::builder().log_dir("x").log_segment_size(2 << 30),
+        Engine::builder().log_retention(Duration::ZERO, 1),
+        Engine::builder().log_retention(Duration::from_secs(1), 0),
+    ] {
+        assert!(matches!(
+            b.start_manual(),
+            Err(ringmeter::Error::InvalidConfig { .. })
+        ));
+    }
+}
+
+#[test]
+fn an_engine_without_a_log_reports_none() {
+    let engine = Engine::builder().start_manual().unwrap();
+    engine.flush().unwrap();
+    assert!(engine.snapshot().log.is_none());
+}
