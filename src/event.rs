@@ -45,6 +45,8 @@ impl Event {
     /// Position of the weight: the number of calls this sampled call stands for (20 bits;
     /// 0 means 1).
     pub const WEIGHT_SHIFT: u32 = 12;
+    /// Mask of the weight.
+    pub const WEIGHT_MASK: u32 = !((1 << Self::WEIGHT_SHIFT) - 1);
     /// Largest weight an event can carry.
     pub const MAX_WEIGHT: u32 = (1 << (32 - Self::WEIGHT_SHIFT)) - 1;
     /// Flags that need the aggregator's slow path (an error note or an error kind).

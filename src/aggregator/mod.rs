@@ -534,9 +534,11 @@ impl Aggregator {
     pub(crate) fn ingest_chunk(&mut self, shared: &crate::engine::Shared, evs: &[Event]) {
         let mut rest = evs;
         while let Some(first) = rest.first() {
-            let n = if first.flags & Event::SPECIAL != 0 || first.op as usize >= self.rules.len() {
-                // A failure with a kind, the failure of an unsampled call, or an operation
-                // whose rule is not resolved yet.
+            let n = if first.flags & (Event::SPECIAL | Event::WEIGHT_MASK) != 0
+                || first.op as usize >= self.rules.len()
+            {
+                // A failure with a kind, the failure of an unsampled call, a sampled call
+                // standing for several, or an operation whose rule is not resolved yet.
                 self.ingest_other(shared, *first);
                 1
             } else if first.flags & Event::NANOS != 0 {
@@ -573,7 +575,7 @@ impl Aggregator {
         for ev in evs {
             let ns = if TIMED {
                 if ev.op != op
-                    || ev.flags & (Event::NANOS | Event::SPECIAL) != 0
+                    || ev.flags & (Event::NANOS | Event::SPECIAL | Event::WEIGHT_MASK) != 0
                     || ev.end < lo
                     || ev.end >= hi
                 {
@@ -581,16 +583,20 @@ impl Aggregator {
                 }
                 ticks.nanos(ev.start, ev.end)
             } else {
-                if ev.op != op || ev.flags & (Event::NANOS | Event::SPECIAL) != Event::NANOS {
+                if ev.op != op
+                    || ev.flags & (Event::NANOS | Event::SPECIAL | Event::WEIGHT_MASK)
+                        != Event::NANOS
+                {
                     break;
                 }
                 ev.start
             };
-            let weight = ev.weight();
-            run.record(ns, weight, ev.is_error(), ns > slow_ns);
+            // Runs hold calls of weight 1 only (sampled calls that stand for several take
+            // `ingest_other`), so the sums need no extra multiply here.
+            run.record(ns, 1, ev.is_error(), ns > slow_ns);
             // Values above the highest trackable value are counted at that value; `max`
             // stays exact.
-            hist.saturating_record_n(ns, weight);
+            hist.saturating_record(ns);
             if ns > slowest.floor {
                 let end_unix_ns = if TIMED {
                     self.base.unix_ns(&self.clock, ev.end)
