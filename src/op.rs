@@ -67,7 +67,7 @@ impl Op {
     ///
     /// When the operation's [`Sampling`](crate::Sampling) skips this call, no clock is read:
     /// the call is counted as unsampled now and the guard only reports a failure.
-    #[inline]
+    #[inline(always)]
     pub fn start(self) -> Timer {
         let flags = local::sample(self.key, self.id);
         let start = if flags & Event::UNSAMPLED == 0 {
@@ -249,7 +249,7 @@ impl Timer {
 }
 
 impl Drop for Timer {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         let mut flags = self.flags;
         if flags & Event::UNSAMPLED != 0 {
