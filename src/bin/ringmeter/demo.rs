@@ -14,8 +14,8 @@ use ringmeter::Builder;
 
 use crate::cli::DemoArgs;
 use crate::select::{now_ns, Filter};
-use crate::show::Ns;
 use crate::stats::print_stats;
+use ringmeter::demo::Ns;
 
 pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     // The environment (RINGMETER_* variables and the RINGMETER_CONFIG file) applies; the

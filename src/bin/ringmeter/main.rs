@@ -10,7 +10,6 @@ mod cli;
 mod demo;
 mod dump;
 mod select;
-mod show;
 mod stats;
 mod tail;
 

@@ -9,7 +9,7 @@ use ringmeter::export::{Interval, Totals};
 
 use crate::cli::StatsArgs;
 use crate::select::{read, Filter};
-use crate::show::{Ns, Pct};
+use ringmeter::demo::{Ns, Pct};
 
 pub fn run(args: &StatsArgs) -> Result<ExitCode> {
     let filter = Filter::new(&args.select)?;
