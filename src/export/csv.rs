@@ -44,34 +44,15 @@ impl<W: Write> CsvWriter<W> {
     /// The output's I/O error.
     pub fn write(&mut self, i: &Interval) -> io::Result<()> {
         self.header()?;
-        let s = &i.stats;
         if i.op.contains([',', '"', '\r', '\n']) {
             write!(self.out, "\"{}\"", i.op.replace('"', "\"\""))?;
         } else {
             self.out.write_all(i.op.as_bytes())?;
         }
-        let f = |x: f64| if x.is_finite() { x } else { 0.0 };
-        write!(
-            self.out,
-            ",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\r\n",
-            i.start_unix_ns,
-            i.length_ns,
-            s.count,
-            s.errors,
-            s.slow,
-            s.dropped,
-            s.late,
-            i.stats.unsampled,
-            s.min_ns,
-            s.max_ns,
-            f(s.mean_ns),
-            f(s.stddev_ns),
-            s.p50_ns,
-            s.p90_ns,
-            s.p95_ns,
-            s.p99_ns,
-            s.p999_ns
-        )
+        for v in i.columns() {
+            write!(self.out, ",{v}")?;
+        }
+        self.out.write_all(b"\r\n")
     }
 
     /// Writes the header if no row was written, flushes, and returns the output.
@@ -103,6 +84,11 @@ mod tests {
         assert_eq!(rows[1], "\"a,\"\"b\"\"\",1,2,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0");
         assert_eq!(rows[2], "");
         assert_eq!(HEADER.split(',').count(), rows[1].split(',').count() - 1);
+    }
+
+    #[test]
+    fn header_names_the_shared_columns() {
+        assert_eq!(HEADER, format!("op,{}", super::super::COLUMNS.join(",")));
     }
 
     #[test]

@@ -24,7 +24,7 @@
 
 use std::io::{self, Write};
 
-use super::Interval;
+use super::{Interval, COLUMNS};
 
 /// Writes intervals as line-delimited JSON.
 #[derive(Debug)]
@@ -43,33 +43,12 @@ impl<W: Write> JsonWriter<W> {
     /// # Errors
     /// The output's I/O error.
     pub fn write(&mut self, i: &Interval) -> io::Result<()> {
-        let s = &i.stats;
         self.out.write_all(b"{\"op\":")?;
         write_str(&mut self.out, &i.op)?;
-        writeln!(
-            self.out,
-            ",\"start_unix_ns\":{},\"length_ns\":{},\"count\":{},\"errors\":{},\"slow\":{},\
-             \"dropped\":{},\"late\":{},\"unsampled\":{},\"min_ns\":{},\"max_ns\":{},\"mean_ns\":{},\
-             \"stddev_ns\":{},\"p50_ns\":{},\"p90_ns\":{},\"p95_ns\":{},\"p99_ns\":{},\
-             \"p999_ns\":{}}}",
-            i.start_unix_ns,
-            i.length_ns,
-            s.count,
-            s.errors,
-            s.slow,
-            s.dropped,
-            s.late,
-            i.stats.unsampled,
-            s.min_ns,
-            s.max_ns,
-            Num(s.mean_ns),
-            Num(s.stddev_ns),
-            s.p50_ns,
-            s.p90_ns,
-            s.p95_ns,
-            s.p99_ns,
-            s.p999_ns
-        )
+        for (name, v) in COLUMNS.iter().zip(i.columns()) {
+            write!(self.out, ",\"{name}\":{v}")?;
+        }
+        self.out.write_all(b"}\n")
     }
 
     /// Flushes and returns the output.
@@ -79,20 +58,6 @@ impl<W: Write> JsonWriter<W> {
     pub fn finish(mut self) -> io::Result<W> {
         self.out.flush()?;
         Ok(self.out)
-    }
-}
-
-/// A finite number as JSON (`0` for a non-finite one, which JSON cannot carry).
-struct Num(f64);
-
-impl std::fmt::Display for Num {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0.is_finite() {
-            // Rust prints floats without an exponent and with a round-tripping precision.
-            write!(f, "{}", self.0)
-        } else {
-            f.write_str("0")
-        }
     }
 }
 

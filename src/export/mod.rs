@@ -71,6 +71,46 @@ pub struct Interval {
     pub stored_histogram: Option<Vec<u8>>,
 }
 
+/// The numeric members of an exported interval, in the order the CSV columns and the JSON
+/// members share (after `op`).
+pub(crate) const COLUMNS: [&str; 17] = [
+    "start_unix_ns",
+    "length_ns",
+    "count",
+    "errors",
+    "slow",
+    "dropped",
+    "late",
+    "unsampled",
+    "min_ns",
+    "max_ns",
+    "mean_ns",
+    "stddev_ns",
+    "p50_ns",
+    "p90_ns",
+    "p95_ns",
+    "p99_ns",
+    "p999_ns",
+];
+
+/// One value of [`COLUMNS`]: an integer, or a float written without an exponent (0 when it is
+/// not finite), as both text formats want it.
+pub(crate) enum Value {
+    Int(u64),
+    Float(f64),
+}
+
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Self::Int(v) => write!(f, "{v}"),
+            // Rust prints floats without an exponent and with a round-tripping precision.
+            Self::Float(v) if v.is_finite() => write!(f, "{v}"),
+            Self::Float(_) => f.write_str("0"),
+        }
+    }
+}
+
 impl Interval {
     /// One interval per operation of a closed window.
     pub fn from_report(report: &WindowReport) -> Vec<Interval> {
@@ -132,6 +172,31 @@ impl Interval {
             histogram: record.histogram,
             stored_histogram: record.stored_histogram,
         }
+    }
+
+    /// The values of [`COLUMNS`].
+    pub(crate) fn columns(&self) -> [Value; 17] {
+        use Value::{Float, Int};
+        let s = &self.stats;
+        [
+            Int(self.start_unix_ns),
+            Int(self.length_ns),
+            Int(s.count),
+            Int(s.errors),
+            Int(s.slow),
+            Int(s.dropped),
+            Int(s.late),
+            Int(s.unsampled),
+            Int(s.min_ns),
+            Int(s.max_ns),
+            Float(s.mean_ns),
+            Float(s.stddev_ns),
+            Int(s.p50_ns),
+            Int(s.p90_ns),
+            Int(s.p95_ns),
+            Int(s.p99_ns),
+            Int(s.p999_ns),
+        ]
     }
 
     /// End of the interval, in nanoseconds since the Unix epoch.
