@@ -981,6 +981,24 @@ impl Engine {
         self.shared().reconfigure(layers)
     }
 
+    /// The Prometheus exposition of the latest snapshot in `format`: what `GET /metrics`
+    /// serves (feature `http`). See `docs/exporting.md` for the metric families.
+    ///
+    /// # Examples
+    /// ```
+    /// use ringmeter::export::prom::Format;
+    /// let engine = ringmeter::Engine::builder().start_manual()?;
+    /// engine.op("db.query")?.record_ns(1_500);
+    /// engine.flush()?;
+    /// let text = String::from_utf8(engine.render_metrics(Format::Text)).unwrap();
+    /// assert!(text.contains("ringmeter_calls_total{op=\"db.query\"} 1\n"));
+    /// # Ok::<(), ringmeter::Error>(())
+    /// ```
+    pub fn render_metrics(&self, format: crate::export::prom::Format) -> Vec<u8> {
+        let snap = self.snapshot();
+        crate::export::prom::render(&snap, format)
+    }
+
     /// The window length in force.
     pub fn window(&self) -> Duration {
         self.shared().lock_config().window

@@ -55,6 +55,13 @@ pub enum Error {
     /// A window callback called back into its own engine (flush, shutdown, on_window), which
     /// would deadlock.
     CalledFromCallback,
+    /// The metrics endpoint could not listen on its address (in use, not local, no permission).
+    Bind {
+        /// The address as given.
+        addr: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
 }
 
 impl fmt::Display for Error {
@@ -93,6 +100,9 @@ impl fmt::Display for Error {
             Self::CalledFromCallback => f.write_str(
                 "a window callback cannot flush, shut down or reconfigure its own engine",
             ),
+            Self::Bind { addr, source } => {
+                write!(f, "cannot serve metrics on {addr}: {source}")
+            }
         }
     }
 }
@@ -112,6 +122,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Spawn(e) => Some(e),
+            Self::Bind { source, .. } => Some(source),
             Self::InvalidName { reason, .. } => Some(reason),
             _ => None,
         }

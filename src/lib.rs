@@ -55,6 +55,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod aggregator;
+pub mod alert;
 mod clock;
 #[cfg(doctest)]
 mod compile_fail_tests;
@@ -65,6 +66,8 @@ mod engine;
 mod error;
 mod event;
 pub mod export;
+#[cfg(feature = "http")]
+pub mod http;
 mod local;
 pub mod log;
 mod loom;

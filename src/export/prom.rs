@@ -50,8 +50,75 @@ pub struct PromOp<'a> {
     pub timestamp_ms: Option<i64>,
 }
 
-/// The content type of this format.
+/// The content type of the text format 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The content type of OpenMetrics 1.0.0.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// An exposition format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// The Prometheus text format, version 0.0.4.
+    #[default]
+    Text,
+    /// OpenMetrics 1.0.0 text.
+    OpenMetrics,
+}
+
+impl Format {
+    /// The `Content-Type` of the format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Text => CONTENT_TYPE,
+            Self::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+        }
+    }
+
+    /// The format an HTTP `Accept` header asks for: the supported media type with the
+    /// highest `q` (OpenMetrics on a tie, as Prometheus lists it first), the text format
+    /// when there is no header or nothing in it is supported.
+    ///
+    /// # Examples
+    /// ```
+    /// use ringmeter::export::prom::Format;
+    /// let prometheus = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    /// assert_eq!(Format::negotiate(Some(prometheus)), Format::OpenMetrics);
+    /// assert_eq!(Format::negotiate(Some("text/plain")), Format::Text);
+    /// assert_eq!(Format::negotiate(None), Format::Text);
+    /// ```
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let Some(accept) = accept else {
+            return Format::Text;
+        };
+        let mut best: Option<(f64, Format)> = None;
+        for item in accept.split(',') {
+            let mut parts = item.split(';');
+            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let mut q = 1.0;
+            for p in parts {
+                if let Some((k, v)) = p.split_once('=') {
+                    if k.trim().eq_ignore_ascii_case("q") {
+                        q = v.trim().parse::<f64>().unwrap_or(0.0);
+                    }
+                }
+            }
+            if !(q > 0.0) {
+                continue;
+            }
+            let format = match media.as_str() {
+                "application/openmetrics-text" => Format::OpenMetrics,
+                "text/plain" | "text/*" | "*/*" => Format::Text,
+                _ => continue,
+            };
+            if best.is_none_or(|(bq, _)| q > bq) {
+                best = Some((q, format));
+            }
+        }
+        best.map_or(Format::Text, |(_, f)| f)
+    }
+}
 
 /// Writes one exposition of `ops`.
 ///
@@ -140,6 +207,23 @@ pub fn write_text(out: &mut impl Write, ops: &[PromOp<'_>]) -> io::Result<()> {
         sample(&mut text, name, op, None, &seconds(op.stats.max_ns as f64));
     }
     out.write_all(text.as_bytes())
+}
+
+/// The exposition of a live snapshot (see [`Engine::render_metrics`](crate::Engine::render_metrics)).
+pub fn render(snapshot: &crate::Snapshot, format: Format) -> Vec<u8> {
+    let _ = format;
+    let ops: Vec<PromOp<'_>> = snapshot
+        .totals
+        .iter()
+        .map(|t| PromOp {
+            name: &t.name,
+            stats: &t.stats,
+            timestamp_ms: None,
+        })
+        .collect();
+    let mut out = Vec::new();
+    let _ = write_text(&mut out, &ops);
+    out
 }
 
 fn header(text: &mut String, name: &str, help: &str, kind: &str) {

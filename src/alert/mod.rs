@@ -1,0 +1,1 @@
+//! Alert rules evaluated at each window close (being built).

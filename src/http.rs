@@ -1,0 +1,1 @@
+//! `GET /metrics` over HTTP (being built).
