@@ -128,6 +128,8 @@ pub(crate) struct Shared {
     tally_bits: Box<[AtomicU64]>,
     /// Rule layers; taken after `names` when both are needed.
     config: StdMutex<ConfigState>,
+    /// Counters and gauges; never held while taking another lock.
+    metrics: StdMutex<crate::metric::Registry>,
 }
 
 /// The configuration an engine runs with.
@@ -141,6 +143,29 @@ struct ConfigState {
 }
 
 impl Shared {
+    /// Counter and gauge values now.
+    pub(crate) fn read_metrics(
+        &self,
+    ) -> (
+        Vec<crate::metric::CounterValue>,
+        Vec<crate::metric::GaugeValue>,
+    ) {
+        let reg = self
+            .metrics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if reg.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        reg.read()
+    }
+
+    fn lock_metrics(&self) -> std::sync::MutexGuard<'_, crate::metric::Registry> {
+        self.metrics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Registers a ring for the calling thread, tagged with its number and name.
     pub(crate) fn register_ring(&self, thread: u64) -> Producer<Event> {
         if self.agg.is_poisoned() {
@@ -332,6 +357,8 @@ pub struct Builder {
     callbacks: Vec<WindowCallback>,
     /// Window log settings; an empty `dir` means no log.
     log: crate::log::LogConfig,
+    /// Exposition histogram bucket bounds, nanoseconds.
+    buckets: Vec<u64>,
 }
 
 /// Default ring capacity.
@@ -353,6 +380,7 @@ impl Default for Builder {
             clock: None,
             callbacks: Vec::new(),
             log: crate::log::LogConfig::new(""),
+            buckets: crate::aggregator::DEFAULT_BUCKETS_NS.to_vec(),
         }
     }
 }
@@ -570,6 +598,54 @@ impl Builder {
         self
     }
 
+    /// Upper bounds of the Prometheus histogram buckets of every operation
+    /// ([`Engine::render_metrics`], [`OpTotals::buckets`](crate::OpTotals::buckets)):
+    /// ascending, above zero, at most [`MAX_BUCKETS`](crate::MAX_BUCKETS) of them; `+Inf`
+    /// is always added. Default: [`DEFAULT_BUCKETS_NS`](crate::DEFAULT_BUCKETS_NS), 1 µs to
+    /// 10 s in 1-2.5-5 steps.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// let engine = ringmeter::Engine::builder()
+    ///     .prometheus_buckets([1, 5, 20, 100].map(Duration::from_millis))
+    ///     .start_manual()?;
+    /// engine.op("rpc.call")?.record(Duration::from_millis(3));
+    /// engine.flush()?;
+    /// let snap = engine.snapshot();
+    /// assert_eq!(snap.bucket_bounds_ns.len(), 4);
+    /// assert_eq!(snap.totals[0].buckets, vec![0, 1, 1, 1, 1]);
+    /// # Ok::<(), ringmeter::Error>(())
+    /// ```
+    pub fn prometheus_buckets(mut self, bounds: impl IntoIterator<Item = Duration>) -> Self {
+        self.buckets = bounds
+            .into_iter()
+            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+            .collect();
+        self
+    }
+
+    fn check_buckets(&self) -> Result<(), Error> {
+        let b = &self.buckets;
+        let reason = if b.is_empty() {
+            "at least one bound"
+        } else if b.len() > crate::aggregator::MAX_BUCKETS {
+            "at most 64 bounds"
+        } else if b[0] == 0 {
+            "bounds above zero"
+        } else if b.windows(2).any(|w| w[0] >= w[1]) {
+            "bounds in strictly ascending order"
+        } else {
+            return Ok(());
+        };
+        let shown: Vec<String> = b.iter().map(|ns| format!("{ns}ns")).collect();
+        Err(Error::invalid(
+            "prometheus_buckets",
+            format_args!("[{}]", shown.join(", ")),
+            reason,
+        ))
+    }
+
     fn check_log(&self) -> Result<(), Error> {
         let bad = |key: &str, value: String, reason: &str| Err(Error::invalid(key, value, reason));
         let size = self.log.segment_size;
@@ -593,6 +669,7 @@ impl Builder {
 
     fn check(&self, eff: &Layer) -> Result<Histogram<u64>, Error> {
         self.check_log()?;
+        self.check_buckets()?;
         fn bad(key: &'static str, value: impl core::fmt::Debug, reason: &'static str) -> Error {
             Error::invalid(key, format_args!("{value:?}"), reason)
         }
@@ -693,6 +770,7 @@ impl Builder {
                 ..self.log.clone()
             }),
             resolved: std::sync::Arc::clone(&resolved),
+            bucket_bounds: self.buckets.clone().into(),
         };
         let shared = std::sync::Arc::new_cyclic(|weak: &Weak<Shared>| {
             let key: &'static EngineKey = Box::leak(Box::new(EngineKey {
@@ -733,6 +811,7 @@ impl Builder {
                     ring_capacity,
                     log_dir: eff.log_dir,
                 }),
+                metrics: StdMutex::new(crate::metric::Registry::default()),
             }
         });
         {
@@ -997,6 +1076,40 @@ impl Engine {
     pub fn render_metrics(&self, format: crate::export::prom::Format) -> Vec<u8> {
         let snap = self.snapshot();
         crate::export::prom::render(&snap, format)
+    }
+
+    /// The counter `name{labels}`, registered on first use (see [`metric`](crate::metric)).
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] for a name breaking the operation naming rules;
+    /// [`Error::InvalidConfig`] for a bad or repeated label name, a gauge of the same name and
+    /// labels, or more than [`MAX_SERIES`](crate::metric::MAX_SERIES) series.
+    pub fn counter(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+    ) -> Result<crate::metric::Counter, Error> {
+        self.shared().lock_metrics().counter(name, labels)
+    }
+
+    /// The gauge `name{labels}`, registered on first use (see [`metric`](crate::metric)).
+    ///
+    /// # Errors
+    /// As [`counter`](Self::counter).
+    pub fn gauge(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+    ) -> Result<crate::metric::Gauge, Error> {
+        self.shared().lock_metrics().gauge(name, labels)
+    }
+
+    /// Sets the help text of the counters or gauges named `name` in the exposition.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] for a name breaking the naming rules.
+    pub fn describe(&self, name: &str, help: &str) -> Result<(), Error> {
+        self.shared().lock_metrics().describe(name, help)
     }
 
     /// The window length in force.

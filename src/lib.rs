@@ -66,11 +66,14 @@ mod engine;
 mod error;
 mod event;
 pub mod export;
+#[cfg(feature = "metrics")]
+pub mod facade;
 #[cfg(feature = "http")]
 pub mod http;
 mod local;
 pub mod log;
 mod loom;
+pub mod metric;
 mod name;
 mod op;
 
@@ -88,6 +91,7 @@ mod ring;
 
 pub use aggregator::{
     Exemplar, OpStats, OpTotals, OpWindow, PooledHistogram, Snapshot, Subscription, WindowReport,
+    DEFAULT_BUCKETS_NS, MAX_BUCKETS,
 };
 pub use clock::{Clock, MockClock};
 pub use config::source::{
@@ -102,6 +106,7 @@ pub use engine::{
     OVERFLOW_OP,
 };
 pub use error::Error;
+pub use metric::{Counter, Gauge};
 pub use name::{prometheus_name, validate_name, NameError, MAX_NAME_LEN};
 pub use op::{ErrorKind, Op, Timer};
 

@@ -12,6 +12,7 @@
 //! mock clock moved by seconds) the windows in between that saw no event are skipped. Events recorded with a duration only
 //! ([`Op::record_ns`](crate::Op::record_ns)) have no timestamp and go to the newest open window.
 
+mod buckets;
 mod pool;
 mod report;
 mod window;
@@ -23,6 +24,8 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use hdrhistogram::Histogram;
 
+pub(crate) use buckets::{add as add_to_buckets, cumulative as cumulative_buckets};
+pub use buckets::{DEFAULT_BUCKETS_NS, MAX_BUCKETS};
 pub use pool::PooledHistogram;
 pub use report::{Exemplar, OpStats, OpTotals, OpWindow, Snapshot, WindowReport};
 
@@ -102,6 +105,8 @@ pub(crate) struct Settings {
     pub(crate) log: Option<crate::log::LogConfig>,
     /// The configuration at start (the one the engine publishes first).
     pub(crate) resolved: Arc<Resolved>,
+    /// Upper bounds of the exposition's histogram buckets, ascending, in nanoseconds.
+    pub(crate) bucket_bounds: Arc<[u64]>,
 }
 
 /// What a pass should do besides draining.
@@ -189,6 +194,9 @@ pub(crate) struct Drained {
 struct Total {
     acc: OpAcc,
     stats: OpStats,
+    /// Calls per exposition bucket (see `buckets`), not cumulative; empty until the first
+    /// recorded call.
+    buckets: Vec<u64>,
 }
 
 /// The totals entry of `id`, created on first use.
@@ -198,6 +206,7 @@ fn total_of(totals: &mut Vec<Total>, id: u32) -> &mut Total {
         totals.resize_with(i + 1, || Total {
             acc: OpAcc::new(),
             stats: OpStats::default(),
+            buckets: Vec::new(),
         });
     }
     &mut totals[i]
@@ -250,6 +259,8 @@ pub(crate) struct Aggregator {
     sequence: u64,
     /// The window log (see `crate::log`), if enabled.
     log: Option<crate::log::LogSink>,
+    /// Upper bounds of the exposition's histogram buckets.
+    bucket_bounds: Arc<[u64]>,
 }
 
 impl Aggregator {
@@ -288,6 +299,7 @@ impl Aggregator {
             windows_closed: 0,
             sequence: 0,
             log: None,
+            bucket_bounds: settings.bucket_bounds,
         };
         if let Some(cfg) = settings.log {
             let now = agg.base.now_ns(&agg.clock);
@@ -744,6 +756,10 @@ impl Aggregator {
             let total = total_of(&mut self.totals, id);
             total.acc.add_counts(acc);
             if !hist.is_empty() {
+                if total.buckets.is_empty() {
+                    total.buckets = vec![0; self.bucket_bounds.len() + 1];
+                }
+                buckets::add(&self.bucket_bounds, &hist, &mut total.buckets);
                 let cum = total
                     .acc
                     .hist
@@ -835,35 +851,59 @@ impl Aggregator {
         }
         for id in 0..ids as u32 {
             let has_open = open_iter.next_if(|&&o| o == id).is_some();
-            let stats = if has_open {
+            let (stats, calls, counts) = if has_open {
                 self.merged_with_open(id)
             } else {
                 match self.totals.get(id as usize) {
-                    Some(t) if !t.acc.is_empty() => t.stats.clone(),
+                    Some(t) if !t.acc.is_empty() => {
+                        (t.stats.clone(), t.acc.calls, t.buckets.clone())
+                    }
                     _ => continue,
                 }
+            };
+            let buckets = if counts.is_empty() {
+                vec![0; self.bucket_bounds.len() + 1]
+            } else {
+                buckets::cumulative(&counts)
             };
             let name = self
                 .names
                 .get(id as usize)
                 .cloned()
                 .unwrap_or_else(|| Arc::from(format!("op{id}")));
-            totals.push(OpTotals { id, name, stats });
+            totals.push(OpTotals {
+                id,
+                name,
+                stats,
+                sum_ns: calls.sum,
+                weight: calls.weight,
+                buckets,
+            });
         }
+        let (counters, gauges) = shared.read_metrics();
         Arc::new(Snapshot {
             last_window: self.last_window.clone(),
             totals,
             windows_closed: self.windows_closed,
             sequence: self.sequence,
             log: self.log.as_ref().map(|l| l.status()),
+            bucket_bounds_ns: Arc::clone(&self.bucket_bounds),
+            counters,
+            gauges,
         })
     }
 
-    /// Totals of `id` plus whatever the open windows hold for it.
-    fn merged_with_open(&mut self, id: u32) -> OpStats {
+    /// Totals of `id` plus whatever the open windows hold for it: statistics, exact sums and
+    /// bucket counts (not cumulative).
+    fn merged_with_open(&mut self, id: u32) -> (OpStats, window::Calls, Vec<u64>) {
         let total = total_of(&mut self.totals, id);
         let mut acc = OpAcc::new();
         acc.add_counts(&total.acc);
+        let mut counts = if total.buckets.is_empty() {
+            vec![0; self.bucket_bounds.len() + 1]
+        } else {
+            total.buckets.clone()
+        };
         let mut hist = match &total.acc.hist {
             Some(h) => h.clone(),
             None => Histogram::new_from(&self.template),
@@ -874,10 +914,11 @@ impl Aggregator {
                 if let Some(h) = &o.hist {
                     let added = hist.add(h);
                     debug_assert!(added.is_ok());
+                    buckets::add(&self.bucket_bounds, h, &mut counts);
                 }
             }
         }
-        acc.stats(Some(&hist))
+        (acc.stats(Some(&hist)), acc.calls, counts)
     }
 }
 

@@ -142,6 +142,15 @@ pub struct OpTotals {
     pub name: Arc<str>,
     /// Statistics over every window so far.
     pub stats: OpStats,
+    /// Exact sum of the recorded durations in nanoseconds, each weighted by the calls it
+    /// stands for (its own duration once without sampling): a Prometheus histogram's `_sum`.
+    pub sum_ns: u128,
+    /// Calls the recorded durations stand for: `stats.count` without sampling, an estimate of
+    /// `count + unsampled` with it; the histogram's `_count`.
+    pub weight: u64,
+    /// Cumulative calls at or below each of [`Snapshot::bucket_bounds_ns`], then all of them
+    /// (the `+Inf` bucket, equal to `weight`); `bucket_bounds_ns.len() + 1` entries.
+    pub buckets: Vec<u64>,
 }
 
 /// An immutable view published by the aggregator and loaded by readers without locks.
@@ -171,6 +180,15 @@ pub struct Snapshot {
     /// State of the window log ([`Builder::log_dir`](crate::Builder::log_dir)), `None`
     /// when the engine writes none.
     pub log: Option<Arc<crate::log::LogStatus>>,
+    /// Upper bounds of [`OpTotals::buckets`] in nanoseconds, ascending
+    /// ([`Builder::prometheus_buckets`](crate::Builder::prometheus_buckets)).
+    pub bucket_bounds_ns: Arc<[u64]>,
+    /// Every counter ([`Engine::counter`](crate::Engine::counter)) as read at publication,
+    /// sorted by name and labels.
+    pub counters: Vec<crate::metric::CounterValue>,
+    /// Every gauge ([`Engine::gauge`](crate::Engine::gauge)) as read at publication, sorted
+    /// by name and labels.
+    pub gauges: Vec<crate::metric::GaugeValue>,
 }
 
 impl Snapshot {

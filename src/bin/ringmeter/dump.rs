@@ -11,8 +11,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ringmeter::export::csv::CsvWriter;
 use ringmeter::export::hlog::HlogWriter;
 use ringmeter::export::json::JsonWriter;
-use ringmeter::export::prom::{write_text, PromOp};
+use ringmeter::export::prom::{cumulative_buckets, write_text, PromHistogram, PromOp};
 use ringmeter::export::{ExportError, Interval, Rollup, Totals};
+use ringmeter::DEFAULT_BUCKETS_NS;
 
 use crate::cli::{DumpArgs, Format};
 use crate::select::{parse_duration, read, Filter};
@@ -148,11 +149,30 @@ fn dump<W: Write>(
         let totals = totals.finish();
         progress.finish();
         let ts = summary.span.map(|(_, end)| (end / 1_000_000) as i64);
+        let buckets: Vec<(Vec<u64>, f64)> = totals
+            .iter()
+            .map(|i| {
+                let h = &i.histogram;
+                let sum = if i.stats.mean_ns.is_finite() {
+                    i.stats.mean_ns * h.len() as f64
+                } else {
+                    0.0
+                };
+                (cumulative_buckets(&DEFAULT_BUCKETS_NS, h), sum)
+            })
+            .collect();
         let ops: Vec<PromOp<'_>> = totals
             .iter()
-            .map(|i| PromOp {
+            .zip(&buckets)
+            .map(|(i, (cumulative, sum_ns))| PromOp {
                 name: &i.op,
                 stats: &i.stats,
+                histogram: Some(PromHistogram {
+                    bounds_ns: &DEFAULT_BUCKETS_NS,
+                    cumulative,
+                    sum_ns: *sum_ns,
+                }),
+                recent: Some(&i.stats),
                 timestamp_ms: ts,
             })
             .collect();

@@ -1,0 +1,395 @@
+//! Counters and gauges: values that are not timed calls.
+//!
+//! An operation ([`Op`](crate::Op)) times calls through its thread's ring. A [`Counter`]
+//! counts things that have no duration (bytes sent, cache evictions) and a [`Gauge`] holds a
+//! level (queue depth, open connections). Both are one shared atomic each, updated with a
+//! single Relaxed read-modify-write, so exact and cheap, but unlike an operation they are
+//! shared between threads: keep them off paths that run millions of times per second on
+//! several threads at once. The aggregator reads them at every publication
+//! ([`Snapshot::counters`](crate::Snapshot::counters)) and, with a window log, at every window
+//! close; the Prometheus exposition lists them after the operations.
+//!
+//! A series is a name plus a set of labels. Names follow the operation naming rules
+//! ([`validate_name`](crate::validate_name)) and are exposed in their Prometheus form (`.`
+//! becomes `_`); label names are `[A-Za-z_][A-Za-z0-9_]*`, label values any text.
+//!
+//! # Examples
+//! ```
+//! let engine = ringmeter::Engine::builder().start_manual()?;
+//! let sent = engine.counter("net.bytes_sent", &[("peer", "db")])?;
+//! let depth = engine.gauge("queue.depth", &[])?;
+//! sent.increment(1500);
+//! depth.set(12.0);
+//! depth.decrement(2.0);
+//! engine.flush()?;
+//! let snap = engine.snapshot();
+//! assert_eq!(snap.counters[0].value, 1500);
+//! assert_eq!(&*snap.counters[0].name, "net_bytes_sent");
+//! assert_eq!(snap.gauges[0].value, 10.0);
+//! # Ok::<(), ringmeter::Error>(())
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::loom::{AtomicU64, Ordering};
+use crate::Error;
+
+/// A label set: `(name, value)` pairs sorted by name, names unique.
+pub type Labels = Arc<[(Arc<str>, Arc<str>)]>;
+
+/// Most counter and gauge series one engine holds.
+pub const MAX_SERIES: usize = 65_536;
+
+/// A counter's value at a publication.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CounterValue {
+    /// Prometheus name (`net_bytes_sent`); the exposition adds `_total` unless it ends so.
+    pub name: Arc<str>,
+    /// Labels, sorted by name.
+    pub labels: Labels,
+    /// Description given at registration or with [`Engine::describe`](crate::Engine::describe).
+    pub help: Option<Arc<str>>,
+    /// Count since registration.
+    pub value: u64,
+}
+
+/// A gauge's value at a publication.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GaugeValue {
+    /// Prometheus name.
+    pub name: Arc<str>,
+    /// Labels, sorted by name.
+    pub labels: Labels,
+    /// Description, if one was given.
+    pub help: Option<Arc<str>>,
+    /// Level.
+    pub value: f64,
+}
+
+/// A monotonic count; cheap to clone (one `Arc`).
+#[derive(Clone, Debug)]
+pub struct Counter {
+    cell: Arc<CounterCell>,
+}
+
+/// The shared value of a [`Counter`].
+#[derive(Debug, Default)]
+pub struct CounterCell(AtomicU64);
+
+impl Counter {
+    /// Adds `n` (wrapping at 2^64).
+    #[inline]
+    pub fn increment(&self, n: u64) {
+        self.cell.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Raises the count to `value` if it is below it (for counts kept elsewhere).
+    #[inline]
+    pub fn absolute(&self, value: u64) {
+        self.cell.0.fetch_max(value, Ordering::Relaxed);
+    }
+
+    /// The current count.
+    pub fn value(&self) -> u64 {
+        self.cell.0.load(Ordering::Relaxed)
+    }
+
+    /// The shared cell (what the `metrics` facade backend hands out).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn cell(&self) -> Arc<CounterCell> {
+        Arc::clone(&self.cell)
+    }
+}
+
+/// A level that goes up and down, stored as the bits of an `f64`; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Gauge {
+    cell: Arc<GaugeCell>,
+}
+
+/// The shared value of a [`Gauge`].
+#[derive(Debug, Default)]
+pub struct GaugeCell(AtomicU64);
+
+impl GaugeCell {
+    fn add(&self, delta: f64) {
+        let mut old = self.0.load(Ordering::Relaxed);
+        loop {
+            let new = (f64::from_bits(old) + delta).to_bits();
+            // Relaxed: the gauge orders nothing else; the loop only makes the add atomic.
+            match self
+                .0
+                .compare_exchange_weak(old, new, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(now) => old = now,
+            }
+        }
+    }
+}
+
+impl Gauge {
+    /// Sets the level.
+    #[inline]
+    pub fn set(&self, value: f64) {
+        self.cell.0.store(value.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Adds `delta`.
+    pub fn increment(&self, delta: f64) {
+        self.cell.add(delta);
+    }
+
+    /// Subtracts `delta`.
+    pub fn decrement(&self, delta: f64) {
+        self.cell.add(-delta);
+    }
+
+    /// The current level.
+    pub fn value(&self) -> f64 {
+        f64::from_bits(self.cell.0.load(Ordering::Relaxed))
+    }
+
+    /// The shared cell (what the `metrics` facade backend hands out).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn cell(&self) -> Arc<GaugeCell> {
+        Arc::clone(&self.cell)
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl metrics::CounterFn for CounterCell {
+    fn increment(&self, value: u64) {
+        self.0.fetch_add(value, Ordering::Relaxed);
+    }
+
+    fn absolute(&self, value: u64) {
+        self.0.fetch_max(value, Ordering::Relaxed);
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl metrics::GaugeFn for GaugeCell {
+    fn increment(&self, value: f64) {
+        self.add(value);
+    }
+
+    fn decrement(&self, value: f64) {
+        self.add(-value);
+    }
+
+    fn set(&self, value: f64) {
+        self.0.store(value.to_bits(), Ordering::Relaxed);
+    }
+}
+
+/// Whether a series is a counter or a gauge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// Every counter and gauge of an engine. Registration takes the engine's metric lock; the
+/// aggregator takes it to read the values, updates never do.
+#[derive(Default)]
+pub(crate) struct Registry {
+    index: HashMap<(Arc<str>, Labels), (Kind, usize)>,
+    counters: Vec<(Arc<str>, Labels, Arc<CounterCell>)>,
+    gauges: Vec<(Arc<str>, Labels, Arc<GaugeCell>)>,
+    help: HashMap<Arc<str>, Arc<str>>,
+}
+
+impl Registry {
+    /// The counter `name{labels}`, registered on first use.
+    pub(crate) fn counter(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+    ) -> Result<Counter, Error> {
+        let (name, labels) = key(name, labels)?;
+        match self.index.get(&(name.clone(), labels.clone())) {
+            Some(&(Kind::Counter, i)) => Ok(Counter {
+                cell: Arc::clone(&self.counters[i].2),
+            }),
+            Some(_) => Err(Error::invalid(
+                "counter",
+                &*name,
+                "already registered as a gauge",
+            )),
+            None => {
+                self.check_room(&name)?;
+                let cell = Arc::new(CounterCell::default());
+                self.index.insert(
+                    (name.clone(), labels.clone()),
+                    (Kind::Counter, self.counters.len()),
+                );
+                self.counters.push((name, labels, Arc::clone(&cell)));
+                Ok(Counter { cell })
+            }
+        }
+    }
+
+    /// The gauge `name{labels}`, registered on first use.
+    pub(crate) fn gauge(&mut self, name: &str, labels: &[(&str, &str)]) -> Result<Gauge, Error> {
+        let (name, labels) = key(name, labels)?;
+        match self.index.get(&(name.clone(), labels.clone())) {
+            Some(&(Kind::Gauge, i)) => Ok(Gauge {
+                cell: Arc::clone(&self.gauges[i].2),
+            }),
+            Some(_) => Err(Error::invalid(
+                "gauge",
+                &*name,
+                "already registered as a counter",
+            )),
+            None => {
+                self.check_room(&name)?;
+                let cell = Arc::new(GaugeCell::default());
+                self.index.insert(
+                    (name.clone(), labels.clone()),
+                    (Kind::Gauge, self.gauges.len()),
+                );
+                self.gauges.push((name, labels, Arc::clone(&cell)));
+                Ok(Gauge { cell })
+            }
+        }
+    }
+
+    /// Sets the description of every series named `name`.
+    pub(crate) fn describe(&mut self, name: &str, help: &str) -> Result<(), Error> {
+        let name = metric_name(name)?;
+        self.help.insert(name, Arc::from(help));
+        Ok(())
+    }
+
+    fn check_room(&self, name: &str) -> Result<(), Error> {
+        if self.counters.len() + self.gauges.len() >= MAX_SERIES {
+            return Err(Error::invalid(
+                "counter or gauge",
+                name,
+                format!("an engine holds at most {MAX_SERIES} counter and gauge series"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The values now, sorted by name and labels.
+    pub(crate) fn read(&self) -> (Vec<CounterValue>, Vec<GaugeValue>) {
+        let help = |n: &Arc<str>| self.help.get(n).cloned();
+        let mut counters: Vec<CounterValue> = self
+            .counters
+            .iter()
+            .map(|(name, labels, cell)| CounterValue {
+                name: name.clone(),
+                labels: labels.clone(),
+                help: help(name),
+                value: cell.0.load(Ordering::Relaxed),
+            })
+            .collect();
+        counters.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+        let mut gauges: Vec<GaugeValue> = self
+            .gauges
+            .iter()
+            .map(|(name, labels, cell)| GaugeValue {
+                name: name.clone(),
+                labels: labels.clone(),
+                help: help(name),
+                value: f64::from_bits(cell.0.load(Ordering::Relaxed)),
+            })
+            .collect();
+        gauges.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+        (counters, gauges)
+    }
+
+    /// Whether any series exists.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.counters.is_empty() && self.gauges.is_empty()
+    }
+}
+
+/// The Prometheus form of a validated series name.
+fn metric_name(name: &str) -> Result<Arc<str>, Error> {
+    crate::validate_name(name).map_err(|reason| Error::InvalidName {
+        name: name.to_owned(),
+        reason,
+    })?;
+    Ok(Arc::from(crate::prometheus_name(name)))
+}
+
+/// A validated, canonical series key.
+fn key(name: &str, labels: &[(&str, &str)]) -> Result<(Arc<str>, Labels), Error> {
+    let name = metric_name(name)?;
+    let mut pairs: Vec<(Arc<str>, Arc<str>)> = Vec::with_capacity(labels.len());
+    for &(k, v) in labels {
+        let valid = k
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !k.starts_with("__")
+            && !matches!(k, "op" | "le" | "quantile");
+        if !valid {
+            return Err(Error::invalid(
+                "label name",
+                k,
+                "[A-Za-z_][A-Za-z0-9_]*, not starting with __, not op, le or quantile",
+            ));
+        }
+        pairs.push((Arc::from(k), Arc::from(v)));
+    }
+    pairs.sort();
+    if pairs.windows(2).any(|w| w[0].0 == w[1].0) {
+        return Err(Error::invalid("labels", &*name, "each label name once"));
+    }
+    Ok((name, pairs.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_are_keyed_by_name_and_sorted_labels() {
+        let mut r = Registry::default();
+        let a = r.counter("req.count", &[("b", "2"), ("a", "1")]).unwrap();
+        let b = r.counter("req.count", &[("a", "1"), ("b", "2")]).unwrap();
+        a.increment(2);
+        b.increment(3);
+        assert_eq!(a.value(), 5);
+        let g = r.gauge("depth", &[]).unwrap();
+        g.set(1.5);
+        g.increment(1.0);
+        g.decrement(0.25);
+        let (c, gs) = r.read();
+        assert_eq!(c.len(), 1);
+        assert_eq!(&*c[0].name, "req_count");
+        assert_eq!(&*c[0].labels[0].0, "a");
+        assert_eq!(gs[0].value, 2.25);
+    }
+
+    #[test]
+    fn bad_names_labels_and_kind_clashes_are_errors() {
+        let mut r = Registry::default();
+        assert!(matches!(
+            r.counter("9x", &[]),
+            Err(Error::InvalidName { .. })
+        ));
+        assert!(r.counter("x", &[("bad-label", "v")]).is_err());
+        assert!(r.counter("x", &[("__name__", "v")]).is_err());
+        assert!(r.counter("x", &[("le", "v")]).is_err());
+        assert!(r.counter("x", &[("a", "1"), ("a", "2")]).is_err());
+        r.counter("x", &[]).unwrap();
+        assert!(r.gauge("x", &[]).is_err());
+        assert!(r.is_empty() == false);
+    }
+
+    #[test]
+    fn absolute_only_raises() {
+        let mut r = Registry::default();
+        let c = r.counter("x", &[]).unwrap();
+        c.absolute(10);
+        c.absolute(3);
+        assert_eq!(c.value(), 10);
+    }
+}
