@@ -10,8 +10,9 @@ use proptest::prelude::*;
 use ringmeter::hdrhistogram::Histogram;
 use ringmeter::log::{
     DictEntry, EngineEvent, EngineEventKind, Exemplar, LogConfig, Reader, Record, SamplingMode,
-    WindowRecord, Writer,
+    SeriesRecord, WindowRecord, Writer,
 };
+use ringmeter::metric::{CounterValue, GaugeValue};
 use ringmeter::OpStats;
 
 fn name() -> impl Strategy<Value = Arc<str>> {
@@ -87,6 +88,43 @@ fn window() -> impl Strategy<Value = WindowRecord> {
         )
 }
 
+/// Counter and gauge values (finite gauges: records are compared with `==`).
+fn series() -> impl Strategy<Value = SeriesRecord> {
+    let labels = proptest::collection::vec(("[a-z_]{1,8}", ".{0,12}"), 0..4).prop_map(|v| {
+        v.into_iter()
+            .map(|(k, v): (String, String)| (Arc::from(k), Arc::from(v)))
+            .collect::<Vec<_>>()
+            .into()
+    });
+    let entry = ("[a-z][a-z0-9_]{0,20}", labels);
+    (
+        any::<u64>(),
+        proptest::collection::vec((entry.clone(), any::<u64>()), 0..5),
+        proptest::collection::vec((entry, -1e12..1e12_f64), 0..5),
+    )
+        .prop_map(|(unix_ns, c, g)| SeriesRecord {
+            unix_ns,
+            counters: c
+                .into_iter()
+                .map(|((name, labels), value)| CounterValue {
+                    name: Arc::from(name),
+                    labels,
+                    help: None,
+                    value,
+                })
+                .collect(),
+            gauges: g
+                .into_iter()
+                .map(|((name, labels), value)| GaugeValue {
+                    name: Arc::from(name),
+                    labels,
+                    help: None,
+                    value,
+                })
+                .collect(),
+        })
+}
+
 fn record() -> impl Strategy<Value = Record> {
     prop_oneof![
         proptest::collection::vec((any::<u32>(), name()), 0..10).prop_map(|v| {
@@ -110,7 +148,8 @@ fn record() -> impl Strategy<Value = Record> {
                 detail: d,
             })
         }),
-        (4..=255_u8, proptest::collection::vec(any::<u8>(), 0..64))
+        series().prop_map(Record::Series),
+        (16..=255_u8, proptest::collection::vec(any::<u8>(), 0..64))
             .prop_map(|(kind, payload)| Record::Unknown { kind, payload }),
     ]
 }

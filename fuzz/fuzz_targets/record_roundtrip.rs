@@ -120,7 +120,7 @@ fn build(input: Input) -> Option<Record> {
             detail: d,
         }),
         Input::Unknown(k, payload) => Record::Unknown {
-            kind: k.max(4),
+            kind: k.max(16),
             payload,
         },
     })

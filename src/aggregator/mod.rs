@@ -794,6 +794,14 @@ impl Aggregator {
             ops,
         });
         if let Some(log) = &mut self.log {
+            let (counters, gauges) = shared.read_metrics();
+            if !counters.is_empty() || !gauges.is_empty() {
+                log.record(&crate::log::Record::Series(crate::log::SeriesRecord {
+                    unix_ns: w.end_ns,
+                    counters,
+                    gauges,
+                }));
+            }
             log.window(&report);
         }
         self.last_closed = Some(w.index);

@@ -56,7 +56,7 @@ mod writer;
 pub use reader::{Damage, Entry, Health, Integrity, Reader, SegmentInfo};
 pub use record::{
     DecodeError, DictEntry, EncodeError, EngineEvent, EngineEventKind, Exemplar, Record,
-    RecordKind, SamplingMode, WindowRecord, MAX_HISTOGRAM_COUNTS,
+    RecordKind, SamplingMode, SeriesRecord, WindowRecord, MAX_HISTOGRAM_COUNTS,
 };
 pub(crate) use sink::LogSink;
 pub use sink::LogStatus;

@@ -27,8 +27,10 @@ pub enum RecordKind {
     Window = 2,
     /// An engine event: start, configuration change, shutdown.
     Event = 3,
-    /// Reserved for alert records; read back as [`Record::Unknown`] in this version.
+    /// An alert notice: a rule started firing or resolved on an operation.
     Alert = 4,
+    /// Counter and gauge values at a window close.
+    Series = 5,
 }
 
 impl RecordKind {
@@ -39,6 +41,7 @@ impl RecordKind {
             2 => Some(Self::Window),
             3 => Some(Self::Event),
             4 => Some(Self::Alert),
+            5 => Some(Self::Series),
             _ => None,
         }
     }
@@ -54,8 +57,9 @@ pub enum Record {
     Window(Box<WindowRecord>),
     /// An engine event.
     Event(EngineEvent),
-    /// A record of a kind this version does not decode (including the reserved alert kind),
-    /// returned as its raw payload.
+    /// Counter and gauge values.
+    Series(SeriesRecord),
+    /// A record of a kind this version does not decode, returned as its raw payload.
     Unknown {
         /// The frame's kind byte.
         kind: u8,
@@ -71,6 +75,7 @@ impl Record {
             Self::Dictionary(_) => RecordKind::Dictionary as u8,
             Self::Window(_) => RecordKind::Window as u8,
             Self::Event(_) => RecordKind::Event as u8,
+            Self::Series(_) => RecordKind::Series as u8,
             Self::Unknown { kind, .. } => *kind,
         }
     }
@@ -96,6 +101,7 @@ impl Record {
             }
             Self::Window(w) => encode_window(&w.fields(), hist, buf)?,
             Self::Event(e) => encode_event(e, buf)?,
+            Self::Series(r) => encode_series(r.unix_ns, &r.counters, &r.gauges, buf)?,
             Self::Unknown { payload, .. } => buf.extend_from_slice(payload),
         }
         Ok(self.kind())
@@ -127,6 +133,7 @@ impl Record {
                 decode_window(payload, true).map(|w| Record::Window(Box::new(w)))
             }
             Some(RecordKind::Event) => decode_event(payload).map(Record::Event),
+            Some(RecordKind::Series) => decode_series(payload).map(Record::Series),
             Some(RecordKind::Alert) | None => Ok(Record::Unknown {
                 kind,
                 payload: payload.to_vec(),
@@ -283,6 +290,19 @@ pub struct EngineEvent {
     pub unix_ns: u64,
     /// Free text; for start and configuration changes, `key=value` lines.
     pub detail: String,
+}
+
+/// Counter and gauge values at one time (see [`metric`](crate::metric)); help texts are not
+/// stored.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SeriesRecord {
+    /// When they were read, nanoseconds since the Unix epoch (the end of the window that
+    /// closed).
+    pub unix_ns: u64,
+    /// Counters, sorted by name and labels.
+    pub counters: Vec<crate::metric::CounterValue>,
+    /// Gauges, sorted by name and labels.
+    pub gauges: Vec<crate::metric::GaugeValue>,
 }
 
 /// Why a payload could not be encoded.
@@ -447,6 +467,51 @@ pub(crate) fn encode_event(e: &EngineEvent, buf: &mut Vec<u8>) -> Result<(), Enc
     put_u64(buf, e.unix_ns);
     put_u32(buf, len);
     buf.extend_from_slice(e.detail.as_bytes());
+    Ok(())
+}
+
+fn put_str16(buf: &mut Vec<u8>, s: &str, field: &'static str) -> Result<(), EncodeError> {
+    let len = u16::try_from(s.len()).map_err(|_| too_long(field, s.len()))?;
+    put_u16(buf, len);
+    buf.extend_from_slice(s.as_bytes());
+    Ok(())
+}
+
+fn put_series(
+    buf: &mut Vec<u8>,
+    name: &str,
+    labels: &[(Arc<str>, Arc<str>)],
+    value: u64,
+) -> Result<(), EncodeError> {
+    put_str16(buf, name, "series name")?;
+    let n = u16::try_from(labels.len()).map_err(|_| too_long("labels", labels.len()))?;
+    put_u16(buf, n);
+    for (k, v) in labels {
+        put_str16(buf, k, "label name")?;
+        put_str16(buf, v, "label value")?;
+    }
+    put_u64(buf, value);
+    Ok(())
+}
+
+/// Appends a series payload: time, counters, gauges (gauge values as `f64` bits).
+pub(crate) fn encode_series(
+    unix_ns: u64,
+    counters: &[crate::metric::CounterValue],
+    gauges: &[crate::metric::GaugeValue],
+    buf: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    put_u64(buf, unix_ns);
+    let n = u32::try_from(counters.len()).map_err(|_| too_long("counters", counters.len()))?;
+    put_u32(buf, n);
+    for c in counters {
+        put_series(buf, &c.name, &c.labels, c.value)?;
+    }
+    let n = u32::try_from(gauges.len()).map_err(|_| too_long("gauges", gauges.len()))?;
+    put_u32(buf, n);
+    for g in gauges {
+        put_series(buf, &g.name, &g.labels, g.value.to_bits())?;
+    }
     Ok(())
 }
 
@@ -651,6 +716,64 @@ fn decode_dictionary(payload: &[u8]) -> Result<Vec<DictEntry>, DecodeError> {
         });
     }
     Ok(out)
+}
+
+/// One series entry: name, labels, raw value.
+type RawSeries = (Arc<str>, crate::metric::Labels, u64);
+
+fn decode_series_entry(c: &mut Cursor<'_>) -> Result<RawSeries, DecodeError> {
+    let len = c.u16("series name length")? as usize;
+    let name: Arc<str> = Arc::from(c.str(len, "series name")?);
+    let n = c.u16("label count")? as usize;
+    if n.saturating_mul(4) > c.remaining() {
+        return Err(c.err(format!("labels: {n} entries cannot fit")));
+    }
+    let mut labels = Vec::with_capacity(n);
+    for _ in 0..n {
+        let len = c.u16("label name length")? as usize;
+        let k: Arc<str> = Arc::from(c.str(len, "label name")?);
+        let len = c.u16("label value length")? as usize;
+        let v: Arc<str> = Arc::from(c.str(len, "label value")?);
+        labels.push((k, v));
+    }
+    let value = c.u64("series value")?;
+    Ok((name, labels.into(), value))
+}
+
+fn decode_series(payload: &[u8]) -> Result<SeriesRecord, DecodeError> {
+    let mut c = Cursor::new(payload);
+    let unix_ns = c.u64("series time")?;
+    // An entry is at least 12 bytes: two lengths and the value.
+    let n = c.count(12, "counters")?;
+    let mut counters = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (name, labels, value) = decode_series_entry(&mut c)?;
+        counters.push(crate::metric::CounterValue {
+            name,
+            labels,
+            help: None,
+            value,
+        });
+    }
+    let n = c.count(12, "gauges")?;
+    let mut gauges = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (name, labels, value) = decode_series_entry(&mut c)?;
+        gauges.push(crate::metric::GaugeValue {
+            name,
+            labels,
+            help: None,
+            value: f64::from_bits(value),
+        });
+    }
+    if c.remaining() != 0 {
+        return Err(c.err("trailing bytes after the gauges"));
+    }
+    Ok(SeriesRecord {
+        unix_ns,
+        counters,
+        gauges,
+    })
 }
 
 fn decode_event(payload: &[u8]) -> Result<EngineEvent, DecodeError> {

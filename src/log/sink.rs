@@ -180,6 +180,15 @@ impl LogSink {
         }
     }
 
+    /// Appends a record other than a window (dropped while the log is failing, like events).
+    pub(crate) fn record(&mut self, record: &super::Record) {
+        if let Some(w) = self.writer.as_mut() {
+            if let Err(e) = w.append(record) {
+                self.fault(e);
+            }
+        }
+    }
+
     /// Writes everything back and waits for it (at shutdown).
     pub(crate) fn flush(&mut self) {
         if let Some(w) = self.writer.as_mut() {

@@ -118,7 +118,7 @@ pub fn sample_records(n: usize) -> Vec<Record> {
         ))));
         if i % 7 == 3 {
             out.push(Record::Unknown {
-                kind: 4,
+                kind: 200,
                 payload: vec![i as u8; (i % 13) as usize],
             });
         }
