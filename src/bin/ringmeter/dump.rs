@@ -11,7 +11,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ringmeter::export::csv::CsvWriter;
 use ringmeter::export::hlog::HlogWriter;
 use ringmeter::export::json::JsonWriter;
-use ringmeter::export::prom::{cumulative_buckets, write_text, PromHistogram, PromOp};
+use ringmeter::export::prom::{
+    cumulative_buckets, write, Format as PromFormat, PromHistogram, PromOp,
+};
 use ringmeter::export::{ExportError, Interval, Rollup, Totals};
 use ringmeter::DEFAULT_BUCKETS_NS;
 
@@ -176,7 +178,11 @@ fn dump<W: Write>(
                 timestamp_ms: ts,
             })
             .collect();
-        write_text(&mut out, &ops)?;
+        let (counters, gauges) = summary
+            .series
+            .as_ref()
+            .map_or((&[][..], &[][..]), |r| (&r.counters[..], &r.gauges[..]));
+        write(&mut out, PromFormat::Text, &ops, counters, gauges)?;
         out.flush()?;
         return Ok(());
     }

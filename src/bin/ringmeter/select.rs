@@ -198,6 +198,8 @@ pub struct ReadSummary {
     pub selected: u64,
     /// First selected start and last selected end.
     pub span: Option<(u64, u64)>,
+    /// The last counter and gauge values in the time range.
+    pub series: Option<ringmeter::log::SeriesRecord>,
 }
 
 /// Reads every window record of `dir` that `filter` selects, in log order, and hands it to
@@ -221,7 +223,15 @@ pub fn read(
         if records.is_multiple_of(1024) {
             progress(records);
         }
-        let Record::Window(w) = rec else { continue };
+        let w = match rec {
+            Record::Window(w) => w,
+            // Read at a window's end: select it with the window it closed.
+            Record::Series(r) if filter.time_matches(r.unix_ns.saturating_sub(1)) => {
+                summary.series = Some(r);
+                continue;
+            }
+            _ => continue,
+        };
         if !summary.ops.contains(&w.op) {
             summary.ops.insert(Arc::clone(&w.op));
         }
