@@ -93,7 +93,7 @@ impl Format {
                     }
                 }
             }
-            if !(q > 0.0) {
+            if q.is_nan() || q <= 0.0 {
                 continue;
             }
             let format = match media.as_str() {
