@@ -280,9 +280,10 @@ impl Evaluator {
     /// delivered as one group per window.
     ///
     /// Call once per closed window, in window order. An operation absent from the window
-    /// (no call) counts as not breaching. If windows were skipped since the last call (the
-    /// aggregator skips windows without events), the gap counts as one window without calls:
-    /// it ends every run and resolves what was firing, with the gap's bounds in the notices.
+    /// (no call) counts as not breaching. If windows were skipped since the last call (when
+    /// its clock jumps, the aggregator skips the windows in between that saw no event), the
+    /// gap counts as one window without calls: it ends every run and resolves what was
+    /// firing, with the gap's bounds in the notices.
     pub(crate) fn evaluate(&mut self, report: &WindowReport) -> Vec<Alert> {
         let length = u64::try_from(report.length.as_nanos()).unwrap_or(u64::MAX);
         self.evaluate_ops(report.start_unix_ns, length, &report.ops)

@@ -471,6 +471,15 @@ fn set_rules_keeps_unchanged_rules_and_resolves_dropped_ones() {
 }
 
 #[test]
+fn evaluator_and_notices_cross_threads() {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+    send::<Evaluator>();
+    send_sync::<Alert>();
+    send_sync::<AlertRule>();
+}
+
+#[test]
 fn new_rejects_bad_rules() {
     let e = Evaluator::new(vec![AlertRule::error_rate("e", "x", -1.0)]).unwrap_err();
     assert_eq!(
