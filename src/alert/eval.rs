@@ -1,0 +1,457 @@
+//! The alert evaluator: one state machine per (rule, operation), stepped once per closed
+//! window.
+//!
+//! ```text
+//!            breach                 breach, run = for_windows, cooldown over
+//! inactive ─────────▶ pending ──────────────────────────────────────────────▶ firing ─┐
+//!    ▲                  │ no breach (no notice)                                 │     │ breach
+//!    └──────────────────┘                                                       │ ◀───┘ (no repeat)
+//!    ▲                                                                           │ no breach:
+//!    └──── cooldown over ◀── cooldown (breaches counted, firing held back) ◀─────┘ resolved notice
+//! ```
+//!
+//! A state exists only while its pair is pending, firing or cooling down, so memory is
+//! bounded by the pairs in one of those phases. Which rules match an operation is computed
+//! once per operation id and cached; evaluating a window allocates only when a pair starts a
+//! breach or a notice goes out.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hdrhistogram::Histogram;
+
+use super::notice::{Alert, AlertState};
+use super::rule::{validate_all, AlertRule, Condition};
+use crate::config::Pattern;
+use crate::engine::MAX_OPERATIONS;
+use crate::error::Error;
+use crate::{OpStats, OpWindow, WindowReport};
+
+/// What the evaluator reads of one operation's window: implemented by [`OpWindow`], and by
+/// plain values in tests (an `OpWindow`'s pooled histogram cannot be built outside the
+/// aggregator).
+pub(crate) trait OpSample {
+    /// The operation's id inside its engine.
+    fn op_id(&self) -> u32;
+    /// The operation's name.
+    fn op_name(&self) -> &Arc<str>;
+    /// The window's statistics.
+    fn op_stats(&self) -> &OpStats;
+    /// The window's latency histogram in nanoseconds.
+    fn op_histogram(&self) -> &Histogram<u64>;
+}
+
+impl OpSample for OpWindow {
+    fn op_id(&self) -> u32 {
+        self.id
+    }
+    fn op_name(&self) -> &Arc<str> {
+        &self.name
+    }
+    fn op_stats(&self) -> &OpStats {
+        &self.stats
+    }
+    fn op_histogram(&self) -> &Histogram<u64> {
+        &self.histogram
+    }
+}
+
+/// The value a condition compares in one window, or `None` when there is none to compare.
+fn observed<O: OpSample>(condition: &Condition, op: &O) -> Option<f64> {
+    let stats = op.op_stats();
+    match *condition {
+        Condition::ErrorRate { .. } => (stats.calls() > 0).then(|| stats.error_rate()),
+        Condition::Percentile { quantile, .. } => (stats.count > 0).then(|| {
+            let v = op.op_histogram().value_at_quantile(quantile);
+            v.clamp(stats.min_ns, stats.max_ns.max(stats.min_ns)) as f64
+        }),
+        Condition::SlowCalls { .. } => Some(stats.slow as f64),
+    }
+}
+
+/// One rule with the states of its operations.
+#[derive(Debug)]
+struct Slot {
+    info: RuleInfo,
+    /// Pending, firing or cooling-down operations, by operation id.
+    states: HashMap<u32, OpState>,
+}
+
+/// One rule, compiled.
+#[derive(Debug)]
+struct RuleInfo {
+    rule: AlertRule,
+    name: Arc<str>,
+    pattern: Pattern,
+    condition: Condition,
+    cooldown_ns: u64,
+}
+
+impl Slot {
+    fn new(rule: AlertRule) -> Self {
+        Self {
+            info: RuleInfo {
+                name: Arc::from(rule.name()),
+                pattern: rule.compiled_pattern(),
+                condition: rule.condition(),
+                cooldown_ns: u64::try_from(rule.get_cooldown().as_nanos()).unwrap_or(u64::MAX),
+                rule,
+            },
+            states: HashMap::new(),
+        }
+    }
+}
+
+impl RuleInfo {
+    fn notice(&self, st: &OpState, state: AlertState, w: Window) -> Alert {
+        Alert {
+            rule: Arc::clone(&self.name),
+            operation: Arc::clone(&st.name),
+            state,
+            condition: self.condition,
+            value: st.last_value,
+            calls: st.last_calls,
+            window_start_unix_ns: w.start,
+            window_end_unix_ns: w.end,
+            since_unix_ns: st.since_unix_ns,
+            windows_breached: st.run,
+        }
+    }
+
+    /// Steps `st` by one window; pushes a notice if one goes out.
+    fn advance(&self, idx: usize, st: &mut OpState, breach: bool, w: Window, out: &mut Notices) {
+        if breach {
+            if st.run == 0 {
+                st.since_unix_ns = w.start;
+            }
+            st.run = st.run.saturating_add(1);
+            if !st.firing && st.run >= self.rule.get_for_windows() && w.end >= st.hold_until {
+                st.firing = true;
+                out.push((idx, self.notice(st, AlertState::Firing, w)));
+            }
+        } else {
+            if st.firing {
+                st.firing = false;
+                // The resolved notice reports the run that just ended.
+                out.push((idx, self.notice(st, AlertState::Resolved, w)));
+                st.hold_until = w.end.saturating_add(self.cooldown_ns);
+            }
+            st.run = 0;
+        }
+    }
+}
+
+/// The state of one (rule, operation) pair that is pending, firing or cooling down.
+#[derive(Debug)]
+struct OpState {
+    name: Arc<str>,
+    /// Consecutive breaching windows up to the last evaluated one (0: not in a breach).
+    run: u32,
+    /// Start of the run's first window (meaningful while `run > 0`, and in the resolved
+    /// notice that ends a run).
+    since_unix_ns: u64,
+    /// A firing notice went out and no resolved notice since.
+    firing: bool,
+    /// A firing notice may go out only in a window ending at or after this (the cooldown
+    /// after the last resolved notice; 0 when there is none).
+    hold_until: u64,
+    /// The evaluation that last saw the operation in a window.
+    seen: u64,
+    /// The value and calls of the last evaluated window (for notices and [`Evaluator::active`]).
+    last_value: Option<f64>,
+    last_calls: u64,
+}
+
+impl OpState {
+    /// Nothing left to remember once the window ending at `end` is evaluated: no run, not
+    /// firing, and any cooldown over for every later window.
+    fn is_idle(&self, end: u64) -> bool {
+        self.run == 0 && !self.firing && self.hold_until <= end
+    }
+}
+
+/// Bounds of the window being evaluated, in nanoseconds since the Unix epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Window {
+    start: u64,
+    end: u64,
+}
+
+/// Notices with the index of their rule, before they are put in order.
+type Notices = Vec<(usize, Alert)>;
+
+/// The rules that match one operation id.
+#[derive(Debug)]
+struct Matches {
+    name: Arc<str>,
+    rules: Vec<usize>,
+}
+
+/// Evaluates alert rules on closed windows, keeping one state machine per (rule, operation).
+///
+/// The aggregator owns one, calls [`evaluate`](Self::evaluate) for every closed window in
+/// window order, and hands the notices it returns to the alert callbacks (outside any lock
+/// the hot path needs).
+#[derive(Debug)]
+pub(crate) struct Evaluator {
+    slots: Vec<Slot>,
+    /// Which rules match each operation id, filled on first sight; ids above
+    /// [`MAX_OPERATIONS`] are matched each time instead.
+    cache: Vec<Option<Matches>>,
+    /// Number of windows evaluated; a state's `seen` equal to it means present in the window.
+    epoch: u64,
+    /// The last window evaluated.
+    last: Option<Window>,
+}
+
+// Wired by the aggregator: the engine calls these once alert rules are configurable.
+#[allow(dead_code)]
+impl Evaluator {
+    /// An evaluator for `rules`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] if a rule is invalid ([`AlertRule::validate`]) or two rules
+    /// share a name.
+    pub(crate) fn new(rules: Vec<AlertRule>) -> Result<Self, Error> {
+        validate_all(&rules)?;
+        Ok(Self {
+            slots: rules.into_iter().map(Slot::new).collect(),
+            cache: Vec::new(),
+            epoch: 0,
+            last: None,
+        })
+    }
+
+    /// Whether there are no rules (the aggregator may skip [`evaluate`](Self::evaluate)).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The rules, in order.
+    pub(crate) fn rules(&self) -> impl Iterator<Item = &AlertRule> + '_ {
+        self.slots.iter().map(|s| &s.info.rule)
+    }
+
+    /// Replaces the rules. A rule whose name and definition are both unchanged keeps its
+    /// states (pending runs, firing alerts, cooldowns); every other state is dropped. Returns
+    /// a resolved notice for each alert that was firing under a dropped rule (with the last
+    /// evaluated window's bounds and no value), in rule then operation order.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new); on error nothing changes.
+    pub(crate) fn set_rules(&mut self, rules: Vec<AlertRule>) -> Result<Vec<Alert>, Error> {
+        validate_all(&rules)?;
+        let mut old: Vec<Option<Slot>> = std::mem::take(&mut self.slots)
+            .into_iter()
+            .map(Some)
+            .collect();
+        self.slots = rules
+            .into_iter()
+            .map(|rule| {
+                let mut slot = Slot::new(rule);
+                let kept = old
+                    .iter_mut()
+                    .find(|o| o.as_ref().is_some_and(|o| o.info.rule == slot.info.rule))
+                    .and_then(Option::take);
+                if let Some(kept) = kept {
+                    slot.states = kept.states;
+                }
+                slot
+            })
+            .collect();
+        self.cache.clear();
+        let mut out = Notices::new();
+        if let Some(w) = self.last {
+            for (idx, slot) in old.iter().enumerate() {
+                let Some(slot) = slot else { continue };
+                for st in slot.states.values().filter(|st| st.firing) {
+                    let mut a = slot.info.notice(st, AlertState::Resolved, w);
+                    a.value = None;
+                    a.calls = 0;
+                    out.push((idx, a));
+                }
+            }
+        }
+        Ok(ordered(out))
+    }
+
+    /// Steps every (rule, operation) state by one closed window and returns the notices it
+    /// produces, ordered by rule (in rule order) then operation name, so they can be
+    /// delivered as one group per window.
+    ///
+    /// Call once per closed window, in window order. An operation absent from the window
+    /// (no call) counts as not breaching. If windows were skipped since the last call (when
+    /// its clock jumps, the aggregator skips the windows in between that saw no event), the
+    /// gap counts as one window without calls: it ends every run and resolves what was
+    /// firing, with the gap's bounds in the notices.
+    pub(crate) fn evaluate(&mut self, report: &WindowReport) -> Vec<Alert> {
+        let length = u64::try_from(report.length.as_nanos()).unwrap_or(u64::MAX);
+        self.evaluate_ops(report.start_unix_ns, length, &report.ops)
+    }
+
+    /// [`evaluate`](Self::evaluate) on any window-like data.
+    pub(crate) fn evaluate_ops<O: OpSample>(
+        &mut self,
+        start_unix_ns: u64,
+        length_ns: u64,
+        ops: &[O],
+    ) -> Vec<Alert> {
+        let window = Window {
+            start: start_unix_ns,
+            end: start_unix_ns.saturating_add(length_ns),
+        };
+        let mut out = Notices::new();
+        if let Some(last) = self.last {
+            if window.start > last.end {
+                let gap = Window {
+                    start: last.end,
+                    end: window.start,
+                };
+                self.step::<O>(gap, &[], &mut out);
+            }
+        }
+        self.step(window, ops, &mut out);
+        ordered(out)
+    }
+
+    /// The alerts firing now, in rule then operation order, as firing notices carrying the
+    /// last evaluated window's bounds and value.
+    pub(crate) fn active(&self) -> Vec<Alert> {
+        let Some(w) = self.last else {
+            return Vec::new();
+        };
+        let mut out = Notices::new();
+        for (idx, slot) in self.slots.iter().enumerate() {
+            for st in slot.states.values().filter(|st| st.firing) {
+                out.push((idx, slot.info.notice(st, AlertState::Firing, w)));
+            }
+        }
+        ordered(out)
+    }
+
+    /// How many (rule, operation) pairs have a state (pending, firing or cooling down).
+    pub(crate) fn tracked(&self) -> usize {
+        self.slots.iter().map(|s| s.states.len()).sum()
+    }
+
+    /// How many operation ids have cached matches.
+    #[cfg(test)]
+    pub(super) fn cached(&self) -> usize {
+        self.cache.len()
+    }
+
+    fn step<O: OpSample>(&mut self, w: Window, ops: &[O], out: &mut Notices) {
+        self.epoch += 1;
+        self.last = Some(w);
+        let epoch = self.epoch;
+        let Self { slots, cache, .. } = self;
+        for op in ops {
+            match cached_matches(cache, slots, op.op_id(), op.op_name()) {
+                Some(rules) => {
+                    for &idx in rules {
+                        visit(&mut slots[idx], idx, op, epoch, w, out);
+                    }
+                }
+                None => {
+                    for (idx, slot) in slots.iter_mut().enumerate() {
+                        if slot.info.pattern.matches(op.op_name()) {
+                            visit(slot, idx, op, epoch, w, out);
+                        }
+                    }
+                }
+            }
+        }
+        for (idx, slot) in slots.iter_mut().enumerate() {
+            let info = &slot.info;
+            slot.states.retain(|_, st| {
+                if st.seen != epoch {
+                    // Absent from the window: no call, so no breach.
+                    st.last_value = None;
+                    st.last_calls = 0;
+                    info.advance(idx, st, false, w, out);
+                }
+                !st.is_idle(w.end)
+            });
+        }
+    }
+}
+
+/// Steps the state of (`slot`, `op`) with the operation's window.
+fn visit<O: OpSample>(
+    slot: &mut Slot,
+    idx: usize,
+    op: &O,
+    epoch: u64,
+    w: Window,
+    out: &mut Notices,
+) {
+    let info = &slot.info;
+    let calls = op.op_stats().calls();
+    let value = observed(&info.condition, op);
+    let breach =
+        calls >= info.rule.get_min_calls() && value.is_some_and(|v| info.condition.breached(v));
+    let st = match slot.states.get_mut(&op.op_id()) {
+        Some(st) => st,
+        None if breach => slot.states.entry(op.op_id()).or_insert(OpState {
+            name: Arc::clone(op.op_name()),
+            run: 0,
+            since_unix_ns: w.start,
+            firing: false,
+            hold_until: 0,
+            seen: 0,
+            last_value: None,
+            last_calls: 0,
+        }),
+        None => return,
+    };
+    st.seen = epoch;
+    st.last_value = value;
+    st.last_calls = calls;
+    info.advance(idx, st, breach, w, out);
+}
+
+/// The cached rule indices matching operation `id` named `name`, computing them on first
+/// sight (or when the id now names another operation). `None` for ids too large to cache.
+fn cached_matches<'a>(
+    cache: &'a mut Vec<Option<Matches>>,
+    slots: &[Slot],
+    id: u32,
+    name: &Arc<str>,
+) -> Option<&'a [usize]> {
+    let i = id as usize;
+    if i >= MAX_OPERATIONS {
+        return None;
+    }
+    if cache.len() <= i {
+        cache.resize_with(i + 1, || None);
+    }
+    let entry = &mut cache[i];
+    let fresh = entry
+        .as_ref()
+        .is_some_and(|m| Arc::ptr_eq(&m.name, name) || *m.name == **name);
+    if !fresh {
+        *entry = Some(Matches {
+            name: Arc::clone(name),
+            rules: slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.info.pattern.matches(name))
+                .map(|(idx, _)| idx)
+                .collect(),
+        });
+    }
+    entry.as_ref().map(|m| m.rules.as_slice())
+}
+
+/// Notices in delivery order: by rule index, then operation name; notices of one pair keep
+/// their time order.
+fn ordered(mut out: Notices) -> Vec<Alert> {
+    if out.is_empty() {
+        return Vec::new();
+    }
+    out.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| a.1.operation.cmp(&b.1.operation))
+    });
+    out.into_iter().map(|(_, a)| a).collect()
+}

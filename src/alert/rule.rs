@@ -1,0 +1,521 @@
+//! Alert rules: what to watch (an operation pattern), when to fire (a condition held for a
+//! number of consecutive windows) and how often to notify (a cooldown).
+
+use core::fmt;
+use std::time::Duration;
+
+use crate::config::Pattern;
+use crate::error::Error;
+use crate::name::MAX_NAME_LEN;
+
+/// What an alert rule compares with its threshold in each closed window. A window breaches
+/// when the observed value is strictly above the threshold.
+///
+/// # Examples
+/// ```
+/// use ringmeter::alert::Condition;
+/// let c = Condition::Percentile { quantile: 0.95, above_ns: 200_000_000 };
+/// assert_eq!(c.threshold(), 2e8);
+/// assert!(c.breached(2.5e8) && !c.breached(2e8));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Condition {
+    /// The window's error rate ([`OpStats::error_rate`](crate::OpStats::error_rate): errors
+    /// over calls, where calls count recorded, unsampled and dropped ones) is above `above`
+    /// (a fraction from 0 to 1).
+    ErrorRate {
+        /// The threshold, a fraction from 0 to 1.
+        above: f64,
+    },
+    /// The window's latency at `quantile` (read from its HdrHistogram and clamped to the
+    /// window's exact minimum and maximum) is above `above_ns` nanoseconds. A window with no
+    /// recorded (timed) call has no latency and does not breach.
+    Percentile {
+        /// The quantile, in (0, 1]: 0.95 is the 95th percentile.
+        quantile: f64,
+        /// The budget in nanoseconds.
+        above_ns: u64,
+    },
+    /// The window's count of slow calls ([`OpStats::slow`](crate::OpStats::slow), calls
+    /// longer than the operation's slow threshold) is above `above`.
+    SlowCalls {
+        /// The largest count that does not breach.
+        above: u64,
+    },
+}
+
+impl Condition {
+    /// The threshold in the unit of the observed value: a fraction for
+    /// [`ErrorRate`](Self::ErrorRate), nanoseconds for [`Percentile`](Self::Percentile), a
+    /// count for [`SlowCalls`](Self::SlowCalls).
+    pub fn threshold(&self) -> f64 {
+        match *self {
+            Self::ErrorRate { above } => above,
+            Self::Percentile { above_ns, .. } => above_ns as f64,
+            Self::SlowCalls { above } => above as f64,
+        }
+    }
+
+    /// Whether an observed `value` (in the unit of [`threshold`](Self::threshold)) breaches:
+    /// it is strictly above the threshold.
+    pub fn breached(&self, value: f64) -> bool {
+        value > self.threshold()
+    }
+}
+
+impl fmt::Display for Condition {
+    /// `error rate > 0.05`, `p95 > 200ms`, `slow calls > 10`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::ErrorRate { above } => write!(f, "error rate > {above}"),
+            Self::Percentile { quantile, above_ns } => write!(
+                f,
+                "p{} > {:?}",
+                quantile_label(quantile),
+                Duration::from_nanos(above_ns)
+            ),
+            Self::SlowCalls { above } => write!(f, "slow calls > {above}"),
+        }
+    }
+}
+
+/// `0.95` -> `95`, `0.999` -> `99.9`, `1` -> `100`.
+pub(crate) fn quantile_label(q: f64) -> String {
+    let pct = (q * 100.0 * 1e6).round() / 1e6;
+    format!("{pct}")
+}
+
+/// One alert rule: a condition watched on every operation whose name matches a pattern.
+///
+/// The rule fires for an operation once the condition has held in `for_windows` consecutive
+/// closed windows, notifies once while it keeps holding, and sends a resolved notice in the
+/// first window where it does not hold (a window where the operation saw no call, or fewer
+/// than `min_calls`, counts as not holding). After a resolved notice, a new firing notice for
+/// the same rule and operation waits until `cooldown` has passed since the resolved notice.
+///
+/// The constructors and builder methods do not check their values: [`validate`](Self::validate)
+/// does, and the engine calls it when it is given rules.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use ringmeter::alert::AlertRule;
+///
+/// let rule = AlertRule::percentile("checkout-latency", "http.*.checkout", 0.95, Duration::from_millis(200))
+///     .for_windows(3)
+///     .cooldown(Duration::from_secs(300))
+///     .min_calls(20);
+/// rule.validate()?;
+/// assert_eq!((rule.name(), rule.pattern(), rule.get_for_windows()), ("checkout-latency", "http.*.checkout", 3));
+///
+/// let bad = AlertRule::error_rate("db-errors", "db.*", f64::NAN);
+/// assert!(bad.validate().is_err());
+/// # Ok::<(), ringmeter::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertRule {
+    name: String,
+    pattern: String,
+    condition: Condition,
+    for_windows: u32,
+    cooldown: Duration,
+    min_calls: u64,
+}
+
+/// Which setting of a rule a validation error is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Field {
+    Name,
+    Pattern,
+    /// The error rate, the percentile's budget or the slow-call count.
+    Threshold,
+    Quantile,
+    ForWindows,
+    MinCalls,
+}
+
+impl Field {
+    /// The name of the setting in the API.
+    fn api_name(self) -> &'static str {
+        match self {
+            Self::Name => "name",
+            Self::Pattern => "pattern",
+            Self::Threshold => "above",
+            Self::Quantile => "quantile",
+            Self::ForWindows => "for_windows",
+            Self::MinCalls => "min_calls",
+        }
+    }
+}
+
+/// A rejected setting: which one, the value as text, and what is allowed.
+pub(crate) type Rejection = (Field, String, &'static str);
+
+impl AlertRule {
+    fn new(name: impl Into<String>, pattern: impl Into<String>, condition: Condition) -> Self {
+        Self {
+            name: name.into(),
+            pattern: pattern.into(),
+            condition,
+            for_windows: 1,
+            cooldown: Duration::ZERO,
+            min_calls: 1,
+        }
+    }
+
+    /// A rule that breaches when an operation's error rate in a window is above `above`
+    /// (a fraction from 0 to 1). `pattern` is an operation name or a glob with `*`.
+    pub fn error_rate(name: impl Into<String>, pattern: impl Into<String>, above: f64) -> Self {
+        Self::new(name, pattern, Condition::ErrorRate { above })
+    }
+
+    /// A rule that breaches when an operation's latency at `quantile` (in (0, 1]) in a window
+    /// is above `above`. Budgets beyond `u64::MAX` nanoseconds are capped there.
+    pub fn percentile(
+        name: impl Into<String>,
+        pattern: impl Into<String>,
+        quantile: f64,
+        above: Duration,
+    ) -> Self {
+        let above_ns = u64::try_from(above.as_nanos()).unwrap_or(u64::MAX);
+        Self::new(name, pattern, Condition::Percentile { quantile, above_ns })
+    }
+
+    /// A rule that breaches when an operation's count of slow calls in a window is above
+    /// `above`.
+    pub fn slow_calls(name: impl Into<String>, pattern: impl Into<String>, above: u64) -> Self {
+        Self::new(name, pattern, Condition::SlowCalls { above })
+    }
+
+    /// A rule with any condition.
+    pub fn with_condition(
+        name: impl Into<String>,
+        pattern: impl Into<String>,
+        condition: Condition,
+    ) -> Self {
+        Self::new(name, pattern, condition)
+    }
+
+    /// Consecutive windows the condition must hold before the rule fires (at least 1; the
+    /// default is 1: fire in the first breaching window).
+    #[must_use]
+    pub fn for_windows(mut self, n: u32) -> Self {
+        self.for_windows = n;
+        self
+    }
+
+    /// How long after a resolved notice a new firing notice for the same rule and operation
+    /// is held back (default 0). Measured on window end times; if the condition still holds
+    /// in the first window that ends once the cooldown is over, the rule fires then.
+    #[must_use]
+    pub fn cooldown(mut self, d: Duration) -> Self {
+        self.cooldown = d;
+        self
+    }
+
+    /// The fewest calls (recorded, unsampled and dropped) an operation must see in a window
+    /// for the condition to be checked; a window with fewer counts as not breaching (at
+    /// least 1; the default is 1).
+    #[must_use]
+    pub fn min_calls(mut self, n: u64) -> Self {
+        self.min_calls = n;
+        self
+    }
+
+    /// The rule's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The operation pattern: an operation name or a glob with `*`.
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    /// The condition.
+    pub fn condition(&self) -> Condition {
+        self.condition
+    }
+
+    /// Consecutive breaching windows needed to fire (set by [`for_windows`](Self::for_windows)).
+    pub fn get_for_windows(&self) -> u32 {
+        self.for_windows
+    }
+
+    /// The cooldown after a resolved notice (set by [`cooldown`](Self::cooldown)).
+    pub fn get_cooldown(&self) -> Duration {
+        self.cooldown
+    }
+
+    /// The fewest calls in a window for the condition to be checked (set by
+    /// [`min_calls`](Self::min_calls)).
+    pub fn get_min_calls(&self) -> u64 {
+        self.min_calls
+    }
+
+    /// Checks every setting.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] with the key `alert."<name>".<setting>` (`alert.name` for a bad
+    /// name) when the name is empty, longer than 128 bytes or holds anything but ASCII
+    /// letters, digits, `_`, `.` and `-`; the pattern is not an operation name or glob; an
+    /// error rate is NaN, negative or above 1; a quantile is NaN or outside (0, 1];
+    /// `for_windows` or `min_calls` is 0.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.check().map_err(|(field, value, reason)| {
+            let key = match field {
+                Field::Name => "alert.name".to_owned(),
+                f => format!("alert.{:?}.{}", self.name, f.api_name()),
+            };
+            Error::invalid(&key, value, reason)
+        })
+    }
+
+    /// The first bad setting, if any.
+    pub(crate) fn check(&self) -> Result<(), Rejection> {
+        if let Err(reason) = check_name(&self.name) {
+            return Err((Field::Name, format!("{:?}", self.name), reason));
+        }
+        if let Err(reason) = Pattern::parse(&self.pattern) {
+            return Err((Field::Pattern, format!("{:?}", self.pattern), reason));
+        }
+        match self.condition {
+            Condition::ErrorRate { above } => {
+                if !(0.0..=1.0).contains(&above) {
+                    return Err((
+                        Field::Threshold,
+                        above.to_string(),
+                        "an error rate from 0 to 1",
+                    ));
+                }
+            }
+            Condition::Percentile { quantile, .. } => {
+                if !(quantile > 0.0 && quantile <= 1.0) {
+                    return Err((
+                        Field::Quantile,
+                        quantile.to_string(),
+                        "a quantile above 0 and at most 1 (0.95 is the 95th percentile)",
+                    ));
+                }
+            }
+            Condition::SlowCalls { .. } => {}
+        }
+        if self.for_windows == 0 {
+            return Err((
+                Field::ForWindows,
+                "0".to_owned(),
+                "at least 1 consecutive window",
+            ));
+        }
+        if self.min_calls == 0 {
+            return Err((
+                Field::MinCalls,
+                "0".to_owned(),
+                "at least 1 call (a window without calls never breaches)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The compiled pattern; only for a rule that passed [`check`](Self::check).
+    pub(crate) fn compiled_pattern(&self) -> Pattern {
+        Pattern::parse(&self.pattern).expect("validated rule")
+    }
+}
+
+/// Alert rule names: 1 to 128 bytes of `[A-Za-z0-9_.-]`.
+fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("an alert rule needs a name");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err("an alert rule name is at most 128 bytes long");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    {
+        return Err("an alert rule name may only hold ASCII letters, digits, '_', '.' and '-'");
+    }
+    Ok(())
+}
+
+/// Checks a list of rules: each one, and that no two share a name.
+pub(crate) fn validate_all(rules: &[AlertRule]) -> Result<(), Error> {
+    for (i, rule) in rules.iter().enumerate() {
+        rule.validate()?;
+        if rules[..i].iter().any(|r| r.name == rule.name) {
+            return Err(Error::invalid(
+                "alert.name",
+                format!("{:?}", rule.name),
+                "two alert rules have this name; names must be unique",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(rule: AlertRule) -> (String, String, String) {
+        match rule.validate() {
+            Err(Error::InvalidConfig { key, value, reason }) => (key, value, reason),
+            other => panic!("expected InvalidConfig for {rule:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn good_rules_pass_with_defaults() {
+        let r = AlertRule::error_rate("db-errors", "db.*", 0.05);
+        r.validate().unwrap();
+        assert_eq!((r.get_for_windows(), r.get_min_calls()), (1, 1));
+        assert_eq!(r.get_cooldown(), Duration::ZERO);
+        assert_eq!(r.condition(), Condition::ErrorRate { above: 0.05 });
+        for rule in [
+            AlertRule::error_rate("a", "x", 0.0),
+            AlertRule::error_rate("a", "x", 1.0),
+            AlertRule::percentile("p.99_x-y", "*", 1.0, Duration::from_millis(5)),
+            AlertRule::percentile("a", "http.*.get", 1e-9, Duration::ZERO),
+            AlertRule::slow_calls("a", "db.query", 0).for_windows(u32::MAX),
+            AlertRule::slow_calls(&*"n".repeat(128), "x", u64::MAX).min_calls(u64::MAX),
+        ] {
+            rule.validate().unwrap();
+        }
+        let p = AlertRule::percentile("a", "x", 0.5, Duration::MAX);
+        assert_eq!(
+            p.condition(),
+            Condition::Percentile {
+                quantile: 0.5,
+                above_ns: u64::MAX
+            }
+        );
+    }
+
+    #[test]
+    fn every_bad_value_is_named() {
+        let cases: Vec<(AlertRule, &str, &str)> = vec![
+            (AlertRule::error_rate("", "x", 0.1), "alert.name", "\"\""),
+            (
+                AlertRule::error_rate("a b", "x", 0.1),
+                "alert.name",
+                "\"a b\"",
+            ),
+            (
+                AlertRule::error_rate("a/b", "x", 0.1),
+                "alert.name",
+                "\"a/b\"",
+            ),
+            (AlertRule::error_rate("é", "x", 0.1), "alert.name", "\"é\""),
+            (
+                AlertRule::error_rate("a", "", 0.1),
+                "alert.\"a\".pattern",
+                "\"\"",
+            ),
+            (
+                AlertRule::error_rate("a", "db-*", 0.1),
+                "alert.\"a\".pattern",
+                "\"db-*\"",
+            ),
+            (
+                AlertRule::error_rate("a", "x", f64::NAN),
+                "alert.\"a\".above",
+                "NaN",
+            ),
+            (
+                AlertRule::error_rate("a", "x", -0.1),
+                "alert.\"a\".above",
+                "-0.1",
+            ),
+            (
+                AlertRule::error_rate("a", "x", 1.5),
+                "alert.\"a\".above",
+                "1.5",
+            ),
+            (
+                AlertRule::error_rate("a", "x", f64::INFINITY),
+                "alert.\"a\".above",
+                "inf",
+            ),
+            (
+                AlertRule::percentile("a", "x", 0.0, Duration::ZERO),
+                "alert.\"a\".quantile",
+                "0",
+            ),
+            (
+                AlertRule::percentile("a", "x", 1.01, Duration::ZERO),
+                "alert.\"a\".quantile",
+                "1.01",
+            ),
+            (
+                AlertRule::percentile("a", "x", f64::NAN, Duration::ZERO),
+                "alert.\"a\".quantile",
+                "NaN",
+            ),
+            (
+                AlertRule::percentile("a", "x", -0.5, Duration::ZERO),
+                "alert.\"a\".quantile",
+                "-0.5",
+            ),
+            (
+                AlertRule::slow_calls("a", "x", 1).for_windows(0),
+                "alert.\"a\".for_windows",
+                "0",
+            ),
+            (
+                AlertRule::slow_calls("a", "x", 1).min_calls(0),
+                "alert.\"a\".min_calls",
+                "0",
+            ),
+        ];
+        for (rule, want_key, want_value) in cases {
+            let (key, value, why) = reason(rule);
+            assert_eq!((key.as_str(), value.as_str()), (want_key, want_value));
+            assert!(!why.is_empty());
+        }
+        let long = AlertRule::error_rate("n".repeat(129), "x", 0.1);
+        assert!(reason(long).2.contains("128"));
+        let msg = AlertRule::error_rate("a", "x", f64::NAN)
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            msg,
+            "invalid value NaN for alert.\"a\".above: an error rate from 0 to 1"
+        );
+    }
+
+    #[test]
+    fn duplicate_names_are_rejected() {
+        let rules = [
+            AlertRule::error_rate("a", "x", 0.1),
+            AlertRule::slow_calls("a", "y", 1),
+        ];
+        let e = validate_all(&rules).unwrap_err().to_string();
+        assert!(e.contains("\"a\"") && e.contains("unique"), "{e}");
+        validate_all(&rules[..1]).unwrap();
+    }
+
+    #[test]
+    fn conditions_display_and_compare_strictly() {
+        let p = Condition::Percentile {
+            quantile: 0.999,
+            above_ns: 200_000_000,
+        };
+        assert_eq!(p.to_string(), "p99.9 > 200ms");
+        assert_eq!(
+            Condition::ErrorRate { above: 0.05 }.to_string(),
+            "error rate > 0.05"
+        );
+        assert_eq!(
+            Condition::SlowCalls { above: 3 }.to_string(),
+            "slow calls > 3"
+        );
+        assert!(!Condition::SlowCalls { above: 3 }.breached(3.0));
+        assert!(Condition::SlowCalls { above: 3 }.breached(4.0));
+        assert_eq!(quantile_label(0.95), "95");
+        assert_eq!(quantile_label(1.0), "100");
+        assert_eq!(quantile_label(0.5), "50");
+    }
+}
