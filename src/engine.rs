@@ -359,6 +359,7 @@ pub struct Builder {
     log: crate::log::LogConfig,
     /// Exposition histogram bucket bounds, nanoseconds.
     buckets: Vec<u64>,
+    alert_callbacks: Vec<crate::aggregator::AlertCallback>,
 }
 
 /// Default ring capacity.
@@ -381,6 +382,7 @@ impl Default for Builder {
             callbacks: Vec::new(),
             log: crate::log::LogConfig::new(""),
             buckets: crate::aggregator::DEFAULT_BUCKETS_NS.to_vec(),
+            alert_callbacks: Vec::new(),
         }
     }
 }
@@ -625,6 +627,51 @@ impl Builder {
         self
     }
 
+    /// Adds an alert rule, evaluated at every window close (see [`alert`](crate::alert));
+    /// the configuration file's `[[alert]]` rules come on top.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    /// use ringmeter::alert::{AlertRule, AlertState};
+    /// use ringmeter::{Clock, Engine};
+    ///
+    /// let (clock, mock) = Clock::mock();
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = Arc::clone(&seen);
+    /// let engine = Engine::builder()
+    ///     .clock(clock)
+    ///     .alert(AlertRule::error_rate("db-errors", "db.*", 0.1).for_windows(2))
+    ///     .on_alert(move |notices| sink.lock().unwrap().extend(notices.iter().cloned()))
+    ///     .start_manual()?;
+    /// let op = engine.op("db.query")?;
+    /// mock.advance(Duration::from_millis(500));
+    /// for _ in 0..3 {
+    ///     let _ = op.time_result(|| Err::<(), _>("refused")); // every call fails
+    ///     mock.advance(Duration::from_secs(1)); // the window closes
+    ///     engine.flush()?;
+    /// }
+    /// let seen = seen.lock().unwrap();
+    /// assert_eq!(seen.len(), 1);
+    /// assert_eq!(seen[0].state, AlertState::Firing);
+    /// assert_eq!(engine.snapshot().alerts.len(), 1);
+    /// # Ok::<(), ringmeter::Error>(())
+    /// ```
+    pub fn alert(mut self, rule: crate::alert::AlertRule) -> Self {
+        self.layers.api.alerts.push(rule);
+        self
+    }
+
+    /// Calls `f` with the alert notices of every window close that has some, grouped: firing
+    /// and resolved notices ordered by rule, then operation. Runs on the aggregator thread,
+    /// like [`on_window`](Self::on_window) callbacks, with the same rules; a callback that
+    /// panics is removed.
+    pub fn on_alert(mut self, f: impl FnMut(&[crate::alert::Alert]) + Send + 'static) -> Self {
+        self.alert_callbacks.push(Box::new(f));
+        self
+    }
+
     fn check_buckets(&self) -> Result<(), Error> {
         let b = &self.buckets;
         let reason = if b.is_empty() {
@@ -771,6 +818,8 @@ impl Builder {
             }),
             resolved: std::sync::Arc::clone(&resolved),
             bucket_bounds: self.buckets.clone().into(),
+            alerts: crate::alert::Evaluator::new(eff.alerts.clone())?,
+            alert_callbacks: std::mem::take(&mut self.alert_callbacks),
         };
         let shared = std::sync::Arc::new_cyclic(|weak: &Weak<Shared>| {
             let key: &'static EngineKey = Box::leak(Box::new(EngineKey {
@@ -1057,7 +1106,11 @@ impl Engine {
             ));
         };
         layers.file = source::from_file(&path)?;
-        self.shared().reconfigure(layers)
+        let alerts = layers.effective().alerts;
+        crate::alert::Evaluator::new(alerts.clone())?;
+        let mut agg = self.shared().lock_agg()?;
+        self.shared().reconfigure(layers)?;
+        agg.set_alert_rules(alerts)
     }
 
     /// The Prometheus exposition of the latest snapshot in `format`: what `GET /metrics`
@@ -1110,6 +1163,35 @@ impl Engine {
     /// [`Error::InvalidName`] for a name breaking the naming rules.
     pub fn describe(&self, name: &str, help: &str) -> Result<(), Error> {
         self.shared().lock_metrics().describe(name, help)
+    }
+
+    /// Replaces the alert rules given through the API ([`Builder::alert`], earlier calls);
+    /// the configuration file's `[[alert]]` rules stay. Rules whose name and definition are
+    /// unchanged keep their state; a removed rule that was firing sends resolved notices.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a bad rule or two rules of one name (the rules in force
+    /// stay); [`Error::CalledFromCallback`] from a window or alert callback.
+    pub fn set_alert_rules(&self, rules: Vec<crate::alert::AlertRule>) -> Result<(), Error> {
+        let mut layers = self.shared().lock_config().layers.clone();
+        layers.api.alerts = rules;
+        let alerts = layers.effective().alerts;
+        crate::alert::Evaluator::new(alerts.clone())?;
+        let mut agg = self.shared().lock_agg()?;
+        self.shared().reconfigure(layers)?;
+        agg.set_alert_rules(alerts)
+    }
+
+    /// Adds an alert callback (see [`Builder::on_alert`]).
+    ///
+    /// # Errors
+    /// [`Error::AggregatorPanicked`]; [`Error::CalledFromCallback`] from a callback.
+    pub fn on_alert(
+        &self,
+        f: impl FnMut(&[crate::alert::Alert]) + Send + 'static,
+    ) -> Result<(), Error> {
+        self.shared().lock_agg()?.add_alert_callback(Box::new(f));
+        Ok(())
     }
 
     /// The window length in force.

@@ -61,6 +61,7 @@ use crate::{Engine, Op, MAX_NAME_LEN};
 ///
 /// # Errors
 /// `metrics::SetRecorderError` when a global recorder was already installed.
+#[allow(clippy::result_large_err)] // the error hands the recorder back, as `metrics` does
 pub fn install(engine: &Engine) -> Result<(), metrics::SetRecorderError<MetricsRecorder>> {
     metrics::set_global_recorder(MetricsRecorder::new(engine))
 }

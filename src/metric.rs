@@ -381,7 +381,7 @@ mod tests {
         assert!(r.counter("x", &[("a", "1"), ("a", "2")]).is_err());
         r.counter("x", &[]).unwrap();
         assert!(r.gauge("x", &[]).is_err());
-        assert!(r.is_empty() == false);
+        assert!(!r.is_empty());
     }
 
     #[test]

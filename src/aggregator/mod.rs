@@ -39,6 +39,8 @@ use window::{OpAcc, RawExemplar, WindowAcc};
 
 /// A callback run on the aggregator thread for every closed window.
 pub(crate) type WindowCallback = Box<dyn FnMut(&Arc<WindowReport>) + Send>;
+/// A callback for the alert notices of one window close (or of a rule change).
+pub(crate) type AlertCallback = Box<dyn FnMut(&[crate::alert::Alert]) + Send>;
 
 /// Receives every closed window through a bounded channel.
 ///
@@ -107,6 +109,9 @@ pub(crate) struct Settings {
     pub(crate) resolved: Arc<Resolved>,
     /// Upper bounds of the exposition's histogram buckets, ascending, in nanoseconds.
     pub(crate) bucket_bounds: Arc<[u64]>,
+    /// Alert rules and their state.
+    pub(crate) alerts: crate::alert::Evaluator,
+    pub(crate) alert_callbacks: Vec<AlertCallback>,
 }
 
 /// What a pass should do besides draining.
@@ -261,6 +266,9 @@ pub(crate) struct Aggregator {
     log: Option<crate::log::LogSink>,
     /// Upper bounds of the exposition's histogram buckets.
     bucket_bounds: Arc<[u64]>,
+    /// Alert rules, evaluated at every window close.
+    alerts: crate::alert::Evaluator,
+    alert_callbacks: Vec<AlertCallback>,
 }
 
 impl Aggregator {
@@ -300,6 +308,8 @@ impl Aggregator {
             sequence: 0,
             log: None,
             bucket_bounds: settings.bucket_bounds,
+            alerts: settings.alerts,
+            alert_callbacks: settings.alert_callbacks,
         };
         if let Some(cfg) = settings.log {
             let now = agg.base.now_ns(&agg.clock);
@@ -806,9 +816,53 @@ impl Aggregator {
         }
         self.last_closed = Some(w.index);
         self.spare.push(w);
+        let notices = if self.alerts.is_empty() {
+            Vec::new()
+        } else {
+            self.alerts.evaluate(&report)
+        };
         self.deliver(&report);
+        self.notify(&notices);
         self.last_window = Some(report);
         self.windows_closed += 1;
+    }
+
+    /// Replaces the alert rules (already validated); notices of removed firing rules go out.
+    pub(crate) fn set_alert_rules(
+        &mut self,
+        rules: Vec<crate::alert::AlertRule>,
+    ) -> Result<(), crate::Error> {
+        let notices = self.alerts.set_rules(rules)?;
+        self.notify(&notices);
+        Ok(())
+    }
+
+    /// Adds an alert callback.
+    pub(crate) fn add_alert_callback(&mut self, f: AlertCallback) {
+        self.alert_callbacks.push(f);
+    }
+
+    /// Logs alert notices and hands them, as one group, to the alert callbacks.
+    fn notify(&mut self, notices: &[crate::alert::Alert]) {
+        if notices.is_empty() {
+            return;
+        }
+        if let Some(log) = &mut self.log {
+            for n in notices {
+                log.record(&crate::log::Record::Alert(n.clone()));
+            }
+        }
+        let _in_callback = CallbackScope::enter(self.engine_id);
+        let mut i = 0;
+        while i < self.alert_callbacks.len() {
+            let cb = &mut self.alert_callbacks[i];
+            if catch_unwind(AssertUnwindSafe(|| cb(notices))).is_err() {
+                eprintln!("ringmeter: an alert callback panicked and was removed");
+                drop(self.alert_callbacks.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
     }
 
     /// Hands a closed window to callbacks and subscribers.
@@ -898,6 +952,11 @@ impl Aggregator {
             bucket_bounds_ns: Arc::clone(&self.bucket_bounds),
             counters,
             gauges,
+            alerts: if self.alerts.is_empty() {
+                Vec::new()
+            } else {
+                self.alerts.active()
+            },
         })
     }
 

@@ -189,6 +189,9 @@ pub struct Snapshot {
     /// Every gauge ([`Engine::gauge`](crate::Engine::gauge)) as read at publication, sorted
     /// by name and labels.
     pub gauges: Vec<crate::metric::GaugeValue>,
+    /// Alerts firing as of the latest window close, as their firing notices said
+    /// ([`Builder::alert`](crate::Builder::alert)).
+    pub alerts: Vec<crate::alert::Alert>,
 }
 
 impl Snapshot {

@@ -204,8 +204,6 @@ pub(crate) struct Evaluator {
     last: Option<Window>,
 }
 
-// Wired by the aggregator: the engine calls these once alert rules are configurable.
-#[allow(dead_code)]
 impl Evaluator {
     /// An evaluator for `rules`.
     ///
@@ -225,11 +223,6 @@ impl Evaluator {
     /// Whether there are no rules (the aggregator may skip [`evaluate`](Self::evaluate)).
     pub(crate) fn is_empty(&self) -> bool {
         self.slots.is_empty()
-    }
-
-    /// The rules, in order.
-    pub(crate) fn rules(&self) -> impl Iterator<Item = &AlertRule> + '_ {
-        self.slots.iter().map(|s| &s.info.rule)
     }
 
     /// Replaces the rules. A rule whose name and definition are both unchanged keeps its
@@ -330,6 +323,7 @@ impl Evaluator {
     }
 
     /// How many (rule, operation) pairs have a state (pending, firing or cooling down).
+    #[cfg(test)]
     pub(crate) fn tracked(&self) -> usize {
         self.slots.iter().map(|s| s.states.len()).sum()
     }

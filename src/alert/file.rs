@@ -53,7 +53,6 @@ const MAX_COOLDOWN_SECS: f64 = 31_536_000.0;
 /// [`Error::InvalidConfig`] naming the key for a value that is not an array of tables, an
 /// unknown key, a value of the wrong type or out of range, a missing `name` or `op`, no
 /// condition or more than one, or a name used twice.
-#[allow(dead_code)] // wired by the aggregator (through the configuration file reader)
 pub(crate) fn from_toml(file_label: &str, value: &toml::Value) -> Result<Vec<AlertRule>, Error> {
     let list = value.as_array().ok_or_else(|| {
         Error::invalid(

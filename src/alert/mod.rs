@@ -41,9 +41,9 @@ mod file;
 mod notice;
 mod rule;
 
-#[allow(unused_imports)] // wired by the aggregator
-pub(crate) use eval::{Evaluator, OpSample};
-#[allow(unused_imports)] // wired by the aggregator (configuration file reader)
+pub(crate) use eval::Evaluator;
+#[cfg(test)]
+pub(crate) use eval::OpSample;
 pub(crate) use file::from_toml;
 pub use notice::{Alert, AlertState};
 pub use rule::{AlertRule, Condition};

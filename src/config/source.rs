@@ -32,6 +32,8 @@ pub(crate) struct Layer {
     pub(crate) ring_capacity: Option<usize>,
     pub(crate) log_dir: Option<PathBuf>,
     pub(crate) rules: Rules,
+    /// Alert rules (`[[alert]]`; the configuration file only).
+    pub(crate) alerts: Vec<crate::alert::AlertRule>,
 }
 
 impl Layer {
@@ -43,6 +45,7 @@ impl Layer {
             self.log_dir.clone_from(&over.log_dir);
         }
         self.rules.overlay(&over.rules);
+        self.alerts.extend(over.alerts.iter().cloned());
     }
 }
 
@@ -177,12 +180,13 @@ pub(crate) fn from_toml(text: &str, origin: &str) -> Result<Layer, ParseError> {
                     rules = rules.rule(pattern.clone(), rule_table(rt, &rk).map_err(cfg)?);
                 }
             }
+            "alert" => layer.alerts = crate::alert::from_toml(origin, value).map_err(cfg)?,
             _ => {
                 return Err(cfg(Error::invalid(
                     &k,
                     value,
                     "unknown key (known: window_secs, ring_capacity, log_dir, slow_threshold_ms, \
-                     error_rate_threshold, sample_every, [defaults], [rules.\"pattern\"])",
+                     error_rate_threshold, sample_every, [defaults], [rules.\"pattern\"], [[alert]])",
                 )))
             }
         }

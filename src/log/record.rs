@@ -59,6 +59,8 @@ pub enum Record {
     Event(EngineEvent),
     /// Counter and gauge values.
     Series(SeriesRecord),
+    /// An alert notice.
+    Alert(crate::alert::Alert),
     /// A record of a kind this version does not decode, returned as its raw payload.
     Unknown {
         /// The frame's kind byte.
@@ -76,6 +78,7 @@ impl Record {
             Self::Window(_) => RecordKind::Window as u8,
             Self::Event(_) => RecordKind::Event as u8,
             Self::Series(_) => RecordKind::Series as u8,
+            Self::Alert(_) => RecordKind::Alert as u8,
             Self::Unknown { kind, .. } => *kind,
         }
     }
@@ -102,6 +105,7 @@ impl Record {
             Self::Window(w) => encode_window(&w.fields(), hist, buf)?,
             Self::Event(e) => encode_event(e, buf)?,
             Self::Series(r) => encode_series(r.unix_ns, &r.counters, &r.gauges, buf)?,
+            Self::Alert(a) => encode_alert(a, buf)?,
             Self::Unknown { payload, .. } => buf.extend_from_slice(payload),
         }
         Ok(self.kind())
@@ -134,7 +138,8 @@ impl Record {
             }
             Some(RecordKind::Event) => decode_event(payload).map(Record::Event),
             Some(RecordKind::Series) => decode_series(payload).map(Record::Series),
-            Some(RecordKind::Alert) | None => Ok(Record::Unknown {
+            Some(RecordKind::Alert) => decode_alert(payload).map(Record::Alert),
+            None => Ok(Record::Unknown {
                 kind,
                 payload: payload.to_vec(),
             }),
@@ -515,6 +520,34 @@ pub(crate) fn encode_series(
     Ok(())
 }
 
+/// Appends an alert payload.
+pub(crate) fn encode_alert(a: &crate::alert::Alert, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
+    use crate::alert::{AlertState, Condition};
+    buf.push(match a.state {
+        AlertState::Firing => 1,
+        AlertState::Resolved => 2,
+    });
+    let (kind, x, y) = match a.condition {
+        Condition::ErrorRate { above } => (1, above.to_bits(), 0),
+        Condition::Percentile { quantile, above_ns } => (2, quantile.to_bits(), above_ns),
+        Condition::SlowCalls { above } => (3, above, 0),
+    };
+    buf.push(kind);
+    buf.push(u8::from(a.value.is_some()));
+    buf.push(0);
+    put_u32(buf, a.windows_breached);
+    put_u64(buf, x);
+    put_u64(buf, y);
+    put_u64(buf, a.value.map_or(0, f64::to_bits));
+    put_u64(buf, a.calls);
+    put_u64(buf, a.window_start_unix_ns);
+    put_u64(buf, a.window_end_unix_ns);
+    put_u64(buf, a.since_unix_ns);
+    put_str16(buf, &a.rule, "alert rule name")?;
+    put_str16(buf, &a.operation, "operation name")?;
+    Ok(())
+}
+
 /// Serializes histograms in HdrHistogram's V2 + deflate encoding (the bytes
 /// `V2DeflateSerializer` writes) with buffers and a compressor kept across calls: setting up
 /// a new compressor costs far more than compressing one histogram.
@@ -773,6 +806,65 @@ fn decode_series(payload: &[u8]) -> Result<SeriesRecord, DecodeError> {
         unix_ns,
         counters,
         gauges,
+    })
+}
+
+fn decode_alert(payload: &[u8]) -> Result<crate::alert::Alert, DecodeError> {
+    use crate::alert::{Alert, AlertState, Condition};
+    let mut c = Cursor::new(payload);
+    let state = match c.u8("alert state")? {
+        1 => AlertState::Firing,
+        2 => AlertState::Resolved,
+        s => {
+            return Err(c.err(format!(
+                "alert state {s} is neither 1 (firing) nor 2 (resolved)"
+            )))
+        }
+    };
+    let kind = c.u8("condition kind")?;
+    let has_value = match c.u8("value flag")? {
+        0 => false,
+        1 => true,
+        f => return Err(c.err(format!("value flag {f} is neither 0 nor 1"))),
+    };
+    c.take(1, "reserved")?;
+    let windows_breached = c.u32("windows breached")?;
+    let x = c.u64("condition")?;
+    let y = c.u64("condition")?;
+    let condition = match kind {
+        1 => Condition::ErrorRate {
+            above: f64::from_bits(x),
+        },
+        2 => Condition::Percentile {
+            quantile: f64::from_bits(x),
+            above_ns: y,
+        },
+        3 => Condition::SlowCalls { above: x },
+        k => return Err(c.err(format!("unknown condition kind {k}"))),
+    };
+    let value = f64::from_bits(c.u64("value")?);
+    let calls = c.u64("calls")?;
+    let window_start_unix_ns = c.u64("window start")?;
+    let window_end_unix_ns = c.u64("window end")?;
+    let since_unix_ns = c.u64("since")?;
+    let len = c.u16("rule name length")? as usize;
+    let rule = Arc::from(c.str(len, "rule name")?);
+    let len = c.u16("operation name length")? as usize;
+    let operation = Arc::from(c.str(len, "operation name")?);
+    if c.remaining() != 0 {
+        return Err(c.err("trailing bytes after the alert"));
+    }
+    Ok(Alert {
+        rule,
+        operation,
+        state,
+        condition,
+        value: has_value.then_some(value),
+        calls,
+        window_start_unix_ns,
+        window_end_unix_ns,
+        since_unix_ns,
+        windows_breached,
     })
 }
 
