@@ -421,16 +421,25 @@ impl Conn {
     }
 }
 
-/// After the answer: close our side, then read (and discard) until the client closes, for at
-/// most `LINGER`. Closing with unread request bytes (a pipelined request, a body, the rest of
-/// an oversized head) would make the kernel reset the connection, and a reset can destroy an
-/// answer the client has not read yet.
+/// After the answer: close our side; if the client sent more than we read (a body, a
+/// pipelined request, the rest of an oversized head), read and discard it until the client
+/// closes, for at most `LINGER`. Closing with unread bytes would make the kernel reset the
+/// connection, and a reset can destroy an answer the client has not read yet. A client that
+/// sent only its head (every scraper) costs no wait.
 fn linger(stream: &mut TcpStream) {
     if stream.shutdown(Shutdown::Write).is_err() {
         return;
     }
-    let deadline = Instant::now() + LINGER;
     let mut buf = [0u8; 4096];
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    let pending = stream.read(&mut buf);
+    if !matches!(pending, Ok(n) if n > 0) || stream.set_nonblocking(false).is_err() {
+        // Nothing unread (would block), the client closed (0), or a reset: close now.
+        return;
+    }
+    let deadline = Instant::now() + LINGER;
     let mut discarded = 0;
     while discarded < LINGER_BYTES {
         let left = deadline.saturating_duration_since(Instant::now());
