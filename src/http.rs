@@ -228,8 +228,10 @@ impl MetricsServer {
         self.local_addr
     }
 
-    /// Stops accepting connections and waits until the requests in flight are answered
-    /// (each bounded by the read timeout). Dropping the server does the same.
+    /// Stops accepting connections and waits until the requests in flight are answered:
+    /// each is bounded by the read timeout, the write timeout (the same value) and, for a
+    /// client that sent more than its request head, one second of discarding the rest.
+    /// Dropping the server does the same.
     pub fn shutdown(mut self) {
         self.stop();
     }
