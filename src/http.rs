@@ -19,7 +19,7 @@
 //! | the engine is gone (every [`Engine`] handle dropped) | `503` |
 //! | more than `max_connections` connections at once | `503` |
 //!
-//! The server holds only a [`WeakEngine`](crate::WeakEngine): dropping the application's
+//! The server holds only a [`WeakEngine`]: dropping the application's
 //! handles still shuts the engine down. Rendering loads the published snapshot (no lock the
 //! recording threads or the aggregator need) and runs on the worker thread.
 
