@@ -322,6 +322,12 @@ impl Evaluator {
         ordered(out)
     }
 
+    /// The rules, in order.
+    #[cfg(test)]
+    pub(crate) fn rules(&self) -> impl Iterator<Item = &AlertRule> + '_ {
+        self.slots.iter().map(|s| &s.info.rule)
+    }
+
     /// How many (rule, operation) pairs have a state (pending, firing or cooling down).
     #[cfg(test)]
     pub(crate) fn tracked(&self) -> usize {
