@@ -139,5 +139,15 @@ struct ReadmeDoctests;
 #[doc = include_str!("../docs/configuration.md")]
 struct ConfigurationDoctests;
 
+/// The exporting guide's examples (they need the `http` and `metrics` features).
+#[cfg(all(doctest, feature = "http", feature = "metrics"))]
+#[doc = include_str!("../docs/exporting.md")]
+struct ExportingDoctests;
+
+/// The alerts guide's examples.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/alerts.md")]
+struct AlertsDoctests;
+
 /// Re-export of the `hdrhistogram` crate whose `Histogram` type appears in window reports.
 pub use hdrhistogram;
