@@ -160,6 +160,23 @@ fn buckets_ascend_and_inf_equals_count_equals_the_exact_statistics() {
     assert_eq!(t("cache.get").buckets, vec![300, 300, 300, 300, 300]);
 }
 
+/// Runs `command` with `text` on its standard input.
+fn pipe(command: &mut Command, text: &str) -> std::process::Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn promtool_accepts_the_live_text() {
     let ok = Command::new("promtool")
@@ -173,20 +190,7 @@ fn promtool_accepts_the_live_text() {
         return;
     }
     let text = render(&engine(), Format::Text);
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = pipe(Command::new("promtool").args(["check", "metrics"]), &text);
     assert!(
         out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
         "promtool: {} {}\n{text}",
@@ -215,20 +219,7 @@ fn the_openmetrics_parser_accepts_the_openmetrics_text() {
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse\n\
 fams = list(parse(sys.stdin.read()))\n\
 print(len(fams), sum(len(f.samples) for f in fams))\n";
-    let mut child = Command::new(&python)
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = pipe(Command::new(&python).args(["-c", script]), &text);
     assert!(
         out.status.success(),
         "parser: {}\n{text}",
