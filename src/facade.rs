@@ -49,8 +49,8 @@
 //!
 //! To make it the process-wide recorder: [`install`].
 
+use crate::loom::{AtomicBool, AtomicU64, Ordering};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use metrics::{Key, KeyName, Metadata, SharedString, Unit};

@@ -23,9 +23,9 @@
 //! handles still shuts the engine down. Rendering loads the published snapshot (no lock the
 //! recording threads or the aggregator need) and runs on the worker thread.
 
+use crate::loom::{AtomicBool, AtomicUsize, Ordering};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
