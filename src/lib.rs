@@ -54,28 +54,52 @@
 #![deny(unsafe_op_in_unsafe_fn, missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-mod aggregator;
-pub mod alert;
+// The modules in layers, from the bottom of the one-way module graph up: a module imports
+// only modules of the layers above its own (see docs/architecture.md).
+
+// Leaves: bounds, names, errors, the clock, the event.
 mod clock;
-#[cfg(doctest)]
-mod compile_fail_tests;
-mod config;
-#[doc(hidden)]
-pub mod demo;
-mod engine;
+pub mod env;
 mod error;
 mod event;
+pub mod limits;
+mod loom;
+mod name;
+mod pattern;
+
+// Lock-free primitives and shared values.
+pub mod metric;
+
+// Rules and alert rules.
+pub mod alert;
+mod config;
+
+// The published data model.
+mod report;
+
+// Its consumers: the window log and the exports.
 pub mod export;
+pub mod log;
+
+// What the hot path and the aggregator share, and the hot path.
+mod hub;
+mod local;
+mod op;
+
+// The aggregator.
+mod aggregator;
+
+// The handle on top, and what serves it.
+mod engine;
 #[cfg(feature = "metrics")]
 pub mod facade;
 #[cfg(feature = "http")]
 pub mod http;
-mod local;
-pub mod log;
-mod loom;
-pub mod metric;
-mod name;
-mod op;
+
+#[cfg(doctest)]
+mod compile_fail_tests;
+#[doc(hidden)]
+pub mod demo;
 
 // The ring and the registry are public only for the loom models in `tests/loom.rs`.
 #[cfg(loom)]
@@ -89,26 +113,19 @@ pub mod ring;
 #[cfg(not(loom))]
 mod ring;
 
-pub use aggregator::{
-    Exemplar, OpStats, OpTotals, OpWindow, PooledHistogram, Snapshot, Subscription, WindowReport,
-    DEFAULT_BUCKETS_NS, MAX_BUCKETS,
-};
+pub use aggregator::{PooledHistogram, Subscription, DEFAULT_BUCKETS_NS, MAX_BUCKETS};
 pub use clock::{Clock, MockClock};
-pub use config::source::{
-    ENV_CONFIG, ENV_ERROR_RATE_THRESHOLD, ENV_LOG_DIR, ENV_RING_CAPACITY, ENV_SAMPLE_EVERY,
-    ENV_SLOW_THRESHOLD_MS, ENV_WINDOW_SECS,
-};
-pub use config::{
-    EffectiveRule, Rule, Rules, Sampling, MAX_EXEMPLARS, MAX_SAMPLE_EVERY, MIN_SAMPLE_PROBABILITY,
-};
-pub use engine::{
-    global, init_global, Builder, Engine, OpCache, WeakEngine, MAX_OPERATIONS, MAX_RING_CAPACITY,
-    OVERFLOW_OP,
-};
+pub use config::{EffectiveRule, Rule, Rules, Sampling};
+pub use engine::{global, init_global, Builder, Engine, OpCache, WeakEngine, OVERFLOW_OP};
 pub use error::Error;
+pub use limits::{
+    MAX_EXEMPLARS, MAX_NAME_LEN, MAX_OPERATIONS, MAX_RING_CAPACITY, MAX_SAMPLE_EVERY,
+    MIN_SAMPLE_PROBABILITY,
+};
 pub use metric::{Counter, Gauge};
-pub use name::{prometheus_name, validate_name, NameError, MAX_NAME_LEN};
+pub use name::{prometheus_name, validate_name, NameError};
 pub use op::{ErrorKind, Op, Timer};
+pub use report::{Exemplar, OpStats, OpTotals, OpWindow, Snapshot, WindowReport};
 
 /// The calling thread's number: ringmeter numbers threads from 1 in the order they first
 /// record into any engine (or ask for their number). Window exemplars name threads by it

@@ -10,8 +10,8 @@ use core::cell::{Cell, RefCell};
 use core::ptr;
 
 use crate::config::table::{self, Mode, Table, Word};
-use crate::engine::EngineKey;
 use crate::event::Event;
+use crate::hub::EngineKey;
 use crate::loom::{Arc, Ordering};
 use crate::ring::Producer;
 
@@ -224,7 +224,7 @@ impl Local {
         let entry = match found {
             Some(e) => e,
             None => {
-                let Some(shared) = key.shared() else {
+                let Some(hub) = key.hub() else {
                     return ptr::null_mut();
                 };
                 // The cached entry may be one of those freed below.
@@ -241,7 +241,7 @@ impl Local {
                     !orphaned
                 });
                 let thread = thread_number();
-                let producer = shared.register_ring(thread);
+                let producer = hub.register_ring(thread);
                 let slots = vec![
                     Slot {
                         word: table::ALL,
@@ -256,7 +256,7 @@ impl Local {
                     engine: addr,
                     tallies,
                     producer,
-                    rules: shared.rule_table(),
+                    rules: hub.rule_table(),
                     generation: u64::MAX,
                     all: true,
                     slots,

@@ -38,8 +38,7 @@ use crate::Error;
 /// A label set: `(name, value)` pairs sorted by name, names unique.
 pub type Labels = Arc<[(Arc<str>, Arc<str>)]>;
 
-/// Most counter and gauge series one engine holds.
-pub const MAX_SERIES: usize = 65_536;
+pub use crate::limits::MAX_SERIES;
 
 /// A counter's value at a publication.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,8 +8,7 @@
 
 use core::fmt;
 
-/// Longest accepted operation name, in bytes.
-pub const MAX_NAME_LEN: usize = 128;
+use crate::limits::MAX_NAME_LEN;
 
 /// Why a name was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,8 +3,8 @@
 use core::fmt;
 use std::time::Duration;
 
-use crate::engine::EngineKey;
 use crate::event::Event;
+use crate::hub::EngineKey;
 use crate::local;
 
 /// A registered operation: a `Copy` handle resolved once by [`Engine::op`](crate::Engine::op)

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ringmeter::{Sampling, ENV_CONFIG, ENV_SAMPLE_EVERY, ENV_WINDOW_SECS};
+use ringmeter::{env, Sampling};
 
 #[test]
 fn the_global_engine_reads_the_environment_and_its_file() {
@@ -12,9 +12,9 @@ fn the_global_engine_reads_the_environment_and_its_file() {
     let file = dir.join("global.toml");
     std::fs::write(&file, "[rules.\"global.quiet\"]\nsample = \"count-only\"\n").unwrap();
     // Nothing else runs in this process yet: setting the environment cannot race.
-    std::env::set_var(ENV_SAMPLE_EVERY, "4");
-    std::env::set_var(ENV_WINDOW_SECS, "2");
-    std::env::set_var(ENV_CONFIG, &file);
+    std::env::set_var(env::SAMPLE_EVERY, "4");
+    std::env::set_var(env::WINDOW_SECS, "2");
+    std::env::set_var(env::CONFIG, &file);
 
     let engine = ringmeter::global();
     assert_eq!(engine.window(), Duration::from_secs(2));

@@ -4,15 +4,15 @@
 
 use std::time::Duration;
 
-use ringmeter::{Builder, Error, Sampling, ENV_SAMPLE_EVERY};
+use ringmeter::{env, Builder, Error, Sampling};
 
 #[test]
 fn a_bad_value_is_an_error_and_the_lazy_global_engine_falls_back_to_defaults() {
     // Nothing else runs in this process yet: setting the environment cannot race.
-    std::env::set_var(ENV_SAMPLE_EVERY, "sometimes");
+    std::env::set_var(env::SAMPLE_EVERY, "sometimes");
     match Builder::from_env() {
         Err(Error::InvalidConfig { key, value, .. }) => {
-            assert_eq!(key, ENV_SAMPLE_EVERY);
+            assert_eq!(key, env::SAMPLE_EVERY);
             assert_eq!(value, "sometimes");
         }
         other => panic!("expected InvalidConfig, got {other:?}"),

@@ -12,11 +12,7 @@ use std::thread;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use ringmeter::{
-    Builder, Clock, Engine, Error, MockClock, OpStats, Rule, Rules, Sampling, ENV_CONFIG,
-    ENV_ERROR_RATE_THRESHOLD, ENV_RING_CAPACITY, ENV_SAMPLE_EVERY, ENV_SLOW_THRESHOLD_MS,
-    ENV_WINDOW_SECS,
-};
+use ringmeter::{env, Builder, Clock, Engine, Error, MockClock, OpStats, Rule, Rules, Sampling};
 
 const MS: Duration = Duration::from_millis(1);
 const SEC: Duration = Duration::from_secs(1);
@@ -274,7 +270,7 @@ exemplars = 1
     );
     let path = file.to_str().unwrap();
     // File only.
-    let e = Builder::from_env_with(env(&[(ENV_CONFIG, path)]))
+    let e = Builder::from_env_with(env(&[(env::CONFIG, path)]))
         .unwrap()
         .start_manual()
         .unwrap();
@@ -287,12 +283,12 @@ exemplars = 1
     assert_eq!(b.exemplars, 1);
     // Environment over file.
     let vars = [
-        (ENV_CONFIG, path),
-        (ENV_WINDOW_SECS, "3"),
-        (ENV_SAMPLE_EVERY, "3"),
-        (ENV_SLOW_THRESHOLD_MS, "20"),
-        (ENV_RING_CAPACITY, "2048"),
-        (ENV_ERROR_RATE_THRESHOLD, "0.4"),
+        (env::CONFIG, path),
+        (env::WINDOW_SECS, "3"),
+        (env::SAMPLE_EVERY, "3"),
+        (env::SLOW_THRESHOLD_MS, "20"),
+        (env::RING_CAPACITY, "2048"),
+        (env::ERROR_RATE_THRESHOLD, "0.4"),
     ];
     let e = Builder::from_env_with(env(&vars))
         .unwrap()
@@ -412,11 +408,11 @@ fn bad_configuration_stops_start_up_with_a_typed_error() {
         assert!(err.to_string().contains(expect), "{expect}: {err}");
     }
     for (var, value) in [
-        (ENV_SAMPLE_EVERY, "often"),
-        (ENV_WINDOW_SECS, "-1"),
-        (ENV_ERROR_RATE_THRESHOLD, "NaN"),
-        (ENV_RING_CAPACITY, "100"),
-        (ENV_SLOW_THRESHOLD_MS, ""),
+        (env::SAMPLE_EVERY, "often"),
+        (env::WINDOW_SECS, "-1"),
+        (env::ERROR_RATE_THRESHOLD, "NaN"),
+        (env::RING_CAPACITY, "100"),
+        (env::SLOW_THRESHOLD_MS, ""),
     ] {
         let err = Builder::from_env_with(env(&[(var, value)])).expect_err(var);
         let msg = err.to_string();

@@ -3,7 +3,7 @@
 use hdrhistogram::Histogram;
 
 use super::pool::HistPool;
-use super::report::OpStats;
+use crate::report::OpStats;
 
 /// Quantiles reported in [`OpStats`], ascending (hdrhistogram's one-pass lookup needs that order).
 const QUANTILES: [f64; 5] = [0.5, 0.9, 0.95, 0.99, 0.999];

@@ -22,9 +22,9 @@ use hdrhistogram::Histogram;
 
 use super::notice::{Alert, AlertState};
 use super::rule::{validate_all, AlertRule, Condition};
-use crate::config::Pattern;
-use crate::engine::MAX_OPERATIONS;
 use crate::error::Error;
+use crate::limits::MAX_OPERATIONS;
+use crate::pattern::Pattern;
 use crate::{OpStats, OpWindow, WindowReport};
 
 /// What the evaluator reads of one operation's window: implemented by [`OpWindow`], and by

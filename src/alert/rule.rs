@@ -4,9 +4,9 @@
 use core::fmt;
 use std::time::Duration;
 
-use crate::config::Pattern;
 use crate::error::Error;
-use crate::name::MAX_NAME_LEN;
+use crate::limits::MAX_NAME_LEN;
+use crate::pattern::Pattern;
 
 /// What an alert rule compares with its threshold in each closed window. A window breaches
 /// when the observed value is strictly above the threshold.

@@ -15,7 +15,6 @@
 //! [`Builder::rule`]: crate::Builder::rule
 //! [`Engine::set_rules`]: crate::Engine::set_rules
 
-mod pattern;
 pub(crate) mod source;
 pub mod table;
 
@@ -23,16 +22,10 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::error::Error;
-pub(crate) use pattern::Pattern;
-
-/// Largest accepted [`Sampling::Every`] period.
-pub const MAX_SAMPLE_EVERY: u32 = 1_000_000;
-
-/// Smallest accepted [`Sampling::Probability`].
-pub const MIN_SAMPLE_PROBABILITY: f64 = 1e-6;
-
-/// Most exemplars (slowest calls) an operation keeps per window.
-pub const MAX_EXEMPLARS: usize = 64;
+use crate::limits::{
+    DEFAULT_SLOW_THRESHOLD, MAX_EXEMPLARS, MAX_SAMPLE_EVERY, MIN_SAMPLE_PROBABILITY,
+};
+use crate::pattern::Pattern;
 
 /// Which calls of an operation are timed.
 ///
@@ -230,7 +223,7 @@ impl Default for EffectiveRule {
     fn default() -> Self {
         Self {
             sampling: Sampling::All,
-            slow_threshold: Duration::from_secs(1),
+            slow_threshold: DEFAULT_SLOW_THRESHOLD,
             enabled: true,
             error_rate_threshold: 0.1,
             exemplars: 5,

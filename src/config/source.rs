@@ -6,24 +6,15 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Rule, Rules, Sampling, MAX_EXEMPLARS, MAX_SAMPLE_EVERY, MIN_SAMPLE_PROBABILITY};
-use crate::engine::MAX_RING_CAPACITY;
+use super::{Rule, Rules, Sampling};
+use crate::env::{
+    CONFIG as ENV_CONFIG, ERROR_RATE_THRESHOLD as ENV_ERROR_RATE_THRESHOLD, LOG_DIR as ENV_LOG_DIR,
+    RING_CAPACITY as ENV_RING_CAPACITY, SAMPLE_EVERY as ENV_SAMPLE_EVERY,
+    SLOW_THRESHOLD_MS as ENV_SLOW_THRESHOLD_MS, WINDOW_SECS as ENV_WINDOW_SECS,
+};
 use crate::error::Error;
-
-/// Slow threshold of every operation, in milliseconds (decimals allowed).
-pub const ENV_SLOW_THRESHOLD_MS: &str = "RINGMETER_SLOW_THRESHOLD_MS";
-/// Window length in seconds (decimals allowed).
-pub const ENV_WINDOW_SECS: &str = "RINGMETER_WINDOW_SECS";
-/// Error-rate threshold of every operation, 0 to 1.
-pub const ENV_ERROR_RATE_THRESHOLD: &str = "RINGMETER_ERROR_RATE_THRESHOLD";
-/// Time one call in N of every operation.
-pub const ENV_SAMPLE_EVERY: &str = "RINGMETER_SAMPLE_EVERY";
-/// Ring capacity in events (a power of two).
-pub const ENV_RING_CAPACITY: &str = "RINGMETER_RING_CAPACITY";
-/// Directory of the window log.
-pub const ENV_LOG_DIR: &str = "RINGMETER_LOG_DIR";
-/// Path of a TOML configuration file.
-pub const ENV_CONFIG: &str = "RINGMETER_CONFIG";
+use crate::limits::{MAX_EXEMPLARS, MAX_RING_CAPACITY, MAX_SAMPLE_EVERY, MIN_SAMPLE_PROBABILITY};
+use crate::pattern::Pattern;
 
 /// What one source sets. `None`: the source says nothing about it.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -172,7 +163,7 @@ pub(crate) fn from_toml(text: &str, origin: &str) -> Result<Layer, ParseError> {
                 })?;
                 for (pattern, r) in t {
                     let rk = at(&format!("rules.{pattern:?}"));
-                    super::Pattern::parse(pattern)
+                    Pattern::parse(pattern)
                         .map_err(|reason| cfg(Error::invalid(&rk, pattern, reason)))?;
                     let rt = r
                         .as_table()

@@ -53,13 +53,13 @@ mod record;
 mod sink;
 mod writer;
 
+pub use crate::report::LogStatus;
 pub use reader::{Damage, Entry, Health, Integrity, Reader, SegmentInfo};
 pub use record::{
     DecodeError, DictEntry, EncodeError, EngineEvent, EngineEventKind, Exemplar, Record,
     RecordKind, SamplingMode, SeriesRecord, WindowRecord, MAX_HISTOGRAM_COUNTS,
 };
 pub(crate) use sink::LogSink;
-pub use sink::LogStatus;
 pub use writer::{LogConfig, Writer, DEFAULT_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
 
 /// Errors of the log reader and writer. Each names the file it concerns.

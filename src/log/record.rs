@@ -15,7 +15,7 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
 
 use super::format::{U32Le, U64Le};
-use crate::aggregator::{OpStats, OpWindow, WindowReport};
+use crate::report::{OpStats, OpWindow, WindowReport};
 
 /// Record kind numbers, as stored in a frame header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

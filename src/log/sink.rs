@@ -12,14 +12,13 @@
 //! operations may be in the log). Only the aggregator thread does any of this.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::record::{EngineEvent, EngineEventKind};
 use super::writer::{LogConfig, Writer};
 use super::LogError;
-use crate::aggregator::WindowReport;
+use crate::report::{LogStatus, WindowReport};
 
 /// Windows kept in memory while the log is failing.
 pub const MAX_PENDING: usize = 256;
@@ -27,26 +26,6 @@ pub const MAX_PENDING: usize = 256;
 pub const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// Longest wait between retries.
 pub const MAX_RETRY: Duration = Duration::from_secs(60);
-
-/// The state of an engine's window log, published in every [`Snapshot`](crate::Snapshot).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogStatus {
-    /// The log directory.
-    pub dir: PathBuf,
-    /// Whether the log is being written (false after a fault, until a retry succeeds).
-    pub writing: bool,
-    /// The last error, kept after recovery for diagnosis.
-    pub last_error: Option<String>,
-    /// Faults so far.
-    pub faults: u64,
-    /// Closed windows written to the log.
-    pub windows_written: u64,
-    /// Closed windows waiting in memory for the log to recover.
-    pub windows_pending: u64,
-    /// Closed windows that will never be in the log (dropped while waiting, or half written
-    /// when a fault struck).
-    pub windows_lost: u64,
-}
 
 /// The log as the aggregator holds it.
 pub(crate) struct LogSink {

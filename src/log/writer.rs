@@ -25,7 +25,7 @@ use super::record::{
     HistEncoder, Record, RecordKind,
 };
 use super::LogError;
-use crate::aggregator::WindowReport;
+use crate::report::WindowReport;
 
 /// Default segment size: 16 MiB.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 16 << 20;

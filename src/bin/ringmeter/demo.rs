@@ -25,12 +25,12 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     let mut builder = Builder::from_env().context("bad ringmeter setting in the environment")?;
     let dir = match &args.log_dir {
         Some(dir) => dir.clone(),
-        None => std::env::var_os(ringmeter::ENV_LOG_DIR)
+        None => std::env::var_os(ringmeter::env::LOG_DIR)
             .map(PathBuf::from)
             .unwrap_or_else(|| std::env::temp_dir().join("ringmeter-demo")),
     };
     builder = builder.log_dir(dir.clone());
-    let window = match (args.window_ms, std::env::var(ringmeter::ENV_WINDOW_SECS)) {
+    let window = match (args.window_ms, std::env::var(ringmeter::env::WINDOW_SECS)) {
         (Some(ms), _) => Duration::from_millis(ms),
         // Already checked by `from_env`.
         (None, Ok(secs)) => Duration::from_secs_f64(secs.trim().parse().unwrap_or(1.0)),
@@ -39,7 +39,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     builder = builder
         .window(window)
         .grace((window / 5).min(Duration::from_millis(100)));
-    if !env(ringmeter::ENV_SLOW_THRESHOLD_MS) {
+    if !env(ringmeter::env::SLOW_THRESHOLD_MS) {
         builder = builder.slow_threshold(SLOW);
     }
     let started_ns = now_ns();

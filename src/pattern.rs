@@ -4,7 +4,7 @@
 use core::cmp::Ordering as CmpOrdering;
 use core::fmt;
 
-use crate::name::MAX_NAME_LEN;
+use crate::limits::MAX_NAME_LEN;
 
 /// A validated rule pattern.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -1,10 +1,17 @@
-//! What the aggregator publishes: per-operation statistics, closed windows and snapshots.
+//! The published data model: per-operation statistics, closed windows and snapshots.
+//!
+//! The aggregator produces these; the window log, the alert evaluator, the exports and every
+//! reader of [`Engine::snapshot`](crate::Engine::snapshot) consume them. They sit below all
+//! of those and import none of them.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::pool::PooledHistogram;
+use crate::aggregator::PooledHistogram;
+use crate::alert::Alert;
 use crate::config::Sampling;
+use crate::metric::{CounterValue, GaugeValue};
 
 /// Statistics of one operation over one window, or since the engine started.
 ///
@@ -179,19 +186,19 @@ pub struct Snapshot {
     pub sequence: u64,
     /// State of the window log ([`Builder::log_dir`](crate::Builder::log_dir)), `None`
     /// when the engine writes none.
-    pub log: Option<Arc<crate::log::LogStatus>>,
+    pub log: Option<Arc<LogStatus>>,
     /// Upper bounds of [`OpTotals::buckets`] in nanoseconds, ascending
     /// ([`Builder::prometheus_buckets`](crate::Builder::prometheus_buckets)).
     pub bucket_bounds_ns: Arc<[u64]>,
     /// Every counter ([`Engine::counter`](crate::Engine::counter)) as read at publication,
     /// sorted by name and labels.
-    pub counters: Vec<crate::metric::CounterValue>,
+    pub counters: Vec<CounterValue>,
     /// Every gauge ([`Engine::gauge`](crate::Engine::gauge)) as read at publication, sorted
     /// by name and labels.
-    pub gauges: Vec<crate::metric::GaugeValue>,
+    pub gauges: Vec<GaugeValue>,
     /// Alerts firing as of the latest window close, as their firing notices said
     /// ([`Builder::alert`](crate::Builder::alert)).
-    pub alerts: Vec<crate::alert::Alert>,
+    pub alerts: Vec<Alert>,
 }
 
 impl Snapshot {
@@ -202,4 +209,25 @@ impl Snapshot {
             .find(|t| &*t.name == name)
             .map(|t| &t.stats)
     }
+}
+
+/// The state of an engine's window log, published in every [`Snapshot`]
+/// ([`Builder::log_dir`](crate::Builder::log_dir); see [`log`](crate::log)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogStatus {
+    /// The log directory.
+    pub dir: PathBuf,
+    /// Whether the log is being written (false after a fault, until a retry succeeds).
+    pub writing: bool,
+    /// The last error, kept after recovery for diagnosis.
+    pub last_error: Option<String>,
+    /// Faults so far.
+    pub faults: u64,
+    /// Closed windows written to the log.
+    pub windows_written: u64,
+    /// Closed windows waiting in memory for the log to recover.
+    pub windows_pending: u64,
+    /// Closed windows that will never be in the log (dropped while waiting, or half written
+    /// when a fault struck).
+    pub windows_lost: u64,
 }

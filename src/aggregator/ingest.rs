@@ -1,0 +1,286 @@
+//! Ingest: draining every ring into the open windows.
+//!
+//! Events come in chunks; runs of consecutive timed calls of one operation that end in the
+//! current window (or of pre-measured durations) take a fast loop, everything else the
+//! general path.
+
+use super::window::{self, RawExemplar};
+use super::{Aggregator, Drained, Pass};
+use crate::clock::Clock;
+use crate::config::EffectiveRule;
+use crate::event::Event;
+use crate::hub::Hub;
+use crate::ring::Consumer;
+
+/// Converts tick differences to nanoseconds with one multiply and shift.
+///
+/// The factor is read off the clock once (`quanta`'s own conversion of 2^40 ticks), so the
+/// result differs from `quanta::Clock::delta_as_nanos` by at most 1 ns for durations under
+/// 2^40 ticks (minutes) and by a relative 2^-40 beyond.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Ticks {
+    /// Nanoseconds per 2^40 ticks.
+    factor: u64,
+}
+
+impl Ticks {
+    const SHIFT: u32 = 40;
+
+    pub(super) fn new(clock: &Clock) -> Self {
+        Self {
+            factor: clock.delta_ns(0, 1 << Self::SHIFT),
+        }
+    }
+
+    /// Nanoseconds from `start` to `end` (0 if `end` is not after `start`).
+    #[inline(always)]
+    fn nanos(self, start: u64, end: u64) -> u64 {
+        let d = end.saturating_sub(start);
+        let ns = (u128::from(d) * u128::from(self.factor)) >> Self::SHIFT;
+        u64::try_from(ns).unwrap_or(u64::MAX)
+    }
+}
+
+impl Aggregator {
+    /// Drains `consumers` (removing the abandoned ones once empty) and collects their drops.
+    pub(super) fn drain_rings(
+        &mut self,
+        hub: &Hub,
+        consumers: &mut Vec<Consumer<Event>>,
+        mode: Pass,
+    ) -> Drained {
+        let mut drained = Drained::default();
+        let mut i = 0;
+        while i < consumers.len() {
+            let c = &mut consumers[i];
+            // Read before draining: if the producer is gone, the drain and the drop counts
+            // below see everything it did.
+            let gone = c.is_abandoned();
+            self.ring_thread = c.tag();
+            self.ring_label.clone_from(&c.label().cloned());
+            // A live ring is drained once per pass (what it held when we looked); at the
+            // final pass twice more, so a thread still recording cannot keep us here forever.
+            // An abandoned ring is drained to the end.
+            let mut laps = if mode == Pass::Final { 3 } else { 1 };
+            loop {
+                let n = c.drain_chunks(usize::MAX, |evs| self.ingest_chunk(hub, evs));
+                drained.events += n;
+                drained.fullest = drained.fullest.max(n);
+                laps -= 1;
+                if n == 0 || (!gone && laps == 0) {
+                    break;
+                }
+            }
+            c.take_drops(|op, d, e| {
+                drained.dropped = true;
+                self.add_drops(op, d, e);
+            });
+            // A ring whose thread is gone may have skipped calls under rules published after
+            // this pass started: its last tallies are read with the newest list of operations
+            // that skip calls.
+            if gone {
+                hub.tally_keys(&mut self.tally_keys);
+            }
+            let keys = std::mem::take(&mut self.tally_keys);
+            c.take_tallies(&keys, |op, n| self.add_unsampled(op, n));
+            self.tally_keys = keys;
+            if gone {
+                consumers.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        drained
+    }
+
+    /// Position of the window for an event ending at raw reading `end`, and whether it is late.
+    #[cold]
+    fn locate(&mut self, end: u64) -> (usize, bool) {
+        let end_ns = self.base.unix_ns(&self.clock, end);
+        let idx = end_ns / self.window_ns;
+        if self.last_closed.is_some_and(|c| idx <= c) {
+            return (0, true);
+        }
+        // A timestamp ahead of the clock (another core's TSC, a moved mock) is not allowed to
+        // open windows far in the future.
+        let idx = idx.min(self.now_index + 1);
+        let pos = match self.find(idx) {
+            Ok(pos) => pos,
+            Err(pos) => {
+                self.open_at(pos, idx);
+                pos
+            }
+        };
+        let (start_ns, end_ns) = (self.windows[pos].start_ns, self.windows[pos].end_ns);
+        self.cur = pos;
+        self.cur_lo_raw = self.base.raw_at(&self.clock, start_ns);
+        self.cur_hi_raw = self.base.raw_at(&self.clock, end_ns);
+        (pos, false)
+    }
+
+    /// Records a chunk of events drained from one ring.
+    ///
+    /// Consecutive calls of one operation into the same window form a run: its exact counts
+    /// stay in registers and only its durations touch memory (the histogram), which is what
+    /// makes draining a busy ring cheap.
+    #[inline]
+    pub(crate) fn ingest_chunk(&mut self, hub: &Hub, evs: &[Event]) {
+        let mut rest = evs;
+        while let Some(first) = rest.first() {
+            let n = if first.flags & (Event::SPECIAL | Event::WEIGHT_MASK) != 0
+                || first.op as usize >= self.rules.len()
+            {
+                // A failure with a kind, the failure of an unsampled call, a sampled call
+                // standing for several, or an operation whose rule is not resolved yet.
+                self.ingest_other(hub, *first);
+                1
+            } else if first.flags & Event::NANOS != 0 {
+                self.ingest_run::<false>(rest)
+            } else if first.end >= self.cur_lo_raw && first.end < self.cur_hi_raw {
+                self.ingest_run::<true>(rest)
+            } else {
+                // Another window than the previous timed event's: find it (and cache its
+                // bounds for the events that follow).
+                self.ingest_other(hub, *first);
+                1
+            };
+            rest = &rest[n..];
+        }
+    }
+
+    /// Records the run at the start of `evs` (at least its first event, which the caller has
+    /// checked belongs to it) and returns its length. `TIMED`: timed calls ending inside the
+    /// cached window; otherwise duration-only calls, which go to the window for "now".
+    #[inline(always)]
+    fn ingest_run<const TIMED: bool>(&mut self, evs: &[Event]) -> usize {
+        let op = evs[0].op;
+        let (lo, hi) = (self.cur_lo_raw, self.cur_hi_raw);
+        let ticks = self.ticks;
+        // The caller checked that the rule of `op` is resolved.
+        let rule = &self.rules[op as usize];
+        let (slow_ns, k) = (rule.slow_ns(), rule.exemplars);
+        let pos = if TIMED { self.cur } else { self.now_pos };
+        let acc = self.windows[pos].op(op);
+        let pool = &self.pool;
+        let hist = acc.hist.get_or_insert_with(|| pool.take());
+        let slowest = &mut acc.slowest;
+        let mut run = window::Calls::new();
+        for ev in evs {
+            let ns = if TIMED {
+                if ev.op != op
+                    || ev.flags & (Event::NANOS | Event::SPECIAL | Event::WEIGHT_MASK) != 0
+                    || ev.end < lo
+                    || ev.end >= hi
+                {
+                    break;
+                }
+                ticks.nanos(ev.start, ev.end)
+            } else {
+                if ev.op != op
+                    || ev.flags & (Event::NANOS | Event::SPECIAL | Event::WEIGHT_MASK)
+                        != Event::NANOS
+                {
+                    break;
+                }
+                ev.start
+            };
+            // Runs hold calls of weight 1 only (sampled calls that stand for several take
+            // `ingest_other`), so the sums need no extra multiply here.
+            run.record(ns, 1, ev.is_error(), ns > slow_ns);
+            // Values above the highest trackable value are counted at that value; `max`
+            // stays exact.
+            hist.saturating_record(ns);
+            if ns > slowest.floor {
+                let end_unix_ns = if TIMED {
+                    self.base.unix_ns(&self.clock, ev.end)
+                } else {
+                    self.now_ns
+                };
+                slowest.offer(
+                    k,
+                    RawExemplar {
+                        ns,
+                        end_unix_ns,
+                        thread: self.ring_thread,
+                        thread_name: self.ring_label.clone(),
+                    },
+                );
+            }
+        }
+        acc.calls.merge(&run);
+        run.count as usize
+    }
+
+    /// Records an event outside the fast path: a duration-only event, a timed call in
+    /// another window than the previous one (possibly late), a failure with a kind, or the
+    /// failure of an unsampled call.
+    #[cold]
+    fn ingest_other(&mut self, hub: &Hub, ev: Event) {
+        if ev.flags & Event::UNSAMPLED != 0 {
+            // The call is already counted as unsampled: only its failure is added.
+            let acc = self.windows[self.now_pos].op(ev.op);
+            acc.calls.errors += 1;
+            acc.count_kind(ev.kind(), 1);
+            return;
+        }
+        let (ns, pos, late, end_unix_ns) = if ev.flags & Event::NANOS != 0 {
+            (ev.start, self.now_pos, false, self.now_ns)
+        } else {
+            let (pos, late) = self.locate(ev.end);
+            let end = self.base.unix_ns(&self.clock, ev.end);
+            (self.ticks.nanos(ev.start, ev.end), pos, late, end)
+        };
+        let rule = self.rule(hub, ev.op);
+        let slow = ns > rule.slow_ns();
+        let acc = self.windows[pos].op(ev.op);
+        acc.record(ns, ev.weight(), ev.is_error(), slow, &self.pool);
+        acc.late += u64::from(late);
+        if ev.is_error() {
+            acc.count_kind(ev.kind(), 1);
+        }
+        if ns > acc.slowest.floor {
+            acc.slowest.offer(
+                rule.exemplars,
+                RawExemplar {
+                    ns,
+                    end_unix_ns,
+                    thread: self.ring_thread,
+                    thread_name: self.ring_label.clone(),
+                },
+            );
+        }
+    }
+
+    /// The rule of operation `id`, resolving (and caching) it and those before it if needed.
+    pub(super) fn rule(&mut self, hub: &Hub, id: u32) -> EffectiveRule {
+        let i = id as usize;
+        if i >= self.rules.len() {
+            if i >= self.names.len() {
+                hub.copy_names(&mut self.names);
+            }
+            while self.rules.len() <= i {
+                let Some(name) = self.names.get(self.rules.len()) else {
+                    // Not a registered operation: the defaults, not cached.
+                    return self.cfg.compiled.resolve("");
+                };
+                let rule = self.cfg.compiled.resolve(name);
+                self.rules.push(rule);
+            }
+        }
+        self.rules[i]
+    }
+
+    /// Adds calls a ring's thread counted without timing them to the current window.
+    pub(super) fn add_unsampled(&mut self, op: usize, n: u64) {
+        let Ok(op) = u32::try_from(op) else { return };
+        self.windows[self.now_pos].op(op).unsampled += n;
+    }
+
+    /// Adds drops reported by a ring (or by the no-ring path) to the current window.
+    pub(super) fn add_drops(&mut self, op: usize, dropped: u64, errors: u64) {
+        let Ok(op) = u32::try_from(op) else { return };
+        let acc = self.windows[self.now_pos].op(op);
+        acc.dropped += dropped;
+        acc.calls.errors += errors;
+    }
+}

@@ -1,0 +1,466 @@
+//! The engine handle: it owns the hub the hot path shares, the aggregator behind its lock,
+//! the published snapshot and the aggregator thread.
+//!
+//! This is the top of the library: everything below (`hub`, `op`, `local`, `aggregator`,
+//! `log`, `export`) is reached from here and never reaches back. Its parts:
+//! - [`builder`]: [`Builder`], the settings checked and turned into a running engine;
+//! - [`run`]: the aggregator thread's loop;
+//! - [`names`]: operation names, error kinds and handles;
+//! - [`reconfig`]: rules, alert rules and configuration reloads;
+//! - [`global`]: the process-wide engine and [`op!`](crate::op!).
+
+mod builder;
+mod global;
+mod names;
+mod reconfig;
+mod run;
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::thread::{self, JoinHandle};
+
+use arc_swap::ArcSwap;
+
+pub use builder::Builder;
+pub use global::{global, init_global, OpCache};
+pub use names::OVERFLOW_OP;
+
+use crate::aggregator::{in_callback_of, Aggregator, Drained, Pass, Subscription};
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::export::prom::{self, Format};
+use crate::hub::Hub;
+use crate::loom::{AtomicBool, Ordering};
+use crate::metric::{Counter, Gauge};
+use crate::report::{Snapshot, WindowReport};
+use reconfig::ConfigState;
+use run::Pauses;
+
+/// Everything of one engine but its thread: shared by the handles and the aggregator thread.
+struct Inner {
+    /// What the hot path and the aggregator share.
+    hub: Arc<Hub>,
+    /// The aggregator; taken by its thread for each pass and by `flush` and `shutdown`.
+    agg: Mutex<Aggregator>,
+    /// The latest published snapshot.
+    snapshot: ArcSwap<Snapshot>,
+    /// Rule layers and start-up settings; taken after the hub's names when both are needed.
+    config: Mutex<ConfigState>,
+    stop: AtomicBool,
+    /// Set when the last handle went away inside a window callback: the thread then runs the
+    /// final pass itself before it exits.
+    exit_alone: AtomicBool,
+    /// Makes the next pass of the aggregator thread panic (feature `test-hooks`).
+    inject_panic: AtomicBool,
+}
+
+/// Marks the aggregator dead in the hub if the pass it guards unwinds, so threads that
+/// register later get a ring nobody is expected to read.
+struct DeadOnUnwind<'a>(&'a Hub);
+
+impl Drop for DeadOnUnwind<'_> {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            self.0.mark_aggregator_dead();
+        }
+    }
+}
+
+impl Inner {
+    fn new(hub: Arc<Hub>, agg: Aggregator, config: ConfigState) -> Self {
+        Self {
+            hub,
+            agg: Mutex::new(agg),
+            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            config: Mutex::new(config),
+            stop: AtomicBool::new(false),
+            exit_alone: AtomicBool::new(false),
+            inject_panic: AtomicBool::new(false),
+        }
+    }
+
+    /// One aggregator pass; publishes the snapshot it produced, if any.
+    fn pass(&self, agg: &mut Aggregator, mode: Pass) -> Drained {
+        let _dead = DeadOnUnwind(&self.hub);
+        // Relaxed: a test hook; the thread sees it at a later pass at worst.
+        if mode == Pass::Tick && self.inject_panic.load(Ordering::Relaxed) {
+            panic!("ringmeter: aggregator panic injected by a test");
+        }
+        let out = agg.pass(&self.hub, mode);
+        if let Some(snapshot) = out.snapshot {
+            self.snapshot.store(snapshot);
+        }
+        out.drained
+    }
+
+    /// The aggregator, unless it panicked or the caller is one of its callbacks.
+    fn lock_agg(&self) -> Result<MutexGuard<'_, Aggregator>, Error> {
+        if in_callback_of(self.hub.key().id()) {
+            return Err(Error::CalledFromCallback);
+        }
+        self.agg.lock().map_err(|_| Error::AggregatorPanicked)
+    }
+
+    /// Stops the aggregator thread (if `thread` holds it), then runs the final pass.
+    fn shutdown(&self, thread: &Mutex<Option<JoinHandle<()>>>) -> Result<(), Error> {
+        if in_callback_of(self.hub.key().id()) {
+            return Err(Error::CalledFromCallback);
+        }
+        let handle = thread.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(h) = handle {
+            // Relaxed: see `run`; the join below synchronises.
+            self.stop.store(true, Ordering::Relaxed);
+            h.thread().unpark();
+            if h.join().is_err() {
+                return Err(Error::AggregatorPanicked);
+            }
+        }
+        let mut agg = self.lock_agg()?;
+        self.pass(&mut agg, Pass::Final);
+        Ok(())
+    }
+}
+
+/// Owner of the aggregator thread; shuts it down when the last [`Engine`] clone goes away.
+struct Handle {
+    inner: Arc<Inner>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if in_callback_of(self.inner.hub.key().id()) {
+            // The last handle was dropped inside one of the engine's own window callbacks, on
+            // the aggregator thread: it cannot join itself. Ask it to run the final pass and
+            // exit on its own.
+            // Relaxed: read by the same thread, after this callback returns.
+            self.inner.exit_alone.store(true, Ordering::Relaxed);
+            self.inner.stop.store(true, Ordering::Relaxed);
+            return;
+        }
+        let _ = self.inner.shutdown(&self.thread);
+    }
+}
+
+/// A running metrics engine: per-thread rings, an aggregator thread, windows and snapshots.
+///
+/// `Engine` is a cheap handle (`Clone` shares it). Dropping the last handle shuts the engine
+/// down as [`shutdown`](Self::shutdown) does.
+///
+/// # Examples
+/// ```
+/// let engine = ringmeter::Engine::builder().start()?;
+/// let op = engine.op("parse")?;
+/// let n: u32 = op.time(|| "17".parse().unwrap());
+/// engine.shutdown()?;
+/// let snap = engine.snapshot();
+/// assert_eq!(snap.totals("parse").unwrap().count, 1);
+/// # assert_eq!(n, 17);
+/// # Ok::<(), ringmeter::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Engine {
+    handle: Arc<Handle>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("id", &self.inner().hub.key().id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// A builder with the default settings.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Wraps `inner` in a handle, starting the aggregator thread unless `pauses` is `None`.
+    fn launch(inner: Arc<Inner>, pauses: Option<Pauses>) -> Result<Self, Error> {
+        let thread = match pauses {
+            Some(pauses) => {
+                let on_thread = Arc::clone(&inner);
+                let handle = thread::Builder::new()
+                    .name("ringmeter-aggregator".into())
+                    .spawn(move || run::run(&on_thread, pauses))
+                    .map_err(Error::Spawn)?;
+                Some(handle)
+            }
+            None => None,
+        };
+        Ok(Self {
+            handle: Arc::new(Handle {
+                inner,
+                thread: Mutex::new(thread),
+            }),
+        })
+    }
+
+    fn inner(&self) -> &Inner {
+        &self.handle.inner
+    }
+
+    /// The Prometheus exposition of the latest snapshot in `format`: what `GET /metrics`
+    /// serves (feature `http`). See `docs/exporting.md` for the metric families.
+    ///
+    /// # Examples
+    /// ```
+    /// use ringmeter::export::prom::Format;
+    /// let engine = ringmeter::Engine::builder().start_manual()?;
+    /// engine.op("db.query")?.record_ns(1_500);
+    /// engine.flush()?;
+    /// let text = String::from_utf8(engine.render_metrics(Format::Text)).unwrap();
+    /// assert!(text.contains("ringmeter_calls_total{op=\"db.query\"} 1\n"));
+    /// # Ok::<(), ringmeter::Error>(())
+    /// ```
+    pub fn render_metrics(&self, format: Format) -> Vec<u8> {
+        prom::render(&self.snapshot(), format)
+    }
+
+    /// The counter `name{labels}`, registered on first use (see [`metric`](crate::metric)).
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] for a name breaking the operation naming rules;
+    /// [`Error::InvalidConfig`] for a bad or repeated label name, a gauge of the same name and
+    /// labels, or more than [`MAX_SERIES`](crate::limits::MAX_SERIES) series.
+    pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Result<Counter, Error> {
+        self.inner().hub.lock_metrics().counter(name, labels)
+    }
+
+    /// The gauge `name{labels}`, registered on first use (see [`metric`](crate::metric)).
+    ///
+    /// # Errors
+    /// As [`counter`](Self::counter).
+    pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Result<Gauge, Error> {
+        self.inner().hub.lock_metrics().gauge(name, labels)
+    }
+
+    /// Sets the help text of the counters or gauges named `name` in the exposition.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] for a name breaking the naming rules.
+    pub fn describe(&self, name: &str, help: &str) -> Result<(), Error> {
+        self.inner().hub.lock_metrics().describe(name, help)
+    }
+
+    /// The ring capacity in force (events per thread).
+    pub fn ring_capacity(&self) -> usize {
+        self.inner().hub.ring_capacity()
+    }
+
+    /// The latest published snapshot. Never blocks the aggregator or the hot path.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner().snapshot.load_full()
+    }
+
+    /// Aggregates every event recorded (on any thread) before this call and publishes a
+    /// snapshot whose totals include the open windows. Closes windows that are due.
+    ///
+    /// # Errors
+    /// [`Error::AggregatorPanicked`] if the aggregator panicked.
+    pub fn flush(&self) -> Result<(), Error> {
+        let inner = self.inner();
+        inner.pass(&mut *inner.lock_agg()?, Pass::Flush);
+        Ok(())
+    }
+
+    /// Stops the aggregator thread, drains every ring, closes every open window (the current
+    /// one partial) and publishes the final snapshot. Idempotent. Events recorded afterwards
+    /// are still accepted and aggregated by later `flush` or `shutdown` calls.
+    ///
+    /// # Errors
+    /// [`Error::AggregatorPanicked`] if the aggregator panicked.
+    pub fn shutdown(&self) -> Result<(), Error> {
+        self.inner().shutdown(&self.handle.thread)
+    }
+
+    /// Whether the aggregator thread is running.
+    pub fn is_running(&self) -> bool {
+        self.handle
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|h| !h.is_finished())
+    }
+
+    /// A channel that receives every window closed from now on (see [`Subscription`]).
+    /// `capacity` windows can wait in it before further ones are counted as missed.
+    pub fn subscribe(&self, capacity: usize) -> Subscription {
+        match self.inner().lock_agg() {
+            Ok(mut agg) => agg.subscribe(capacity),
+            // The aggregator is dead (or this is its own callback): hand out a closed channel.
+            Err(_) => Subscription::closed(),
+        }
+    }
+
+    /// Runs `f` on the aggregator thread for every window closed from now on
+    /// (see [`Builder::on_window`]).
+    ///
+    /// # Errors
+    /// [`Error::AggregatorPanicked`] if the aggregator panicked.
+    pub fn on_window(
+        &self,
+        f: impl FnMut(&Arc<WindowReport>) + Send + 'static,
+    ) -> Result<(), Error> {
+        self.inner().lock_agg()?.add_callback(Box::new(f));
+        Ok(())
+    }
+
+    /// Number of rings the aggregator currently drains (threads that recorded and whose
+    /// rings are not yet freed).
+    pub fn rings(&self) -> usize {
+        self.inner().lock_agg().map_or(0, |a| a.rings())
+    }
+
+    /// A weak handle, for window callbacks that need to reach their own engine.
+    ///
+    /// # Examples
+    /// ```
+    /// let engine = ringmeter::Engine::builder().start()?;
+    /// let weak = engine.downgrade();
+    /// engine.on_window(move |w| {
+    ///     if let Some(engine) = weak.upgrade() {
+    ///         let _ = engine.snapshot(); // fine; flush() here would be CalledFromCallback
+    ///     }
+    /// })?;
+    /// drop(engine); // still shuts down: the callback holds no strong handle
+    /// # Ok::<(), ringmeter::Error>(())
+    /// ```
+    pub fn downgrade(&self) -> WeakEngine {
+        WeakEngine {
+            handle: Arc::downgrade(&self.handle),
+        }
+    }
+
+    /// The engine's clock.
+    pub fn clock(&self) -> &Clock {
+        self.inner().hub.key().clock()
+    }
+
+    /// Test hook (feature `test-hooks`, for ringmeter's own tests): makes the aggregator
+    /// thread panic on its next pass.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn inject_aggregator_panic(&self) {
+        // Relaxed: see `Inner::pass`; the unpark below wakes the thread to see it.
+        self.inner().inject_panic.store(true, Ordering::Relaxed);
+        if let Some(h) = self
+            .handle
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            h.thread().unpark();
+        }
+    }
+}
+
+/// A handle that does not keep its engine alive; see [`Engine::downgrade`].
+///
+/// A window callback that needs its own engine should hold one of these: a strong [`Engine`]
+/// captured by the callback would keep the engine (and its thread) alive forever.
+#[derive(Clone, Debug)]
+pub struct WeakEngine {
+    handle: Weak<Handle>,
+}
+
+impl WeakEngine {
+    /// The engine, if a strong handle still exists.
+    pub fn upgrade(&self) -> Option<Engine> {
+        self.handle.upgrade().map(|handle| Engine { handle })
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn callbacks_cannot_reenter_their_engine() {
+        let (clock, mock) = Clock::mock();
+        let engine = Engine::builder().clock(clock).start_manual().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let inner = engine.clone();
+        let other = Engine::builder().start_manual().unwrap();
+        engine
+            .on_window(move |_| {
+                let own = (inner.flush(), inner.shutdown(), inner.on_window(|_| {}));
+                // Another engine is not affected.
+                tx.send((own, other.flush().is_ok())).unwrap();
+            })
+            .unwrap();
+        engine.op("a").unwrap().record_ns(1);
+        mock.advance(Duration::from_secs(3));
+        engine.flush().unwrap();
+        let ((f, s, o), other_ok) = rx.try_recv().expect("callback ran");
+        assert!(matches!(f, Err(Error::CalledFromCallback)));
+        assert!(matches!(s, Err(Error::CalledFromCallback)));
+        assert!(matches!(o, Err(Error::CalledFromCallback)));
+        assert!(other_ok);
+        engine.shutdown().unwrap();
+    }
+
+    #[test]
+    fn last_handle_dropped_inside_a_callback_still_shuts_down() {
+        let engine = Engine::builder()
+            .window(Duration::from_millis(10))
+            .grace(Duration::from_millis(1))
+            .start()
+            .unwrap();
+        let windows = engine.subscribe(1024);
+        let (to_main, from_cb) = mpsc::channel();
+        let (to_cb, from_main) = mpsc::channel::<()>();
+        let weak = engine.downgrade();
+        let from_main = Mutex::new(from_main);
+        engine
+            .on_window(move |_| {
+                if let Some(strong) = weak.upgrade() {
+                    let _ = to_main.send(());
+                    // Wait until the main thread has dropped its handle: ours is the last.
+                    let _ = from_main
+                        .lock()
+                        .unwrap()
+                        .recv_timeout(Duration::from_secs(10));
+                    drop(strong);
+                }
+            })
+            .unwrap();
+        engine.op("x").unwrap().record_ns(1);
+        from_cb.recv_timeout(Duration::from_secs(10)).unwrap();
+        drop(engine);
+        to_cb.send(()).unwrap();
+        // The thread runs its final pass and exits; the engine's state goes away and with it
+        // the subscriber's sender.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match windows.receiver().recv_deadline(deadline) {
+                Ok(_) => continue,
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                Err(e) => panic!("engine still alive: {e:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn overflow_op_is_reserved_and_counted() {
+        let engine = Engine::builder().max_operations(1).start_manual().unwrap();
+        engine.op("only").unwrap();
+        assert!(matches!(
+            engine.op("second"),
+            Err(Error::TooManyOperations { limit: 1 })
+        ));
+        let overflow = engine.overflow_op();
+        assert_eq!(overflow.id(), 0);
+        assert_eq!(engine.op_name(overflow).as_deref(), Some(OVERFLOW_OP));
+        overflow.record_ns(5);
+        engine.shutdown().unwrap();
+        assert_eq!(engine.snapshot().totals(OVERFLOW_OP).unwrap().count, 1);
+    }
+}

@@ -1,0 +1,69 @@
+//! Every bound and default of the engine in one place: what the builder, the configuration
+//! sources, the name rules and the alert rules check against.
+//!
+//! Any module may import this one; it imports nothing from the crate.
+//!
+//! # Examples
+//! ```
+//! use ringmeter::limits;
+//! let engine = ringmeter::Engine::builder().start_manual()?;
+//! assert_eq!(engine.ring_capacity(), limits::DEFAULT_RING_CAPACITY);
+//! assert!(limits::DEFAULT_RING_CAPACITY <= limits::MAX_RING_CAPACITY);
+//! # Ok::<(), ringmeter::Error>(())
+//! ```
+
+use std::time::Duration;
+
+/// Largest accepted ring capacity (events per thread per engine).
+pub const MAX_RING_CAPACITY: usize = 1 << 24;
+
+/// Default ring capacity (events per thread per engine).
+pub const DEFAULT_RING_CAPACITY: usize = 8192;
+
+/// Largest accepted [`Builder::max_operations`](crate::Builder::max_operations).
+pub const MAX_OPERATIONS: usize = 1 << 16;
+
+/// Default [`Builder::max_operations`](crate::Builder::max_operations).
+pub const DEFAULT_MAX_OPERATIONS: usize = 1024;
+
+/// Default window length.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(1);
+
+/// Shortest accepted window.
+pub const MIN_WINDOW: Duration = Duration::from_millis(1);
+
+/// Longest accepted window.
+pub const MAX_WINDOW: Duration = Duration::from_secs(86_400);
+
+/// Default grace period: how long after its end a window stays open for stragglers.
+pub const DEFAULT_GRACE: Duration = Duration::from_millis(100);
+
+/// Default pause between aggregator passes while events arrive.
+pub const DEFAULT_DRAIN_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Default longest pause between aggregator passes when idle.
+pub const DEFAULT_IDLE_INTERVAL: Duration = Duration::from_millis(5);
+
+/// Default HdrHistogram precision, in significant decimal digits.
+pub const DEFAULT_SIGNIFICANT_DIGITS: u8 = 3;
+
+/// Default largest duration the histograms resolve.
+pub const DEFAULT_HIGHEST_TRACKABLE: Duration = Duration::from_secs(60);
+
+/// Default slow threshold of an operation without a rule that sets one.
+pub const DEFAULT_SLOW_THRESHOLD: Duration = Duration::from_secs(1);
+
+/// Largest accepted [`Sampling::Every`](crate::Sampling::Every) period.
+pub const MAX_SAMPLE_EVERY: u32 = 1_000_000;
+
+/// Smallest accepted [`Sampling::Probability`](crate::Sampling::Probability).
+pub const MIN_SAMPLE_PROBABILITY: f64 = 1e-6;
+
+/// Most exemplars (slowest calls) an operation keeps per window.
+pub const MAX_EXEMPLARS: usize = 64;
+
+/// Longest accepted operation name, in bytes.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// Most counter and gauge series one engine holds.
+pub const MAX_SERIES: usize = 65_536;
