@@ -55,7 +55,12 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use metrics::{Key, KeyName, Metadata, SharedString, Unit};
 
-use crate::{Engine, Op, MAX_NAME_LEN};
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::export::prom::sanitize_label_name;
+use crate::limits::MAX_NAME_LEN;
+use crate::metric::Counter;
+use crate::op::Op;
 
 /// Installs a [`MetricsRecorder`] of `engine` as the process-wide `metrics` recorder.
 ///
@@ -88,7 +93,7 @@ impl core::fmt::Debug for MetricsRecorder {
 struct HistogramHandle {
     op: Op,
     ns_per_unit: f64,
-    rejected: crate::Counter,
+    rejected: Counter,
 }
 
 impl metrics::HistogramFn for HistogramHandle {
@@ -121,7 +126,7 @@ impl MetricsRecorder {
         self.rejected.load(Ordering::Relaxed)
     }
 
-    fn reject(&self, what: &str, name: &str, e: &crate::Error) {
+    fn reject(&self, what: &str, name: &str, e: &Error) {
         self.rejected.fetch_add(1, Ordering::Relaxed);
         if !self.reported.swap(true, Ordering::Relaxed) {
             eprintln!("ringmeter: metrics {what} {name:?} not recorded: {e} (further failures are only counted)");
@@ -132,7 +137,7 @@ impl MetricsRecorder {
         let mut labels: Vec<(String, String)> = key
             .labels()
             .map(|l| {
-                let mut k = crate::export::prom::sanitize_label_name(l.key());
+                let mut k = sanitize_label_name(l.key());
                 if k.starts_with("__") || matches!(k.as_str(), "op" | "le" | "quantile") {
                     k.push('_');
                 }

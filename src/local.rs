@@ -12,7 +12,7 @@ use core::ptr;
 use crate::config::table::{self, Mode, Table, Word};
 use crate::event::Event;
 use crate::hub::EngineKey;
-use crate::loom::{Arc, Ordering};
+use crate::loom::{Arc, AtomicU64, Ordering};
 use crate::ring::Producer;
 
 /// One registered ring, with this thread's sampling state for its engine.
@@ -30,7 +30,7 @@ struct Entry {
     slots: Box<[Slot]>,
     /// The ring's tallies (`producer.tallies()`), `slots.len()` of them; valid as long as
     /// `producer` is, which this entry owns.
-    tallies: *const crate::loom::AtomicU64,
+    tallies: *const AtomicU64,
     /// xorshift64* state for probability sampling; never 0.
     rng: u64,
 }
@@ -73,7 +73,7 @@ impl Entry {
 
     /// The ring's tally of `op`, which must be below `slots.len()`.
     #[inline(always)]
-    fn tally(&self, op: usize) -> &crate::loom::AtomicU64 {
+    fn tally(&self, op: usize) -> &AtomicU64 {
         debug_assert!(op < self.slots.len());
         // SAFETY: `tallies` points to `slots.len()` counters owned by the ring that `producer`
         // keeps alive, and the callers checked `op < slots.len()`.

@@ -32,8 +32,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::error::Error;
 use crate::loom::{AtomicU64, Ordering};
-use crate::Error;
+use crate::name::{prometheus_name, validate_name};
 
 /// A label set: `(name, value)` pairs sorted by name, names unique.
 pub type Labels = Arc<[(Arc<str>, Arc<str>)]>;
@@ -309,11 +310,11 @@ impl Registry {
 
 /// The Prometheus form of a validated series name.
 fn metric_name(name: &str) -> Result<Arc<str>, Error> {
-    crate::validate_name(name).map_err(|reason| Error::InvalidName {
+    validate_name(name).map_err(|reason| Error::InvalidName {
         name: name.to_owned(),
         reason,
     })?;
-    Ok(Arc::from(crate::prometheus_name(name)))
+    Ok(Arc::from(prometheus_name(name)))
 }
 
 /// A validated, canonical series key.

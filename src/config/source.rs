@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{Rule, Rules, Sampling};
+use crate::alert::{self, AlertRule};
 use crate::env::{
     CONFIG as ENV_CONFIG, ERROR_RATE_THRESHOLD as ENV_ERROR_RATE_THRESHOLD, LOG_DIR as ENV_LOG_DIR,
     RING_CAPACITY as ENV_RING_CAPACITY, SAMPLE_EVERY as ENV_SAMPLE_EVERY,
@@ -24,7 +25,7 @@ pub(crate) struct Layer {
     pub(crate) log_dir: Option<PathBuf>,
     pub(crate) rules: Rules,
     /// Alert rules (`[[alert]]`; the configuration file only).
-    pub(crate) alerts: Vec<crate::alert::AlertRule>,
+    pub(crate) alerts: Vec<AlertRule>,
 }
 
 impl Layer {
@@ -171,7 +172,7 @@ pub(crate) fn from_toml(text: &str, origin: &str) -> Result<Layer, ParseError> {
                     rules = rules.rule(pattern.clone(), rule_table(rt, &rk).map_err(cfg)?);
                 }
             }
-            "alert" => layer.alerts = crate::alert::from_toml(origin, value).map_err(cfg)?,
+            "alert" => layer.alerts = alert::from_toml(origin, value).map_err(cfg)?,
             _ => {
                 return Err(cfg(Error::invalid(
                     &k,
