@@ -15,6 +15,7 @@
 mod buckets;
 mod pool;
 mod report;
+mod sample;
 mod window;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -819,7 +820,8 @@ impl Aggregator {
         let notices = if self.alerts.is_empty() {
             Vec::new()
         } else {
-            self.alerts.evaluate(&report)
+            self.alerts
+                .evaluate_ops(report.start_unix_ns, self.window_ns, &report.ops)
         };
         self.deliver(&report);
         self.notify(&notices);
