@@ -66,7 +66,7 @@ impl Slot {
                 name: Arc::from(rule.name()),
                 pattern: rule.compiled_pattern(),
                 condition: rule.condition(),
-                cooldown_ns: u64::try_from(rule.get_cooldown().as_nanos()).unwrap_or(u64::MAX),
+                cooldown_ns: u64::try_from(rule.cooldown_period().as_nanos()).unwrap_or(u64::MAX),
                 rule,
             },
             states: HashMap::new(),
@@ -97,7 +97,7 @@ impl RuleInfo {
                 st.since_unix_ns = w.start;
             }
             st.run = st.run.saturating_add(1);
-            if !st.firing && st.run >= self.rule.get_for_windows() && w.end >= st.hold_until {
+            if !st.firing && st.run >= self.rule.windows_to_fire() && w.end >= st.hold_until {
                 st.firing = true;
                 out.push((idx, self.notice(st, AlertState::Firing, w)));
             }
@@ -357,8 +357,8 @@ fn visit<O: OpSample>(
     let info = &slot.info;
     let calls = op.calls();
     let value = observed(&info.condition, op);
-    let breach =
-        calls >= info.rule.get_min_calls() && value.is_some_and(|v| info.condition.breached(v));
+    let breach = calls >= info.rule.min_calls_per_window()
+        && value.is_some_and(|v| info.condition.breached(v));
     let st = match slot.states.get_mut(&op.op_id()) {
         Some(st) => st,
         None if breach => slot.states.entry(op.op_id()).or_insert(OpState {
