@@ -60,8 +60,6 @@ mod clock;
 #[cfg(doctest)]
 mod compile_fail_tests;
 mod config;
-#[doc(hidden)]
-pub mod demo;
 mod engine;
 mod error;
 mod event;
