@@ -19,6 +19,13 @@
 //! Every call is also counted by the demo itself, so that after shutdown it can check, per
 //! operation, that recorded + dropped = issued and that the error counts agree.
 
+// The workload and the number formats of `ringmeter demo`: the CLI's own files, compiled into
+// this example too.
+#[path = "../src/bin/ringmeter/show.rs"]
+mod show;
+#[path = "../src/bin/ringmeter/workload.rs"]
+mod workload;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::process::ExitCode;
@@ -27,8 +34,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ringmeter::demo::{work, Issued, Ns, Ops, Pct, NAMES, SLOW};
 use ringmeter::{OpStats, WindowReport};
+
+use show::{Ns, Pct};
+use workload::{work, Issued, Ops, NAMES, SLOW};
 
 const USAGE: &str = "\
 usage: demo [--seconds N] [--window-ms N] [--threads N] [--ring N]

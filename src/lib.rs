@@ -98,8 +98,6 @@ pub mod http;
 
 #[cfg(doctest)]
 mod compile_fail_tests;
-#[doc(hidden)]
-pub mod demo;
 
 // The ring and the registry are public only for the loom models in `tests/loom.rs`.
 #[cfg(loom)]

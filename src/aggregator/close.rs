@@ -182,7 +182,8 @@ impl Aggregator {
         let notices = if self.alerts.is_empty() {
             Vec::new()
         } else {
-            self.alerts.evaluate(&report)
+            self.alerts
+                .evaluate_ops(report.start_unix_ns, self.window_ns, &report.ops)
         };
         self.deliver(&report);
         self.notify(&notices);

@@ -22,6 +22,7 @@ mod close;
 mod deliver;
 mod ingest;
 mod pool;
+mod sample;
 mod window;
 
 use std::sync::Arc;

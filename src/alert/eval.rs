@@ -18,54 +18,26 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use hdrhistogram::Histogram;
-
 use super::notice::{Alert, AlertState};
 use super::rule::{validate_all, AlertRule, Condition};
+use super::sample::OpSample;
 use crate::error::Error;
 use crate::limits::MAX_OPERATIONS;
 use crate::pattern::Pattern;
-use crate::{OpStats, OpWindow, WindowReport};
-
-/// What the evaluator reads of one operation's window: implemented by [`OpWindow`], and by
-/// plain values in tests (an `OpWindow`'s pooled histogram cannot be built outside the
-/// aggregator).
-pub(crate) trait OpSample {
-    /// The operation's id inside its engine.
-    fn op_id(&self) -> u32;
-    /// The operation's name.
-    fn op_name(&self) -> &Arc<str>;
-    /// The window's statistics.
-    fn op_stats(&self) -> &OpStats;
-    /// The window's latency histogram in nanoseconds.
-    fn op_histogram(&self) -> &Histogram<u64>;
-}
-
-impl OpSample for OpWindow {
-    fn op_id(&self) -> u32 {
-        self.id
-    }
-    fn op_name(&self) -> &Arc<str> {
-        &self.name
-    }
-    fn op_stats(&self) -> &OpStats {
-        &self.stats
-    }
-    fn op_histogram(&self) -> &Histogram<u64> {
-        &self.histogram
-    }
-}
 
 /// The value a condition compares in one window, or `None` when there is none to compare.
 fn observed<O: OpSample>(condition: &Condition, op: &O) -> Option<f64> {
-    let stats = op.op_stats();
     match *condition {
-        Condition::ErrorRate { .. } => (stats.calls() > 0).then(|| stats.error_rate()),
-        Condition::Percentile { quantile, .. } => (stats.count > 0).then(|| {
-            let v = op.op_histogram().value_at_quantile(quantile);
-            v.clamp(stats.min_ns, stats.max_ns.max(stats.min_ns)) as f64
+        Condition::ErrorRate { .. } => {
+            let calls = op.calls();
+            (calls > 0).then(|| op.errors() as f64 / calls as f64)
+        }
+        Condition::Percentile { quantile, .. } => (op.recorded() > 0).then(|| {
+            let (min, max) = (op.min_ns(), op.max_ns());
+            let v = op.histogram().value_at_quantile(quantile);
+            v.clamp(min, max.max(min)) as f64
         }),
-        Condition::SlowCalls { .. } => Some(stats.slow as f64),
+        Condition::SlowCalls { .. } => Some(op.slow() as f64),
     }
 }
 
@@ -94,7 +66,7 @@ impl Slot {
                 name: Arc::from(rule.name()),
                 pattern: rule.compiled_pattern(),
                 condition: rule.condition(),
-                cooldown_ns: u64::try_from(rule.get_cooldown().as_nanos()).unwrap_or(u64::MAX),
+                cooldown_ns: u64::try_from(rule.cooldown_period().as_nanos()).unwrap_or(u64::MAX),
                 rule,
             },
             states: HashMap::new(),
@@ -125,7 +97,7 @@ impl RuleInfo {
                 st.since_unix_ns = w.start;
             }
             st.run = st.run.saturating_add(1);
-            if !st.firing && st.run >= self.rule.get_for_windows() && w.end >= st.hold_until {
+            if !st.firing && st.run >= self.rule.windows_to_fire() && w.end >= st.hold_until {
                 st.firing = true;
                 out.push((idx, self.notice(st, AlertState::Firing, w)));
             }
@@ -189,7 +161,7 @@ struct Matches {
 
 /// Evaluates alert rules on closed windows, keeping one state machine per (rule, operation).
 ///
-/// The aggregator owns one, calls [`evaluate`](Self::evaluate) for every closed window in
+/// The aggregator owns one, calls [`evaluate_ops`](Self::evaluate_ops) for every closed window in
 /// window order, and hands the notices it returns to the alert callbacks (outside any lock
 /// the hot path needs).
 #[derive(Debug)]
@@ -220,7 +192,7 @@ impl Evaluator {
         })
     }
 
-    /// Whether there are no rules (the aggregator may skip [`evaluate`](Self::evaluate)).
+    /// Whether there are no rules (the aggregator may skip [`evaluate_ops`](Self::evaluate_ops)).
     pub(crate) fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }
@@ -272,17 +244,14 @@ impl Evaluator {
     /// produces, ordered by rule (in rule order) then operation name, so they can be
     /// delivered as one group per window.
     ///
+    /// The window starts at `start_unix_ns` (nanoseconds since the Unix epoch), lasts
+    /// `length_ns` and holds `ops`, the operations that saw a call (or a drop) in it.
+    ///
     /// Call once per closed window, in window order. An operation absent from the window
     /// (no call) counts as not breaching. If windows were skipped since the last call (when
     /// its clock jumps, the aggregator skips the windows in between that saw no event), the
     /// gap counts as one window without calls: it ends every run and resolves what was
     /// firing, with the gap's bounds in the notices.
-    pub(crate) fn evaluate(&mut self, report: &WindowReport) -> Vec<Alert> {
-        let length = u64::try_from(report.length.as_nanos()).unwrap_or(u64::MAX);
-        self.evaluate_ops(report.start_unix_ns, length, &report.ops)
-    }
-
-    /// [`evaluate`](Self::evaluate) on any window-like data.
     pub(crate) fn evaluate_ops<O: OpSample>(
         &mut self,
         start_unix_ns: u64,
@@ -386,10 +355,10 @@ fn visit<O: OpSample>(
     out: &mut Notices,
 ) {
     let info = &slot.info;
-    let calls = op.op_stats().calls();
+    let calls = op.calls();
     let value = observed(&info.condition, op);
-    let breach =
-        calls >= info.rule.get_min_calls() && value.is_some_and(|v| info.condition.breached(v));
+    let breach = calls >= info.rule.min_calls_per_window()
+        && value.is_some_and(|v| info.condition.breached(v));
     let st = match slot.states.get_mut(&op.op_id()) {
         Some(st) => st,
         None if breach => slot.states.entry(op.op_id()).or_insert(OpState {

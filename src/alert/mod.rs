@@ -40,13 +40,13 @@ mod eval;
 mod file;
 mod notice;
 mod rule;
+mod sample;
 
 pub(crate) use eval::Evaluator;
-#[cfg(test)]
-pub(crate) use eval::OpSample;
 pub(crate) use file::from_toml;
 pub use notice::{Alert, AlertState};
 pub use rule::{AlertRule, Condition};
+pub(crate) use sample::OpSample;
 
 #[cfg(test)]
 mod tests;

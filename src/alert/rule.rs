@@ -106,7 +106,7 @@ pub(crate) fn quantile_label(q: f64) -> String {
 ///     .cooldown(Duration::from_secs(300))
 ///     .min_calls(20);
 /// rule.validate()?;
-/// assert_eq!((rule.name(), rule.pattern(), rule.get_for_windows()), ("checkout-latency", "http.*.checkout", 3));
+/// assert_eq!((rule.name(), rule.pattern(), rule.windows_to_fire()), ("checkout-latency", "http.*.checkout", 3));
 ///
 /// let bad = AlertRule::error_rate("db-errors", "db.*", f64::NAN);
 /// assert!(bad.validate().is_err());
@@ -238,18 +238,18 @@ impl AlertRule {
     }
 
     /// Consecutive breaching windows needed to fire (set by [`for_windows`](Self::for_windows)).
-    pub fn get_for_windows(&self) -> u32 {
+    pub fn windows_to_fire(&self) -> u32 {
         self.for_windows
     }
 
     /// The cooldown after a resolved notice (set by [`cooldown`](Self::cooldown)).
-    pub fn get_cooldown(&self) -> Duration {
+    pub fn cooldown_period(&self) -> Duration {
         self.cooldown
     }
 
     /// The fewest calls in a window for the condition to be checked (set by
     /// [`min_calls`](Self::min_calls)).
-    pub fn get_min_calls(&self) -> u64 {
+    pub fn min_calls_per_window(&self) -> u64 {
         self.min_calls
     }
 
@@ -370,8 +370,8 @@ mod tests {
     fn good_rules_pass_with_defaults() {
         let r = AlertRule::error_rate("db-errors", "db.*", 0.05);
         r.validate().unwrap();
-        assert_eq!((r.get_for_windows(), r.get_min_calls()), (1, 1));
-        assert_eq!(r.get_cooldown(), Duration::ZERO);
+        assert_eq!((r.windows_to_fire(), r.min_calls_per_window()), (1, 1));
+        assert_eq!(r.cooldown_period(), Duration::ZERO);
         assert_eq!(r.condition(), Condition::ErrorRate { above: 0.05 });
         for rule in [
             AlertRule::error_rate("a", "x", 0.0),

@@ -29,10 +29,25 @@ impl OpSample for TestOp {
     fn op_name(&self) -> &Arc<str> {
         &self.name
     }
-    fn op_stats(&self) -> &OpStats {
-        &self.stats
+    fn calls(&self) -> u64 {
+        self.stats.calls()
     }
-    fn op_histogram(&self) -> &Histogram<u64> {
+    fn errors(&self) -> u64 {
+        self.stats.errors
+    }
+    fn recorded(&self) -> u64 {
+        self.stats.count
+    }
+    fn slow(&self) -> u64 {
+        self.stats.slow
+    }
+    fn min_ns(&self) -> u64 {
+        self.stats.min_ns
+    }
+    fn max_ns(&self) -> u64 {
+        self.stats.max_ns
+    }
+    fn histogram(&self) -> &Histogram<u64> {
         &self.hist
     }
 }
@@ -544,7 +559,8 @@ fn real_windows_from_a_mock_clock_engine() {
     let mut notices: Vec<(u64, Alert)> = Vec::new();
     let mut feed = |ev: &mut Evaluator| {
         while let Some(w) = windows.try_recv() {
-            for a in ev.evaluate(&w) {
+            let length_ns = u64::try_from(w.length.as_nanos()).unwrap();
+            for a in ev.evaluate_ops(w.start_unix_ns, length_ns, &w.ops) {
                 notices.push((w.index, a));
             }
         }

@@ -102,7 +102,7 @@ impl fmt::Display for Sampling {
 ///     .sampling(Sampling::Probability(0.01))
 ///     .slow_threshold(Duration::from_micros(200))
 ///     .exemplars(3);
-/// assert_eq!(hot.get_sampling(), Some(Sampling::Probability(0.01)));
+/// assert_eq!(hot.sampling_setting(), Some(Sampling::Probability(0.01)));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Rule {
@@ -154,12 +154,12 @@ impl Rule {
     }
 
     /// The sampling this rule sets, if any.
-    pub fn get_sampling(&self) -> Option<Sampling> {
+    pub fn sampling_setting(&self) -> Option<Sampling> {
         self.sampling
     }
 
     /// The slow threshold this rule sets, if any.
-    pub fn get_slow_threshold(&self) -> Option<Duration> {
+    pub fn slow_threshold_setting(&self) -> Option<Duration> {
         self.slow_threshold
     }
 

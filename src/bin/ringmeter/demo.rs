@@ -9,13 +9,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use ringmeter::demo::{work, Ops, NAMES, SLOW};
 use ringmeter::Builder;
 
 use crate::cli::DemoArgs;
 use crate::select::{now_ns, Filter};
+use crate::show::Ns;
 use crate::stats::print_stats;
-use ringmeter::demo::Ns;
+use crate::workload::{work, Ops, NAMES, SLOW};
 
 pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     // The environment (RINGMETER_* variables and the RINGMETER_CONFIG file) applies; the

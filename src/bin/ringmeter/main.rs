@@ -10,8 +10,10 @@ mod cli;
 mod demo;
 mod dump;
 mod select;
+mod show;
 mod stats;
 mod tail;
+mod workload;
 
 use cli::{Cli, Command};
 

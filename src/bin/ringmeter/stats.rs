@@ -9,7 +9,7 @@ use ringmeter::export::{Interval, Totals};
 
 use crate::cli::StatsArgs;
 use crate::select::{read, Filter};
-use ringmeter::demo::{Ns, Pct};
+use crate::show::{Ns, Pct};
 
 pub fn run(args: &StatsArgs) -> Result<ExitCode> {
     let filter = Filter::new(&args.select)?;

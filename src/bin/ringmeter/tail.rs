@@ -10,7 +10,7 @@ use ringmeter::log::Record;
 
 use crate::cli::TailArgs;
 use crate::select::{open, Filter};
-use ringmeter::demo::{Ns, Pct};
+use crate::show::{Ns, Pct};
 
 pub fn run(args: &TailArgs) -> Result<ExitCode> {
     let filter = Filter::from_parts(args.op.as_deref(), None, None)?;

@@ -1,6 +1,6 @@
-//! The demo workload shared by `examples/demo.rs` and `ringmeter demo` (worker threads serve
-//! fake requests through four instrumented operations), and the number formats they and the
-//! CLI print. Not part of the public API.
+//! The demo workload: worker threads serve fake requests through four instrumented
+//! operations. A module of the `ringmeter` binary (for `ringmeter demo`) that
+//! `examples/demo.rs` also includes with `#[path]`, so it uses only ringmeter's public API.
 //!
 //! | operation     | how it is timed                     | latency            | errors           |
 //! |---------------|-------------------------------------|--------------------|------------------|
@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::{Engine, Error, Op};
+use ringmeter::{Engine, Error, Op};
 
 /// Calls longer than this count as slow.
 pub const SLOW: Duration = Duration::from_micros(150);
@@ -145,7 +145,7 @@ pub fn work(ops: Ops, seed: u64, stop: &AtomicBool) -> Tally {
 }
 
 /// Busy-waits for `d` (a sleep would round short waits up to the timer slack).
-pub fn spin(d: Duration) {
+fn spin(d: Duration) {
     let start = Instant::now();
     while start.elapsed() < d {
         std::hint::spin_loop();
@@ -153,64 +153,19 @@ pub fn spin(d: Duration) {
 }
 
 /// xorshift64*: a few lines of std-only randomness, plenty for a workload.
-pub struct Rng(u64);
+struct Rng(u64);
 
 impl Rng {
     /// A generator seeded with `seed`.
-    pub fn new(seed: u64) -> Self {
+    fn new(seed: u64) -> Self {
         Self(0x9E37_79B9_7F4A_7C15 ^ (seed + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9))
     }
 
     /// A number in `0..n`.
-    pub fn below(&mut self, n: u64) -> u64 {
+    fn below(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
-
-/// A duration in nanoseconds, shown as ns, µs, ms or s with three significant digits.
-pub struct Ns(pub u64);
-
-impl std::fmt::Display for Ns {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ns = self.0;
-        let text = if ns < 1_000 {
-            format!("{ns} ns")
-        } else {
-            const UNITS: [(f64, &str); 3] = [(1e3, "µs"), (1e6, "ms"), (1e9, "s")];
-            let mut unit = if ns < 1_000_000 {
-                0
-            } else if ns < 1_000_000_000 {
-                1
-            } else {
-                2
-            };
-            let mut value = ns as f64 / UNITS[unit].0;
-            if value >= 999.5 && unit < 2 {
-                // 999.9 µs would print as "1.00 ms": move up a unit instead.
-                unit += 1;
-                value = ns as f64 / UNITS[unit].0;
-            }
-            let decimals = if value < 10.0 {
-                2
-            } else if value < 100.0 {
-                1
-            } else {
-                0
-            };
-            format!("{value:.decimals$} {}", UNITS[unit].1)
-        };
-        f.pad(&text)
-    }
-}
-
-/// A fraction shown as a percentage.
-pub struct Pct(pub f64);
-
-impl std::fmt::Display for Pct {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(&format!("{:.1}%", self.0 * 100.0))
     }
 }

@@ -1,0 +1,38 @@
+//! The aggregator's per-operation window as the alert evaluator reads it.
+
+use std::sync::Arc;
+
+use hdrhistogram::Histogram;
+
+use crate::alert::OpSample;
+use crate::report::OpWindow;
+
+impl OpSample for OpWindow {
+    fn op_id(&self) -> u32 {
+        self.id
+    }
+    fn op_name(&self) -> &Arc<str> {
+        &self.name
+    }
+    fn calls(&self) -> u64 {
+        self.stats.calls()
+    }
+    fn errors(&self) -> u64 {
+        self.stats.errors
+    }
+    fn recorded(&self) -> u64 {
+        self.stats.count
+    }
+    fn slow(&self) -> u64 {
+        self.stats.slow
+    }
+    fn min_ns(&self) -> u64 {
+        self.stats.min_ns
+    }
+    fn max_ns(&self) -> u64 {
+        self.stats.max_ns
+    }
+    fn histogram(&self) -> &Histogram<u64> {
+        &self.histogram
+    }
+}
