@@ -1,7 +1,7 @@
 //! The integration tests that can share a process: one module per capability, all in one test
 //! binary, so a change to the library costs one link step here instead of one per file.
-//! Run a module with `cargo test --test it sampling::`, one test with
-//! `cargo test --test it -- --exact sampling::a_disabled_operation_is_only_counted`.
+//! Run a module with `cargo test --test it rules::`, one test with
+//! `cargo test --test it -- --exact rules::a_disabled_operation_is_only_counted`.
 //!
 //! The other files in `tests/` are binaries of their own because they need a process of their
 //! own:
@@ -43,4 +43,4 @@ mod log_fuzz_replay;
 mod log_records;
 mod log_recovery;
 mod log_writer;
-mod sampling;
+mod rules;
