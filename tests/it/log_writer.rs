@@ -1,11 +1,11 @@
 //! Writer and reader behaviour: retention, permissions, typed errors, following a live log.
 
-mod log_util;
-
 use std::time::{Duration, SystemTime};
 
 use ringmeter::log::format::{segment_file_name, SegmentHeader, FORMAT_VERSION};
 use ringmeter::log::{Health, LogConfig, LogError, Reader, Record, Writer};
+
+use crate::util::log as log_util;
 
 fn segment_files(dir: &std::path::Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)

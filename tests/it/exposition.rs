@@ -2,7 +2,7 @@
 //! OpenMetrics: golden files, what promtool checks, and what it does not (bucket order,
 //! `+Inf` equal to `_count`, counts equal to the engine's exact statistics).
 //!
-//! After a deliberate format change: `RINGMETER_BLESS=1 cargo test --test exposition`.
+//! After a deliberate format change: `RINGMETER_BLESS=1 cargo test --test it exposition::`.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;

@@ -1,12 +1,12 @@
 //! The engine writes every closed window to its log with exact statistics, and survives an
 //! unwritable log directory.
 
-mod log_util;
-
 use std::time::Duration;
 
 use ringmeter::log::{EngineEventKind, Health, Reader, Record};
 use ringmeter::{Clock, Engine};
+
+use crate::util::log as log_util;
 
 #[test]
 fn closed_windows_appear_in_the_log_with_exact_stats() {

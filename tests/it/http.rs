@@ -1,10 +1,9 @@
 //! The metrics endpoint (feature `http`): answers, bad requests, limits, concurrent scrapes
 //! while recording, the engine going away, and a real Prometheus server scraping it.
 //!
-//! Run with `cargo test --features http --test http`. The Prometheus test runs when a
+//! Run with `cargo test --features http --test it http::`. The Prometheus test runs when a
 //! `prometheus` binary is on `PATH` (Debian package `prometheus`) and is skipped otherwise,
 //! unless `RINGMETER_REQUIRE_INTEROP=1`, which makes a missing binary a failure.
-#![cfg(feature = "http")]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -1,6 +1,5 @@
 //! Helpers shared by the CLI and interoperability tests: temporary directories, logs written
 //! by a mock-clock engine, and running the `ringmeter` binary.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,5 +1,5 @@
 //! Helpers shared by the window-log tests.
-#![allow(dead_code, clippy::needless_update)]
+#![allow(clippy::needless_update)]
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

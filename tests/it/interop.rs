@@ -7,14 +7,11 @@
 //! `RINGMETER_HDRHISTOGRAM_JAR` or `/usr/share/java/hdrhistogram.jar` (Debian's
 //! `libhdrhistogram-java`); the Python interpreter with `hdrhistogram` installed at
 //! `RINGMETER_PYTHON`, or `python3`.
-#![cfg(feature = "cli")]
-
-mod cli_util;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use cli_util::{json_u64, ok, write_log, TempDir};
+use crate::util::cli::{json_u64, ok, write_log, TempDir};
 
 /// Whether the tool can be run; panics instead of skipping when interop is required.
 fn available(tool: &str, probe: &mut Command) -> bool {

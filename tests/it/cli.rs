@@ -1,15 +1,13 @@
 //! The `ringmeter` binary end to end: every subcommand and every bad-input case.
-#![cfg(feature = "cli")]
-
-mod cli_util;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cli_util::{fails, json_u64, ok, ringmeter, write_log, TempDir, T0_SECS};
 use ringmeter::log::format::SegmentHeader;
 use ringmeter::log::{Reader, Record};
+
+use crate::util::cli::{fails, json_u64, ok, ringmeter, write_log, TempDir, T0_SECS};
 
 fn path(dir: &TempDir) -> &str {
     dir.path().to_str().unwrap()
@@ -317,7 +315,7 @@ fn help_and_version() {
 
 /// `dump` throughput on a log of 40,000 window records, printed rather than asserted (the
 /// machine is shared). Run with
-/// `cargo test --release --test cli -- --ignored --nocapture dump_throughput`.
+/// `cargo test --release --test it -- --ignored --nocapture cli::dump_throughput`.
 #[test]
 #[ignore = "a measurement, not a check"]
 fn dump_throughput() {
@@ -353,7 +351,7 @@ fn dump_throughput() {
 }
 
 /// The four formats of a fixed two-window log, byte for byte. After a deliberate format
-/// change, regenerate with `RINGMETER_BLESS=1 cargo test --test cli golden`.
+/// change, regenerate with `RINGMETER_BLESS=1 cargo test --test it cli::dump_output_matches`.
 #[test]
 fn dump_output_matches_the_golden_files() {
     let dir = TempDir::new("golden");

@@ -1,7 +1,6 @@
 //! The `metrics` facade backend end to end: the facade's macros from several threads feed an
 //! engine exactly; counters and gauges keep their labels in snapshots, the exposition and
 //! the window log.
-#![cfg(feature = "metrics")]
 
 use std::time::Duration;
 

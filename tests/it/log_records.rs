@@ -1,8 +1,6 @@
 //! Every record kind survives encode → decode, alone and through a writer and a reader.
 #![allow(clippy::needless_update)] // `OpStats` gains fields with per-operation configuration.
 
-mod log_util;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +12,8 @@ use ringmeter::log::{
 };
 use ringmeter::metric::{CounterValue, GaugeValue};
 use ringmeter::OpStats;
+
+use crate::util::log as log_util;
 
 fn name() -> impl Strategy<Value = Arc<str>> {
     "[a-z0-9._é-]{0,40}".prop_map(Arc::from)

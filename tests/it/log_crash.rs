@@ -4,16 +4,17 @@
 //! child appends large raw records through a `Writer` instead, so that kills land inside
 //! frames and leave torn tails.
 //!
-//! The child is this test binary re-executed with `RINGMETER_CRASH_CHILD` set. Runs:
-//! `RINGMETER_CRASH_RUNS` (default 50); `scripts/crash-test.sh N` runs more.
-
-mod log_util;
+//! The child is this test binary re-executed with `RINGMETER_CRASH_CHILD` set and filtered to
+//! `crash_child` alone. Runs: `RINGMETER_CRASH_RUNS` (default 50); `scripts/crash-test.sh N`
+//! runs more.
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ringmeter::log::{Health, LogError, Reader, Record};
+
+use crate::util::log as log_util;
 
 const CHILD_ENV: &str = "RINGMETER_CRASH_CHILD";
 const RAW_ENV: &str = "RINGMETER_CRASH_RAW";
@@ -100,6 +101,11 @@ fn sigkill_at_random_points_leaves_at_most_a_torn_tail() {
         | 1;
     let mut rng = Rng(seed);
     let exe = std::env::current_exe().unwrap();
+    // The harness names a test by its module path without the crate's name.
+    let child_test = match module_path!().split_once("::") {
+        Some((_, module)) => format!("{module}::crash_child"),
+        None => "crash_child".to_owned(),
+    };
     let mut torn = 0;
     let mut windows_checked = 0;
     for run in 0..runs {
@@ -111,7 +117,7 @@ fn sigkill_at_random_points_leaves_at_most_a_torn_tail() {
             cmd.env(RAW_ENV, "1");
         }
         let mut child = cmd
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+            .args(["--exact", &child_test, "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, &dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -1,13 +1,13 @@
 //! Recovery: truncate a log or flip bytes anywhere; the reader never panics, returns every
 //! record before the damage, and returns nothing that was not written.
 
-mod log_util;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use proptest::prelude::*;
 use ringmeter::log::{Entry, Health, LogConfig, Reader, Record, Writer};
+
+use crate::util::log as log_util;
 
 /// Writes `n` sample records with small segments and returns the clean entries and the
 /// segment files.
