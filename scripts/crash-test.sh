@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-500}"
-RINGMETER_CRASH_RUNS="$runs" cargo test --release --test log_crash -- --nocapture \
-  sigkill_at_random_points_leaves_at_most_a_torn_tail
+RINGMETER_CRASH_RUNS="$runs" cargo test --release --test it -- --nocapture \
+  log_crash::sigkill_at_random_points_leaves_at_most_a_torn_tail

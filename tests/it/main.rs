@@ -25,6 +25,7 @@
 mod util;
 
 mod aggregation_props;
+#[cfg(feature = "test-hooks")]
 mod aggregator_panic;
 mod alerts;
 #[cfg(feature = "cli")]
