@@ -182,3 +182,23 @@
 //!     }
 //! }
 //! ```
+//!
+//! # The published report types are `#[non_exhaustive]`
+//!
+//! `OpStats`, `Exemplar`, `OpWindow`, `WindowReport`, `OpTotals`, `Snapshot` and `LogStatus`
+//! will grow: code outside the crate reads their fields and builds an `OpStats` from its
+//! default, field by field,
+//! ```
+//! let mut stats = ringmeter::OpStats::default();
+//! stats.count = 3;
+//! stats.errors = 1;
+//! assert_eq!(stats.calls(), 3);
+//! ```
+//! but cannot name every field in a struct expression (so a new field breaks nobody):
+//! ```compile_fail,E0639
+//! let stats = ringmeter::OpStats {
+//!     count: 3,
+//!     errors: 1,
+//!     ..ringmeter::OpStats::default()
+//! };
+//! ```

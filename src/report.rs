@@ -21,6 +21,7 @@ use crate::metric::{CounterValue, GaugeValue};
 /// for, like the histogram. The percentiles come from the HdrHistogram and are within its
 /// configured precision ([`Builder::significant_digits`](crate::Builder::significant_digits)).
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct OpStats {
     /// Calls recorded (timed; their durations are in the histogram).
     pub count: u64,
@@ -77,6 +78,7 @@ impl OpStats {
 
 /// One of the slowest calls of a window: something to look up in the program's own logs.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Exemplar {
     /// The call's duration.
     pub duration_ns: u64,
@@ -92,6 +94,7 @@ pub struct Exemplar {
 
 /// One operation's share of a closed window.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct OpWindow {
     /// Operation id inside its engine.
     pub id: u32,
@@ -122,6 +125,7 @@ pub struct OpWindow {
 
 /// A closed window: every operation that saw a call (or a drop) in it.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct WindowReport {
     /// Window number: `start_unix_ns / length`.
     pub index: u64,
@@ -142,6 +146,7 @@ impl WindowReport {
 
 /// Cumulative statistics of one operation since the engine started.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct OpTotals {
     /// Operation id inside its engine.
     pub id: u32,
@@ -173,6 +178,7 @@ pub struct OpTotals {
 /// # Ok::<(), ringmeter::Error>(())
 /// ```
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct Snapshot {
     /// The most recently closed window.
     pub last_window: Option<Arc<WindowReport>>,
@@ -214,6 +220,7 @@ impl Snapshot {
 /// The state of an engine's window log, published in every [`Snapshot`]
 /// ([`Builder::log_dir`](crate::Builder::log_dir); see [`log`](crate::log)).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LogStatus {
     /// The log directory.
     pub dir: PathBuf,

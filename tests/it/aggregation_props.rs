@@ -230,9 +230,10 @@ fn check(calls: &[Call], flushes: &[u64]) -> Result<(), TestCaseError> {
             };
             naive.check(&what, &o.stats)?;
             prop_assert_eq!(o.histogram.len(), o.stats.count, "{}: histogram", what);
-            let s = summed.entry(op).or_insert_with(|| OpStats {
-                min_ns: u64::MAX,
-                ..OpStats::default()
+            let s = summed.entry(op).or_insert_with(|| {
+                let mut st = OpStats::default();
+                st.min_ns = u64::MAX;
+                st
             });
             s.count += o.stats.count;
             s.errors += o.stats.errors;

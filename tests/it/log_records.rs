@@ -50,22 +50,23 @@ fn window() -> impl Strategy<Value = WindowRecord> {
                     index,
                     start_unix_ns: start,
                     length: Duration::from_nanos(len),
-                    stats: OpStats {
-                        count: s[0],
-                        errors: s[1],
-                        slow: s[2],
-                        dropped: s[3],
-                        late: s[4],
-                        min_ns: s[5],
-                        max_ns: s[6],
-                        mean_ns: s[7] as f64 / 3.0,
-                        stddev_ns: s[8] as f64 / 5.0,
-                        p50_ns: s[9],
-                        p90_ns: s[10],
-                        p95_ns: s[11],
-                        p99_ns: s[12],
-                        p999_ns: s[13],
-                        ..OpStats::default()
+                    stats: {
+                        let mut st = OpStats::default();
+                        st.count = s[0];
+                        st.errors = s[1];
+                        st.slow = s[2];
+                        st.dropped = s[3];
+                        st.late = s[4];
+                        st.min_ns = s[5];
+                        st.max_ns = s[6];
+                        st.mean_ns = s[7] as f64 / 3.0;
+                        st.stddev_ns = s[8] as f64 / 5.0;
+                        st.p50_ns = s[9];
+                        st.p90_ns = s[10];
+                        st.p95_ns = s[11];
+                        st.p99_ns = s[12];
+                        st.p999_ns = s[13];
+                        st
                     },
                     // Zero here: once `OpStats` carries `unsampled` too, decoding fills both
                     // from one stored field. `unsampled_round_trips` covers other values.

@@ -48,22 +48,23 @@ pub fn window(op_id: u32, index: u64, seed: u64, values: &[u64]) -> WindowRecord
         index,
         start_unix_ns: index * 1_000_000_000,
         length: Duration::from_secs(1),
-        stats: OpStats {
-            count: values.len() as u64,
-            errors: seed % 7,
-            slow: seed % 5,
-            dropped: seed % 3,
-            late: seed % 2,
-            min_ns: values.iter().copied().min().unwrap_or(0),
-            max_ns: values.iter().copied().max().unwrap_or(0),
-            mean_ns: seed as f64 / 3.0,
-            stddev_ns: seed as f64 / 7.0,
-            p50_ns: histogram.value_at_quantile(0.5),
-            p90_ns: histogram.value_at_quantile(0.9),
-            p95_ns: histogram.value_at_quantile(0.95),
-            p99_ns: histogram.value_at_quantile(0.99),
-            p999_ns: histogram.value_at_quantile(0.999),
-            ..OpStats::default()
+        stats: {
+            let mut st = OpStats::default();
+            st.count = values.len() as u64;
+            st.errors = seed % 7;
+            st.slow = seed % 5;
+            st.dropped = seed % 3;
+            st.late = seed % 2;
+            st.min_ns = values.iter().copied().min().unwrap_or(0);
+            st.max_ns = values.iter().copied().max().unwrap_or(0);
+            st.mean_ns = seed as f64 / 3.0;
+            st.stddev_ns = seed as f64 / 7.0;
+            st.p50_ns = histogram.value_at_quantile(0.5);
+            st.p90_ns = histogram.value_at_quantile(0.9);
+            st.p95_ns = histogram.value_at_quantile(0.95);
+            st.p99_ns = histogram.value_at_quantile(0.99);
+            st.p999_ns = histogram.value_at_quantile(0.999);
+            st
         },
         // Zero: once `OpStats` carries `unsampled`, decoding fills both from one field.
         unsampled: 0,
