@@ -62,6 +62,7 @@ mod clock;
 pub mod env;
 mod error;
 mod event;
+mod hist;
 pub mod limits;
 mod loom;
 mod name;
@@ -111,11 +112,12 @@ pub mod ring;
 #[cfg(not(loom))]
 mod ring;
 
-pub use aggregator::{PooledHistogram, Subscription, DEFAULT_BUCKETS_NS, MAX_BUCKETS};
+pub use aggregator::Subscription;
 pub use clock::{Clock, MockClock};
 pub use config::{EffectiveRule, Rule, Rules, Sampling};
 pub use engine::{global, init_global, Builder, Engine, OpCache, WeakEngine, OVERFLOW_OP};
 pub use error::Error;
+pub use hist::{PooledHistogram, DEFAULT_BUCKETS_NS, MAX_BUCKETS};
 pub use limits::{
     MAX_EXEMPLARS, MAX_NAME_LEN, MAX_OPERATIONS, MAX_RING_CAPACITY, MAX_SAMPLE_EVERY,
     MIN_SAMPLE_PROBABILITY,

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::aggregator::PooledHistogram;
 use crate::alert::Alert;
 use crate::config::Sampling;
+use crate::hist::PooledHistogram;
 use crate::metric::{CounterValue, GaugeValue};
 
 /// Statistics of one operation over one window, or since the engine started.

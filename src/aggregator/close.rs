@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::buckets;
 use super::window::{self, OpAcc, WindowAcc};
 use super::Aggregator;
+use crate::hist::buckets;
 use crate::hub::Hub;
 use crate::log::{Record, SeriesRecord};
 use crate::report::{Exemplar, OpStats, OpWindow, WindowReport};

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use super::buckets;
 use super::{Aggregator, AlertCallback, WindowCallback};
 use crate::alert::{Alert, AlertRule};
 use crate::error::Error;
+use crate::hist::buckets;
 use crate::hub::Hub;
 use crate::log::Record;
 use crate::loom::{AtomicU64, Ordering};

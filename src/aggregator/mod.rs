@@ -17,11 +17,9 @@
 //! opens and closes windows and keeps the totals, [`deliver`] hands closed windows to
 //! subscribers, callbacks and alert rules and builds the snapshots.
 
-mod buckets;
 mod close;
 mod deliver;
 mod ingest;
-mod pool;
 mod sample;
 mod window;
 
@@ -30,16 +28,16 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-pub(crate) use buckets::{add as add_to_buckets, cumulative as cumulative_buckets};
-pub use buckets::{DEFAULT_BUCKETS_NS, MAX_BUCKETS};
 pub(crate) use deliver::in_callback_of;
 pub use deliver::Subscription;
-pub use pool::PooledHistogram;
+// The engine's builder names the bucket constants through this module.
+pub(crate) use crate::hist::{DEFAULT_BUCKETS_NS, MAX_BUCKETS};
 
 use crate::alert::{Alert, Evaluator};
 use crate::clock::{Clock, TimeBase};
 use crate::config::{EffectiveRule, Resolved};
 use crate::event::Event;
+use crate::hist::HistPool;
 use crate::hub::Hub;
 use crate::log::{EngineEventKind, LogConfig, LogSink};
 use crate::report::{Snapshot, WindowReport};
@@ -47,7 +45,6 @@ use crate::ring::Consumer;
 use close::Total;
 use deliver::Subscriber;
 use ingest::Ticks;
-use pool::HistPool;
 use window::WindowAcc;
 
 /// A callback run on the aggregator thread for every closed window.

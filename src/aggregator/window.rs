@@ -2,7 +2,7 @@
 
 use hdrhistogram::Histogram;
 
-use super::pool::HistPool;
+use crate::hist::HistPool;
 use crate::report::OpStats;
 
 /// Quantiles reported in [`OpStats`], ascending (hdrhistogram's one-pass lookup needs that order).

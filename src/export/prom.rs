@@ -35,7 +35,10 @@ use std::io::{self, Write};
 
 use std::sync::Arc;
 
+use hdrhistogram::Histogram;
+
 use super::QUANTILES;
+use crate::hist::buckets;
 use crate::metric::{CounterValue, GaugeValue};
 use crate::{OpStats, Snapshot};
 
@@ -351,10 +354,10 @@ pub fn render(snapshot: &Snapshot, format: Format) -> Vec<u8> {
 /// assert_eq!(cumulative_buckets(&[1_000, 2_000], &h), vec![2, 2, 3]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn cumulative_buckets(bounds_ns: &[u64], histogram: &hdrhistogram::Histogram<u64>) -> Vec<u64> {
+pub fn cumulative_buckets(bounds_ns: &[u64], histogram: &Histogram<u64>) -> Vec<u64> {
     let mut counts = vec![0; bounds_ns.len() + 1];
-    crate::aggregator::add_to_buckets(bounds_ns, histogram, &mut counts);
-    crate::aggregator::cumulative_buckets(&counts)
+    buckets::add(bounds_ns, histogram, &mut counts);
+    buckets::cumulative(&counts)
 }
 
 /// A metric name made valid: every byte outside `[A-Za-z0-9_:]` becomes `_`, and a name that

@@ -1,6 +1,6 @@
 //! Recycling of window histograms.
 //!
-//! A closed window hands its histograms to readers inside a [`WindowReport`](super::WindowReport).
+//! A closed window hands its histograms to readers inside a [`WindowReport`](crate::WindowReport).
 //! When the last reader drops the report, each histogram goes back to the aggregator's pool
 //! through a channel, so at steady state no histogram is allocated per window.
 
