@@ -1,12 +1,11 @@
 //! Per-operation accumulators of one window, and of the totals since start.
 
+use std::sync::Arc;
+
 use hdrhistogram::Histogram;
 
-use crate::hist::HistPool;
+use crate::hist::{percentiles, HistPool};
 use crate::report::OpStats;
-
-/// Quantiles reported in [`OpStats`], ascending (hdrhistogram's one-pass lookup needs that order).
-const QUANTILES: [f64; 5] = [0.5, 0.9, 0.95, 0.99, 0.999];
 
 /// Exact statistics of calls: counts, extremes and sums. An [`OpAcc`] keeps one; the drain keeps
 /// another in registers for a run of consecutive calls of one operation into one window and
@@ -81,7 +80,7 @@ pub(crate) struct RawExemplar {
     pub(crate) ns: u64,
     pub(crate) end_unix_ns: u64,
     pub(crate) thread: u64,
-    pub(crate) thread_name: Option<std::sync::Arc<str>>,
+    pub(crate) thread_name: Option<Arc<str>>,
 }
 
 /// The `k` slowest calls seen, kept unordered; `floor` is the duration a call must exceed to
@@ -227,16 +226,8 @@ impl OpAcc {
         s.stddev_ns = (c.sum_sq as f64 / n - s.mean_ns * s.mean_ns)
             .max(0.0)
             .sqrt();
-        if let Some(h) = hist.filter(|h| !h.is_empty()) {
-            let mut q = h.value_at_quantiles(QUANTILES);
-            // A bucket's highest equivalent value can exceed the true extremes; clamp to them.
-            let mut next = || q.next().unwrap_or(0).clamp(c.min, c.max);
-            s.p50_ns = next();
-            s.p90_ns = next();
-            s.p95_ns = next();
-            s.p99_ns = next();
-            s.p999_ns = next();
-        }
+        let [p50, p90, p95, p99, p999] = percentiles(hist, c.count, c.min, c.max);
+        (s.p50_ns, s.p90_ns, s.p95_ns, s.p99_ns, s.p999_ns) = (p50, p90, p95, p99, p999);
         s
     }
 }

@@ -37,6 +37,7 @@ use std::sync::Arc;
 
 use hdrhistogram::Histogram;
 
+use crate::hist::percentiles;
 use crate::log::WindowRecord;
 use crate::{OpStats, WindowReport};
 
@@ -47,10 +48,8 @@ pub mod prom;
 mod rollup;
 pub mod time;
 
+pub use crate::hist::QUANTILES;
 pub use rollup::{merge, Rollup, Totals};
-
-/// The quantiles reported in [`OpStats`]: p50, p90, p95, p99, p99.9.
-pub const QUANTILES: [f64; 5] = [0.5, 0.9, 0.95, 0.99, 0.999];
 
 /// One operation over one span of time: the unit every formatter writes.
 #[derive(Clone, Debug)]
@@ -209,13 +208,7 @@ impl Interval {
 /// clamped to the exact `[min_ns, max_ns]`, since a bucket's highest equivalent value can lie
 /// beyond the true extremes. All zero when the histogram or the count is empty.
 pub fn set_percentiles(stats: &mut OpStats, histogram: &Histogram<u64>) {
-    let (lo, hi) = (stats.min_ns, stats.max_ns.max(stats.min_ns));
-    let mut q = [0u64; 5];
-    if stats.count > 0 && !histogram.is_empty() {
-        for (slot, v) in q.iter_mut().zip(histogram.value_at_quantiles(QUANTILES)) {
-            *slot = v.clamp(lo, hi);
-        }
-    }
+    let q = percentiles(Some(histogram), stats.count, stats.min_ns, stats.max_ns);
     [
         stats.p50_ns,
         stats.p90_ns,

@@ -5,10 +5,14 @@
 //! |---|---|
 //! | [`buckets`] | Prometheus bucket counts derived from an HdrHistogram |
 //! | `pool` | recycling of window histograms ([`PooledHistogram`], [`HistPool`]) |
+//! | `quantiles` | the percentiles of window statistics ([`QUANTILES`], [`percentiles`]) |
 
 pub(crate) mod buckets;
 mod pool;
+mod quantiles;
 
 pub use buckets::{DEFAULT_BUCKETS_NS, MAX_BUCKETS};
 pub(crate) use pool::HistPool;
 pub use pool::PooledHistogram;
+pub(crate) use quantiles::percentiles;
+pub use quantiles::QUANTILES;
