@@ -23,16 +23,16 @@
 //!   histogram whose range reaches beyond `i64::MAX` is re-encoded with that bound, values
 //!   above it counted at it.
 
+use std::fmt;
 use std::io::{self, Write};
+use std::mem;
 use std::sync::Arc;
 
-use flate2::{Compress, Compression, FlushCompress, Status};
-use hdrhistogram::serialization::{Serializer, V2Serializer};
 use hdrhistogram::Histogram;
-use miniz_oxide::inflate::core::{decompress, inflate_flags, DecompressorOxide};
 
 use super::time::format_rfc3339;
 use super::{ExportError, Interval};
+use crate::hist::{peek, Encoder};
 
 /// The `Interval_Max` column is the maximum divided by this (nanoseconds to milliseconds).
 pub const MAX_VALUE_DIVISOR: f64 = 1e6;
@@ -60,21 +60,12 @@ pub struct HlogWriter<W: Write> {
     /// The one operation of an untagged log, once seen.
     only_op: Option<Arc<str>>,
     header_written: bool,
-    serializer: V2Serializer,
-    /// One deflate state for every histogram (creating one per histogram costs more than
-    /// the compression itself).
-    deflate: Compress,
-    /// One inflate state, to read the headers of stored histograms.
-    inflate: Box<DecompressorOxide>,
-    /// The uncompressed V2 encoding.
-    raw: Vec<u8>,
+    /// One encoder, and so one deflate state, for every histogram (creating one per
+    /// histogram costs more than the compression itself).
+    encoder: Encoder,
     /// The V2-deflate encoding: cookie, length, zlib stream.
     buf: Vec<u8>,
 }
-
-/// Cookie of a V2 encoding compressed with deflate (HdrHistogram's `V2CompressedEncodingCookieBase`
-/// with word size 0x10).
-const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9304 | 0x10;
 
 impl<W: Write> HlogWriter<W> {
     /// A writer whose lines are tagged with their operation's name.
@@ -94,10 +85,7 @@ impl<W: Write> HlogWriter<W> {
             tagged,
             only_op: None,
             header_written: false,
-            serializer: V2Serializer::new(),
-            deflate: Compress::new(Compression::default(), true),
-            inflate: Box::default(),
-            raw: Vec::new(),
+            encoder: Encoder::new(),
             buf: Vec::new(),
         }
     }
@@ -155,10 +143,12 @@ impl<W: Write> HlogWriter<W> {
         };
         match &i.stored_histogram {
             Some(stored) if i.histogram.is_empty() => {
-                // Written as stored, if other implementations can read its range.
-                match stored_highest(&mut self.inflate, stored) {
-                    Some(high) if high <= i64::MAX as u64 => {}
-                    Some(_) => {
+                // Written as stored, if other implementations can read its range. Only the
+                // 40-byte header is inflated: inflating the whole histogram to read it was
+                // most of an `hlog` dump.
+                match peek(stored) {
+                    Ok(header) if header.high <= i64::MAX as u64 => {}
+                    Ok(_) => {
                         return Err(ExportError::Serialize {
                             op: Arc::clone(&i.op),
                             reason: "its highest trackable value exceeds i64::MAX; decode and \
@@ -166,10 +156,10 @@ impl<W: Write> HlogWriter<W> {
                                 .into(),
                         })
                     }
-                    None => {
+                    Err(reason) => {
                         return Err(ExportError::Serialize {
                             op: Arc::clone(&i.op),
-                            reason: "the stored histogram is not V2+deflate".into(),
+                            reason: format!("the stored histogram is unreadable: {reason}"),
                         })
                     }
                 }
@@ -191,7 +181,7 @@ impl<W: Write> HlogWriter<W> {
                     op: Arc::clone(&i.op),
                     reason,
                 })?;
-                let encoded = std::mem::take(&mut self.buf);
+                let encoded = mem::take(&mut self.buf);
                 let written = self.line(i, max, &encoded);
                 self.buf = encoded;
                 written?;
@@ -216,36 +206,13 @@ impl<W: Write> HlogWriter<W> {
         self.out.write_all(b"\n")
     }
 
-    /// Encodes `h` into `buf` as HdrHistogram's V2 deflate encoding: the compressed cookie,
-    /// the big-endian length of the zlib stream, the zlib stream of the V2 encoding.
+    /// Encodes `h` into `buf` as HdrHistogram's V2 deflate encoding.
     fn encode(&mut self, h: &Histogram<u64>) -> Result<(), String> {
-        self.raw.clear();
-        self.serializer
-            .serialize(h, &mut self.raw)
-            .map_err(|e| format!("{e:?}"))?;
         self.buf.clear();
-        self.buf
-            .extend_from_slice(&V2_COMPRESSED_COOKIE.to_be_bytes());
-        self.buf.extend_from_slice(&[0; 4]);
-        self.deflate.reset();
-        let mut input = &self.raw[..];
-        loop {
-            self.buf.reserve(input.len() / 2 + 64);
-            let before = self.deflate.total_in();
-            let status = self
-                .deflate
-                .compress_vec(input, &mut self.buf, FlushCompress::Finish)
-                .map_err(|e| e.to_string())?;
-            let used = usize::try_from(self.deflate.total_in() - before).unwrap_or(input.len());
-            input = &input[used.min(input.len())..];
-            if status == Status::StreamEnd {
-                break;
-            }
-        }
-        let len =
-            u32::try_from(self.buf.len() - 8).map_err(|_| "histogram too large".to_owned())?;
-        self.buf[4..8].copy_from_slice(&len.to_be_bytes());
-        Ok(())
+        self.encoder
+            .encode(h, &mut self.buf)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 
     /// Flushes and returns the output. A log without intervals gets no header.
@@ -258,34 +225,13 @@ impl<W: Write> HlogWriter<W> {
     }
 }
 
-impl<W: Write> std::fmt::Debug for HlogWriter<W> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<W: Write> fmt::Debug for HlogWriter<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HlogWriter")
             .field("tagged", &self.tagged)
             .field("only_op", &self.only_op)
             .finish_non_exhaustive()
     }
-}
-
-/// The highest trackable value in the header of a V2+deflate histogram, or `None` when the
-/// bytes do not start like one. Inflates only the 40-byte V2 header into a buffer of its size,
-/// with `inflate` (reset here, so one state serves every histogram): flate2's streaming
-/// inflate decoded the whole histogram into its 32 KiB window to hand back those 40 bytes,
-/// which was 86% of an `hlog` dump.
-fn stored_highest(inflate: &mut DecompressorOxide, stored: &[u8]) -> Option<u64> {
-    let cookie = u32::from_be_bytes(stored.get(..4)?.try_into().ok()?);
-    if cookie != V2_COMPRESSED_COOKIE {
-        return None;
-    }
-    inflate.init();
-    let mut head = [0u8; 40];
-    let flags = inflate_flags::TINFL_FLAG_PARSE_ZLIB_HEADER
-        | inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
-    let (_status, _read, written) = decompress(inflate, stored.get(8..)?, &mut head, 0, flags);
-    if written != head.len() {
-        return None;
-    }
-    Some(u64::from_be_bytes(head[24..32].try_into().ok()?))
 }
 
 /// A copy of `h` with a highest trackable value of `i64::MAX`.
@@ -303,8 +249,8 @@ fn clamp_to_i64(h: &Histogram<u64>) -> Result<Histogram<u64>, String> {
 /// Nanoseconds as seconds with three decimals, truncated (`1700000000.000`).
 struct Millis(u64);
 
-impl std::fmt::Display for Millis {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for Millis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "{}.{:03}",
@@ -470,13 +416,6 @@ mod tests {
         let text = String::from_utf8(log.finish().unwrap()).unwrap();
         let lines: Vec<&str> = text.lines().rev().take(2).collect();
         assert_eq!(lines[0], lines[1]);
-        assert_eq!(
-            stored_highest(
-                &mut DecompressorOxide::default(),
-                &from_log.stored_histogram.unwrap()
-            ),
-            Some(60 * S)
-        );
 
         let mut wide = Histogram::<u64>::new_with_bounds(1, u64::MAX, 2).unwrap();
         wide.record(5).unwrap();

@@ -3,15 +3,29 @@
 //!
 //! | module | job |
 //! |---|---|
+//! | `codec` | HdrHistogram's V2 encoding compressed with deflate: [`Encoder`], bounded [`decode`], header [`peek`] |
 //! | [`buckets`] | Prometheus bucket counts derived from an HdrHistogram |
 //! | `pool` | recycling of window histograms ([`PooledHistogram`], [`HistPool`]) |
 //! | `quantiles` | the percentiles of window statistics ([`QUANTILES`], [`percentiles`]) |
+//!
+//! The codec implements HdrHistogram's "V2 compressed" encoding as its Java implementation
+//! defines it (`AbstractHistogram.encodeIntoCompressedByteBuffer`, which deflates the V2
+//! encoding of `encodeIntoByteBuffer`) and the Rust crate follows it
+//! (`hdrhistogram::serialization::V2DeflateSerializer`): the compressed cookie `0x1c849314`
+//! (`V2CompressedEncodingCookieBase` 0x1c849304 with the word-size bits 0x10), the big-endian
+//! length of a zlib stream, then that stream of the V2 encoding, whose own cookie is
+//! `0x1c849313`. The window log stores these bytes as they are and the interval log
+//! (`.hlog`) carries them base64-encoded, so one encoder serves both and a stored histogram
+//! can be exported without decoding it.
 
 pub(crate) mod buckets;
+mod codec;
 mod pool;
 mod quantiles;
 
 pub use buckets::{DEFAULT_BUCKETS_NS, MAX_BUCKETS};
+pub use codec::MAX_HISTOGRAM_COUNTS;
+pub(crate) use codec::{check_frame, decode, peek, Encoder, HistEncodeError};
 pub(crate) use pool::HistPool;
 pub use pool::PooledHistogram;
 pub(crate) use quantiles::percentiles;

@@ -6,15 +6,15 @@
 //! built (see [`MAX_HISTOGRAM_COUNTS`]). The byte layout is in `docs/log-format.md`.
 
 use core::fmt;
-use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytemuck::{Pod, Zeroable};
-use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
 
 use super::format::{U32Le, U64Le};
+pub use crate::hist::MAX_HISTOGRAM_COUNTS;
+use crate::hist::{check_frame, decode as decode_histogram, Encoder, HistEncodeError};
 use crate::report::{OpStats, OpWindow, WindowReport};
 
 /// Record kind numbers, as stored in a frame header.
@@ -89,14 +89,14 @@ impl Record {
     /// [`EncodeError`] when a name or list is too long for its length field or the
     /// histogram cannot be serialized.
     pub fn encode(&self, buf: &mut Vec<u8>) -> Result<u8, EncodeError> {
-        self.encode_with(buf, &mut HistEncoder::new())
+        self.encode_with(buf, &mut Encoder::new())
     }
 
     /// [`Record::encode`] with a reused histogram encoder.
     pub(crate) fn encode_with(
         &self,
         buf: &mut Vec<u8>,
-        hist: &mut HistEncoder,
+        hist: &mut Encoder,
     ) -> Result<u8, EncodeError> {
         match self {
             Self::Dictionary(entries) => {
@@ -113,7 +113,8 @@ impl Record {
 
     /// As [`Record::decode`], but window records keep their histogram as stored
     /// ([`WindowRecord::stored_histogram`]) instead of decoding it, which is several times
-    /// faster. The stored bytes are still checked to start with a V2+deflate header.
+    /// faster. The stored bytes are still checked to be framed as V2+deflate: the cookie, and
+    /// a compressed length that stays inside the payload.
     ///
     /// # Errors
     /// [`DecodeError`] naming what is wrong and where in the payload.
@@ -429,10 +430,6 @@ struct WindowFixed {
 pub(crate) const WINDOW_FIXED_LEN: usize = 168;
 const _: () = assert!(core::mem::size_of::<WindowFixed>() == WINDOW_FIXED_LEN);
 
-/// Largest counts array (entries) a stored histogram may declare: the engine's largest
-/// configuration (5 significant digits, the whole `u64` range) needs about 6.3 million.
-pub const MAX_HISTOGRAM_COUNTS: u64 = 8 << 20;
-
 fn too_long(field: &'static str, len: usize) -> EncodeError {
     EncodeError::TooLong { field, len }
 }
@@ -548,58 +545,10 @@ pub(crate) fn encode_alert(a: &crate::alert::Alert, buf: &mut Vec<u8>) -> Result
     Ok(())
 }
 
-/// Serializes histograms in HdrHistogram's V2 + deflate encoding (the bytes
-/// `V2DeflateSerializer` writes) with buffers and a compressor kept across calls: setting up
-/// a new compressor costs far more than compressing one histogram.
-pub(crate) struct HistEncoder {
-    v2: V2Serializer,
-    plain: Vec<u8>,
-    z: flate2::Compress,
-}
-
-impl HistEncoder {
-    pub(crate) fn new() -> Self {
-        Self {
-            v2: V2Serializer::new(),
-            plain: Vec::new(),
-            z: flate2::Compress::new(flate2::Compression::default(), true),
-        }
-    }
-
-    /// Appends `h` to `out` (cookie, compressed length, zlib stream); returns the bytes added.
-    fn encode(&mut self, h: &Histogram<u64>, out: &mut Vec<u8>) -> Result<usize, EncodeError> {
-        self.plain.clear();
-        self.v2
-            .serialize(h, &mut self.plain)
-            .map_err(|e| EncodeError::Histogram(format!("{e:?}")))?;
-        let start = out.len();
-        out.extend_from_slice(&V2_COMPRESSED_COOKIE.to_be_bytes());
-        out.extend_from_slice(&[0; 4]);
-        self.z.reset();
-        // zlib's worst case is a few bytes per 16 KiB over the input; grow if ever needed.
-        out.reserve(self.plain.len() + self.plain.len() / 1000 + 64);
-        loop {
-            let consumed = self.z.total_in() as usize;
-            let status = self
-                .z
-                .compress_vec(&self.plain[consumed..], out, flate2::FlushCompress::Finish)
-                .map_err(|e| EncodeError::Histogram(e.to_string()))?;
-            if status == flate2::Status::StreamEnd {
-                break;
-            }
-            out.reserve(out.capacity().max(64));
-        }
-        let clen = u32::try_from(out.len() - start - 8)
-            .map_err(|_| too_long("histogram", out.len() - start))?;
-        out[start + 4..start + 8].copy_from_slice(&clen.to_be_bytes());
-        Ok(out.len() - start)
-    }
-}
-
 /// Appends a window payload, serializing the histogram with `hist` (reused across calls).
 pub(crate) fn encode_window(
     w: &WindowFields<'_>,
-    hist: &mut HistEncoder,
+    hist: &mut Encoder,
     buf: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
     let s = w.stats;
@@ -654,7 +603,10 @@ pub(crate) fn encode_window(
             buf.extend_from_slice(bytes);
             bytes.len()
         }
-        None => hist.encode(w.histogram, buf)?,
+        None => hist.encode(w.histogram, buf).map_err(|e| match e {
+            HistEncodeError::TooLarge(len) => too_long("histogram", len),
+            e => EncodeError::Histogram(e.to_string()),
+        })?,
     };
     let len = u32::try_from(written).map_err(|_| too_long("histogram", written))?;
     buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
@@ -914,14 +866,7 @@ fn decode_window(payload: &[u8], histogram: bool) -> Result<WindowRecord, Decode
         let h = decode_histogram(bytes).map_err(|reason| DecodeError { offset: at, reason })?;
         (h, None)
     } else {
-        if bytes.len() < 8
-            || u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) != V2_COMPRESSED_COOKIE
-        {
-            return Err(DecodeError {
-                offset: at,
-                reason: "histogram is not V2+deflate".into(),
-            });
-        }
+        check_frame(bytes).map_err(|reason| DecodeError { offset: at, reason })?;
         (empty_histogram(), Some(bytes.to_vec()))
     };
     let stats = OpStats {
@@ -966,124 +911,4 @@ fn empty_histogram() -> Histogram<u64> {
         static EMPTY: Histogram<u64> = Histogram::new_with_max(2, 1).expect("valid bounds");
     }
     EMPTY.with(Histogram::clone)
-}
-
-/// Counts-array length of an HdrHistogram with these parameters (the formula of
-/// `Histogram::new_with_bounds`), or `None` when they are invalid.
-fn counts_len(low: u64, high: u64, digits: u32) -> Option<u64> {
-    if low < 1 || digits > 5 || high < low.checked_mul(2)? {
-        return None;
-    }
-    let largest_single_unit = 2 * 10_u64.pow(digits);
-    let sub_bucket_count_magnitude = 64 - (largest_single_unit - 1).leading_zeros();
-    let sub_bucket_half_count_magnitude = sub_bucket_count_magnitude.max(1) - 1;
-    let unit_magnitude = 63 - low.leading_zeros();
-    if unit_magnitude + sub_bucket_half_count_magnitude + 1 > 63 {
-        return None;
-    }
-    let sub_bucket_count = 1_u64 << (sub_bucket_half_count_magnitude + 1);
-    let mut smallest_untrackable = sub_bucket_count << unit_magnitude;
-    let mut buckets = 1_u64;
-    while smallest_untrackable <= high {
-        if smallest_untrackable > u64::MAX / 2 {
-            buckets += 1;
-            break;
-        }
-        smallest_untrackable <<= 1;
-        buckets += 1;
-    }
-    Some((buckets + 1) * (sub_bucket_count / 2))
-}
-
-/// V2 cookies (compressed and plain) with the word-size bits HdrHistogram writes.
-const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9304 | 0x10;
-const V2_COOKIE: u32 = 0x1c84_9303 | 0x10;
-
-/// Decodes a V2+deflate histogram after checking that its declared sizes are bounded.
-fn decode_histogram(bytes: &[u8]) -> Result<Histogram<u64>, String> {
-    if bytes.len() < 8 {
-        return Err("histogram shorter than its header".into());
-    }
-    let cookie = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    if cookie != V2_COMPRESSED_COOKIE {
-        return Err(format!("histogram cookie {cookie:#x} is not V2+deflate"));
-    }
-    let clen = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
-    if clen > bytes.len() - 8 {
-        return Err("histogram's compressed length runs past the record".into());
-    }
-    // Inflate the inner header (40 bytes) first to check the parameters and payload length.
-    let mut head = [0_u8; 40];
-    let mut inflate = flate2::read::ZlibDecoder::new(&bytes[8..8 + clen]);
-    inflate
-        .read_exact(&mut head)
-        .map_err(|e| format!("histogram header does not inflate: {e}"))?;
-    let be32 = |i: usize| u32::from_be_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
-    let be64 = |i: usize| {
-        let mut a = [0; 8];
-        a.copy_from_slice(&head[i..i + 8]);
-        u64::from_be_bytes(a)
-    };
-    if be32(0) != V2_COOKIE {
-        return Err("histogram inner cookie is not V2".into());
-    }
-    let payload_len = u64::from(be32(4));
-    let counts = counts_len(be64(16), be64(24), be32(12))
-        .ok_or_else(|| "histogram parameters out of range".to_string())?;
-    if counts > MAX_HISTOGRAM_COUNTS {
-        return Err(format!("histogram declares {counts} counts"));
-    }
-    // Each count takes at most 9 bytes in V2's varint encoding.
-    if payload_len > counts * 9 {
-        return Err(format!("histogram payload length {payload_len} too large"));
-    }
-    // Inflate the whole V2 encoding; the buffer grows only as data actually inflates, so a
-    // declared length alone never allocates.
-    let mut plain = head.to_vec();
-    inflate
-        .take(payload_len)
-        .read_to_end(&mut plain)
-        .map_err(|e| format!("histogram does not inflate: {e}"))?;
-    if plain.len() as u64 != 40 + payload_len {
-        return Err("histogram payload shorter than declared".into());
-    }
-    Deserializer::new()
-        .deserialize(&mut plain.as_slice())
-        .map_err(|e| format!("histogram does not decode: {e:?}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stored_histograms_are_what_hdrhistogram_reads() {
-        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
-        let mut enc = HistEncoder::new();
-        for round in 0..3_u64 {
-            for v in 0..500 {
-                h.record(1 + v * v * 1000 + round).unwrap();
-            }
-            let mut out = vec![7_u8; 3];
-            let n = enc.encode(&h, &mut out).unwrap();
-            assert_eq!(n, out.len() - 3);
-            let back: Histogram<u64> = Deserializer::new().deserialize(&mut &out[3..]).unwrap();
-            assert_eq!(back, h);
-            assert_eq!(decode_histogram(&out[3..]).unwrap(), h);
-        }
-    }
-
-    #[test]
-    fn counts_len_matches_hdrhistogram() {
-        for (low, high, d) in [
-            (1, 60_000_000_000, 3),
-            (1, u64::MAX, 5),
-            (1, 2, 0),
-            (1000, 1 << 40, 2),
-            (1, i64::MAX as u64, 4),
-        ] {
-            let h = Histogram::<u64>::new_with_bounds(low, high, d as u8).unwrap();
-            assert_eq!(counts_len(low, high, d), Some(h.distinct_values() as u64));
-        }
-    }
 }

@@ -22,9 +22,10 @@ use super::format::{
 use super::reader::list_segments;
 use super::record::{
     encode_dictionary, encode_event, encode_window, window_fields, EncodeError, EngineEvent,
-    HistEncoder, Record, RecordKind,
+    Record, RecordKind,
 };
 use super::LogError;
+use crate::hist::Encoder;
 use crate::report::WindowReport;
 
 /// Default segment size: 16 MiB.
@@ -87,7 +88,7 @@ pub struct Writer {
     /// Reused payload buffer.
     buf: Vec<u8>,
     /// Reused histogram serializer.
-    hist: HistEncoder,
+    hist: Encoder,
     host: String,
     last_retention: SystemTime,
 }
@@ -143,7 +144,7 @@ impl Writer {
             next_segment,
             known: Vec::new(),
             buf: Vec::with_capacity(4096),
-            hist: HistEncoder::new(),
+            hist: Encoder::new(),
             host: host_name(),
             last_retention: SystemTime::now(),
         };

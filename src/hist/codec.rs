@@ -1,0 +1,417 @@
+//! HdrHistogram's V2 encoding compressed with deflate: the bytes the window log stores and the
+//! HdrHistogram interval log carries (base64-encoded).
+//!
+//! ```text
+//! outer:  cookie 0x1c849314 (u32 BE) | zlib stream length (u32 BE) | zlib stream
+//! inner:  cookie 0x1c849313 (u32 BE) | payload length (u32 BE) | normalizing offset (u32 BE)
+//!         | significant digits (u32 BE) | lowest (u64 BE) | highest (u64 BE)
+//!         | integer-to-double ratio (f64 BE) | payload: counts as ZigZag LEB128 varints
+//! ```
+//!
+//! Encoding keeps its buffers and compressor across calls ([`Encoder`]). Reading never trusts
+//! a declared size: [`check_frame`] checks the outer header alone, [`peek`] also inflates
+//! only the 40-byte inner header and checks its parameters, and [`decode`] inflates the
+//! payload only after that, into a buffer that grows as data actually inflates.
+
+use std::cell::RefCell;
+use std::fmt;
+
+use flate2::{Compress, Compression, FlushCompress, Status};
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+use hdrhistogram::Histogram;
+use miniz_oxide::inflate::core::{decompress, inflate_flags, DecompressorOxide};
+use miniz_oxide::inflate::TINFLStatus;
+
+/// Cookie of a V2 encoding compressed with deflate: HdrHistogram's
+/// `V2CompressedEncodingCookieBase` with the word-size bits (0x10) its writers set.
+const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9304 | 0x10;
+
+/// Cookie of the plain V2 encoding inside the zlib stream (`V2EncodingCookieBase` | 0x10).
+const V2_COOKIE: u32 = 0x1c84_9303 | 0x10;
+
+/// Length of the outer header: cookie and zlib stream length.
+const FRAME_LEN: usize = 8;
+
+/// Length of the inner V2 header that precedes the counts.
+const HEADER_LEN: usize = 40;
+
+/// Largest counts array (entries) a stored histogram may declare: the engine's largest
+/// configuration (5 significant digits, the whole `u64` range) needs about 6.3 million.
+pub const MAX_HISTOGRAM_COUNTS: u64 = 8 << 20;
+
+/// Why a histogram could not be encoded.
+#[derive(Debug)]
+pub(crate) enum HistEncodeError {
+    /// The V2 serializer failed.
+    Serialize(String),
+    /// The compressor failed.
+    Deflate(String),
+    /// The zlib stream is longer than its 32-bit length field; the bytes appended so far.
+    TooLarge(usize),
+}
+
+impl fmt::Display for HistEncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Serialize(e) | Self::Deflate(e) => f.write_str(e),
+            Self::TooLarge(_) => f.write_str("histogram too large"),
+        }
+    }
+}
+
+/// Serializes histograms in the V2 + deflate encoding (the bytes HdrHistogram's
+/// `V2DeflateSerializer` writes) with buffers and a compressor kept across calls: setting up
+/// a new compressor costs far more than compressing one histogram.
+pub(crate) struct Encoder {
+    v2: V2Serializer,
+    plain: Vec<u8>,
+    z: Compress,
+}
+
+impl Encoder {
+    /// An encoder at deflate's default level, with a zlib wrapper.
+    pub(crate) fn new() -> Self {
+        Self {
+            v2: V2Serializer::new(),
+            plain: Vec::new(),
+            z: Compress::new(Compression::default(), true),
+        }
+    }
+
+    /// Appends `h` to `out` (cookie, compressed length, zlib stream); returns the bytes added.
+    ///
+    /// # Errors
+    /// [`HistEncodeError`] when serializing or compressing fails, or the compressed stream
+    /// does not fit its length field.
+    pub(crate) fn encode(
+        &mut self,
+        h: &Histogram<u64>,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, HistEncodeError> {
+        self.plain.clear();
+        self.v2
+            .serialize(h, &mut self.plain)
+            .map_err(|e| HistEncodeError::Serialize(format!("{e:?}")))?;
+        let start = out.len();
+        out.extend_from_slice(&V2_COMPRESSED_COOKIE.to_be_bytes());
+        out.extend_from_slice(&[0; 4]);
+        self.z.reset();
+        // zlib's worst case is a few bytes per 16 KiB over the input; grow if ever needed.
+        out.reserve(self.plain.len() + self.plain.len() / 1000 + 64);
+        loop {
+            let consumed = usize::try_from(self.z.total_in()).unwrap_or(usize::MAX);
+            let input = self.plain.get(consumed..).unwrap_or_default();
+            let status = self
+                .z
+                .compress_vec(input, out, FlushCompress::Finish)
+                .map_err(|e| HistEncodeError::Deflate(e.to_string()))?;
+            if status == Status::StreamEnd {
+                break;
+            }
+            out.reserve(out.capacity().max(64));
+        }
+        let clen = u32::try_from(out.len() - start - FRAME_LEN)
+            .map_err(|_| HistEncodeError::TooLarge(out.len() - start))?;
+        out[start + 4..start + FRAME_LEN].copy_from_slice(&clen.to_be_bytes());
+        Ok(out.len() - start)
+    }
+}
+
+/// The parameters of a stored histogram, from its inner V2 header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Header {
+    /// Length of the varint-encoded counts that follow the header.
+    pub(crate) payload_len: u32,
+    /// Significant value digits.
+    pub(crate) digits: u32,
+    /// Lowest discernible value.
+    pub(crate) low: u64,
+    /// Highest trackable value.
+    pub(crate) high: u64,
+}
+
+/// Checks the outer header of a V2+deflate histogram (its cookie, and a stream length that
+/// stays inside `bytes`) without inflating anything.
+///
+/// # Errors
+/// What is wrong, as a sentence for a decode error.
+pub(crate) fn check_frame(bytes: &[u8]) -> Result<(), String> {
+    zlib_stream(bytes).map(drop)
+}
+
+/// Reads the inner header of a V2+deflate histogram, inflating only its 40 bytes, and checks
+/// that its parameters describe a histogram of at most [`MAX_HISTOGRAM_COUNTS`] counts.
+///
+/// # Errors
+/// What is wrong, as a sentence for a decode or export error.
+pub(crate) fn peek(bytes: &[u8]) -> Result<Header, String> {
+    let stream = zlib_stream(bytes)?;
+    with_inflater(|state| {
+        let mut head = [0; HEADER_LEN];
+        inflate_header(state, stream, &mut head).map(|(header, _)| header)
+    })
+}
+
+/// Decodes a V2+deflate histogram after checking, with [`peek`], that its declared sizes are
+/// bounded.
+///
+/// # Errors
+/// What is wrong, as a sentence for a decode error.
+pub(crate) fn decode(bytes: &[u8]) -> Result<Histogram<u64>, String> {
+    let stream = zlib_stream(bytes)?;
+    let plain = with_inflater(|state| -> Result<Vec<u8>, String> {
+        let mut plain = vec![0; HEADER_LEN];
+        let (header, read) = inflate_header(state, stream, &mut plain)?;
+        let rest = stream.get(read..).unwrap_or_default();
+        inflate_payload(state, rest, &mut plain, header.payload_len)?;
+        Ok(plain)
+    })?;
+    Deserializer::new()
+        .deserialize(&mut plain.as_slice())
+        .map_err(|e| format!("histogram does not decode: {e:?}"))
+}
+
+/// The zlib stream of a V2+deflate histogram, after checking the outer header.
+fn zlib_stream(bytes: &[u8]) -> Result<&[u8], String> {
+    if bytes.len() < FRAME_LEN {
+        return Err("histogram shorter than its header".into());
+    }
+    let cookie = be32(bytes, 0);
+    if cookie != V2_COMPRESSED_COOKIE {
+        return Err(format!("histogram cookie {cookie:#x} is not V2+deflate"));
+    }
+    let clen = be32(bytes, 4) as usize;
+    bytes
+        .get(FRAME_LEN..FRAME_LEN.saturating_add(clen))
+        .ok_or_else(|| "histogram's compressed length runs past the record".into())
+}
+
+/// Runs `f` with this thread's inflate state (about 11 KiB, set up once per thread rather than
+/// once per histogram).
+fn with_inflater<R>(f: impl FnOnce(&mut DecompressorOxide) -> R) -> R {
+    thread_local! {
+        static INFLATER: RefCell<Box<DecompressorOxide>> = RefCell::new(Box::default());
+    }
+    INFLATER.with(|state| f(&mut state.borrow_mut()))
+}
+
+/// Flags of every inflate call: a zlib stream, into one buffer that holds all output so far.
+const INFLATE_FLAGS: u32 = inflate_flags::TINFL_FLAG_PARSE_ZLIB_HEADER
+    | inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
+
+/// Inflates the first 40 bytes of `stream` into `out[..40]` with `state` (reset here) and
+/// checks them; returns the header and the stream bytes consumed, so that the payload can be
+/// inflated on from there with the same state.
+fn inflate_header(
+    state: &mut DecompressorOxide,
+    stream: &[u8],
+    out: &mut [u8],
+) -> Result<(Header, usize), String> {
+    state.init();
+    let head = &mut out[..HEADER_LEN];
+    let (status, read, written) = decompress(state, stream, head, 0, INFLATE_FLAGS);
+    let inflated = matches!(status, TINFLStatus::Done | TINFLStatus::HasMoreOutput);
+    if !inflated || written != HEADER_LEN {
+        return Err(format!("histogram header does not inflate ({status:?})"));
+    }
+    if be32(head, 0) != V2_COOKIE {
+        return Err("histogram inner cookie is not V2".into());
+    }
+    let header = Header {
+        payload_len: be32(head, 4),
+        digits: be32(head, 12),
+        low: be64(head, 16),
+        high: be64(head, 24),
+    };
+    let counts = counts_len(header.low, header.high, header.digits)
+        .ok_or_else(|| "histogram parameters out of range".to_string())?;
+    if counts > MAX_HISTOGRAM_COUNTS {
+        return Err(format!("histogram declares {counts} counts"));
+    }
+    // Each count takes at most 9 bytes in V2's varint encoding.
+    if u64::from(header.payload_len) > counts * 9 {
+        return Err(format!(
+            "histogram payload length {} too large",
+            header.payload_len
+        ));
+    }
+    Ok((header, read))
+}
+
+/// Inflates the `payload_len` bytes that follow the header (already in `plain`) from `rest`,
+/// the stream after it. `plain` doubles only as inflated data fills it, so a declared length
+/// alone never allocates; bytes past the declared length are not read.
+fn inflate_payload(
+    state: &mut DecompressorOxide,
+    mut rest: &[u8],
+    plain: &mut Vec<u8>,
+    payload_len: u32,
+) -> Result<(), String> {
+    let total = HEADER_LEN + payload_len as usize;
+    let mut pos = HEADER_LEN;
+    while pos < total {
+        if pos == plain.len() {
+            plain.resize((plain.len() * 2).min(total), 0);
+        }
+        let (status, read, written) = decompress(state, rest, plain, pos, INFLATE_FLAGS);
+        rest = rest.get(read..).unwrap_or_default();
+        pos += written;
+        match status {
+            TINFLStatus::HasMoreOutput if written > 0 || pos == plain.len() => {}
+            TINFLStatus::Done => break,
+            _ => return Err(format!("histogram does not inflate ({status:?})")),
+        }
+    }
+    if pos != total {
+        return Err("histogram payload shorter than declared".into());
+    }
+    plain.truncate(total);
+    Ok(())
+}
+
+/// Counts-array length of an HdrHistogram with these parameters (the formula of
+/// `Histogram::new_with_bounds`), or `None` when they are invalid.
+fn counts_len(low: u64, high: u64, digits: u32) -> Option<u64> {
+    if low < 1 || digits > 5 || high < low.checked_mul(2)? {
+        return None;
+    }
+    let largest_single_unit = 2 * 10_u64.pow(digits);
+    let sub_bucket_count_magnitude = 64 - (largest_single_unit - 1).leading_zeros();
+    let sub_bucket_half_count_magnitude = sub_bucket_count_magnitude.max(1) - 1;
+    let unit_magnitude = 63 - low.leading_zeros();
+    if unit_magnitude + sub_bucket_half_count_magnitude + 1 > 63 {
+        return None;
+    }
+    let sub_bucket_count = 1_u64 << (sub_bucket_half_count_magnitude + 1);
+    let mut smallest_untrackable = sub_bucket_count << unit_magnitude;
+    let mut buckets = 1_u64;
+    while smallest_untrackable <= high {
+        if smallest_untrackable > u64::MAX / 2 {
+            buckets += 1;
+            break;
+        }
+        smallest_untrackable <<= 1;
+        buckets += 1;
+    }
+    Some((buckets + 1) * (sub_bucket_count / 2))
+}
+
+/// The big-endian `u32` at `at` (the caller has checked the length).
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// The big-endian `u64` at `at` (the caller has checked the length).
+fn be64(b: &[u8], at: usize) -> u64 {
+    let mut a = [0; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_be_bytes(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(high: u64, digits: u8) -> Histogram<u64> {
+        let mut h = Histogram::<u64>::new_with_bounds(1, high, digits).unwrap();
+        for v in 0..500 {
+            h.saturating_record(1 + v * v * 1000);
+        }
+        h
+    }
+
+    #[test]
+    fn encodings_are_what_hdrhistogram_reads() {
+        let mut h = sample(60_000_000_000, 3);
+        let mut enc = Encoder::new();
+        for round in 0..3_u64 {
+            h.record(1 + round).unwrap();
+            let mut out = vec![7_u8; 3];
+            let n = enc.encode(&h, &mut out).unwrap();
+            assert_eq!(n, out.len() - 3);
+            let back: Histogram<u64> = Deserializer::new().deserialize(&mut &out[3..]).unwrap();
+            assert_eq!(back, h);
+            assert_eq!(decode(&out[3..]).unwrap(), h);
+        }
+    }
+
+    #[test]
+    fn encodings_match_hdrhistogram_v2_deflate() {
+        use hdrhistogram::serialization::V2DeflateSerializer;
+        let h = sample(60_000_000_000, 3);
+        let mut theirs = Vec::new();
+        V2DeflateSerializer::new()
+            .serialize(&h, &mut theirs)
+            .unwrap();
+        let mut ours = Vec::new();
+        Encoder::new().encode(&h, &mut ours).unwrap();
+        assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn peek_reads_the_parameters_only() {
+        let h = sample(u64::MAX, 2);
+        let mut out = Vec::new();
+        Encoder::new().encode(&h, &mut out).unwrap();
+        let header = peek(&out).unwrap();
+        assert_eq!((header.low, header.high, header.digits), (1, u64::MAX, 2));
+        check_frame(&out).unwrap();
+        // The payload is not inflated: a damaged payload still peeks.
+        let last = out.len() - 1;
+        out[last] ^= 0xff;
+        assert_eq!(peek(&out).unwrap(), header);
+    }
+
+    #[test]
+    fn damaged_frames_are_refused() {
+        let mut out = Vec::new();
+        Encoder::new()
+            .encode(&sample(60_000_000_000, 3), &mut out)
+            .unwrap();
+        for bad in [
+            &b"junk"[..],
+            &out[..7],
+            &out[..out.len() - 1],
+            b"\x1c\x84\x93\x14\0\0\0\0",
+        ] {
+            assert!(decode(bad).is_err());
+            assert!(peek(bad).is_err());
+        }
+        assert!(check_frame(&out[..out.len() - 1]).is_err());
+        let mut wrong = out.clone();
+        wrong[3] ^= 1;
+        assert!(check_frame(&wrong).unwrap_err().contains("not V2+deflate"));
+    }
+
+    #[test]
+    fn a_declared_payload_beyond_the_counts_is_refused() {
+        // A V2 header declaring a payload longer than its counts could need, deflated by hand.
+        let mut head = Vec::new();
+        head.extend_from_slice(&V2_COOKIE.to_be_bytes());
+        head.extend_from_slice(&u32::MAX.to_be_bytes());
+        head.extend_from_slice(&0_u32.to_be_bytes());
+        head.extend_from_slice(&3_u32.to_be_bytes());
+        head.extend_from_slice(&1_u64.to_be_bytes());
+        head.extend_from_slice(&1_000_u64.to_be_bytes());
+        head.extend_from_slice(&1.0_f64.to_bits().to_be_bytes());
+        let z = miniz_oxide::deflate::compress_to_vec_zlib(&head, 6);
+        let mut bytes = V2_COMPRESSED_COOKIE.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&(z.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(&z);
+        assert!(peek(&bytes).unwrap_err().contains("too large"));
+    }
+
+    #[test]
+    fn counts_len_matches_hdrhistogram() {
+        for (low, high, d) in [
+            (1, 60_000_000_000, 3),
+            (1, u64::MAX, 5),
+            (1, 2, 0),
+            (1000, 1 << 40, 2),
+            (1, i64::MAX as u64, 4),
+        ] {
+            let h = Histogram::<u64>::new_with_bounds(low, high, d as u8).unwrap();
+            assert_eq!(counts_len(low, high, d), Some(h.distinct_values() as u64));
+        }
+    }
+}
