@@ -159,7 +159,8 @@ struct Series<'a> {
 /// use ringmeter::export::prom::{write_text, PromOp};
 /// use ringmeter::OpStats;
 ///
-/// let stats = OpStats { count: 3, errors: 1, p50_ns: 1_500, ..OpStats::default() };
+/// let mut stats = OpStats::default();
+/// (stats.count, stats.errors, stats.p50_ns) = (3, 1, 1_500);
 /// let mut out = Vec::new();
 /// let op = PromOp { name: "db.query", stats: &stats, histogram: None, recent: Some(&stats), timestamp_ms: None };
 /// write_text(&mut out, &[op])?;
