@@ -67,22 +67,23 @@ fn build(input: Input) -> Option<Record> {
                 index,
                 start_unix_ns: start,
                 length: Duration::from_nanos(length),
-                stats: OpStats {
-                    count: c[0],
-                    errors: c[1],
-                    slow: c[2],
-                    dropped: c[3],
-                    late: c[4],
-                    min_ns: c[5],
-                    max_ns: c[6],
-                    mean_ns: f64::from(mean),
-                    stddev_ns: f64::from(mean) / 2.0,
-                    p50_ns: c[7],
-                    p90_ns: c[8],
-                    p95_ns: c[9],
-                    p99_ns: c[10],
-                    p999_ns: c[11],
-                    ..OpStats::default()
+                stats: {
+                    let mut st = OpStats::default();
+                    st.count = c[0];
+                    st.errors = c[1];
+                    st.slow = c[2];
+                    st.dropped = c[3];
+                    st.late = c[4];
+                    st.min_ns = c[5];
+                    st.max_ns = c[6];
+                    st.mean_ns = f64::from(mean);
+                    st.stddev_ns = f64::from(mean) / 2.0;
+                    st.p50_ns = c[7];
+                    st.p90_ns = c[8];
+                    st.p95_ns = c[9];
+                    st.p99_ns = c[10];
+                    st.p999_ns = c[11];
+                    st
                 },
                 unsampled,
                 sampling: match sampling.0 % 4 {
