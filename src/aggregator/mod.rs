@@ -31,7 +31,6 @@ use hdrhistogram::Histogram;
 pub(crate) use deliver::in_callback_of;
 pub use deliver::Subscription;
 // The engine's builder names the bucket constants through this module.
-pub(crate) use crate::hist::{DEFAULT_BUCKETS_NS, MAX_BUCKETS};
 
 use crate::alert::{Alert, Evaluator};
 use crate::clock::{Clock, TimeBase};

@@ -13,12 +13,12 @@ use super::reconfig::ConfigState;
 use super::run::Pauses;
 use super::{Engine, Inner};
 use crate::aggregator::{Aggregator, AlertCallback, Settings, WindowCallback};
-use crate::aggregator::{DEFAULT_BUCKETS_NS, MAX_BUCKETS};
 use crate::alert::{Alert, AlertRule, Evaluator};
 use crate::clock::Clock;
 use crate::config::source::{self, Layer};
 use crate::config::{Layers, Resolved, Rule, Rules};
 use crate::error::Error;
+use crate::hist::{DEFAULT_BUCKETS_NS, MAX_BUCKETS};
 use crate::hub::{Hub, HubSettings, Names};
 use crate::limits::{
     DEFAULT_DRAIN_INTERVAL, DEFAULT_GRACE, DEFAULT_HIGHEST_TRACKABLE, DEFAULT_IDLE_INTERVAL,
