@@ -92,6 +92,32 @@ pub struct Exemplar {
     pub thread_name: Option<Arc<str>>,
 }
 
+impl Exemplar {
+    /// A call of `duration_ns` that ended at `end_unix_ns` on thread number `thread`, whose
+    /// name is not known.
+    ///
+    /// # Examples
+    /// ```
+    /// let e = ringmeter::Exemplar::new(1_500, 1_700_000_000_000_000_000, 3)
+    ///     .with_thread_name("worker-3");
+    /// assert_eq!((e.duration_ns, e.thread, e.thread_name.as_deref()), (1_500, 3, Some("worker-3")));
+    /// ```
+    pub fn new(duration_ns: u64, end_unix_ns: u64, thread: u64) -> Self {
+        Self {
+            duration_ns,
+            end_unix_ns,
+            thread,
+            thread_name: None,
+        }
+    }
+
+    /// The same call, made by a thread called `name`.
+    pub fn with_thread_name(mut self, name: &str) -> Self {
+        self.thread_name = Some(Arc::from(name));
+        self
+    }
+}
+
 /// One operation's share of a closed window.
 #[derive(Debug)]
 #[non_exhaustive]

@@ -95,11 +95,7 @@ fn build(input: Input) -> Option<Record> {
                 slow_threshold_ns: slow,
                 slowest: exemplars
                     .into_iter()
-                    .map(|(d, e, t)| Exemplar {
-                        duration_ns: d,
-                        end_unix_ns: e,
-                        thread: t,
-                    })
+                    .map(|(d, e, t)| Exemplar::new(d, e, t))
                     .collect(),
                 error_kinds: kinds
                     .into_iter()

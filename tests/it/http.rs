@@ -535,9 +535,10 @@ fn the_engine_going_away_gives_503() {
     assert_eq!(a.status, 503);
     assert_eq!(get(addr, "/other", None).status, 404);
 
-    // Dropping the server stops and joins it: the port is free again.
+    // Dropping the server stops and joins it: the port is free again. (Binding it is the
+    // proof; a connect attempt is not, now that other tests in this process open sockets: a
+    // connect to a free local port can even succeed by connecting to itself.)
     drop(server);
-    assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
     let _again = TcpListener::bind(addr).expect("the port is released");
 }
 

@@ -75,11 +75,7 @@ fn window() -> impl Strategy<Value = WindowRecord> {
                     slow_threshold_ns: slow_t,
                     slowest: ex
                         .into_iter()
-                        .map(|(d, e, t)| Exemplar {
-                            duration_ns: d,
-                            end_unix_ns: e,
-                            thread: t,
-                        })
+                        .map(|(d, e, t)| Exemplar::new(d, e, t))
                         .collect(),
                     error_kinds: kinds,
                     histogram,

@@ -286,11 +286,10 @@ fn decode_window(payload: &[u8], histogram: bool) -> Result<WindowRecord, Decode
     let n = c.count(24, "exemplars")?;
     let mut slowest = Vec::with_capacity(n);
     for _ in 0..n {
-        slowest.push(Exemplar {
-            duration_ns: c.u64("exemplar")?,
-            end_unix_ns: c.u64("exemplar")?,
-            thread: c.u64("exemplar")?,
-        });
+        let duration_ns = c.u64("exemplar")?;
+        let end_unix_ns = c.u64("exemplar")?;
+        let thread = c.u64("exemplar")?;
+        slowest.push(Exemplar::new(duration_ns, end_unix_ns, thread));
     }
     let n = c.count(10, "error kinds")?;
     let mut error_kinds = Vec::with_capacity(n);

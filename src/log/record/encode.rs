@@ -93,15 +93,7 @@ pub(crate) fn window_fields<'a>(report: &'a WindowReport, op: &'a OpWindow) -> W
         unsampled: op.stats.unsampled,
         sampling: op.sampling,
         slow_threshold_ns: op.slow_threshold_ns,
-        slowest: op
-            .slowest
-            .iter()
-            .map(|e| Exemplar {
-                duration_ns: e.duration_ns,
-                end_unix_ns: e.end_unix_ns,
-                thread: e.thread,
-            })
-            .collect(),
+        slowest: Cow::Borrowed(&op.slowest),
         error_kinds: &op.error_kinds,
         histogram: &op.histogram,
         stored_histogram: None,

@@ -133,16 +133,9 @@ impl SamplingMode {
     }
 }
 
-/// One of the slowest calls of a window.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Exemplar {
-    /// Duration in nanoseconds.
-    pub duration_ns: u64,
-    /// End of the call, nanoseconds since the Unix epoch.
-    pub end_unix_ns: u64,
-    /// Id of the thread that made the call.
-    pub thread: u64,
-}
+/// One of the slowest calls of a window: the engine's own [`Exemplar`](crate::Exemplar). The
+/// log stores its duration, end and thread number; a decoded one has no thread name.
+pub use crate::report::Exemplar;
 
 /// One operation's statistics over one closed window, as stored in the log.
 #[derive(Clone, Debug, PartialEq)]

@@ -76,11 +76,7 @@ pub fn window(op_id: u32, index: u64, seed: u64, values: &[u64]) -> WindowRecord
         },
         slow_threshold_ns: seed.wrapping_mul(31),
         slowest: (0..seed % 4)
-            .map(|i| Exemplar {
-                duration_ns: seed + i,
-                end_unix_ns: seed * 2 + i,
-                thread: i,
-            })
+            .map(|i| Exemplar::new(seed + i, seed * 2 + i, i))
             .collect(),
         error_kinds: (0..seed % 3)
             .map(|i| (Arc::from(format!("kind{i}")), seed + i))
