@@ -278,7 +278,7 @@ fn print_window(report: &WindowReport, first_index: u64, note: &str) {
         "window {n} (#{}, starts {} UTC, {}){note}",
         report.index,
         TimeOfDay(report.start_unix_ns),
-        Ns(nanos(report.length)),
+        Ns(report.length_ns),
     );
     if report.ops.is_empty() {
         println!("  (no calls)\n");

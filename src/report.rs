@@ -3,10 +3,14 @@
 //! The aggregator produces these; the window log, the alert evaluator, the exports and every
 //! reader of [`Engine::snapshot`](crate::Engine::snapshot) consume them. They sit below all
 //! of those and import none of them.
+//!
+//! One unit convention: every duration and instant in these types is a whole number of
+//! nanoseconds in a `u64` whose name ends in `_ns` (`_unix_ns` for instants since the Unix
+//! epoch), exact and ready for arithmetic and export; the settings a program passes in
+//! ([`Builder`](crate::Builder), [`Rule`](crate::Rule)) are [`std::time::Duration`]s.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::alert::Alert;
 use crate::config::Sampling;
@@ -157,8 +161,8 @@ pub struct WindowReport {
     pub index: u64,
     /// Start, in nanoseconds since the Unix epoch (for a mock clock: on the mock's scale).
     pub start_unix_ns: u64,
-    /// Window length.
-    pub length: Duration,
+    /// Window length in nanoseconds.
+    pub length_ns: u64,
     /// Operations, in id order.
     pub ops: Vec<OpWindow>,
 }

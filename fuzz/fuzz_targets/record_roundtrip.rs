@@ -2,7 +2,6 @@
 #![no_main]
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use ringmeter::hdrhistogram::Histogram;
@@ -66,7 +65,7 @@ fn build(input: Input) -> Option<Record> {
                 op: Arc::from(""),
                 index,
                 start_unix_ns: start,
-                length: Duration::from_nanos(length),
+                length_ns: length,
                 stats: {
                     let mut st = OpStats::default();
                     st.count = c[0];

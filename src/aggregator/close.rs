@@ -2,7 +2,6 @@
 //! per-operation totals.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
@@ -163,7 +162,7 @@ impl Aggregator {
         let report = Arc::new(WindowReport {
             index: w.index,
             start_unix_ns: w.start_ns,
-            length: Duration::from_nanos(self.window_ns),
+            length_ns: self.window_ns,
             ops,
         });
         if let Some(log) = &mut self.log {

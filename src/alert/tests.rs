@@ -559,7 +559,7 @@ fn real_windows_from_a_mock_clock_engine() {
     let mut notices: Vec<(u64, Alert)> = Vec::new();
     let mut feed = |ev: &mut Evaluator| {
         while let Some(w) = windows.try_recv() {
-            let length_ns = u64::try_from(w.length.as_nanos()).unwrap();
+            let length_ns = w.length_ns;
             for a in ev.evaluate_ops(w.start_unix_ns, length_ns, &w.ops) {
                 notices.push((w.index, a));
             }

@@ -113,7 +113,7 @@ impl std::fmt::Display for Value {
 impl Interval {
     /// One interval per operation of a closed window.
     pub fn from_report(report: &WindowReport) -> Vec<Interval> {
-        let length_ns = u64::try_from(report.length.as_nanos()).unwrap_or(u64::MAX);
+        let length_ns = report.length_ns;
         report
             .ops
             .iter()
@@ -162,7 +162,7 @@ impl Interval {
     /// rather than copy it: a histogram is large (216 KiB at the defaults), and a copy per
     /// record made `dump` an order of magnitude slower.
     pub fn from_record(record: WindowRecord) -> Interval {
-        let length_ns = u64::try_from(record.length.as_nanos()).unwrap_or(u64::MAX);
+        let length_ns = record.length_ns;
         Interval {
             op: record.op,
             start_unix_ns: record.start_unix_ns,

@@ -219,7 +219,7 @@ fn check(calls: &[Call], flushes: &[u64]) -> Result<(), TestCaseError> {
         prop_assert!(last_index < Some(w.index), "windows in order, each once");
         last_index = Some(w.index);
         prop_assert_eq!(w.start_unix_ns, w.index * WINDOW_NS);
-        prop_assert_eq!(w.length, Duration::from_nanos(WINDOW_NS));
+        prop_assert_eq!(w.length_ns, WINDOW_NS);
         for o in &w.ops {
             let op = OPS.iter().position(|n| **n == *o.name).expect("a known op");
             let what = format!("window {} op {}", w.index, o.name);

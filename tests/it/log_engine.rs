@@ -71,7 +71,7 @@ fn closed_windows_appear_in_the_log_with_exact_stats() {
         assert_eq!(w.op_id, o.id);
         assert_eq!(w.index, r.index);
         assert_eq!(w.start_unix_ns, r.start_unix_ns);
-        assert_eq!(w.length, r.length);
+        assert_eq!(w.length_ns, r.length_ns);
         assert_eq!(w.stats, o.stats);
         assert_eq!(w.histogram, *o.histogram);
         assert_eq!(w.slow_threshold_ns, 1_000_000_000);

@@ -2,7 +2,6 @@
 #![allow(clippy::needless_update)] // `OpStats` gains fields with per-operation configuration.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use proptest::prelude::*;
 use ringmeter::hdrhistogram::Histogram;
@@ -49,7 +48,7 @@ fn window() -> impl Strategy<Value = WindowRecord> {
                     op: Arc::from(""),
                     index,
                     start_unix_ns: start,
-                    length: Duration::from_nanos(len),
+                    length_ns: len,
                     stats: {
                         let mut st = OpStats::default();
                         st.count = s[0];

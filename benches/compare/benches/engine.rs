@@ -404,7 +404,7 @@ fn publish_latency(size: &Size) {
             let w = sub.recv_timeout(Duration::from_secs(2)).expect("a window");
             let got = unix_ns();
             if w.op(name).is_some_and(|o| o.stats.count > 0) {
-                let close = w.start_unix_ns + w.length.as_nanos() as u64 + grace.as_nanos() as u64;
+                let close = w.start_unix_ns + w.length_ns + grace.as_nanos() as u64;
                 to_publish.push(got.saturating_sub(ev) as f64 / 1e6);
                 after_close.push((got as f64 - close as f64) / 1e6);
                 break;

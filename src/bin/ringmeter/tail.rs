@@ -42,7 +42,7 @@ pub fn run(args: &TailArgs) -> Result<ExitCode> {
             out,
             "{} {:>8} {:<20} count {:>8}  err {:>6}  slow {:>6}  p50 {:>9}  p99 {:>9}  max {:>9}  dropped {}",
             format_rfc3339(w.start_unix_ns),
-            Ns(u64::try_from(w.length.as_nanos()).unwrap_or(u64::MAX)).to_string(),
+            Ns(w.length_ns).to_string(),
             w.op,
             s.count,
             Pct(s.error_rate()),

@@ -3,7 +3,6 @@
 //! naming the offset, never a panic or an allocation the payload cannot justify.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
@@ -332,7 +331,7 @@ fn decode_window(payload: &[u8], histogram: bool) -> Result<WindowRecord, Decode
         op: Arc::from(""),
         index: fixed.index.get(),
         start_unix_ns: fixed.start_unix_ns.get(),
-        length: Duration::from_nanos(fixed.length_ns.get()),
+        length_ns: fixed.length_ns.get(),
         stats,
         unsampled: fixed.unsampled.get(),
         sampling,
@@ -364,7 +363,7 @@ mod tests {
             op: Arc::from(""),
             index: 3,
             start_unix_ns: 3_000_000_000,
-            length: Duration::from_secs(1),
+            length_ns: 1_000_000_000,
             stats: OpStats {
                 count: 3,
                 min_ns: 1_500,

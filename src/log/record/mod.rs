@@ -14,7 +14,6 @@
 
 use core::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytemuck::{Pod, Zeroable};
 use hdrhistogram::Histogram;
@@ -149,8 +148,8 @@ pub struct WindowRecord {
     pub index: u64,
     /// Window start, nanoseconds since the Unix epoch.
     pub start_unix_ns: u64,
-    /// Window length.
-    pub length: Duration,
+    /// Window length in nanoseconds.
+    pub length_ns: u64,
     /// Statistics, as the engine reported them.
     pub stats: OpStats,
     /// Calls skipped by sampling (counted, not timed).
@@ -175,8 +174,7 @@ pub struct WindowRecord {
 impl WindowRecord {
     /// Window end, nanoseconds since the Unix epoch.
     pub fn end_unix_ns(&self) -> u64 {
-        let len = u64::try_from(self.length.as_nanos()).unwrap_or(u64::MAX);
-        self.start_unix_ns.saturating_add(len)
+        self.start_unix_ns.saturating_add(self.length_ns)
     }
 }
 

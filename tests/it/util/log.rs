@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use ringmeter::hdrhistogram::Histogram;
 use ringmeter::log::{
@@ -47,7 +46,7 @@ pub fn window(op_id: u32, index: u64, seed: u64, values: &[u64]) -> WindowRecord
         op: Arc::from(""),
         index,
         start_unix_ns: index * 1_000_000_000,
-        length: Duration::from_secs(1),
+        length_ns: 1_000_000_000,
         stats: {
             let mut st = OpStats::default();
             st.count = values.len() as u64;
