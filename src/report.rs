@@ -1,8 +1,9 @@
 //! The published data model: per-operation statistics, closed windows and snapshots.
 //!
 //! The aggregator produces these; the window log, the alert evaluator, the exports and every
-//! reader of [`Engine::snapshot`](crate::Engine::snapshot) consume them. They sit below all
-//! of those and import none of them.
+//! reader of [`Engine::snapshot`](crate::Engine::snapshot) consume them. They sit below the
+//! aggregator, the log and the exports and import none of them: only the values they carry
+//! (the sampling mode, alert notices, counter and gauge values, pooled histograms).
 //!
 //! One unit convention: every duration and instant in these types is a whole number of
 //! nanoseconds in a `u64` whose name ends in `_ns` (`_unix_ns` for instants since the Unix
