@@ -67,3 +67,55 @@ pub const MAX_NAME_LEN: usize = 128;
 
 /// Most counter and gauge series one engine holds.
 pub const MAX_SERIES: usize = 65_536;
+
+/// Default Prometheus histogram bucket upper bounds in nanoseconds: 1 µs to 10 s, 1-2.5-5
+/// steps ([`Builder::prometheus_buckets`](crate::Builder::prometheus_buckets)).
+pub const DEFAULT_BUCKETS_NS: [u64; 22] = [
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+
+/// Most Prometheus histogram bucket bounds accepted.
+pub const MAX_BUCKETS: usize = 64;
+
+/// Largest counts array (entries) a stored histogram may declare: the engine's largest
+/// configuration (5 significant digits, the whole `u64` range) needs about 6.3 million.
+pub const MAX_HISTOGRAM_COUNTS: u64 = 8 << 20;
+
+/// Default size of a window log segment: 16 MiB.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 16 << 20;
+
+/// Smallest window log segment size accepted.
+pub const MIN_SEGMENT_SIZE: u64 = 4096;
+
+/// Largest window log segment size accepted: 1 GiB.
+pub const MAX_SEGMENT_SIZE: u64 = 1 << 30;
+
+/// Closed windows kept in memory while the window log is failing.
+pub const MAX_PENDING: usize = 256;
+
+/// Wait before the first retry after a window log fault.
+pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+
+/// Longest wait between retries after window log faults.
+pub const MAX_RETRY: Duration = Duration::from_secs(60);

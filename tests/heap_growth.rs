@@ -25,6 +25,25 @@ thread_local! {
     static COUNTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// Counts this thread's allocations until dropped. Declared after the `SERIAL` guard, so it
+/// stops counting before the lock is released: the test harness's own work on this thread
+/// after the test function returns (reporting, freeing captured output) must not land in the
+/// next test's counts.
+struct Counted;
+
+impl Counted {
+    fn on() -> Self {
+        COUNTED.with(|c| c.set(true));
+        Counted
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        COUNTED.with(|c| c.set(false));
+    }
+}
+
 fn counted() -> bool {
     COUNTED.try_with(|c| c.get()).unwrap_or(false)
 }
@@ -123,7 +142,7 @@ const KINDS: u64 = 8;
 #[test]
 fn recording_allocates_nothing_after_the_first_event() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    COUNTED.with(|c| c.set(true));
+    let _counted = Counted::on();
     let engine = Engine::builder()
         .ring_capacity(8192)
         .start_manual()
@@ -170,7 +189,7 @@ fn recording_allocates_nothing_after_the_first_event() {
 #[test]
 fn steady_state_flushing_does_not_grow_the_heap() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    COUNTED.with(|c| c.set(true));
+    let _counted = Counted::on();
     let (clock, mock) = Clock::mock();
     let engine = Engine::builder()
         .clock(clock)

@@ -18,14 +18,14 @@ use crate::clock::Clock;
 use crate::config::source::{self, Layer};
 use crate::config::{Layers, Resolved, Rule, Rules};
 use crate::error::Error;
-use crate::hist::{DEFAULT_BUCKETS_NS, MAX_BUCKETS};
 use crate::hub::{Hub, HubSettings, Names};
 use crate::limits::{
-    DEFAULT_DRAIN_INTERVAL, DEFAULT_GRACE, DEFAULT_HIGHEST_TRACKABLE, DEFAULT_IDLE_INTERVAL,
-    DEFAULT_MAX_OPERATIONS, DEFAULT_RING_CAPACITY, DEFAULT_SIGNIFICANT_DIGITS, DEFAULT_WINDOW,
-    MAX_OPERATIONS, MAX_RING_CAPACITY, MAX_WINDOW, MIN_WINDOW,
+    DEFAULT_BUCKETS_NS, DEFAULT_DRAIN_INTERVAL, DEFAULT_GRACE, DEFAULT_HIGHEST_TRACKABLE,
+    DEFAULT_IDLE_INTERVAL, DEFAULT_MAX_OPERATIONS, DEFAULT_RING_CAPACITY,
+    DEFAULT_SIGNIFICANT_DIGITS, DEFAULT_WINDOW, MAX_BUCKETS, MAX_OPERATIONS, MAX_RING_CAPACITY,
+    MAX_SEGMENT_SIZE, MAX_WINDOW, MIN_SEGMENT_SIZE, MIN_WINDOW,
 };
-use crate::log::{LogConfig, MIN_SEGMENT_SIZE};
+use crate::log::LogConfig;
 use crate::name::prometheus_name;
 use crate::report::WindowReport;
 
@@ -388,7 +388,7 @@ impl Builder {
     fn check_log(&self) -> Result<(), Error> {
         let bad = |key: &str, value: String, reason: &str| Err(Error::invalid(key, value, reason));
         let size = self.log.segment_size;
-        if !(MIN_SEGMENT_SIZE..=1 << 30).contains(&size) {
+        if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&size) {
             return bad("log_segment_size", size.to_string(), "4 KiB to 1 GiB");
         }
         if self.log.max_age == Some(Duration::ZERO) {

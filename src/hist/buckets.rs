@@ -9,35 +9,6 @@
 
 use hdrhistogram::Histogram;
 
-/// Default bucket upper bounds in nanoseconds: 1 µs to 10 s, 1-2.5-5 steps.
-pub const DEFAULT_BUCKETS_NS: [u64; 22] = [
-    1_000,
-    2_500,
-    5_000,
-    10_000,
-    25_000,
-    50_000,
-    100_000,
-    250_000,
-    500_000,
-    1_000_000,
-    2_500_000,
-    5_000_000,
-    10_000_000,
-    25_000_000,
-    50_000_000,
-    100_000_000,
-    250_000_000,
-    500_000_000,
-    1_000_000_000,
-    2_500_000_000,
-    5_000_000_000,
-    10_000_000_000,
-];
-
-/// Most bucket bounds accepted.
-pub const MAX_BUCKETS: usize = 64;
-
 /// Adds `hist`'s counts to `counts`, one slot per bound plus one above the last bound
 /// (`counts.len() == bounds.len() + 1`; not cumulative).
 pub(crate) fn add(bounds: &[u64], hist: &Histogram<u64>, counts: &mut [u64]) {

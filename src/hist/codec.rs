@@ -22,6 +22,8 @@ use hdrhistogram::Histogram;
 use miniz_oxide::inflate::core::{decompress, inflate_flags, DecompressorOxide};
 use miniz_oxide::inflate::TINFLStatus;
 
+use crate::limits::MAX_HISTOGRAM_COUNTS;
+
 /// Cookie of a V2 encoding compressed with deflate: HdrHistogram's
 /// `V2CompressedEncodingCookieBase` with the word-size bits (0x10) its writers set.
 const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9304 | 0x10;
@@ -34,10 +36,6 @@ const FRAME_LEN: usize = 8;
 
 /// Length of the inner V2 header that precedes the counts.
 const HEADER_LEN: usize = 40;
-
-/// Largest counts array (entries) a stored histogram may declare: the engine's largest
-/// configuration (5 significant digits, the whole `u64` range) needs about 6.3 million.
-pub const MAX_HISTOGRAM_COUNTS: u64 = 8 << 20;
 
 /// Why a histogram could not be encoded.
 #[derive(Debug)]

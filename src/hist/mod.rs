@@ -23,8 +23,6 @@ mod codec;
 mod pool;
 mod quantiles;
 
-pub use buckets::{DEFAULT_BUCKETS_NS, MAX_BUCKETS};
-pub use codec::MAX_HISTOGRAM_COUNTS;
 pub(crate) use codec::{check_frame, decode, peek, Encoder, HistEncodeError};
 pub(crate) use pool::HistPool;
 pub use pool::PooledHistogram;

@@ -20,12 +20,7 @@ use super::writer::{LogConfig, Writer};
 use super::LogError;
 use crate::report::{LogStatus, WindowReport};
 
-/// Windows kept in memory while the log is failing.
-pub const MAX_PENDING: usize = 256;
-/// Wait before the first retry after a fault.
-pub const FIRST_RETRY: Duration = Duration::from_secs(1);
-/// Longest wait between retries.
-pub const MAX_RETRY: Duration = Duration::from_secs(60);
+pub use crate::limits::{FIRST_RETRY, MAX_PENDING, MAX_RETRY};
 
 /// The log as the aggregator holds it.
 pub(crate) struct LogSink {

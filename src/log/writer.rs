@@ -28,11 +28,7 @@ use super::LogError;
 use crate::hist::Encoder;
 use crate::report::WindowReport;
 
-/// Default segment size: 16 MiB.
-pub const DEFAULT_SEGMENT_SIZE: u64 = 16 << 20;
-
-/// Smallest segment size accepted.
-pub const MIN_SEGMENT_SIZE: u64 = 4096;
+pub use crate::limits::{DEFAULT_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
 
 /// Where and how a log is written.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -20,7 +20,7 @@ use hdrhistogram::Histogram;
 
 use super::format::{U32Le, U64Le};
 use crate::alert::Alert;
-pub use crate::hist::MAX_HISTOGRAM_COUNTS;
+pub use crate::limits::MAX_HISTOGRAM_COUNTS;
 use crate::metric::{CounterValue, GaugeValue};
 use crate::report::OpStats;
 
