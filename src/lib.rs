@@ -55,7 +55,8 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 // The modules in layers, from the bottom of the one-way module graph up: a module imports
-// only modules of the layers above its own (see docs/architecture.md).
+// modules of its own layer or of the layers listed before it, never of a later one (see
+// docs/architecture.md).
 
 // Leaves: bounds, names, errors, the clock, the event.
 mod clock;

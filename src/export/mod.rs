@@ -39,7 +39,7 @@ use hdrhistogram::Histogram;
 
 use crate::hist::percentiles;
 use crate::log::WindowRecord;
-use crate::{OpStats, WindowReport};
+use crate::report::{OpStats, WindowReport};
 
 pub mod csv;
 pub mod hlog;

@@ -40,7 +40,7 @@ use hdrhistogram::Histogram;
 use super::QUANTILES;
 use crate::hist::buckets;
 use crate::metric::{CounterValue, GaugeValue};
-use crate::{OpStats, Snapshot};
+use crate::report::{OpStats, Snapshot};
 
 /// The content type of the text format 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -249,7 +249,7 @@ mod tests {
     use hdrhistogram::Histogram;
 
     use super::*;
-    use crate::OpStats;
+    use crate::report::OpStats;
 
     const S: u64 = 1_000_000_000;
 

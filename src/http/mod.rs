@@ -34,8 +34,9 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use crate::engine::Engine;
+use crate::error::Error;
 use crate::loom::{AtomicBool, Ordering};
-use crate::{Engine, Error};
 use server::Acceptor;
 
 /// The address [`ServeOptions::default`] listens on: loopback, the port Prometheus exporters

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use super::request::{head_end, parse_request, Request};
 use super::ServeOptions;
+use crate::engine::WeakEngine;
 use crate::loom::{AtomicBool, AtomicUsize, Ordering};
-use crate::WeakEngine;
 
 /// How long closing a connection waits for the client to close its side (see `linger`).
 const LINGER: Duration = Duration::from_secs(1);
