@@ -56,7 +56,7 @@ impl Clock {
         self.inner.delta_as_nanos(start, end)
     }
 
-    /// Current time in nanoseconds on this clock's own scale (see [`TimeBase`]).
+    /// Current time in nanoseconds on this clock's own scale (see `TimeBase`).
     pub fn now_ns(&self) -> u64 {
         TimeBase::new(self).now_ns(self)
     }

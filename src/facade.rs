@@ -4,7 +4,7 @@
 //! | facade | ringmeter | exposed as |
 //! |---|---|---|
 //! | `histogram!(name, labels..)` | an operation ([`Op::record_ns`](crate::Op::record_ns)), through the calling thread's ring | `ringmeter_latency_seconds{op="…"}` and the other operation families |
-//! | `counter!(name, labels..)` | a [`Counter`](crate::Counter) | `<name>_total{labels}` |
+//! | `counter!(name, labels..)` | a [`Counter`] | `<name>_total{labels}` |
 //! | `gauge!(name, labels..)` | a [`Gauge`](crate::Gauge) | `<name>{labels}` |
 //!
 //! **Histograms** become operations. The operation's name is the metric name with each label

@@ -10,7 +10,7 @@
 //! close; the Prometheus exposition lists them after the operations.
 //!
 //! A series is a name plus a set of labels. Names follow the operation naming rules
-//! ([`validate_name`](crate::validate_name)) and are exposed in their Prometheus form (`.`
+//! ([`validate_name`]) and are exposed in their Prometheus form (`.`
 //! becomes `_`); label names are `[A-Za-z_][A-Za-z0-9_]*`, label values any text.
 //!
 //! # Examples

@@ -255,7 +255,7 @@ impl Builder {
     /// draining. A callback that panics is removed (and reported on stderr). Inside `f`,
     /// the engine's `flush`, `shutdown` and `on_window` return [`Error::CalledFromCallback`]
     /// and `subscribe` hands out a closed channel. A callback that needs the engine should
-    /// capture a [`WeakEngine`] ([`Engine::downgrade`]): a captured [`Engine`] clone keeps the
+    /// capture a [`WeakEngine`](crate::WeakEngine) ([`Engine::downgrade`]): a captured [`Engine`] clone keeps the
     /// engine alive forever. Callbacks of two engines must not flush each other: that can
     /// deadlock.
     pub fn on_window(mut self, f: impl FnMut(&Arc<WindowReport>) + Send + 'static) -> Self {
@@ -268,7 +268,7 @@ impl Builder {
     /// Persists every closed window in a memory-mapped log in `dir` (created if missing,
     /// without world access), readable with [`log::Reader`](crate::log::Reader) and the
     /// `ringmeter` CLI. Off by default. Faults never stop the engine: they are reported in
-    /// [`Snapshot::log`] and retried (see [`log`](crate::log)).
+    /// [`Snapshot::log`](crate::Snapshot::log) and retried (see [`log`](crate::log)).
     ///
     /// Overrides `RINGMETER_LOG_DIR` and the configuration file's `log_dir`
     /// (see [`from_env`](Self::from_env)).

@@ -99,7 +99,7 @@ impl Inner {
 }
 
 impl Engine {
-    /// Replaces the rules set through the API ([`Builder::rule`], earlier `set_rules` calls)
+    /// Replaces the rules set through the API ([`Builder::rule`](crate::Builder::rule), earlier `set_rules` calls)
     /// with `rules`; the configuration file's and the environment's rules stay below them.
     /// Every thread sees the new sampling at its next call, without a lock; the aggregator
     /// applies slow thresholds and the rest from its next pass. No event is lost.
@@ -136,7 +136,7 @@ impl Engine {
         self.inner().reconfigure(layers)
     }
 
-    /// Re-reads the configuration file ([`Builder::config_file`] or `RINGMETER_CONFIG`) and
+    /// Re-reads the configuration file ([`Builder::config_file`](crate::Builder::config_file) or `RINGMETER_CONFIG`) and
     /// applies its rules, still below the environment and the API. Settings read only at start
     /// (window, ring capacity, log directory) must be unchanged.
     ///
@@ -161,7 +161,7 @@ impl Engine {
         agg.set_alert_rules(alerts)
     }
 
-    /// Replaces the alert rules given through the API ([`Builder::alert`], earlier calls);
+    /// Replaces the alert rules given through the API ([`Builder::alert`](crate::Builder::alert), earlier calls);
     /// the configuration file's `[[alert]]` rules stay. Rules whose name and definition are
     /// unchanged keep their state; a removed rule that was firing sends resolved notices.
     ///
@@ -178,7 +178,7 @@ impl Engine {
         agg.set_alert_rules(alerts)
     }
 
-    /// Adds an alert callback (see [`Builder::on_alert`]).
+    /// Adds an alert callback (see [`Builder::on_alert`](crate::Builder::on_alert)).
     ///
     /// # Errors
     /// [`Error::AggregatorPanicked`]; [`Error::CalledFromCallback`] from a callback.
