@@ -76,8 +76,11 @@ impl Entry {
     fn tally(&self, op: usize) -> &AtomicU64 {
         debug_assert!(op < self.slots.len());
         // SAFETY: `tallies` points to `slots.len()` counters owned by the ring that `producer`
-        // keeps alive, and the callers checked `op < slots.len()`.
-        unsafe { &*self.tallies.add(op) }
+        // keeps alive, and the callers checked `op < slots.len()`: the offset stays inside them.
+        let tally = unsafe { self.tallies.add(op) };
+        // SAFETY: `tally` points to a live counter (see above), which nobody ever borrows
+        // mutably: it is an atomic, read and written only through shared references.
+        unsafe { &*tally }
     }
 
     /// The end of a gap: samples this call and draws the next gap, or counts the call.
@@ -216,10 +219,11 @@ impl Local {
         let addr = key.addr();
         let mut entries = self.entries.borrow_mut();
         let found = entries.iter().copied().find(|&e| {
-            // SAFETY: every pointer in `entries` came from `Box::into_raw` and is freed only in
-            // `Drop`, so it is valid; only this thread reads it and no `&mut` to it is live here.
-            let entry = unsafe { &*e };
-            entry.engine == addr
+            // SAFETY: every pointer in `entries` came from `Box::into_raw` and is freed only
+            // after its removal from `entries`, so `e` is valid; reading a field makes no
+            // reference, and no `&mut` to the entry is live (callers hold none).
+            let engine = unsafe { (*e).engine };
+            engine == addr
         });
         let entry = match found {
             Some(e) => e,
@@ -231,11 +235,11 @@ impl Local {
                 hot.reset();
                 // Rings of engines that no longer exist only cost memory: free them now.
                 entries.retain(|&e| {
-                    // SAFETY: as above; the pointer is valid and unaliased.
-                    let orphaned = unsafe { &*e }.producer.is_orphaned();
+                    // SAFETY: as above; the shared reference ends with this statement.
+                    let orphaned = unsafe { &(*e).producer }.is_orphaned();
                     if orphaned {
                         // SAFETY: `e` came from `Box::into_raw` and is removed from `entries` by
-                        // this `retain`; the cache no longer points at it.
+                        // this `retain`; the cache no longer points at it and nothing else does.
                         drop(unsafe { Box::from_raw(e) });
                     }
                     !orphaned
@@ -268,9 +272,9 @@ impl Local {
                 e
             }
         };
-        // SAFETY: `entry` is a live element of `entries` (found or just pushed), unaliased.
         let (generation, all_generation) = {
-            // SAFETY: as above.
+            // SAFETY: `entry` is a live element of `entries` (found or just pushed); the shared
+            // reference ends with this block, and no `&mut` to the entry is live.
             let e = unsafe { &*entry };
             (e.generation, e.all_generation())
         };
@@ -284,10 +288,14 @@ impl Local {
 
 impl Drop for Local {
     fn drop(&mut self) {
-        // From here on the hot path misses the cache and finds `LOCAL` destroyed.
+        // From here on the hot path misses the cache and finds `LOCAL` destroyed (the runtime
+        // marks it so before this runs), so a call made while the entries are freed (by another
+        // thread-local's destructor, or an allocator that records) reaches none of them.
         HOT.with(Hot::reset);
         for e in self.entries.get_mut().drain(..) {
-            // SAFETY: `e` came from `Box::into_raw` and is dropped exactly once, here.
+            // SAFETY: `e` came from `Box::into_raw` and is dropped exactly once, here. No
+            // reference to it is live: this runs at thread exit, not inside a call of this
+            // module, and the cache no longer points at it.
             drop(unsafe { Box::from_raw(e) });
         }
     }
