@@ -213,10 +213,16 @@ impl Local {
     }
 
     /// The entry for `key`, registering a ring on first use, and makes it the cached one.
+    ///
+    /// A call made while this runs on the same thread (by an allocator that records, when the
+    /// ring is allocated) finds `entries` borrowed: it gets [`Lookup::NoRing`], so it is
+    /// counted in the engine instead of panicking inside the allocator or registering again.
     #[cold]
     fn find_or_register(&self, hot: &Hot, key: &'static EngineKey) -> Lookup {
         let addr = key.addr();
-        let mut entries = self.entries.borrow_mut();
+        let Ok(mut entries) = self.entries.try_borrow_mut() else {
+            return Lookup::NoRing;
+        };
         let found = entries.iter().copied().find(|&e| {
             // SAFETY: every pointer in `entries` came from `Box::into_raw` and is freed only
             // after its removal from `entries`, so `e` is valid; reading a field makes no
@@ -289,7 +295,8 @@ impl Local {
 enum Lookup {
     /// This thread's entry for the engine, now the cached one.
     Entry(*mut Entry),
-    /// No ring can be had: the thread's locals are being destroyed.
+    /// No ring can be had: the thread's locals are being destroyed, or this thread is in the
+    /// middle of registering one.
     NoRing,
     /// The engine is gone.
     Gone,
@@ -721,6 +728,43 @@ mod tests {
         assert_eq!(seen.keys().copied().collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
         let seen = drain(&other);
         assert_eq!(seen[&1].timed, 2);
+    }
+
+    /// A call made while this thread is registering a ring (from an allocator that records,
+    /// say) cannot reach its ring: it is counted in the engine, exactly, and the thread
+    /// registers normally afterwards.
+    #[test]
+    fn a_call_made_during_a_registration_is_counted_in_the_engine() {
+        let hub = hub(64, &[1]);
+        let key = hub.key();
+        LOCAL.with(|l| {
+            let _registering = l.entries.borrow_mut();
+            record(key, 2, 1, Event::ERROR);
+            record(key, 2, 1, 0);
+            record(key, 1, 1, Event::ERROR);
+            assert_eq!(sample(key, 1), 0, "timed: no tally to count it in");
+            push(
+                key,
+                Event {
+                    op: 1,
+                    flags: 0,
+                    start: 1,
+                    end: 2,
+                },
+            );
+            note_unsampled_error(key, 3, Event::UNSAMPLED | Event::ERROR);
+        });
+        let mut unringed = BTreeMap::new();
+        hub.take_unringed(|op, dropped, errors| {
+            unringed.insert(op, (dropped, errors));
+        });
+        assert_eq!(
+            unringed,
+            BTreeMap::from([(1, (2, 1)), (2, (2, 1)), (3, (0, 1))])
+        );
+        assert!(drain(&hub).is_empty(), "no ring was registered");
+        record(key, 1, 1, 0);
+        assert_eq!(counts(&drain(&hub)[&1]), (0, 1, 0, 0, 0));
     }
 
     /// A note that finds the ring full is counted as a dropped failure of a call that is
