@@ -76,8 +76,11 @@ impl Entry {
     fn tally(&self, op: usize) -> &AtomicU64 {
         debug_assert!(op < self.slots.len());
         // SAFETY: `tallies` points to `slots.len()` counters owned by the ring that `producer`
-        // keeps alive, and the callers checked `op < slots.len()`.
-        unsafe { &*self.tallies.add(op) }
+        // keeps alive, and the callers checked `op < slots.len()`: the offset stays inside them.
+        let tally = unsafe { self.tallies.add(op) };
+        // SAFETY: `tally` points to a live counter (see above), which nobody ever borrows
+        // mutably: it is an atomic, read and written only through shared references.
+        unsafe { &*tally }
     }
 
     /// The end of a gap: samples this call and draws the next gap, or counts the call.
@@ -210,32 +213,38 @@ impl Local {
     }
 
     /// The entry for `key`, registering a ring on first use, and makes it the cached one.
-    /// Null if the engine is gone.
+    ///
+    /// A call made while this runs on the same thread (by an allocator that records, when the
+    /// ring is allocated) finds `entries` borrowed: it gets [`Lookup::NoRing`], so it is
+    /// counted in the engine instead of panicking inside the allocator or registering again.
     #[cold]
-    fn find_or_register(&self, hot: &Hot, key: &'static EngineKey) -> *mut Entry {
+    fn find_or_register(&self, hot: &Hot, key: &'static EngineKey) -> Lookup {
         let addr = key.addr();
-        let mut entries = self.entries.borrow_mut();
+        let Ok(mut entries) = self.entries.try_borrow_mut() else {
+            return Lookup::NoRing;
+        };
         let found = entries.iter().copied().find(|&e| {
-            // SAFETY: every pointer in `entries` came from `Box::into_raw` and is freed only in
-            // `Drop`, so it is valid; only this thread reads it and no `&mut` to it is live here.
-            let entry = unsafe { &*e };
-            entry.engine == addr
+            // SAFETY: every pointer in `entries` came from `Box::into_raw` and is freed only
+            // after its removal from `entries`, so `e` is valid; reading a field makes no
+            // reference, and no `&mut` to the entry is live (callers hold none).
+            let engine = unsafe { (*e).engine };
+            engine == addr
         });
         let entry = match found {
             Some(e) => e,
             None => {
                 let Some(hub) = key.hub() else {
-                    return ptr::null_mut();
+                    return Lookup::Gone;
                 };
                 // The cached entry may be one of those freed below.
                 hot.reset();
                 // Rings of engines that no longer exist only cost memory: free them now.
                 entries.retain(|&e| {
-                    // SAFETY: as above; the pointer is valid and unaliased.
-                    let orphaned = unsafe { &*e }.producer.is_orphaned();
+                    // SAFETY: as above; the shared reference ends with this statement.
+                    let orphaned = unsafe { &(*e).producer }.is_orphaned();
                     if orphaned {
                         // SAFETY: `e` came from `Box::into_raw` and is removed from `entries` by
-                        // this `retain`; the cache no longer points at it.
+                        // this `retain`; the cache no longer points at it and nothing else does.
                         drop(unsafe { Box::from_raw(e) });
                     }
                     !orphaned
@@ -268,9 +277,9 @@ impl Local {
                 e
             }
         };
-        // SAFETY: `entry` is a live element of `entries` (found or just pushed), unaliased.
         let (generation, all_generation) = {
-            // SAFETY: as above.
+            // SAFETY: `entry` is a live element of `entries` (found or just pushed); the shared
+            // reference ends with this block, and no `&mut` to the entry is live.
             let e = unsafe { &*entry };
             (e.generation, e.all_generation())
         };
@@ -278,16 +287,40 @@ impl Local {
         hot.entry.set(entry);
         hot.generation.set(generation);
         hot.all_generation.set(all_generation);
-        entry
+        Lookup::Entry(entry)
     }
+}
+
+/// Where a cold path's look-up of its entry ends.
+enum Lookup {
+    /// This thread's entry for the engine, now the cached one.
+    Entry(*mut Entry),
+    /// No ring can be had: the thread's locals are being destroyed, or this thread is in the
+    /// middle of registering one.
+    NoRing,
+    /// The engine is gone.
+    Gone,
+}
+
+/// This thread's entry for the engine of `key` (registering a ring on first use), made the
+/// cached one. Returns a raw pointer and keeps no reference: the caller makes the one `&mut`.
+#[inline(always)]
+fn lookup(hot: &Hot, key: &'static EngineKey) -> Lookup {
+    LOCAL
+        .try_with(|l| l.find_or_register(hot, key))
+        .unwrap_or(Lookup::NoRing)
 }
 
 impl Drop for Local {
     fn drop(&mut self) {
-        // From here on the hot path misses the cache and finds `LOCAL` destroyed.
+        // From here on the hot path misses the cache and finds `LOCAL` destroyed (the runtime
+        // marks it so before this runs), so a call made while the entries are freed (by another
+        // thread-local's destructor, or an allocator that records) reaches none of them.
         HOT.with(Hot::reset);
         for e in self.entries.get_mut().drain(..) {
-            // SAFETY: `e` came from `Box::into_raw` and is dropped exactly once, here.
+            // SAFETY: `e` came from `Box::into_raw` and is dropped exactly once, here. No
+            // reference to it is live: this runs at thread exit, not inside a call of this
+            // module, and the cache no longer points at it.
             drop(unsafe { Box::from_raw(e) });
         }
     }
@@ -330,12 +363,13 @@ pub(crate) fn push(key: &'static EngineKey, ev: Event) {
     if hot.engine.get() != addr {
         return push_cold(hot, key, ev);
     }
-    // SAFETY: `hot.engine != 0`, so `hot.entry` is a live element of this thread's
-    // `entries` (see `Hot`), and no other reference to it exists while this call runs.
+    // SAFETY: `hot.engine == addr != 0`, so `hot.entry` is a live element of this thread's
+    // `entries` (see `Hot`). No other reference to it is live: `Hot` is not `Sync`, so only
+    // this thread reaches it; this module holds an entry only within one call and hands it down
+    // instead of looking it up again (callers of `push` hold none); and nothing called while
+    // one is held re-enters this module (it neither allocates nor runs code of the user's).
     let entry = unsafe { &mut *hot.entry.get() };
-    if let Err(ev) = entry.producer.push(ev) {
-        count_drop(&mut entry.producer, &ev);
-    }
+    push_to(entry, ev);
 }
 
 /// Counts an event the ring had no room for.
@@ -367,8 +401,8 @@ pub(crate) fn sample(key: &'static EngineKey, op: u32) -> u32 {
     if hot.generation.get() != generation {
         return sample_cold(hot, key, op);
     }
-    // SAFETY: `hot.engine != 0`, so `hot.entry` is a live element of this thread's
-    // `entries` (see `Hot`), and no other reference to it exists while this call runs.
+    // SAFETY: `hot.engine == addr != 0`, so `hot.entry` is a live element of this thread's
+    // `entries` (see `Hot`); no other reference to it is live (see `push`).
     let entry = unsafe { &mut *hot.entry.get() };
     entry.sample(op)
 }
@@ -377,15 +411,19 @@ pub(crate) fn sample(key: &'static EngineKey, op: u32) -> u32 {
 #[cold]
 #[inline(never)]
 fn sample_cold(hot: &Hot, key: &'static EngineKey, op: u32) -> u32 {
-    let Ok(entry) = LOCAL.try_with(|l| l.find_or_register(hot, key)) else {
-        return 0; // no ring can be had: the event will be counted as dropped
-    };
-    if entry.is_null() {
+    let Lookup::Entry(entry) = lookup(hot, key) else {
+        // No ring (the call will be counted as dropped when it ends) or no engine.
         return 0;
-    }
-    // SAFETY: `find_or_register` returned a live element of this thread's `entries`, and no
-    // other reference to it exists here.
+    };
+    // SAFETY: `lookup` returned a live element of this thread's `entries` and holds no
+    // reference to it any more; callers of `sample` hold none.
     let entry = unsafe { &mut *entry };
+    sample_current(entry, hot, key, op)
+}
+
+/// `Entry::sample` on the entry `hot` caches, after bringing its rules up to date.
+#[inline(always)]
+fn sample_current(entry: &mut Entry, hot: &Hot, key: &'static EngineKey, op: u32) -> u32 {
     if entry.generation != key.generation() {
         entry.refresh(key);
         hot.generation.set(entry.generation);
@@ -397,7 +435,9 @@ fn sample_cold(hot: &Hot, key: &'static EngineKey, op: u32) -> u32 {
 /// Records a call of `ns` nanoseconds measured elsewhere (`flags`: `ERROR` and a kind), unless
 /// the operation's sampling skips it, in which case it is only counted.
 ///
-/// Every call out of the fast paths is a tail call, so the fast paths save no registers.
+/// Every call out of the fast paths is a tail call, so the fast paths save no registers. The
+/// entry is reached once, here, and handed down to whatever pushes into its ring: looking it
+/// up again through `HOT` further down would make a second `&mut` to it.
 #[inline(always)]
 pub(crate) fn record(key: &'static EngineKey, op: u32, ns: u64, flags: u32) {
     let addr = key.addr();
@@ -413,8 +453,8 @@ pub(crate) fn record(key: &'static EngineKey, op: u32, ns: u64, flags: u32) {
     };
     let generation = key.generation();
     if hot.all_generation.get() == generation {
-        // SAFETY: `hot.engine != 0`, so `hot.entry` is a live element of this thread's
-        // `entries` (see `Hot`), and no other reference to it exists while it is used.
+        // SAFETY: `hot.engine == addr != 0`, so `hot.entry` is a live element of this thread's
+        // `entries` (see `Hot`); no other reference to it is live (see `push`).
         let entry = unsafe { &mut *hot.entry.get() };
         return push_to(entry, ev);
     }
@@ -428,12 +468,12 @@ pub(crate) fn record(key: &'static EngineKey, op: u32, ns: u64, flags: u32) {
             let tally = entry.tally(op as usize);
             let u = tally.load(Ordering::Relaxed);
             if u >= slot.next_at {
-                return record_arm(entry, key, op, ns, flags, u);
+                return record_arm(entry, op, ns, flags, u);
             }
             // Only this thread writes the tally: load + store is an exact increment.
             tally.store(u + 1, Ordering::Relaxed);
             if flags & Event::ERROR != 0 {
-                return note_unsampled_error(key, op, flags);
+                return push_unsampled_error(entry, op, flags);
             }
             return;
         }
@@ -452,38 +492,16 @@ fn push_to(entry: &mut Entry, ev: Event) {
 /// `record` at the end of a sampling gap.
 #[cold]
 #[inline(never)]
-fn record_arm(entry: &mut Entry, key: &'static EngineKey, op: u32, ns: u64, flags: u32, u: u64) {
+fn record_arm(entry: &mut Entry, op: u32, ns: u64, flags: u32, u: u64) {
     let s = entry.arm(op as usize, u);
     if s & Event::UNSAMPLED != 0 {
         if flags & Event::ERROR != 0 {
-            note_unsampled_error(key, op, flags);
+            push_unsampled_error(entry, op, flags);
         }
         return;
     }
-    let ev = Event {
-        op,
-        flags: flags | s | Event::NANOS,
-        start: ns,
-        end: 0,
-    };
-    if let Err(ev) = entry.producer.push(ev) {
-        count_drop(&mut entry.producer, &ev);
-    }
-}
-
-/// `record` for a thread whose cached engine is another one, or whose rules are stale.
-#[cold]
-#[inline(never)]
-fn record_cold(hot: &Hot, key: &'static EngineKey, op: u32, ns: u64, flags: u32) {
-    let s = sample_cold(hot, key, op);
-    if s & Event::UNSAMPLED != 0 {
-        if flags & Event::ERROR != 0 {
-            note_unsampled_error(key, op, flags);
-        }
-        return;
-    }
-    push(
-        key,
+    push_to(
+        entry,
         Event {
             op,
             flags: flags | s | Event::NANOS,
@@ -493,40 +511,278 @@ fn record_cold(hot: &Hot, key: &'static EngineKey, op: u32, ns: u64, flags: u32)
     );
 }
 
-/// Sends the failure of an unsampled call (already counted) to the aggregator.
+/// `record` for a thread whose cached engine is another one, or whose rules are stale.
+#[cold]
+#[inline(never)]
+fn record_cold(hot: &Hot, key: &'static EngineKey, op: u32, ns: u64, flags: u32) {
+    let ev = Event {
+        op,
+        flags: flags | Event::NANOS,
+        start: ns,
+        end: 0,
+    };
+    let entry = match lookup(hot, key) {
+        Lookup::Entry(entry) => entry,
+        // No ring can be had: count the call in the engine.
+        Lookup::NoRing => return key.drop_without_ring(&ev),
+        Lookup::Gone => return, // nobody is left to count it
+    };
+    // SAFETY: `lookup` returned a live element of this thread's `entries` and holds no
+    // reference to it any more; no caller holds one (callers hand theirs down, see `record`).
+    let entry = unsafe { &mut *entry };
+    let s = sample_current(entry, hot, key, op);
+    if s & Event::UNSAMPLED != 0 {
+        if flags & Event::ERROR != 0 {
+            push_unsampled_error(entry, op, flags);
+        }
+        return;
+    }
+    push_to(
+        entry,
+        Event {
+            flags: ev.flags | s,
+            ..ev
+        },
+    );
+}
+
+/// The note that carries the failure of an unsampled call (already counted): an error (and its
+/// kind, and whether it panicked), no call.
+#[inline(always)]
+fn unsampled_error(op: u32, flags: u32) -> Event {
+    Event {
+        op,
+        flags: (flags & (Event::ERROR | Event::PANIC | Event::KIND_MASK))
+            | Event::ERROR
+            | Event::NANOS
+            | Event::UNSAMPLED,
+        start: 0,
+        end: 0,
+    }
+}
+
+/// Pushes the failure of an unsampled call into the ring of `entry`, the entry the caller
+/// sampled the call with.
+#[cold]
+#[inline(never)]
+fn push_unsampled_error(entry: &mut Entry, op: u32, flags: u32) {
+    push_to(entry, unsampled_error(op, flags));
+}
+
+/// Sends the failure of an unsampled call (already counted) to the aggregator, for a caller
+/// that holds no entry (a guard's `drop`).
 #[cold]
 #[inline(never)]
 pub(crate) fn note_unsampled_error(key: &'static EngineKey, op: u32, flags: u32) {
-    push(
-        key,
-        Event {
-            op,
-            flags: (flags & (Event::ERROR | Event::PANIC | Event::KIND_MASK))
-                | Event::ERROR
-                | Event::NANOS
-                | Event::UNSAMPLED,
-            start: 0,
-            end: 0,
-        },
-    );
+    push(key, unsampled_error(op, flags));
 }
 
 /// `push` for a thread whose cached engine is another one (or none).
 #[cold]
 #[inline(never)]
 fn push_cold(hot: &Hot, key: &'static EngineKey, ev: Event) {
-    let Ok(entry) = LOCAL.try_with(|l| l.find_or_register(hot, key)) else {
-        // The thread's locals are being destroyed: count the event in the engine.
-        key.drop_without_ring(&ev);
-        return;
-    };
-    if entry.is_null() {
-        return; // the engine is gone: nobody is left to count this event
+    match lookup(hot, key) {
+        Lookup::Entry(entry) => {
+            // SAFETY: `lookup` returned a live element of this thread's `entries` and holds no
+            // reference to it any more; no caller holds one (see `push`).
+            let entry = unsafe { &mut *entry };
+            push_to(entry, ev);
+        }
+        // No ring can be had: count the event in the engine.
+        Lookup::NoRing => key.drop_without_ring(&ev),
+        Lookup::Gone => {} // nobody is left to count this event
     }
-    // SAFETY: `find_or_register` returned a live element of this thread's `entries`, and no
-    // other reference to it exists here.
-    let entry = unsafe { &mut *entry };
-    if let Err(ev) = entry.producer.push(ev) {
-        count_drop(&mut entry.producer, &ev);
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::Clock;
+    use crate::config::table::encode;
+    use crate::config::Resolved;
+    use crate::hub::{Hub, HubSettings, Names};
+
+    /// Operations per test engine besides the reserved one.
+    const OPS: u32 = 6;
+
+    /// A hub whose operations `count_only` are `CountOnly`, the others timed.
+    fn hub(ring_capacity: usize, count_only: &[u32]) -> Arc<Hub> {
+        let hub = Hub::new(HubSettings {
+            id: 0,
+            clock: Clock::mock().0,
+            ring_capacity,
+            max_operations: OPS as usize,
+            resolved: Arc::new(Resolved::default()),
+            names: Names::new("overflow", "overflow".to_owned()),
+        });
+        hub.publish_rule_words(
+            count_only
+                .iter()
+                .map(|&op| (op as usize, encode(Mode::CountOnly))),
+        );
+        hub
+    }
+
+    /// What one operation's calls came to in a hub's rings.
+    #[derive(Clone, Debug, Default, PartialEq, Eq)]
+    struct Counts {
+        /// Timed calls pushed (events without `UNSAMPLED`).
+        timed: u64,
+        /// Calls counted in the tally only.
+        unsampled: u64,
+        /// Failures pushed (timed or notes).
+        errors: u64,
+        /// Error kinds of the notes, in push order.
+        kinds: Vec<u32>,
+        /// Events the ring had no room for, and how many of them were failures.
+        dropped: u64,
+        dropped_errors: u64,
+    }
+
+    fn counts(c: &Counts) -> (u64, u64, u64, u64, u64) {
+        (c.timed, c.unsampled, c.errors, c.dropped, c.dropped_errors)
+    }
+
+    /// Adopts `hub`'s new rings and reads everything they hold, per operation.
+    fn drain(hub: &Hub) -> BTreeMap<u32, Counts> {
+        let mut consumers = Vec::new();
+        hub.registry.adopt(&mut consumers);
+        let ops: Vec<u32> = (0..=OPS).collect();
+        let mut out: BTreeMap<u32, Counts> = BTreeMap::new();
+        for c in &mut consumers {
+            c.drain(usize::MAX, |ev| {
+                let o = out.entry(ev.op).or_default();
+                if ev.flags & Event::UNSAMPLED == 0 {
+                    o.timed += 1;
+                } else {
+                    assert_eq!(ev.flags & Event::NANOS, Event::NANOS, "{ev:?}");
+                    assert_eq!(ev.flags & Event::WEIGHT_MASK, 0, "a note adds no call");
+                    o.kinds
+                        .push((ev.flags & Event::KIND_MASK) >> Event::KIND_SHIFT);
+                }
+                if ev.is_error() {
+                    o.errors += 1;
+                }
+            });
+            c.take_tallies(&ops, |op, n| {
+                out.entry(op as u32).or_default().unsampled += n;
+            });
+            c.take_drops(|op, d, e| {
+                let o = out.entry(op as u32).or_default();
+                o.dropped += d;
+                o.dropped_errors += e;
+            });
+        }
+        out
+    }
+
+    /// Each path that notes an unsampled call's failure, one after the other on one thread:
+    /// the note goes into the ring of the entry the call was sampled with, and every call and
+    /// failure is counted exactly once.
+    #[test]
+    fn every_unsampled_failure_is_noted_once_through_the_entry_that_sampled_it() {
+        let hub = hub(64, &[1, 2, 3, 4, 5]);
+        let key = hub.key();
+        let other = self::hub(64, &[]);
+        let kind = 5 << Event::KIND_SHIFT;
+
+        record(key, 1, 1, 0); // registers this thread's ring
+                              // The end of op 2's first gap, in the fast path (`record_arm`).
+        record(key, 2, 1, Event::ERROR);
+        // Inside the gap (`record`), with a kind.
+        record(key, 2, 1, Event::ERROR | kind);
+        // A guard marked failed: counted at its start, noted at its end.
+        assert_eq!(sample(key, 3), Event::UNSAMPLED);
+        note_unsampled_error(key, 3, Event::UNSAMPLED | Event::ERROR);
+        // A guard dropped while panicking (not marked failed).
+        assert_eq!(sample(key, 3), Event::UNSAMPLED);
+        note_unsampled_error(key, 3, Event::UNSAMPLED | Event::PANIC);
+        // A call of another engine: the next call misses the cache (`record_cold`).
+        record(other.key(), 1, 1, 0);
+        record(key, 4, 1, Event::ERROR);
+        record(other.key(), 1, 1, 0);
+        assert_eq!(sample(key, 4), Event::UNSAMPLED); // `sample_cold`
+        note_unsampled_error(key, 4, Event::UNSAMPLED | Event::ERROR | kind);
+        // A rule change: the next call refreshes the rules first (`record_cold`, then `arm`).
+        hub.publish_rule_words([(6, encode(Mode::CountOnly))]);
+        record(key, 6, 1, Event::ERROR);
+        record(key, 6, 1, Event::ERROR);
+        // Timed operations fail as timed calls.
+        hub.publish_rule_words([(5, table::ALL)]);
+        record(key, 5, 1, Event::ERROR);
+        record(key, 1, 1, 0);
+
+        let seen = drain(&hub);
+        let of = |op| seen.get(&op).map(counts).unwrap_or_default();
+        assert_eq!(of(1), (0, 2, 0, 0, 0));
+        assert_eq!(of(2), (0, 2, 2, 0, 0));
+        assert_eq!(seen[&2].kinds, [0, 5]);
+        assert_eq!(of(3), (0, 2, 2, 0, 0));
+        assert_eq!(of(4), (0, 2, 2, 0, 0));
+        assert_eq!(seen[&4].kinds, [0, 5]);
+        assert_eq!(of(5), (1, 0, 1, 0, 0));
+        assert_eq!(of(6), (0, 2, 2, 0, 0));
+        assert_eq!(seen.keys().copied().collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
+        let seen = drain(&other);
+        assert_eq!(seen[&1].timed, 2);
+    }
+
+    /// A call made while this thread is registering a ring (from an allocator that records,
+    /// say) cannot reach its ring: it is counted in the engine, exactly, and the thread
+    /// registers normally afterwards.
+    #[test]
+    fn a_call_made_during_a_registration_is_counted_in_the_engine() {
+        let hub = hub(64, &[1]);
+        let key = hub.key();
+        LOCAL.with(|l| {
+            let _registering = l.entries.borrow_mut();
+            record(key, 2, 1, Event::ERROR);
+            record(key, 2, 1, 0);
+            record(key, 1, 1, Event::ERROR);
+            assert_eq!(sample(key, 1), 0, "timed: no tally to count it in");
+            push(
+                key,
+                Event {
+                    op: 1,
+                    flags: 0,
+                    start: 1,
+                    end: 2,
+                },
+            );
+            note_unsampled_error(key, 3, Event::UNSAMPLED | Event::ERROR);
+        });
+        let mut unringed = BTreeMap::new();
+        hub.take_unringed(|op, dropped, errors| {
+            unringed.insert(op, (dropped, errors));
+        });
+        assert_eq!(
+            unringed,
+            BTreeMap::from([(1, (2, 1)), (2, (2, 1)), (3, (0, 1))])
+        );
+        assert!(drain(&hub).is_empty(), "no ring was registered");
+        record(key, 1, 1, 0);
+        assert_eq!(counts(&drain(&hub)[&1]), (0, 1, 0, 0, 0));
+    }
+
+    /// A note that finds the ring full is counted as a dropped failure of a call that is
+    /// already counted: the error stays, no call is added.
+    #[test]
+    fn a_note_that_finds_the_ring_full_counts_only_its_error() {
+        let hub = hub(2, &[1]);
+        let key = hub.key();
+        record(key, 1, 1, Event::ERROR); // registers; the end of the first gap
+        for _ in 0..4 {
+            record(key, 1, 1, Event::ERROR); // inside the gap
+        }
+        record(key, 2, 1, Event::ERROR); // timed, and the ring is full
+        assert_eq!(sample(key, 1), Event::UNSAMPLED);
+        note_unsampled_error(key, 1, Event::UNSAMPLED | Event::ERROR);
+
+        let seen = drain(&hub);
+        assert_eq!(counts(&seen[&1]), (0, 6, 2, 0, 4));
+        assert_eq!(counts(&seen[&2]), (0, 0, 0, 1, 1));
     }
 }

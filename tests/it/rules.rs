@@ -76,6 +76,92 @@ fn an_unsampled_call_reads_no_clock_and_is_counted_with_its_failure() {
     assert!((s.error_rate() - 0.6).abs() < 1e-9);
 }
 
+/// Every way to fail an unsampled call, each right after a call that leaves the thread's cache
+/// on the same engine, on another engine, or behind a rule change, all on one thread: every
+/// call is counted once (as unsampled) and every failure once, with its kind.
+#[test]
+fn unsampled_failures_after_any_other_call_are_counted_exactly() {
+    let (engine, mock) =
+        manual(Engine::builder().rule("db.*", Rule::new().sampling(Sampling::CountOnly)));
+    let (other, _other_mock) = manual(Engine::builder());
+    let elsewhere = other.op("elsewhere").unwrap();
+    let web = engine.op("web.x").unwrap();
+    let timeout = engine.error_kind("timeout").unwrap();
+    let op = |name: &str| engine.op(name).unwrap();
+    let (a, b, c, d, e, f, g, h) = (
+        op("db.a"),
+        op("db.b"),
+        op("db.c"),
+        op("db.d"),
+        op("db.e"),
+        op("db.f"),
+        op("db.g"),
+        op("db.h"),
+    );
+    let failures: [&dyn Fn(); 7] = [
+        &|| b.record_error_ns(1),
+        &|| c.record_error(MS),
+        &|| {
+            let mut t = d.start();
+            t.fail();
+        },
+        &|| e.start().fail_with(timeout),
+        &|| assert_eq!(f.time_result(|| Err::<(), _>("refused")), Err("refused")),
+        &|| g.record_error_kind_ns(1, timeout),
+        &|| {
+            let r = std::panic::catch_unwind(|| h.time(|| panic!("boom")));
+            assert!(r.is_err());
+        },
+    ];
+    let windows = engine.subscribe(4);
+    for round in 0..3 {
+        for (i, fail) in (2..).zip(failures) {
+            match round {
+                // The cache holds this engine's entry (the first round ends each first gap).
+                0 => a.record_ns(1),
+                // The cache holds the other engine's.
+                1 => elsewhere.record_ns(1),
+                // The engine's rules changed since the thread last read them.
+                _ => engine
+                    .set_rule("web.*", Rule::new().sampling(Sampling::Every(i)))
+                    .unwrap(),
+            }
+            fail();
+        }
+    }
+    web.record_ns(1);
+
+    let a_stats = totals(&engine, "db.a");
+    assert_eq!(
+        (a_stats.count, a_stats.unsampled, a_stats.errors),
+        (0, 7, 0)
+    );
+    for name in ["db.b", "db.c", "db.d", "db.e", "db.f", "db.g", "db.h"] {
+        let s = totals(&engine, name);
+        assert_eq!(
+            (s.count, s.unsampled, s.errors, s.dropped),
+            (0, 3, 3, 0),
+            "{name}"
+        );
+    }
+    let (w, x) = (totals(&engine, "web.x"), totals(&other, "elsewhere"));
+    assert_eq!((w.count, w.unsampled, w.errors), (1, 0, 0));
+    assert_eq!((x.count, x.errors), (7, 0));
+    close_window_zero(&engine, &mock);
+    let w = windows.try_recv().expect("window 0");
+    for name in ["db.e", "db.g"] {
+        let kinds: Vec<(&str, u64)> = w
+            .op(name)
+            .unwrap()
+            .error_kinds
+            .iter()
+            .map(|(k, n)| (&**k, *n))
+            .collect();
+        assert_eq!(kinds, [("timeout", 3)], "{name}");
+    }
+    assert!(w.op("db.b").unwrap().error_kinds.is_empty());
+}
+
 #[test]
 fn every_nth_call_is_timed_and_stands_for_its_gap() {
     let (engine, mock) =
