@@ -463,4 +463,27 @@ mod tests {
         engine.shutdown().unwrap();
         assert_eq!(engine.snapshot().totals(OVERFLOW_OP).unwrap().count, 1);
     }
+
+    #[test]
+    fn a_pass_that_unwinds_marks_the_aggregator_dead() {
+        let engine = Engine::builder().ring_capacity(1024).start().unwrap();
+        let hub = Arc::clone(&engine.inner().hub);
+        assert_eq!(hub.register_ring(1).capacity(), 1024);
+        // What `inject_aggregator_panic` does, without the feature it sits behind.
+        engine.inner().inject_panic.store(true, Ordering::Relaxed);
+        if let Some(h) = engine.handle.thread.lock().unwrap().as_ref() {
+            h.thread().unpark();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while engine.is_running() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the aggregator did not panic"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+        // Nobody drains rings registered from now on: they are the two-slot kind.
+        assert_eq!(hub.register_ring(2).capacity(), 2);
+        assert!(matches!(engine.flush(), Err(Error::AggregatorPanicked)));
+    }
 }
