@@ -22,13 +22,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct Clock {
     inner: quanta::Clock,
     mock: bool,
+    /// Whether `quanta` chose the x86 TSC as its source, so that [`raw`](Self::raw) can read
+    /// it with one instruction instead of asking `quanta`, which branches on its clock's kind
+    /// at every read. Readings are the same either way: `quanta::Clock::raw` is `_rdtsc()`
+    /// for that kind.
+    tsc: bool,
 }
 
 impl Clock {
     /// The TSC clock (calibrated once per process by `quanta`).
     pub fn tsc() -> Self {
+        let inner = quanta::Clock::new();
         Self {
-            inner: quanta::Clock::new(),
+            tsc: reads_tsc(&inner),
+            inner,
             mock: false,
         }
     }
@@ -36,7 +43,14 @@ impl Clock {
     /// A clock at 0 that moves only through the returned [`MockClock`].
     pub fn mock() -> (Self, MockClock) {
         let (inner, mock) = quanta::Clock::mock();
-        (Self { inner, mock: true }, MockClock { inner: mock })
+        (
+            Self {
+                inner,
+                mock: true,
+                tsc: false,
+            },
+            MockClock { inner: mock },
+        )
     }
 
     /// Whether this is a mock clock.
@@ -47,6 +61,17 @@ impl Clock {
     /// Raw reading: TSC ticks, or nanoseconds for the mock.
     #[inline(always)]
     pub fn raw(&self) -> u64 {
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        if self.tsc {
+            return rdtsc();
+        }
+        self.raw_other()
+    }
+
+    /// [`raw`](Self::raw) from any other source (the OS clock, the mock, another architecture's
+    /// counter): out of line, so that the TSC read inlined into the hot path stays small.
+    #[inline(never)]
+    fn raw_other(&self) -> u64 {
         self.inner.raw()
     }
 
@@ -60,6 +85,22 @@ impl Clock {
     pub fn now_ns(&self) -> u64 {
         TimeBase::new(self).now_ns(self)
     }
+}
+
+/// Whether `clock` reads the x86 TSC: `quanta` does not say which source it chose, but its
+/// `Debug` form names it (`Counter`, as opposed to `Monotonic` or `Mock`). The test
+/// `raw_reads_quantas_source` checks the answer against `quanta`'s own readings.
+fn reads_tsc(clock: &quanta::Clock) -> bool {
+    cfg!(all(target_arch = "x86_64", target_feature = "sse2"))
+        && format!("{clock:?}").starts_with("Clock { inner: Counter(")
+}
+
+/// One read of the time-stamp counter, as `quanta`'s TSC source does it.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn rdtsc() -> u64 {
+    // SAFETY: `rdtsc` exists on every x86_64 CPU, reads no memory and has no preconditions.
+    unsafe { core::arch::x86_64::_rdtsc() }
 }
 
 impl Default for Clock {
@@ -168,6 +209,30 @@ mod tests {
         assert_eq!(clock.delta_ns(a, clock.raw()), 250);
         assert_eq!(clock.delta_ns(clock.raw(), a), 0);
         assert_eq!(mock.now_ns(), 250);
+    }
+
+    /// The clock reads the source `quanta` chose: with the TSC, readings interleave with
+    /// `quanta`'s own; otherwise it asks `quanta`.
+    #[test]
+    fn raw_reads_quantas_source() {
+        let clock = Clock::tsc();
+        let debug = format!("{:?}", clock.inner);
+        assert_eq!(clock.tsc, reads_tsc(&clock.inner), "{debug}");
+        if cfg!(all(target_arch = "x86_64", target_feature = "sse2")) {
+            assert!(
+                debug.starts_with("Clock { inner: Counter(")
+                    || debug.starts_with("Clock { inner: Monotonic("),
+                "quanta's Debug form changed: {debug}"
+            );
+        }
+        for _ in 0..1000 {
+            let a = clock.inner.raw();
+            let b = clock.raw();
+            let c = clock.inner.raw();
+            assert!(a <= b && b <= c, "{a} {b} {c} ({debug})");
+        }
+        let (mock, _) = Clock::mock();
+        assert!(!mock.tsc);
     }
 
     #[test]
