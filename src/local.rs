@@ -361,7 +361,7 @@ pub(crate) fn push(key: &'static EngineKey, ev: Event) {
     let addr = key.addr();
     let hot = this_hot();
     if hot.engine.get() != addr {
-        return push_cold(hot, key, ev);
+        return push_cold(key, ev.op, ev.flags, ev.start, ev.end);
     }
     // SAFETY: `hot.engine == addr != 0`, so `hot.entry` is a live element of this thread's
     // `entries` (see `Hot`). No other reference to it is live: `Hot` is not `Sync`, so only
@@ -372,15 +372,32 @@ pub(crate) fn push(key: &'static EngineKey, ev: Event) {
     push_to(entry, ev);
 }
 
+/// [`push`] of a guard's event, out of line: the drop glue of `Timer` with `push` inlined is
+/// too large for LLVM to inline into the caller, which then builds the guard in memory and
+/// calls the glue, saving registers; this function takes the event in registers and needs no
+/// stack frame (its own slow paths are tail calls), so the glue stays small enough to inline.
+#[inline(never)]
+pub(crate) fn push_timed(key: &'static EngineKey, op: u32, flags: u32, start: u64, end: u64) {
+    push(
+        key,
+        Event {
+            op,
+            flags,
+            start,
+            end,
+        },
+    );
+}
+
 /// Counts an event the ring had no room for.
 #[cold]
 #[inline(never)]
-fn count_drop(producer: &mut Producer<Event>, ev: &Event) {
-    if ev.flags & Event::UNSAMPLED != 0 {
+fn count_drop(producer: &mut Producer<Event>, op: u32, flags: u32) {
+    if flags & Event::UNSAMPLED != 0 {
         // The call is already counted as unsampled; only its failure is lost.
-        producer.count_dropped_error(ev.op as usize);
+        producer.count_dropped_error(op as usize);
     } else {
-        producer.count_drop(ev.op as usize, ev.is_error());
+        producer.count_drop(op as usize, flags & (Event::ERROR | Event::PANIC) != 0);
     }
 }
 
@@ -485,7 +502,7 @@ pub(crate) fn record(key: &'static EngineKey, op: u32, ns: u64, flags: u32) {
 #[inline(always)]
 fn push_to(entry: &mut Entry, ev: Event) {
     if let Err(ev) = entry.producer.push(ev) {
-        count_drop(&mut entry.producer, &ev);
+        count_drop(&mut entry.producer, ev.op, ev.flags);
     }
 }
 
@@ -580,7 +597,17 @@ pub(crate) fn note_unsampled_error(key: &'static EngineKey, op: u32, flags: u32)
 /// `push` for a thread whose cached engine is another one (or none).
 #[cold]
 #[inline(never)]
-fn push_cold(hot: &Hot, key: &'static EngineKey, ev: Event) {
+///
+/// It takes the event in pieces, in the order of [`push_timed`]'s arguments, so that the jump
+/// from there needs no register moves.
+fn push_cold(key: &'static EngineKey, op: u32, flags: u32, start: u64, end: u64) {
+    let hot = this_hot();
+    let ev = Event {
+        op,
+        flags,
+        start,
+        end,
+    };
     match lookup(hot, key) {
         Lookup::Entry(entry) => {
             // SAFETY: `lookup` returned a live element of this thread's `entries` and holds no

@@ -249,31 +249,24 @@ impl Timer {
 }
 
 impl Drop for Timer {
+    /// Kept small so that LLVM inlines the drop glue into the caller: the panic check (once),
+    /// the unsampled branch, the clock read and one call of `local::push_timed` with the event
+    /// in registers. With the push inlined here too, the glue was too large to inline, and
+    /// every guard was built in memory and dropped through a call that saved registers.
     #[inline(always)]
     fn drop(&mut self) {
         let mut flags = self.flags;
+        if std::thread::panicking() {
+            flags |= Event::PANIC;
+        }
         if flags & Event::UNSAMPLED != 0 {
             // Counted when it started; only a failure is left to report.
-            if flags & Event::ERROR != 0 || std::thread::panicking() {
-                if std::thread::panicking() {
-                    flags |= Event::PANIC;
-                }
+            if flags & (Event::ERROR | Event::PANIC) != 0 {
                 local::note_unsampled_error(self.op.key, self.op.id, flags);
             }
             return;
         }
         let end = self.op.key.clock().raw();
-        if std::thread::panicking() {
-            flags |= Event::PANIC;
-        }
-        local::push(
-            self.op.key,
-            Event {
-                op: self.op.id,
-                flags,
-                start: self.start,
-                end,
-            },
-        );
+        local::push_timed(self.op.key, self.op.id, flags, self.start, end);
     }
 }

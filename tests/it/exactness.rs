@@ -437,3 +437,61 @@ fn sampled_and_reloaded_every_call_and_every_failure_accounted_for() {
     assert_eq!(result.count, 0, "count-only calls are never timed");
     assert!(snap.totals("exact.guard").unwrap().unsampled > 0);
 }
+
+/// A guard started on one thread and dropped on another is recorded exactly once, into the
+/// ring of the thread that drops it: timed or unsampled, failed or not, dropped normally or
+/// while that thread unwinds. The dropping thread has used another engine first, so the drop
+/// finds another engine in its cache, and it has no ring yet for the guard's engine.
+#[test]
+fn a_guard_dropped_on_another_thread_is_counted_once() {
+    use ringmeter::{Rule, Sampling};
+    silence_injected_panics();
+    let engine = Engine::builder()
+        .rule(
+            "moved.count_only",
+            Rule::new().sampling(Sampling::CountOnly),
+        )
+        .start_manual()
+        .expect("start");
+    let other = Engine::builder().start_manual().expect("start");
+    let timed = engine.op("moved.timed").expect("valid name");
+    let count_only = engine.op("moved.count_only").expect("valid name");
+    let elsewhere = other.op("moved.elsewhere").expect("valid name");
+
+    for op in [timed, count_only] {
+        timed.record_ns(1); // this thread has a ring for the engine and caches it
+        let plain = op.start();
+        let mut failed = op.start();
+        failed.fail();
+        let unwinding = op.start();
+        thread::spawn(move || {
+            elsewhere.record_ns(1);
+            drop(plain);
+            drop(failed);
+            let died = panic::catch_unwind(AssertUnwindSafe(move || {
+                let _dropped_while_unwinding = unwinding;
+                panic::panic_any(Injected);
+            }));
+            assert!(died.is_err());
+        })
+        .join()
+        .expect("dropping thread");
+    }
+    engine.flush().expect("flush");
+    let snap = engine.snapshot();
+    let timed = snap.totals("moved.timed").expect("timed").clone();
+    assert_eq!(
+        (timed.count, timed.unsampled, timed.errors, timed.dropped),
+        (3 + 2, 0, 2, 0)
+    );
+    let count_only = snap.totals("moved.count_only").expect("count-only").clone();
+    assert_eq!(
+        (
+            count_only.count,
+            count_only.unsampled,
+            count_only.errors,
+            count_only.dropped
+        ),
+        (0, 3, 2, 0)
+    );
+}
