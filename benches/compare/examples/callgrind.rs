@@ -39,6 +39,16 @@ fn per_call_ringmeter_time_count_only(op: Op) {
 }
 
 #[inline(never)]
+fn per_call_ringmeter_guard_count_only(op: Op) {
+    for _ in 0..N {
+        drop(op.start());
+        // An empty barrier that emits no instruction, so that the linker does not fold this
+        // loop into `per_call_ringmeter_timed`.
+        black_box(());
+    }
+}
+
+#[inline(never)]
 fn per_call_ringmeter_record_ns_count_only(op: Op) {
     // A different value, so that the linker does not fold this loop into the one above.
     for _ in 0..N {
@@ -85,6 +95,7 @@ fn main() {
     per_call_ringmeter_timed(timed);
     per_call_ringmeter_drain(&engine); // drains N timed events
     per_call_ringmeter_time_count_only(count_only);
+    per_call_ringmeter_guard_count_only(count_only);
     per_call_ringmeter_record_ns_count_only(count_only);
     engine.flush().expect("flush");
     per_call_rdtsc_pair();
