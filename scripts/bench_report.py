@@ -328,6 +328,18 @@ if lat:
           + f" | {max(r['max'] for r in rs):.2f} |")
     P("")
 
+idle = eng("idle", "aggregator_idle")
+if idle:
+    P(f"An idle engine (default builder, nothing recording), its aggregator thread watched for "
+      f"{idle[0]['secs']:.0f} s: CPU time per second (median of the repetitions, range) and "
+      f"wake-ups (voluntary context switches) per second.")
+    P("")
+    P("| | CPU ms per s | wake-ups per s |")
+    P("|---|---:|---:|")
+    P(f"| idle aggregator | **{spread([r['cpu_ms'] / r['secs'] for r in idle], '%.3f')}** | "
+      f"{spread([r['wakeups_per_s'] for r in idle], '%.0f')} |")
+    P("")
+
 # --- hot path ---------------------------------------------------------------------------------
 hot_ids = sorted({k[4:] for m in med for k in m if k.startswith("hot:")})
 if hot_ids:
