@@ -44,6 +44,15 @@ pub const DEFAULT_DRAIN_INTERVAL: Duration = Duration::from_millis(1);
 /// Default longest pause between aggregator passes when idle.
 pub const DEFAULT_IDLE_INTERVAL: Duration = Duration::from_millis(5);
 
+/// A thread's ring wakes a sleeping aggregator when it holds `capacity / RING_HIGH_WATER`
+/// events (half full): the other half is the headroom for the aggregator's wake-up.
+pub(crate) const RING_HIGH_WATER: usize = 2;
+
+/// The aggregator drains without pausing while any ring holds at least
+/// `capacity / RING_LOW_WATER` events (an eighth), and sleeps only when all hold fewer.
+/// At most the high-water mark, so that a ring it left near empty rings before it fills.
+pub(crate) const RING_LOW_WATER: usize = 8;
+
 /// Default HdrHistogram precision, in significant decimal digits.
 pub const DEFAULT_SIGNIFICANT_DIGITS: u8 = 3;
 

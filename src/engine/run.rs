@@ -3,8 +3,11 @@
 use std::thread;
 use std::time::Duration;
 
+use crossbeam_utils::Backoff;
+
 use super::Inner;
 use crate::aggregator::Pass;
+use crate::limits::RING_LOW_WATER;
 use crate::loom::Ordering;
 
 /// How long the aggregator thread pauses between passes.
@@ -16,35 +19,93 @@ pub(super) struct Pauses {
     pub(super) idle: Duration,
 }
 
+/// Shortest park: a window close due sooner than this is waited for this long.
+const MIN_PARK: Duration = Duration::from_micros(50);
+
+/// What the thread does after a pass.
+enum Next {
+    /// A ring was past the low-water mark: pass again at once.
+    Drain,
+    /// Every ring was near empty shortly after a busy pass: spin or yield, then pass again.
+    Snooze,
+    /// Every ring is near empty, and the thread is announced as sleeping: park for at most
+    /// the given time (the next window close).
+    Park(Duration),
+}
+
 /// The aggregator thread's loop.
 ///
-/// After a pass that found a ring at least a quarter full it goes straight on (yielding the
-/// core once), so a burst is drained at full speed; otherwise it parks for `drain`, doubling
+/// While any ring holds at least an eighth of its capacity (the low-water mark) the thread
+/// passes again at once, so a thread recording back to back is drained continuously. When
+/// all rings are below it, the thread backs off: after a busy pass it spins, then yields,
+/// with a pass after each step (crossbeam's `Backoff`); then it parks for `drain`, doubling
 /// the pause up to `idle` while nothing arrives, and never past the next window's close.
+///
+/// Before parking it announces itself on the hub's doorbell and looks at every ring once
+/// more; a ring that a producer fills to half its capacity meanwhile rings the doorbell and
+/// unparks it (see `crate::doorbell` for why no wake-up is lost).
 pub(super) fn run(inner: &Inner, pauses: Pauses) {
     let Pauses { drain, idle } = pauses;
-    let busy_at = inner.hub.ring_capacity() / 4;
+    let low = (inner.hub.ring_capacity() / RING_LOW_WATER).max(1);
     let mut pause = drain;
+    // Steps of the back-off since the last busy pass; `None` when the thread last parked.
+    let mut backoff: Option<Backoff> = None;
+    // Whether any pass since the last park drained an event.
+    let mut drained_any = false;
     // Relaxed: `stop` carries no data; `join` orders everything after the loop.
     while !inner.stop.load(Ordering::Relaxed) {
-        let (drained, until_close) = {
+        let next = {
             let Ok(mut agg) = inner.agg.lock() else {
                 return;
             };
             let drained = inner.pass(&mut agg, Pass::Tick);
-            (drained, agg.until_next_close())
+            drained_any |= drained.events > 0;
+            if drained.fullest >= low {
+                Next::Drain
+            } else if backoff.as_ref().is_some_and(|b| !b.is_completed()) {
+                Next::Snooze
+            } else {
+                let until_close = agg.until_next_close();
+                match inner.hub.doorbell() {
+                    Some(bell) => {
+                        bell.prepare_sleep();
+                        // The re-check after the announcement: a producer that published
+                        // before it is seen here, one that publishes after it sees the flag.
+                        if agg.fullest_ring(&inner.hub) >= low {
+                            bell.awake();
+                            Next::Drain
+                        } else {
+                            Next::Park(until_close)
+                        }
+                    }
+                    // Only before the engine installed it (no ring exists yet).
+                    None => Next::Park(until_close),
+                }
+            }
         };
-        if drained.fullest >= busy_at.max(1) {
-            pause = drain;
-            thread::yield_now();
-            continue;
+        match next {
+            Next::Drain => {
+                backoff = Some(Backoff::new());
+            }
+            Next::Snooze => {
+                if let Some(b) = &backoff {
+                    b.snooze();
+                }
+            }
+            Next::Park(until_close) => {
+                backoff = None;
+                pause = if drained_any {
+                    drain
+                } else {
+                    (pause * 2).min(idle)
+                };
+                drained_any = false;
+                thread::park_timeout(pause.min(until_close.max(MIN_PARK)));
+                if let Some(bell) = inner.hub.doorbell() {
+                    bell.awake();
+                }
+            }
         }
-        pause = if drained.events > 0 {
-            drain
-        } else {
-            (pause * 2).min(idle)
-        };
-        thread::park_timeout(pause.min(until_close.max(Duration::from_micros(50))));
     }
     // Relaxed: written by this thread (see `Handle::drop`).
     if inner.exit_alone.load(Ordering::Relaxed) {
