@@ -161,10 +161,12 @@ fn sustained(
         })
         .collect();
     barrier.wait();
+    let (cpu0, _) = aggregator_cpu();
     let results: Vec<(u64, u64, u64)> = handles
         .into_iter()
         .map(|h| h.join().expect("producer"))
         .collect();
+    let (cpu1, _) = aggregator_cpu();
     stop.store(true, Ordering::Relaxed);
     let issued: u64 = results.iter().map(|r| r.0).sum();
     let wall_ns = results.iter().map(|r| r.1).max().unwrap_or(1).max(1);
@@ -199,6 +201,10 @@ fn sustained(
                 format!("{:.0}", count as f64 / (wall_ns as f64 / 1e9)),
             ),
             ("max_pacing_lag_ns", max_lag.to_string()),
+            (
+                "aggregator_cpu_fraction",
+                format!("{:.3}", (cpu1 - cpu0) as f64 / wall_ns as f64),
+            ),
             ("load1", load1()),
         ],
     );
