@@ -123,7 +123,7 @@ pub(crate) struct Hub {
     key: &'static EngineKey,
     /// New rings' consumer ends, waiting for the aggregator.
     pub(crate) registry: Registry<Event>,
-    /// What a ring rings when it is half full: wakes the aggregator thread. Installed once,
+    /// What a ring rings when it is a quarter full: wakes the aggregator thread. Installed once,
     /// by the engine right after it started that thread and before any ring can be
     /// registered; never for a manual engine.
     doorbell: OnceLock<loom::Arc<Doorbell>>,

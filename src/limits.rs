@@ -45,12 +45,15 @@ pub const DEFAULT_DRAIN_INTERVAL: Duration = Duration::from_millis(1);
 pub const DEFAULT_IDLE_INTERVAL: Duration = Duration::from_millis(5);
 
 /// A thread's ring wakes a sleeping aggregator when it holds `capacity / RING_HIGH_WATER`
-/// events (half full): the other half is the headroom for the aggregator's wake-up.
-pub(crate) const RING_HIGH_WATER: usize = 2;
+/// events (a quarter), and again every quarter it fills while the aggregator stays behind.
+/// With the low-water mark, a sleeping aggregator is woken before a ring holds three eighths;
+/// the rest is the headroom for its wake-up: 5 ms at 1 M events/s for the default ring.
+pub(crate) const RING_HIGH_WATER: usize = 4;
 
 /// The aggregator drains without pausing while any ring holds at least
 /// `capacity / RING_LOW_WATER` events (an eighth), and sleeps only when all hold fewer.
-/// At most the high-water mark, so that a ring it left near empty rings before it fills.
+/// The two marks must add up to less than the capacity for a sleeping aggregator to be woken
+/// before a ring fills.
 pub(crate) const RING_LOW_WATER: usize = 8;
 
 /// Default HdrHistogram precision, in significant decimal digits.

@@ -149,10 +149,11 @@ pub struct Producer<T> {
     /// Private copy of `shared.tail`.
     tail: usize,
     /// The tail at which the next push reloads `head`: `cached_head + high_water` after a look
-    /// that found fewer than `high_water` values waiting, `cached_head + capacity` (where the
-    /// ring looks full) after one that found more, `tail` after one that found the ring full.
-    /// Never behind `tail` (`check_at - tail <= capacity`), so a push compares the two for
-    /// equality: one compare, where the plain full check took a subtraction and a compare.
+    /// that found fewer than `high_water` values waiting; `high_water` pushes on (at most to
+    /// where the ring looks full) after one that found more; `tail` after one that found the
+    /// ring full. Never behind `tail` (`check_at - tail <= capacity`), so a push compares the
+    /// two for equality: one compare, where the plain full check took a subtraction and a
+    /// compare. Without a doorbell `high_water` is the capacity, and this is the full check.
     check_at: usize,
     /// Last value of `shared.head` this side loaded; never ahead of the real head.
     cached_head: usize,
@@ -174,8 +175,9 @@ impl<T: Copy> Producer<T> {
     }
 
     /// Rings `doorbell` whenever a push finds `high_water` or more values waiting (clamped to
-    /// 1 to the capacity), at most once per push position: when the ring crosses the mark,
-    /// and again when it looks full if it is still past it then.
+    /// 1 to the capacity): when the ring crosses the mark, and then every `high_water` pushes
+    /// while it stays past it (at most once per push position, so pushes into a full ring
+    /// ring once).
     pub fn set_doorbell(&mut self, doorbell: Arc<Doorbell>, high_water: usize) {
         self.high_water = high_water.clamp(1, self.mask + 1);
         self.doorbell = Some(doorbell);
@@ -228,12 +230,14 @@ impl<T: Copy> Producer<T> {
             self.check_at = tail;
             return false;
         }
-        let next = if waiting < self.high_water {
-            self.high_water
+        self.check_at = if waiting < self.high_water {
+            self.cached_head.wrapping_add(self.high_water)
         } else {
-            self.mask + 1
+            // Past the mark: look again after `high_water` more pushes (or where the ring
+            // looks full, if that is sooner). A consumer that drains the ring and sleeps is
+            // then rung before the ring holds `high_water` more than it left.
+            tail.wrapping_add(self.high_water.min(self.mask + 1 - waiting))
         };
-        self.check_at = self.cached_head.wrapping_add(next);
         true
     }
 
@@ -577,6 +581,24 @@ mod tests {
         assert!(bell.is_sleeping());
         p.push(4).unwrap();
         assert!(!bell.is_sleeping());
+
+        // A lower mark: while the consumer stays behind, every `high_water` pushes ring again.
+        let (mut p, _c) = channel::<u32>(8, 1);
+        p.set_doorbell(Arc::clone(&bell), 2);
+        bell.prepare_sleep();
+        p.push(0).unwrap();
+        p.push(1).unwrap();
+        assert!(bell.is_sleeping());
+        p.push(2).unwrap();
+        assert!(!bell.is_sleeping(), "two waiting: rung");
+        bell.prepare_sleep();
+        p.push(3).unwrap();
+        assert!(bell.is_sleeping());
+        p.push(4).unwrap();
+        assert!(
+            !bell.is_sleeping(),
+            "two more pushes, still behind: rung again"
+        );
         // The unparks went to this thread; do not leave a token behind.
         std::thread::park_timeout(std::time::Duration::from_millis(1));
     }
@@ -767,9 +789,8 @@ mod props {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
         /// A consumer that sleeps only when its ring holds fewer than `low` values is rung
-        /// before the ring fills: no push fails while it sleeps (unless the mark is the
-        /// capacity), and the ring never holds more than `max(high, capacity - high + low - 1)`
-        /// values while it does.
+        /// before its ring holds `high + low - 1` values: the ring never holds more while it
+        /// sleeps, and so no push fails while it sleeps if `high + low <= capacity`.
         #[test]
         fn a_sleeping_consumer_is_rung_before_its_ring_fills(
             (capacity, high, low, steps) in bell_run()
@@ -777,15 +798,14 @@ mod props {
             let bell = Arc::new(Doorbell::new(std::thread::current()));
             let (mut p, mut c) = channel::<u32>(capacity, 1);
             p.set_doorbell(Arc::clone(&bell), high);
-            let bound = high.max((capacity + low).saturating_sub(high + 1));
+            let bound = high + low - 1;
             for s in steps {
                 match s {
                     BellStep::Push => {
                         let asleep = bell.is_sleeping();
                         let pushed = p.push(0).is_ok();
-                        // With the mark at the capacity the ring only rings when it is full.
                         prop_assert!(
-                            pushed || !asleep || high == capacity,
+                            pushed || !asleep || high + low > capacity,
                             "the ring filled while its consumer slept"
                         );
                     }
