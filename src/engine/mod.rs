@@ -188,9 +188,10 @@ impl Engine {
                     .name("ringmeter-aggregator".into())
                     .spawn(move || run::run(&on_thread, pauses))
                     .map_err(Error::Spawn)?;
-                // Before the handle exists, so before any thread can register a ring. (Under
-                // loom the doorbell takes loom's thread handle, which this thread is not: the
-                // loom build leaves the engine without one and its thread polls.)
+                // Before the handle exists, so before any thread can register a ring; until
+                // then the thread parks only briefly (see `run`). (Under loom the doorbell
+                // takes loom's thread handle, which this thread is not: the loom build, which
+                // is for the models only, leaves the engine without one.)
                 #[cfg(not(loom))]
                 inner
                     .hub
