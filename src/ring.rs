@@ -192,32 +192,57 @@ impl<T: Copy> Producer<T> {
         if tail == self.check_at && !self.look_at_head(tail) {
             return Err(value);
         }
+        self.write(tail, value);
+        Ok(())
+    }
+
+    /// Writes `value` at `tail`, which the ring has room for, and publishes it.
+    #[inline(always)]
+    fn write(&mut self, tail: usize, value: T) {
+        debug_assert_eq!(tail, self.tail);
         debug_assert!(tail.wrapping_sub(self.cached_head) <= self.mask);
         debug_assert!(self.check_at.wrapping_sub(tail) <= self.mask + 1);
-        debug_assert_eq!(self.shared.slots.len(), self.mask + 1);
+        let shared = &*self.shared;
+        debug_assert_eq!(shared.slots.len(), self.mask + 1);
         // SAFETY: `tail & mask < capacity == slots.len()`.
-        let cell = unsafe { self.shared.slots.get_unchecked(tail & self.mask) };
+        let cell = unsafe { shared.slots.get_unchecked(tail & self.mask) };
         cell.with_mut(|slot| {
             // SAFETY: `tail - head < capacity`, so this slot is outside `head..tail` and owned by
             // the producer; the consumer does not touch it until the store below publishes it.
             unsafe { slot.write(MaybeUninit::new(value)) }
         });
-        self.tail = tail.wrapping_add(1);
+        let next = tail.wrapping_add(1);
+        self.tail = next;
         // Release: publishes the slot write above to the consumer's Acquire load of `tail`.
-        self.shared.tail.store(self.tail, Ordering::Release);
-        Ok(())
+        shared.tail.store(next, Ordering::Release);
     }
 
-    /// The slow part of a push, at `check_at`: reloads `head`, rings the doorbell if the ring
-    /// is past its high-water mark, and sets the next check. Returns whether there is room.
-    #[cold]
-    #[inline(never)]
+    /// The look at `head` at `check_at`: reloads it and sets the next check, ringing the
+    /// doorbell if the ring is past its high-water mark. Returns whether there is room.
+    ///
+    /// Inline, as the plain full check was, and short: below the mark (the common case) it
+    /// is a load, a compare and two stores. An outlined call taking the whole look cost the
+    /// inlined push a register saved across it.
+    #[inline(always)]
     fn look_at_head(&mut self, tail: usize) -> bool {
         // Acquire: the consumer's reads of the slots it released happen before we reuse them.
         self.cached_head = self.shared.head.load(Ordering::Acquire);
         let waiting = tail.wrapping_sub(self.cached_head);
         debug_assert!(waiting <= self.mask + 1);
-        if waiting >= self.high_water && tail != self.rung_at {
+        if waiting >= self.high_water {
+            return self.past_high_water(tail, waiting);
+        }
+        self.check_at = self.cached_head.wrapping_add(self.high_water);
+        true
+    }
+
+    /// The rest of [`look_at_head`](Self::look_at_head) when `waiting` (at least
+    /// `high_water`) values are waiting: rings, and sets the next check. Returns whether
+    /// there is room.
+    #[cold]
+    #[inline(never)]
+    fn past_high_water(&mut self, tail: usize, waiting: usize) -> bool {
+        if tail != self.rung_at {
             if let Some(bell) = &self.doorbell {
                 self.rung_at = tail;
                 // After the previous push's Release store of `tail`: the consumer that this
@@ -230,14 +255,10 @@ impl<T: Copy> Producer<T> {
             self.check_at = tail;
             return false;
         }
-        self.check_at = if waiting < self.high_water {
-            self.cached_head.wrapping_add(self.high_water)
-        } else {
-            // Past the mark: look again after `high_water` more pushes (or where the ring
-            // looks full, if that is sooner). A consumer that drains the ring and sleeps is
-            // then rung before the ring holds `high_water` more than it left.
-            tail.wrapping_add(self.high_water.min(self.mask + 1 - waiting))
-        };
+        // Look again after `high_water` more pushes (or where the ring looks full, if that is
+        // sooner). A consumer that drains the ring and sleeps is then rung before the ring
+        // holds `high_water` more than it left.
+        self.check_at = tail.wrapping_add(self.high_water.min(self.mask + 1 - waiting));
         true
     }
 
