@@ -262,19 +262,22 @@ P("Timed calls for 3 s per run; the dropped fraction is of the calls issued (eve
   "recorded or counted dropped, checked). Paced runs issue one call per µs per thread. A "
   "thread that loses its core falls behind: with `catchup` it then issues the calls it owes "
   "at once (a backlog burst, as a queue of work would), without it a thread held up longer "
-  "than 100 µs resumes at the pace, without a burst; the last column is the longest such "
-  "hold-up, the machine's doing, not the engine's.")
+  "than 100 µs resumes at the pace, without a burst; the longest hold-up column is the longest "
+  "such hold-up, the machine's doing, not the engine's. The last column is the aggregator "
+  "thread's time on a CPU as a share of the run: well under 1 with drops beside it means the "
+  "machine did not give it the core it needed.")
 P("")
-P("| scenario | ring | threads | calls/s per thread (M) | recorded/s (M) | dropped fraction | longest hold-up ms |")
-P("|---|---:|---:|---:|---:|---:|---:|")
+P("| scenario | ring | threads | calls/s per thread (M) | recorded/s (M) | dropped fraction | longest hold-up ms | aggregator CPU |")
+P("|---|---:|---:|---:|---:|---:|---:|---:|")
 for i in sorted({k[1] for e in engine for k in e if k[0] == "sustained"}):
     rs = eng("sustained", i)
     per = [r["calls_per_s_per_thread"] / 1e6 for r in rs]
     rec = [r["recorded_per_s"] / 1e6 for r in rs]
     dfr = [100 * r["dropped_fraction"] for r in rs]
     lag = [r["max_pacing_lag_ns"] / 1e6 for r in rs]
+    cpu = [r["aggregator_cpu_fraction"] for r in rs if "aggregator_cpu_fraction" in r]
     P(f"| {i} | {rs[0]['ring']} | {rs[0]['threads']} | {spread(per)} | {spread(rec)} | "
-      f"**{spread(dfr, '%.3f')}%** | {spread(lag) if rs[0]['pace_ns'] else ''} |")
+      f"**{spread(dfr, '%.3f')}%** | {spread(lag) if rs[0]['pace_ns'] else ''} | {spread(cpu)} |")
 P("")
 
 # --- heap -------------------------------------------------------------------------------------
@@ -326,6 +329,18 @@ if lat:
     for label, rs in [("event → published", lat), ("window close (end + grace) → published", close)]:
         P(f"| {label} | " + " | ".join(f"{statistics.median([r[q] for r in rs]):.2f}" for q in ["p50", "p90", "p99"])
           + f" | {max(r['max'] for r in rs):.2f} |")
+    P("")
+
+idle = eng("idle", "aggregator_idle")
+if idle:
+    P(f"An idle engine (default builder, nothing recording), its aggregator thread watched for "
+      f"{idle[0]['secs']:.0f} s: CPU time per second (median of the repetitions, range) and "
+      f"wake-ups (voluntary context switches) per second.")
+    P("")
+    P("| | CPU ms per s | wake-ups per s |")
+    P("|---|---:|---:|")
+    P(f"| idle aggregator | **{spread([r['cpu_ms'] / r['secs'] for r in idle], '%.3f')}** | "
+      f"{spread([r['wakeups_per_s'] for r in idle], '%.0f')} |")
     P("")
 
 # --- hot path ---------------------------------------------------------------------------------

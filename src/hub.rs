@@ -8,14 +8,16 @@
 //! which hands the hub to `Aggregator::pass` as an argument.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 
 use arc_swap::ArcSwap;
 
 use crate::clock::Clock;
 use crate::config::table::Table;
 use crate::config::Resolved;
+use crate::doorbell::Doorbell;
 use crate::event::Event;
+use crate::limits::RING_HIGH_WATER;
 use crate::loom::{self, AtomicBool, AtomicU64, Ordering};
 use crate::metric::{self, CounterValue, GaugeValue};
 use crate::registry::Registry;
@@ -121,6 +123,10 @@ pub(crate) struct Hub {
     key: &'static EngineKey,
     /// New rings' consumer ends, waiting for the aggregator.
     pub(crate) registry: Registry<Event>,
+    /// What a ring rings when it is a quarter full: wakes the aggregator thread. Installed once,
+    /// by the engine right after it started that thread and before any ring can be
+    /// registered; never for a manual engine.
+    doorbell: OnceLock<loom::Arc<Doorbell>>,
     /// Taken before the engine's configuration lock when both are needed.
     names: Mutex<Names>,
     ring_capacity: usize,
@@ -163,6 +169,7 @@ impl Hub {
             Self {
                 key,
                 registry: Registry::new(),
+                doorbell: OnceLock::new(),
                 names: Mutex::new(names),
                 ring_capacity,
                 max_operations,
@@ -207,8 +214,29 @@ impl Hub {
             return producer;
         }
         let name = std::thread::current().name().map(Arc::from);
-        self.registry
-            .register_tagged(self.ring_capacity, self.max_operations + 1, thread, name)
+        let mut producer = self.registry.register_tagged(
+            self.ring_capacity,
+            self.max_operations + 1,
+            thread,
+            name,
+        );
+        if let Some(bell) = self.doorbell.get() {
+            let high_water = self.ring_capacity / RING_HIGH_WATER;
+            producer.set_doorbell(loom::Arc::clone(bell), high_water);
+        }
+        producer
+    }
+
+    /// Installs the doorbell that rings register with from now on (once; later calls are
+    /// ignored).
+    #[cfg_attr(loom, allow(dead_code))] // the loom build leaves the engine without one
+    pub(crate) fn install_doorbell(&self, bell: Doorbell) {
+        let _ = self.doorbell.set(loom::Arc::new(bell));
+    }
+
+    /// The doorbell of the aggregator thread, once installed.
+    pub(crate) fn doorbell(&self) -> Option<&Doorbell> {
+        self.doorbell.get().map(|bell| &**bell)
     }
 
     /// Records that the aggregator died (a pass unwound): see [`register_ring`](Self::register_ring).

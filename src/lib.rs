@@ -101,7 +101,13 @@ pub mod http;
 #[cfg(doctest)]
 mod compile_fail_tests;
 
-// The ring and the registry are public only for the loom models in `tests/loom.rs`.
+// The ring, its doorbell and the registry are public only for the loom models in
+// `tests/loom.rs`.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod doorbell;
+#[cfg(not(loom))]
+mod doorbell;
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod registry;

@@ -44,6 +44,18 @@ pub const DEFAULT_DRAIN_INTERVAL: Duration = Duration::from_millis(1);
 /// Default longest pause between aggregator passes when idle.
 pub const DEFAULT_IDLE_INTERVAL: Duration = Duration::from_millis(5);
 
+/// A thread's ring wakes a sleeping aggregator when it holds `capacity / RING_HIGH_WATER`
+/// events (a quarter), and again every quarter it fills while the aggregator stays behind.
+/// With the low-water mark, a sleeping aggregator is woken before a ring holds three eighths;
+/// the rest is the headroom for its wake-up: 5 ms at 1 M events/s for the default ring.
+pub(crate) const RING_HIGH_WATER: usize = 4;
+
+/// The aggregator drains without pausing while any ring holds at least
+/// `capacity / RING_LOW_WATER` events (an eighth), and sleeps only when all hold fewer.
+/// The two marks must add up to less than the capacity for a sleeping aggregator to be woken
+/// before a ring fills.
+pub(crate) const RING_LOW_WATER: usize = 8;
+
 /// Default HdrHistogram precision, in significant decimal digits.
 pub const DEFAULT_SIGNIFICANT_DIGITS: u8 = 3;
 

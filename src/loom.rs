@@ -1,8 +1,9 @@
 //! One switch between `std` and [`loom`](https://docs.rs/loom) for everything the lock-free code
 //! shares between threads.
 //!
-//! Under `RUSTFLAGS="--cfg loom"` the atomics, `Arc`, `Mutex` and `UnsafeCell` below are loom's,
-//! so the model checker sees every access of the ring and of thread registration. Outside loom
+//! Under `RUSTFLAGS="--cfg loom"` the atomics, fences, `Arc`, `Mutex`, `UnsafeCell` and the
+//! `Thread` handle below are loom's, so the model checker sees every access of the ring, of
+//! thread registration and of the doorbell's park/unpark hand-off. Outside loom
 //! they are the `std` types, plus an `UnsafeCell` wrapper with loom's closure API
 //! (`with`/`with_mut`) so the same code compiles both ways (the pattern of tokio's
 //! `src/loom/std/unsafe_cell.rs`).
@@ -10,14 +11,18 @@
 #[cfg(loom)]
 pub(crate) use loom::cell::UnsafeCell;
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Arc, Mutex};
+#[cfg(loom)]
+pub(crate) use loom::thread::Thread;
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Arc, Mutex};
+#[cfg(not(loom))]
+pub(crate) use std::thread::Thread;
 
 /// `std::cell::UnsafeCell` with loom's closure-based access API.
 #[cfg(not(loom))]

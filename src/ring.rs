@@ -15,11 +15,18 @@
 //! When the producer is dropped (its thread exits) the ring is marked abandoned; the consumer
 //! drains what is left, reads the final drop counts, and then frees the ring by dropping its
 //! [`Consumer`].
+//!
+//! A consumer that sleeps between drains can give the producer a [`Doorbell`] and a high-water
+//! mark ([`Producer::set_doorbell`]): the producer's check of `head` then also comes when the
+//! ring looks `high_water` full, and if it is, the producer rings. The check rides on the
+//! cached head: a push compares its tail with one precomputed position (`check_at`), as the
+//! plain full check did, and reloads `head` only there.
 
 use core::mem::MaybeUninit;
 
 use crossbeam_utils::CachePadded;
 
+use crate::doorbell::Doorbell;
 use crate::loom::{Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
 
 /// Most values [`Consumer::drain_chunks`] hands over at once.
@@ -104,8 +111,12 @@ pub fn channel_tagged<T: Copy>(
         mask: shared.mask,
         shared: Arc::clone(&shared),
         tail: 0,
+        check_at: capacity,
         cached_head: 0,
         drops_total: 0,
+        high_water: capacity,
+        doorbell: None,
+        rung_at: usize::MAX,
     };
     let consumer = Consumer {
         shared,
@@ -137,10 +148,23 @@ pub struct Producer<T> {
     mask: usize,
     /// Private copy of `shared.tail`.
     tail: usize,
+    /// The tail at which the next push reloads `head`: `cached_head + high_water` after a look
+    /// that found fewer than `high_water` values waiting; `high_water` pushes on (at most to
+    /// where the ring looks full) after one that found more; `tail` after one that found the
+    /// ring full. Never behind `tail` (`check_at - tail <= capacity`), so a push compares the
+    /// two for equality: one compare, where the plain full check took a subtraction and a
+    /// compare. Without a doorbell `high_water` is the capacity, and this is the full check.
+    check_at: usize,
     /// Last value of `shared.head` this side loaded; never ahead of the real head.
     cached_head: usize,
     /// Private copy of `shared.drops_total`.
     drops_total: u64,
+    /// Values waiting at which a push rings `doorbell`: 1 to capacity; capacity without one.
+    high_water: usize,
+    /// Rung when a push finds `high_water` values or more waiting.
+    doorbell: Option<Arc<Doorbell>>,
+    /// The tail at the last ring, so that pushes into a full ring do not ring again and again.
+    rung_at: usize,
 }
 
 impl<T: Copy> Producer<T> {
@@ -150,30 +174,92 @@ impl<T: Copy> Producer<T> {
         self.shared.mask + 1
     }
 
+    /// Rings `doorbell` whenever a push finds `high_water` or more values waiting (clamped to
+    /// 1 to the capacity): when the ring crosses the mark, and then every `high_water` pushes
+    /// while it stays past it (at most once per push position, so pushes into a full ring
+    /// ring once).
+    pub fn set_doorbell(&mut self, doorbell: Arc<Doorbell>, high_water: usize) {
+        self.high_water = high_water.clamp(1, self.mask + 1);
+        self.doorbell = Some(doorbell);
+        // The next push looks at `head` and sets the next check for the new mark.
+        self.check_at = self.tail;
+    }
+
     /// Appends `value`, or hands it back if the ring is full. Never blocks.
     #[inline]
     pub fn push(&mut self, value: T) -> Result<(), T> {
         let tail = self.tail;
-        if tail.wrapping_sub(self.cached_head) > self.mask {
-            // Acquire: the consumer's reads of the slots it released happen before we reuse them.
-            self.cached_head = self.shared.head.load(Ordering::Acquire);
-            if tail.wrapping_sub(self.cached_head) > self.mask {
-                return Err(value);
-            }
+        if tail == self.check_at && !self.look_at_head(tail) {
+            return Err(value);
         }
+        self.write(tail, value);
+        Ok(())
+    }
+
+    /// Writes `value` at `tail`, which the ring has room for, and publishes it.
+    #[inline(always)]
+    fn write(&mut self, tail: usize, value: T) {
+        debug_assert_eq!(tail, self.tail);
         debug_assert!(tail.wrapping_sub(self.cached_head) <= self.mask);
-        debug_assert_eq!(self.shared.slots.len(), self.mask + 1);
+        debug_assert!(self.check_at.wrapping_sub(tail) <= self.mask + 1);
+        let shared = &*self.shared;
+        debug_assert_eq!(shared.slots.len(), self.mask + 1);
         // SAFETY: `tail & mask < capacity == slots.len()`.
-        let cell = unsafe { self.shared.slots.get_unchecked(tail & self.mask) };
+        let cell = unsafe { shared.slots.get_unchecked(tail & self.mask) };
         cell.with_mut(|slot| {
             // SAFETY: `tail - head < capacity`, so this slot is outside `head..tail` and owned by
             // the producer; the consumer does not touch it until the store below publishes it.
             unsafe { slot.write(MaybeUninit::new(value)) }
         });
-        self.tail = tail.wrapping_add(1);
+        let next = tail.wrapping_add(1);
+        self.tail = next;
         // Release: publishes the slot write above to the consumer's Acquire load of `tail`.
-        self.shared.tail.store(self.tail, Ordering::Release);
-        Ok(())
+        shared.tail.store(next, Ordering::Release);
+    }
+
+    /// The look at `head` at `check_at`: reloads it and sets the next check, ringing the
+    /// doorbell if the ring is past its high-water mark. Returns whether there is room.
+    ///
+    /// Inline, as the plain full check was, and short: below the mark (the common case) it
+    /// is a load, a compare and two stores. An outlined call taking the whole look cost the
+    /// inlined push a register saved across it.
+    #[inline(always)]
+    fn look_at_head(&mut self, tail: usize) -> bool {
+        // Acquire: the consumer's reads of the slots it released happen before we reuse them.
+        self.cached_head = self.shared.head.load(Ordering::Acquire);
+        let waiting = tail.wrapping_sub(self.cached_head);
+        debug_assert!(waiting <= self.mask + 1);
+        if waiting >= self.high_water {
+            return self.past_high_water(tail, waiting);
+        }
+        self.check_at = self.cached_head.wrapping_add(self.high_water);
+        true
+    }
+
+    /// The rest of [`look_at_head`](Self::look_at_head) when `waiting` (at least
+    /// `high_water`) values are waiting: rings, and sets the next check. Returns whether
+    /// there is room.
+    #[cold]
+    #[inline(never)]
+    fn past_high_water(&mut self, tail: usize, waiting: usize) -> bool {
+        if tail != self.rung_at {
+            if let Some(bell) = &self.doorbell {
+                self.rung_at = tail;
+                // After the previous push's Release store of `tail`: the consumer that this
+                // wakes, or whose re-check runs after the ring's fence, sees those values.
+                bell.ring();
+            }
+        }
+        if waiting > self.mask {
+            // Full: the next push looks again.
+            self.check_at = tail;
+            return false;
+        }
+        // Look again after `high_water` more pushes (or where the ring looks full, if that is
+        // sooner). A consumer that drains the ring and sleeps is then rung before the ring
+        // holds `high_water` more than it left.
+        self.check_at = tail.wrapping_add(self.high_water.min(self.mask + 1 - waiting));
+        true
     }
 
     /// Counts one dropped value under `key` (`error` selects the second counter too).
@@ -386,8 +472,8 @@ impl<T: Copy> Consumer<T> {
         self.len() == 0
     }
 
-    /// Number of values waiting (a lower bound while the producer runs).
-    #[cfg_attr(not(any(test, loom)), allow(dead_code))]
+    /// Number of values waiting (a lower bound while the producer runs). Loads the tail
+    /// afresh, so after a [`Doorbell::prepare_sleep`] it is the consumer's re-check.
     pub fn len(&self) -> usize {
         // Acquire: as in `drain`.
         self.shared
@@ -472,6 +558,70 @@ mod tests {
         assert!(!p.is_orphaned());
         drop(c);
         assert!(p.is_orphaned());
+    }
+
+    #[test]
+    fn doorbell_rings_once_per_crossing_of_the_high_water_mark() {
+        let bell = Arc::new(Doorbell::new(std::thread::current()));
+        let (mut p, mut c) = channel::<u32>(8, 1);
+        p.set_doorbell(Arc::clone(&bell), 4);
+        bell.prepare_sleep();
+        for v in 0..4 {
+            p.push(v).unwrap();
+        }
+        assert!(bell.is_sleeping(), "at the mark; the next push notices");
+        p.push(4).unwrap();
+        assert!(
+            !bell.is_sleeping(),
+            "the push that finds four waiting rings"
+        );
+        bell.prepare_sleep();
+        for v in 5..8 {
+            p.push(v).unwrap();
+        }
+        assert!(
+            bell.is_sleeping(),
+            "past the mark: no new ring until the ring looks full"
+        );
+        assert_eq!(p.push(8), Err(8));
+        assert!(
+            !bell.is_sleeping(),
+            "the push that finds the ring full rings again"
+        );
+        bell.prepare_sleep();
+        assert_eq!(p.push(9), Err(9));
+        assert!(
+            bell.is_sleeping(),
+            "a full ring rings once, not on every push"
+        );
+        // The consumer drains: the next crossing rings again.
+        assert_eq!(c.drain(usize::MAX, |_| {}), 8);
+        for v in 0..4 {
+            p.push(v).unwrap();
+        }
+        assert!(bell.is_sleeping());
+        p.push(4).unwrap();
+        assert!(!bell.is_sleeping());
+
+        // A lower mark: while the consumer stays behind, every `high_water` pushes ring again.
+        let (mut p, _c) = channel::<u32>(8, 1);
+        p.set_doorbell(Arc::clone(&bell), 2);
+        bell.prepare_sleep();
+        p.push(0).unwrap();
+        p.push(1).unwrap();
+        assert!(bell.is_sleeping());
+        p.push(2).unwrap();
+        assert!(!bell.is_sleeping(), "two waiting: rung");
+        bell.prepare_sleep();
+        p.push(3).unwrap();
+        assert!(bell.is_sleeping());
+        p.push(4).unwrap();
+        assert!(
+            !bell.is_sleeping(),
+            "two more pushes, still behind: rung again"
+        );
+        // The unparks went to this thread; do not leave a token behind.
+        std::thread::park_timeout(std::time::Duration::from_millis(1));
     }
 
     #[test]
@@ -622,6 +772,84 @@ mod props {
             c.take_drops(|k, d, e| got.push((k, d, e)));
             prop_assert_eq!(got, m.take_drops());
             prop_assert_eq!(c.pop(), None);
+        }
+    }
+
+    /// One step of a consumer that sleeps, and of its producer.
+    #[derive(Clone, Debug)]
+    enum BellStep {
+        Push,
+        /// Drain up to this many (only while awake).
+        Drain(usize),
+        /// Announce sleep, re-check, and sleep if the ring holds fewer than the low-water mark.
+        Sleep,
+        /// Wake without being rung (a timed wake-up).
+        Wake,
+    }
+
+    /// A capacity (1 to 64), a high-water mark (1 to capacity), a low-water mark (1 to the
+    /// high one) and up to 300 steps.
+    fn bell_run() -> impl Strategy<Value = (usize, usize, usize, Vec<BellStep>)> {
+        (0u32..=6)
+            .prop_flat_map(|shift| {
+                let cap = 1usize << shift;
+                (Just(cap), 1..=cap)
+            })
+            .prop_flat_map(|(cap, high)| {
+                let step = prop_oneof![
+                    8 => Just(BellStep::Push),
+                    2 => (1usize..=16).prop_map(BellStep::Drain),
+                    2 => Just(BellStep::Sleep),
+                    1 => Just(BellStep::Wake),
+                ];
+                (Just(cap), Just(high), 1..=high, vec(step, 0..300))
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// A consumer that sleeps only when its ring holds fewer than `low` values is rung
+        /// before its ring holds `high + low - 1` values: the ring never holds more while it
+        /// sleeps, and so no push fails while it sleeps if `high + low <= capacity`.
+        #[test]
+        fn a_sleeping_consumer_is_rung_before_its_ring_fills(
+            (capacity, high, low, steps) in bell_run()
+        ) {
+            let bell = Arc::new(Doorbell::new(std::thread::current()));
+            let (mut p, mut c) = channel::<u32>(capacity, 1);
+            p.set_doorbell(Arc::clone(&bell), high);
+            let bound = high + low - 1;
+            for s in steps {
+                match s {
+                    BellStep::Push => {
+                        let asleep = bell.is_sleeping();
+                        let pushed = p.push(0).is_ok();
+                        prop_assert!(
+                            pushed || !asleep || high + low > capacity,
+                            "the ring filled while its consumer slept"
+                        );
+                    }
+                    BellStep::Drain(n) => {
+                        if !bell.is_sleeping() {
+                            c.drain(n, |_| {});
+                        }
+                    }
+                    BellStep::Sleep => {
+                        if !bell.is_sleeping() {
+                            bell.prepare_sleep();
+                            if c.len() >= low {
+                                bell.awake();
+                            }
+                        }
+                    }
+                    BellStep::Wake => bell.awake(),
+                }
+                if bell.is_sleeping() {
+                    prop_assert!(c.len() <= bound, "{} waiting while asleep (bound {})", c.len(), bound);
+                }
+            }
+            std::thread::park_timeout(std::time::Duration::from_millis(1));
         }
     }
 

@@ -1,4 +1,4 @@
-//! loom models of the SPSC ring and of ring registration.
+//! loom models of the SPSC ring, of its doorbell and of ring registration.
 //!
 //! Each test checks one scenario exhaustively (up to loom's preemption bound) at several tiny
 //! capacities, where the wrap-around and full-ring paths are hit within a few operations.
@@ -7,9 +7,11 @@
 //! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --test loom`
 #![cfg(loom)]
 
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
+use ringmeter::doorbell::Doorbell;
 use ringmeter::registry::Registry;
 use ringmeter::ring::{self, Consumer};
 
@@ -246,6 +248,123 @@ fn abandoned_producer_leaves_nothing_behind() {
             assert_eq!(c.pop(), None);
         });
     }
+}
+
+/// `(capacity, high-water mark)` of the doorbell models; the consumer's low-water mark is 1
+/// (it sleeps only when its ring is empty).
+const BELL_CASES: [(usize, usize); 3] = [(2, 1), (4, 1), (4, 2)];
+
+/// The doorbell hand-off: a consumer that finds its ring below the low-water mark announces
+/// that it sleeps, re-checks the ring and parks; a producer pushes `capacity + 2` values,
+/// retrying while the ring is full: past the high-water mark, around the ring, and far enough
+/// to fill it again after a consumer that drained it went back to sleep. A lost wake-up leaves
+/// the consumer parked and the producer retrying on a full ring forever, which loom reports as
+/// a model exceeding its branch limit; otherwise every value arrives, in order. The park is
+/// modelled as "park until woken or the flag is cleared": the engine's timed park only adds
+/// wake-ups.
+///
+/// Each of these breaks it: no fence in `Doorbell::ring` or in `Doorbell::prepare_sleep`, a
+/// producer that rings only when it finds exactly `high` values waiting.
+///
+/// The producer's last act, once every value is in, is the one that ends a run in the engine
+/// (`shutdown`): it sets `done` and unparks the consumer whatever it is doing, so a consumer
+/// left asleep over a ring below the high-water mark (which the engine's timed park covers)
+/// ends too. The consumer does not join the producer: loom cannot unpark a thread blocked in
+/// `join` (it asserts), and runs every thread to its end anyway.
+#[test]
+fn a_producer_past_the_high_water_mark_wakes_a_sleeping_consumer() {
+    for (cap, high) in BELL_CASES {
+        loom::model(move || {
+            let low = 1;
+            let n = cap + 2;
+            let bell = Arc::new(Doorbell::new(thread::current()));
+            let (mut p, mut c) = ring::channel::<usize>(cap, 1);
+            p.set_doorbell(Arc::clone(&bell), high);
+            let done = Arc::new(AtomicBool::new(false));
+            {
+                let done = Arc::clone(&done);
+                let consumer = thread::current();
+                thread::spawn(move || {
+                    push_all(&mut p, 0..n);
+                    done.store(true, Ordering::Release);
+                    consumer.unpark();
+                });
+            }
+            let mut got = Vec::new();
+            loop {
+                c.drain(usize::MAX, |v| got.push(v));
+                if got.len() == n {
+                    break;
+                }
+                if c.len() >= low {
+                    continue; // behind: drain again at once
+                }
+                bell.prepare_sleep();
+                if c.len() >= low || done.load(Ordering::Acquire) {
+                    bell.awake();
+                    continue;
+                }
+                while bell.is_sleeping() && !done.load(Ordering::Acquire) {
+                    thread::park();
+                }
+                bell.awake();
+            }
+            assert_eq!(got, (0..n).collect::<Vec<_>>(), "all values, in order");
+        });
+    }
+}
+
+/// Two rings, one doorbell: both producers push past the high-water mark while the consumer
+/// goes to sleep over both rings; the swap in `ring` lets one of them unpark it, and neither
+/// ring is left behind. Capacity 2, high-water mark 1 (three threads); no join, as above.
+#[test]
+fn two_producers_ring_one_doorbell() {
+    loom::model(|| {
+        let (cap, high, n) = (2, 1, 2);
+        let bell = Arc::new(Doorbell::new(thread::current()));
+        let done = Arc::new(AtomicUsize::new(0));
+        let mut consumers = Vec::new();
+        for _ in 0..2 {
+            let (mut p, c) = ring::channel::<usize>(cap, 1);
+            p.set_doorbell(Arc::clone(&bell), high);
+            consumers.push(c);
+            let done = Arc::clone(&done);
+            let consumer = thread::current();
+            thread::spawn(move || {
+                push_all(&mut p, 0..n);
+                // AcqRel: the last producer to finish sees the other's pushes too, and the
+                // consumer that sees 2 sees both.
+                if done.fetch_add(1, Ordering::AcqRel) == 1 {
+                    consumer.unpark();
+                }
+            });
+        }
+        let mut got = [Vec::new(), Vec::new()];
+        let finished = |done: &AtomicUsize| done.load(Ordering::Acquire) == 2;
+        loop {
+            for (c, got) in consumers.iter_mut().zip(&mut got) {
+                c.drain(usize::MAX, |v| got.push(v));
+            }
+            if got.iter().all(|g| g.len() == n) {
+                break;
+            }
+            if consumers.iter().any(|c| c.len() > 0) {
+                continue;
+            }
+            bell.prepare_sleep();
+            if consumers.iter().any(|c| c.len() > 0) || finished(&done) {
+                bell.awake();
+                continue;
+            }
+            while bell.is_sleeping() && !finished(&done) {
+                thread::park();
+            }
+            bell.awake();
+        }
+        for g in got {
+            assert_eq!(g, (0..n).collect::<Vec<_>>(), "all values, in order");
+        }
+    });
 }
 
 /// Registration concurrent with draining: a thread registers a ring and pushes into it while

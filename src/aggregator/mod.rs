@@ -219,6 +219,14 @@ impl Aggregator {
         self.consumers.len()
     }
 
+    /// The most events waiting in one ring, after adopting the rings registered since the
+    /// last pass: the aggregator thread's last look before it sleeps (each ring's tail is
+    /// loaded afresh).
+    pub(crate) fn fullest_ring(&mut self, hub: &Hub) -> usize {
+        hub.registry.adopt(&mut self.consumers);
+        self.consumers.iter().map(Consumer::len).max().unwrap_or(0)
+    }
+
     /// Nanoseconds from now until the oldest open window is due to close.
     pub(crate) fn until_next_close(&self) -> Duration {
         let now = self.base.now_ns(&self.clock);

@@ -27,6 +27,8 @@ pub use names::OVERFLOW_OP;
 
 use crate::aggregator::{in_callback_of, Aggregator, Drained, Pass, Subscription};
 use crate::clock::Clock;
+#[cfg(not(loom))]
+use crate::doorbell::Doorbell;
 use crate::error::Error;
 use crate::export::prom::{self, Format};
 use crate::hub::Hub;
@@ -186,6 +188,14 @@ impl Engine {
                     .name("ringmeter-aggregator".into())
                     .spawn(move || run::run(&on_thread, pauses))
                     .map_err(Error::Spawn)?;
+                // Before the handle exists, so before any thread can register a ring; until
+                // then the thread parks only briefly (see `run`). (Under loom the doorbell
+                // takes loom's thread handle, which this thread is not: the loom build, which
+                // is for the models only, leaves the engine without one.)
+                #[cfg(not(loom))]
+                inner
+                    .hub
+                    .install_doorbell(Doorbell::new(handle.thread().clone()));
                 Some(handle)
             }
             None => None,

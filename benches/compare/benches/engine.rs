@@ -2,8 +2,11 @@
 //! `compare-json: {...}` line per result for `scripts/bench.sh`.
 //!
 //! - `sustained`: an aggregator thread running; timed calls back to back for a few seconds
-//!   (rings of 8192, 2^16, 2^20; one and two threads) and paced at 1 M calls/s per thread with
-//!   the default ring. Every figure carries the dropped fraction beside it.
+//!   (rings of 8192, 2^16, 2^20; one and two threads; `record_ns` calls with the default ring)
+//!   and paced at 1 M calls/s per thread with the default ring. Every figure carries the
+//!   dropped fraction beside it.
+//! - `idle`: the CPU time and wake-ups of an idle engine's aggregator thread (nothing
+//!   recording) over ten seconds.
 //! - `heap`: live heap growth per 10 M records with nothing draining (a counting global
 //!   allocator), for ringmeter (manual engine; and with the aggregator thread at steady
 //!   state) and every peer.
@@ -12,7 +15,8 @@
 //!   latency from an event to its window being published (`subscribe`).
 //!
 //! `cargo bench --bench engine` runs everything at full size; `cargo test --benches` runs
-//! the same code at a tiny size, so CI keeps it compiling and working.
+//! the same code at a tiny size, so CI keeps it compiling and working. A filter picks
+//! scenarios by `kind/id` (`cargo bench --bench engine -- backtoback idle`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
@@ -31,6 +35,8 @@ static ALLOC: Counting = Counting;
 struct Size {
     /// Seconds of each sustained run.
     secs: f64,
+    /// Seconds an idle engine is watched.
+    idle_secs: f64,
     /// Records per heap scenario.
     heap_records: u64,
     /// Events per timed drain, and repetitions.
@@ -64,7 +70,16 @@ fn unix_ns() -> u64 {
         .as_nanos() as u64
 }
 
-/// Timed calls on `threads` threads for `secs` seconds, back to back (`pace_ns` = 0) or one
+/// What a sustained run's threads call.
+#[derive(Clone, Copy, Debug)]
+enum Call {
+    /// A guard: `op.start()` dropped at once (two clock reads).
+    Timed,
+    /// `op.record_ns` of a pre-measured duration (no clock read).
+    RecordNs,
+}
+
+/// Calls on `threads` threads for `secs` seconds, back to back (`pace_ns` = 0) or one
 /// every `pace_ns` nanoseconds per thread, with the aggregator thread running. With
 /// `catch_up`, a paced thread that was held up issues the calls it owes at once (a backlog
 /// burst), so it issues exactly one call per interval on average; without, a thread held up
@@ -74,6 +89,7 @@ fn sustained(
     id: &str,
     ring: Option<usize>,
     threads: usize,
+    call: Call,
     pace_ns: u64,
     catch_up: bool,
     secs: f64,
@@ -105,9 +121,18 @@ fn sustained(
                         break;
                     }
                     if pace_ns == 0 {
-                        for _ in 0..256 {
-                            let t = op.start();
-                            drop(t);
+                        match call {
+                            Call::Timed => {
+                                for _ in 0..256 {
+                                    let t = op.start();
+                                    drop(t);
+                                }
+                            }
+                            Call::RecordNs => {
+                                for i in 0..256 {
+                                    op.record_ns(std::hint::black_box(200 + i));
+                                }
+                            }
                         }
                         issued += 256;
                     } else {
@@ -116,8 +141,10 @@ fn sustained(
                             continue;
                         }
                         max_lag_ns = max_lag_ns.max(elapsed - due);
-                        let t = op.start();
-                        drop(t);
+                        match call {
+                            Call::Timed => drop(op.start()),
+                            Call::RecordNs => op.record_ns(std::hint::black_box(200)),
+                        }
                         issued += 1;
                         // Slightly late calls catch up (at most 100 in a burst); after a longer
                         // hold-up (the thread lost its core, so it did no work meanwhile) the
@@ -134,10 +161,12 @@ fn sustained(
         })
         .collect();
     barrier.wait();
+    let (cpu0, _) = aggregator_cpu();
     let results: Vec<(u64, u64, u64)> = handles
         .into_iter()
         .map(|h| h.join().expect("producer"))
         .collect();
+    let (cpu1, _) = aggregator_cpu();
     stop.store(true, Ordering::Relaxed);
     let issued: u64 = results.iter().map(|r| r.0).sum();
     let wall_ns = results.iter().map(|r| r.1).max().unwrap_or(1).max(1);
@@ -151,6 +180,7 @@ fn sustained(
         id,
         &[
             ("threads", threads.to_string()),
+            ("call", format!("\"{call:?}\"")),
             ("ring", ring.unwrap_or(8192).to_string()),
             ("pace_ns", pace_ns.to_string()),
             ("catch_up", catch_up.to_string()),
@@ -171,7 +201,75 @@ fn sustained(
                 format!("{:.0}", count as f64 / (wall_ns as f64 / 1e9)),
             ),
             ("max_pacing_lag_ns", max_lag.to_string()),
+            (
+                "aggregator_cpu_fraction",
+                format!("{:.3}", (cpu1 - cpu0) as f64 / wall_ns as f64),
+            ),
             ("load1", load1()),
+        ],
+    );
+}
+
+/// The aggregator thread of the one running engine: its time on a CPU in nanoseconds (the
+/// scheduler's statistics, or user + system time where those are missing) and its voluntary
+/// context switches (one per park that blocked).
+fn aggregator_cpu() -> (u64, u64) {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
+        let dir = task.expect("a task").path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        // Linux keeps the first 15 bytes of a thread's name.
+        let comm = comm.trim_end();
+        if !comm.is_empty() && "ringmeter-aggregator".starts_with(comm) {
+            found.push(dir);
+        }
+    }
+    assert_eq!(found.len(), 1, "exactly one aggregator thread running");
+    let dir = &found[0];
+    let cpu_ns = match std::fs::read_to_string(dir.join("schedstat")) {
+        Ok(s) => s.split_whitespace().next().and_then(|v| v.parse().ok()),
+        Err(_) => None,
+    }
+    .unwrap_or_else(|| {
+        // Fields 14 and 15 of `stat` (after the parenthesised name): user and system time in
+        // clock ticks of 10 ms.
+        let stat = std::fs::read_to_string(dir.join("stat")).expect("stat");
+        let rest = &stat[stat.rfind(')').expect("stat name") + 2..];
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        (f[11] + f[12]) * 10_000_000
+    });
+    let status = std::fs::read_to_string(dir.join("status")).expect("status");
+    let switches = status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    (cpu_ns, switches)
+}
+
+/// An idle engine (default builder, nothing recording): its aggregator thread's CPU time and
+/// wake-ups over `secs` seconds, after a second to settle.
+fn idle_cost(secs: f64) {
+    let engine = Engine::builder().start().expect("engine");
+    std::thread::sleep(Duration::from_secs_f64(secs.min(1.0)));
+    let (cpu0, sw0) = aggregator_cpu();
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let (cpu1, sw1) = aggregator_cpu();
+    let wall = t0.elapsed().as_secs_f64();
+    engine.shutdown().expect("shutdown");
+    let cpu_ms = (cpu1 - cpu0) as f64 / 1e6;
+    emit(
+        "idle",
+        "aggregator_idle",
+        &[
+            ("secs", format!("{wall:.2}")),
+            ("cpu_ms", format!("{cpu_ms:.3}")),
+            ("cpu_fraction", format!("{:.6}", cpu_ms / 1e3 / wall)),
+            ("wakeups_per_s", format!("{:.1}", (sw1 - sw0) as f64 / wall)),
         ],
     );
 }
@@ -433,6 +531,7 @@ fn main() {
     let size = if full {
         Size {
             secs: 3.0,
+            idle_secs: 10.0,
             heap_records: 10_000_000,
             drain_events: 1_000_000,
             drain_reps: 10,
@@ -441,6 +540,7 @@ fn main() {
     } else {
         Size {
             secs: 0.05,
+            idle_secs: 0.1,
             heap_records: 10_000,
             drain_events: 10_000,
             drain_reps: 2,
@@ -448,16 +548,27 @@ fn main() {
         }
     };
     meter();
-    if want("sustained") {
-        let s = size.secs;
-        sustained("backtoback_1t_ring8192", None, 1, 0, false, s);
-        sustained("backtoback_1t_ring2p16", Some(1 << 16), 1, 0, false, s);
-        sustained("backtoback_1t_ring2p20", Some(1 << 20), 1, 0, false, s);
-        sustained("backtoback_2t_ring2p20", Some(1 << 20), 2, 0, false, s);
-        sustained("paced_1m_per_s_1t_ring8192", None, 1, 1000, false, s);
-        sustained("paced_1m_per_s_2t_ring8192", None, 2, 1000, false, s);
-        sustained("paced_1m_per_s_catchup_1t_ring8192", None, 1, 1000, true, s);
-        sustained("paced_1m_per_s_catchup_2t_ring8192", None, 2, 1000, true, s);
+    let s = size.secs;
+    let timed = |id: &str, ring: Option<usize>, threads, pace_ns, catch_up| {
+        if want(&format!("sustained/{id}")) {
+            sustained(id, ring, threads, Call::Timed, pace_ns, catch_up, s);
+        }
+    };
+    timed("backtoback_1t_ring8192", None, 1, 0, false);
+    let id = "backtoback_record_ns_1t_ring8192";
+    if want(&format!("sustained/{id}")) {
+        sustained(id, None, 1, Call::RecordNs, 0, false, s);
+    }
+    timed("backtoback_2t_ring8192", None, 2, 0, false);
+    timed("backtoback_1t_ring2p16", Some(1 << 16), 1, 0, false);
+    timed("backtoback_1t_ring2p20", Some(1 << 20), 1, 0, false);
+    timed("backtoback_2t_ring2p20", Some(1 << 20), 2, 0, false);
+    timed("paced_1m_per_s_1t_ring8192", None, 1, 1000, false);
+    timed("paced_1m_per_s_2t_ring8192", None, 2, 1000, false);
+    timed("paced_1m_per_s_catchup_1t_ring8192", None, 1, 1000, true);
+    timed("paced_1m_per_s_catchup_2t_ring8192", None, 2, 1000, true);
+    if want("idle/aggregator_idle") {
+        idle_cost(size.idle_secs);
     }
     if want("heap") {
         let n = size.heap_records;
