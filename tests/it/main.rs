@@ -11,7 +11,9 @@
 //! - `global_env.rs`, `global_env_bad.rs`: set process environment variables, then start the
 //!   global engine from them (once per process, so one binary each);
 //! - `loom.rs`: the loom models, built only under `RUSTFLAGS="--cfg loom"` (`.ci/run` runs
-//!   them as `--test loom`).
+//!   them as `--test loom`);
+//! - `keep_up.rs`: checks that paced bursts lose nothing, so no other test's threads may
+//!   compete with it for the cores.
 //!
 //! So no module here may set the process environment, use the global engine or install a
 //! global allocator. Process-wide state that modules here do set: `exactness` installs a panic
