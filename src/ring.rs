@@ -846,7 +846,8 @@ mod props {
                     BellStep::Wake => bell.awake(),
                 }
                 if bell.is_sleeping() {
-                    prop_assert!(c.len() <= bound, "{} waiting while asleep (bound {})", c.len(), bound);
+                    let waiting = c.len();
+                    prop_assert!(waiting <= bound, "{waiting} waiting while asleep (bound {bound})");
                 }
             }
             std::thread::park_timeout(std::time::Duration::from_millis(1));

@@ -72,8 +72,8 @@ enum Next {
 /// close.
 ///
 /// Before parking it announces itself on the hub's doorbell and looks at every ring once
-/// more; a ring that a producer fills to a quarter of its capacity meanwhile rings the doorbell and
-/// unparks it (see `crate::doorbell` for why no wake-up is lost).
+/// more; a ring that a producer fills to a quarter of its capacity meanwhile rings the
+/// doorbell and unparks it (see `crate::doorbell` for why no wake-up is lost).
 pub(super) fn run(inner: &Inner, pauses: Pauses) {
     let Pauses { drain, idle } = pauses;
     let low = (inner.hub.ring_capacity() / RING_LOW_WATER).max(1);
