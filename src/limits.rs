@@ -20,8 +20,9 @@ pub const MAX_RING_CAPACITY: usize = 1 << 24;
 /// Default ring capacity (events per thread per engine).
 pub const DEFAULT_RING_CAPACITY: usize = 8192;
 
-/// Largest accepted [`Builder::max_operations`](crate::Builder::max_operations).
-pub const MAX_OPERATIONS: usize = 1 << 16;
+/// Largest accepted [`Builder::max_operations`](crate::Builder::max_operations): operation
+/// ids, the reserved overflow operation's 0 included, fit the 16 bits an event has for them.
+pub const MAX_OPERATIONS: usize = (1 << 16) - 1;
 
 /// Default [`Builder::max_operations`](crate::Builder::max_operations).
 pub const DEFAULT_MAX_OPERATIONS: usize = 1024;

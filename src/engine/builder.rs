@@ -417,7 +417,7 @@ impl Builder {
             return Err(bad("ring_capacity", c, "a power of two from 2 to 2^24"));
         }
         if !(1..=MAX_OPERATIONS).contains(&self.max_operations) {
-            return Err(bad("max_operations", self.max_operations, "1 to 65536"));
+            return Err(bad("max_operations", self.max_operations, "1 to 65535"));
         }
         let w = eff.window.unwrap_or(DEFAULT_WINDOW);
         if !(MIN_WINDOW..=MAX_WINDOW).contains(&w) {
