@@ -157,7 +157,7 @@ impl Builder {
         self
     }
 
-    /// Events each thread's ring holds (a power of two, 2 to 2^24; default 8192, 192 KiB).
+    /// Events each thread's ring holds (a power of two, 2 to 2^24; default 2^14, 256 KiB).
     /// A full ring drops new events and counts them.
     pub fn ring_capacity(mut self, events: usize) -> Self {
         self.layers.api.ring_capacity = Some(events);

@@ -412,7 +412,8 @@ exemplars = 1
         .unwrap()
         .start_manual()
         .unwrap();
-    assert_eq!((e.window(), e.ring_capacity()), (SEC, 8192));
+    let default_ring = ringmeter::limits::DEFAULT_RING_CAPACITY;
+    assert_eq!((e.window(), e.ring_capacity()), (SEC, default_ring));
     let d = e.rule_of(e.op("x").unwrap()).unwrap();
     assert_eq!(d, ringmeter::EffectiveRule::default());
     assert_eq!(d.sampling, Sampling::All);
