@@ -707,10 +707,18 @@ fn main() {
         }
     };
     // The default builder.
-    run("backtoback_1t_default", None, Load::back_to_back(1, Call::Timed));
+    run(
+        "backtoback_1t_default",
+        None,
+        Load::back_to_back(1, Call::Timed),
+    );
     let record_ns = Load::back_to_back(1, Call::RecordNs);
     run("backtoback_record_ns_1t_default", None, record_ns);
-    run("backtoback_2t_default", None, Load::back_to_back(2, Call::Timed));
+    run(
+        "backtoback_2t_default",
+        None,
+        Load::back_to_back(2, Call::Timed),
+    );
     // Ring sizes.
     for (id, ring) in [
         ("backtoback_1t_ring8192", 8192),
@@ -725,8 +733,16 @@ fn main() {
         Some(1 << 20),
         Load::back_to_back(2, Call::Timed),
     );
-    run("paced_1m_per_s_1t_default", None, Load::paced(1, 1000, false, 0));
-    run("paced_1m_per_s_2t_default", None, Load::paced(2, 1000, false, 0));
+    run(
+        "paced_1m_per_s_1t_default",
+        None,
+        Load::paced(1, 1000, false, 0),
+    );
+    run(
+        "paced_1m_per_s_2t_default",
+        None,
+        Load::paced(2, 1000, false, 0),
+    );
     let catch_up = Load::paced(1, 1000, true, 0);
     run("paced_1m_per_s_catchup_1t_default", None, catch_up);
     let catch_up = Load::paced(2, 1000, true, 0);
