@@ -3,7 +3,7 @@
 //! | group | scenario |
 //! |---|---|
 //! | `floor` | a raw `_rdtsc()` pair (the floor for timing one call); the engine clock's raw pair; a bare slot write plus `Release` store (the floor for a ring push) |
-//! | `timed_op` | `op.start()` + drop: with an aggregator thread and rings of 8192 (the default), 2^16 and 2^20; on a manual engine flushed between timed chunks (never full) |
+//! | `timed_op` | `op.start()` + drop: with an aggregator thread and rings of the default size (2^14), 2^16 and 2^20; on a manual engine flushed between timed chunks (never full) |
 //! | `record` | `op.record_ns(v)` into a ring that never fills; the same call into a full ring (drop path) |
 //! | `threads` | per-thread cost of timed ops with 1 and 2 recording threads, flushed between chunks (no drops) and with the aggregator thread |
 //! | `drain` | the aggregator's drain rate on one core: `flush()` of 10^6 queued events, `record_ns` and guard events of one operation, and `record_ns` of four operations interleaved call by call |
@@ -197,13 +197,13 @@ fn chunked(engine: &Engine, iters: u64, chunk: u64, mut f: impl FnMut()) -> Dura
     spent
 }
 
-/// The least a per-call ring push can do, as a floor for `record_ns`: write one 24-byte event
+/// The least a per-call ring push can do, as a floor for `record_ns`: write one 16-byte event
 /// into the next slot of 8192 and publish the new index with one `Release` store. No
 /// thread-local lookup, no full-ring check, no drop counting. The bench re-derives the pointer
 /// to it on every call (through `black_box`), as the hot path re-reads its thread-local, so
 /// the index lives in memory between calls as it does in a real ring.
 struct BareRing {
-    slots: Vec<[u64; 3]>,
+    slots: Vec<[u64; 2]>,
     tail: usize,
     published: AtomicU64,
 }
@@ -211,7 +211,7 @@ struct BareRing {
 impl BareRing {
     fn new() -> Self {
         Self {
-            slots: vec![[0; 3]; 8192],
+            slots: vec![[0; 2]; 8192],
             tail: 0,
             published: AtomicU64::new(0),
         }
@@ -220,7 +220,7 @@ impl BareRing {
     #[inline(always)]
     fn push(&mut self, ns: u64) {
         let i = self.tail & (self.slots.len() - 1);
-        self.slots[i] = [7 | (4 << 32), ns, 0];
+        self.slots[i] = [ns, (7 << 32) | (4 << 48)];
         self.tail += 1;
         // Release: as a real ring's producer publishes its slot write.
         self.published.store(self.tail as u64, Ordering::Release);
@@ -293,10 +293,10 @@ fn floor(c: &mut Criterion) {
 fn timed(c: &mut Criterion) {
     let mut g = c.benchmark_group("timed_op");
 
-    // The default builder (ring of 8192), then rings of 2^16 and 2^20; an aggregator thread
+    // The default builder (ring of 2^14), then rings of 2^16 and 2^20; an aggregator thread
     // drains concurrently in all three.
     for (id, ring) in [
-        ("guard_ring8192_agg", None),
+        ("guard_ring_default_agg", None),
         ("guard_ring2p16_agg", Some(1 << 16)),
         ("guard_ring2p20_agg", Some(BIG_RING)),
     ] {

@@ -77,8 +77,8 @@ impl EngineKey {
     pub(crate) fn drop_without_ring(&self, ev: &Event) {
         if let Some(hub) = self.hub() {
             // An unsampled call's failure note only carries an error: its call is counted.
-            let call = ev.flags & Event::UNSAMPLED == 0;
-            hub.count_unringed(ev.op as usize, call, ev.is_error());
+            let call = ev.flags() & Event::UNSAMPLED == 0;
+            hub.count_unringed(ev.op() as usize, call, ev.is_error());
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Lock-free, in-process latency metrics for hot paths.
 //!
 //! Wrap an operation in a guard or closure; the guard reads the TSC at start and end and
-//! pushes a 24-byte event into the calling thread's own ring — no lock, no allocation, no
+//! pushes a 16-byte event into the calling thread's own ring — no lock, no allocation, no
 //! shared read-modify-write atomic, never blocking. An aggregator thread drains every ring,
 //! converts ticks to nanoseconds, sorts events into fixed windows of per-operation
 //! HdrHistograms, and publishes immutable snapshots that readers load without locks.

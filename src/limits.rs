@@ -17,11 +17,17 @@ use std::time::Duration;
 /// Largest accepted ring capacity (events per thread per engine).
 pub const MAX_RING_CAPACITY: usize = 1 << 24;
 
-/// Default ring capacity (events per thread per engine).
-pub const DEFAULT_RING_CAPACITY: usize = 8192;
+/// Default ring capacity (events per thread per engine): 2^14 events of 16 bytes, 256 KiB
+/// per thread that records (resident once the thread has written the ring through; a thread
+/// that recorded a few calls holds a few pages of it). Chosen from measurement
+/// (`docs/performance.md`, "Sustained throughput and drops"): it holds the burst of a thread
+/// paced at 1 M calls/s that owes 10,000 calls after a 10 ms hold-up without any drain,
+/// where 8192 does not, and gives a woken aggregator at least 10 ms at that rate.
+pub const DEFAULT_RING_CAPACITY: usize = 1 << 14;
 
-/// Largest accepted [`Builder::max_operations`](crate::Builder::max_operations).
-pub const MAX_OPERATIONS: usize = 1 << 16;
+/// Largest accepted [`Builder::max_operations`](crate::Builder::max_operations): operation
+/// ids, the reserved overflow operation's 0 included, fit the 16 bits an event has for them.
+pub const MAX_OPERATIONS: usize = (1 << 16) - 1;
 
 /// Default [`Builder::max_operations`](crate::Builder::max_operations).
 pub const DEFAULT_MAX_OPERATIONS: usize = 1024;
@@ -47,7 +53,7 @@ pub const DEFAULT_IDLE_INTERVAL: Duration = Duration::from_millis(5);
 /// A thread's ring wakes a sleeping aggregator when it holds `capacity / RING_HIGH_WATER`
 /// events (a quarter), and again every quarter it fills while the aggregator stays behind.
 /// With the low-water mark, a sleeping aggregator is woken before a ring holds three eighths;
-/// the rest is the headroom for its wake-up: 5 ms at 1 M events/s for the default ring.
+/// the rest is the headroom for its wake-up: 10 ms at 1 M events/s for the default ring.
 pub(crate) const RING_HIGH_WATER: usize = 4;
 
 /// The aggregator drains without pausing while any ring holds at least

@@ -361,7 +361,7 @@ pub(crate) fn push(key: &'static EngineKey, ev: Event) {
     let addr = key.addr();
     let hot = this_hot();
     if hot.engine.get() != addr {
-        return push_cold(key, ev.op, ev.flags, ev.start, ev.end);
+        return push_cold(key, ev);
     }
     // SAFETY: `hot.engine == addr != 0`, so `hot.entry` is a live element of this thread's
     // `entries` (see `Hot`). No other reference to it is live: `Hot` is not `Sync`, so only
@@ -374,19 +374,25 @@ pub(crate) fn push(key: &'static EngineKey, ev: Event) {
 
 /// [`push`] of a guard's event, out of line: the drop glue of `Timer` with `push` inlined is
 /// too large for LLVM to inline into the caller, which then builds the guard in memory and
-/// calls the glue, saving registers; this function takes the event in registers and needs no
-/// stack frame (its own slow paths are tail calls), so the glue stays small enough to inline.
+/// calls the glue, saving registers; this function takes the call in registers and needs no
+/// stack frame (its slow paths, a call that does not fit the plain event form, a cache miss
+/// and the ring's look at its head, are all tail calls), so the glue stays small enough to
+/// inline.
 #[inline(never)]
-pub(crate) fn push_timed(key: &'static EngineKey, op: u32, flags: u32, start: u64, end: u64) {
-    push(
-        key,
-        Event {
-            op,
-            flags,
-            start,
-            end,
-        },
-    );
+pub(crate) fn push_timed(key: &'static EngineKey, op: u32, word: u32, start: u64, end: u64) {
+    let duration = end.wrapping_sub(start);
+    if !Event::fits(word, duration) {
+        return push_timed_wide(key, op, word, start, end);
+    }
+    push(key, Event::timed(op, word, end, duration));
+}
+
+/// [`push_timed`] of a call that does not fit the plain event form (a sampled call standing
+/// for several, or a duration of 2^32 ticks or more).
+#[cold]
+#[inline(never)]
+fn push_timed_wide(key: &'static EngineKey, op: u32, word: u32, start: u64, end: u64) {
+    push(key, Event::timed_wide(op, word, start, end));
 }
 
 /// Counts an event the ring had no room for.
@@ -462,12 +468,7 @@ pub(crate) fn record(key: &'static EngineKey, op: u32, ns: u64, flags: u32) {
     if hot.engine.get() != addr {
         return record_cold(hot, key, op, ns, flags);
     }
-    let ev = Event {
-        op,
-        flags: flags | Event::NANOS,
-        start: ns,
-        end: 0,
-    };
+    let ev = Event::nanos(op, flags, ns);
     let generation = key.generation();
     if hot.all_generation.get() == generation {
         // SAFETY: `hot.engine == addr != 0`, so `hot.entry` is a live element of this thread's
@@ -499,10 +500,22 @@ pub(crate) fn record(key: &'static EngineKey, op: u32, ns: u64, flags: u32) {
 }
 
 /// Pushes `ev` into `entry`'s ring, counting it as dropped if the ring is full.
+///
+/// The ring's look at its head (once per quarter ring of pushes) is an out-of-line tail call,
+/// so a caller without a frame of its own (`push_timed`) still needs none.
 #[inline(always)]
 fn push_to(entry: &mut Entry, ev: Event) {
+    if !entry.producer.push_unless_due(ev) {
+        push_due(entry, ev);
+    }
+}
+
+/// [`push_to`] at a push where the ring looks at its head.
+#[cold]
+#[inline(never)]
+fn push_due(entry: &mut Entry, ev: Event) {
     if let Err(ev) = entry.producer.push(ev) {
-        count_drop(&mut entry.producer, ev.op, ev.flags);
+        count_drop(&mut entry.producer, ev.op(), ev.flags());
     }
 }
 
@@ -517,31 +530,17 @@ fn record_arm(entry: &mut Entry, op: u32, ns: u64, flags: u32, u: u64) {
         }
         return;
     }
-    push_to(
-        entry,
-        Event {
-            op,
-            flags: flags | s | Event::NANOS,
-            start: ns,
-            end: 0,
-        },
-    );
+    push_to(entry, Event::nanos(op, flags | s, ns));
 }
 
 /// `record` for a thread whose cached engine is another one, or whose rules are stale.
 #[cold]
 #[inline(never)]
 fn record_cold(hot: &Hot, key: &'static EngineKey, op: u32, ns: u64, flags: u32) {
-    let ev = Event {
-        op,
-        flags: flags | Event::NANOS,
-        start: ns,
-        end: 0,
-    };
     let entry = match lookup(hot, key) {
         Lookup::Entry(entry) => entry,
         // No ring can be had: count the call in the engine.
-        Lookup::NoRing => return key.drop_without_ring(&ev),
+        Lookup::NoRing => return key.drop_without_ring(&Event::nanos(op, flags, ns)),
         Lookup::Gone => return, // nobody is left to count it
     };
     // SAFETY: `lookup` returned a live element of this thread's `entries` and holds no
@@ -554,28 +553,17 @@ fn record_cold(hot: &Hot, key: &'static EngineKey, op: u32, ns: u64, flags: u32)
         }
         return;
     }
-    push_to(
-        entry,
-        Event {
-            flags: ev.flags | s,
-            ..ev
-        },
-    );
+    push_to(entry, Event::nanos(op, flags | s, ns));
 }
 
 /// The note that carries the failure of an unsampled call (already counted): an error (and its
 /// kind, and whether it panicked), no call.
 #[inline(always)]
 fn unsampled_error(op: u32, flags: u32) -> Event {
-    Event {
-        op,
-        flags: (flags & (Event::ERROR | Event::PANIC | Event::KIND_MASK))
-            | Event::ERROR
-            | Event::NANOS
-            | Event::UNSAMPLED,
-        start: 0,
-        end: 0,
-    }
+    let word = (flags & (Event::ERROR | Event::PANIC | Event::KIND_MASK))
+        | Event::ERROR
+        | Event::UNSAMPLED;
+    Event::nanos(op, word, 0)
 }
 
 /// Pushes the failure of an unsampled call into the ring of `entry`, the entry the caller
@@ -597,17 +585,8 @@ pub(crate) fn note_unsampled_error(key: &'static EngineKey, op: u32, flags: u32)
 /// `push` for a thread whose cached engine is another one (or none).
 #[cold]
 #[inline(never)]
-///
-/// It takes the event in pieces, in the order of [`push_timed`]'s arguments, so that the jump
-/// from there needs no register moves.
-fn push_cold(key: &'static EngineKey, op: u32, flags: u32, start: u64, end: u64) {
+fn push_cold(key: &'static EngineKey, ev: Event) {
     let hot = this_hot();
-    let ev = Event {
-        op,
-        flags,
-        start,
-        end,
-    };
     match lookup(hot, key) {
         Lookup::Entry(entry) => {
             // SAFETY: `lookup` returned a live element of this thread's `entries` and holds no
@@ -681,14 +660,13 @@ mod tests {
         let mut out: BTreeMap<u32, Counts> = BTreeMap::new();
         for c in &mut consumers {
             c.drain(usize::MAX, |ev| {
-                let o = out.entry(ev.op).or_default();
-                if ev.flags & Event::UNSAMPLED == 0 {
+                let o = out.entry(ev.op()).or_default();
+                if ev.flags() & Event::UNSAMPLED == 0 {
                     o.timed += 1;
                 } else {
-                    assert_eq!(ev.flags & Event::NANOS, Event::NANOS, "{ev:?}");
-                    assert_eq!(ev.flags & Event::WEIGHT_MASK, 0, "a note adds no call");
-                    o.kinds
-                        .push((ev.flags & Event::KIND_MASK) >> Event::KIND_SHIFT);
+                    assert_eq!(ev.flags() & Event::NANOS, Event::NANOS, "{ev:?}");
+                    assert_eq!(ev.flags() & Event::WEIGHTED, 0, "a note adds no call");
+                    o.kinds.push(u32::from(ev.kind()));
                 }
                 if ev.is_error() {
                     o.errors += 1;
@@ -770,15 +748,7 @@ mod tests {
             record(key, 2, 1, 0);
             record(key, 1, 1, Event::ERROR);
             assert_eq!(sample(key, 1), 0, "timed: no tally to count it in");
-            push(
-                key,
-                Event {
-                    op: 1,
-                    flags: 0,
-                    start: 1,
-                    end: 2,
-                },
-            );
+            push(key, Event::timed(1, 0, 2, 1));
             note_unsampled_error(key, 3, Event::UNSAMPLED | Event::ERROR);
         });
         let mut unringed = BTreeMap::new();

@@ -11,7 +11,7 @@ use crate::local;
 /// or [`op!`](crate::op!).
 ///
 /// Every recording method is wait-free: it reads the clock (for timed calls), writes one
-/// 24-byte event into the calling thread's ring and never locks, allocates (after the thread's
+/// 16-byte event into the calling thread's ring and never locks, allocates (after the thread's
 /// first event) or blocks. When the ring is full the event is dropped and counted.
 ///
 /// # Examples

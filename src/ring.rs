@@ -108,6 +108,7 @@ pub fn channel_tagged<T: Copy>(
         label,
     });
     let producer = Producer {
+        slots: shared.slots.as_ptr(),
         mask: shared.mask,
         shared: Arc::clone(&shared),
         tail: 0,
@@ -144,6 +145,9 @@ fn unpack(word: u64) -> (u32, u32) {
 /// The writing end. Owned by exactly one thread at a time.
 pub struct Producer<T> {
     shared: Arc<Shared<T>>,
+    /// `shared.slots`' buffer, kept here so that a push finds its slot with one load fewer
+    /// (not `shared`, then the buffer). Valid as long as `shared` is, which this side owns.
+    slots: *const UnsafeCell<MaybeUninit<T>>,
     /// Copy of `shared.mask`, kept here so a push reads no shared memory but its slot.
     mask: usize,
     /// Private copy of `shared.tail`.
@@ -166,6 +170,11 @@ pub struct Producer<T> {
     /// The tail at the last ring, so that pushes into a full ring do not ring again and again.
     rung_at: usize,
 }
+
+// SAFETY: `slots` points into the `Shared<T>` that `shared` keeps alive, so moving the producer
+// to another thread moves nothing the pointer does not; the rest is as `Arc<Shared<T>>`, which
+// is `Send` for `T: Send`. Only one thread at a time holds the producer (it is not `Clone`).
+unsafe impl<T: Send> Send for Producer<T> {}
 
 impl<T: Copy> Producer<T> {
     /// Number of slots.
@@ -196,16 +205,37 @@ impl<T: Copy> Producer<T> {
         Ok(())
     }
 
+    /// Appends `value` unless a look at `head` is due at this push (the ring may be full, or
+    /// past its high-water mark): then writes nothing and returns `false`, and the caller
+    /// calls [`push`](Self::push), which looks. Never blocks.
+    ///
+    /// The common case of `push` without the look, for a caller that keeps the look out of
+    /// line as a tail call: a push that makes a call it returns from must save the registers
+    /// live across it, on every push.
+    #[inline(always)]
+    pub fn push_unless_due(&mut self, value: T) -> bool {
+        let tail = self.tail;
+        if tail == self.check_at {
+            return false;
+        }
+        self.write(tail, value);
+        true
+    }
+
     /// Writes `value` at `tail`, which the ring has room for, and publishes it.
     #[inline(always)]
     fn write(&mut self, tail: usize, value: T) {
         debug_assert_eq!(tail, self.tail);
         debug_assert!(tail.wrapping_sub(self.cached_head) <= self.mask);
         debug_assert!(self.check_at.wrapping_sub(tail) <= self.mask + 1);
-        let shared = &*self.shared;
-        debug_assert_eq!(shared.slots.len(), self.mask + 1);
-        // SAFETY: `tail & mask < capacity == slots.len()`.
-        let cell = unsafe { shared.slots.get_unchecked(tail & self.mask) };
+        debug_assert_eq!(self.slots, self.shared.slots.as_ptr());
+        debug_assert_eq!(self.shared.slots.len(), self.mask + 1);
+        // SAFETY: `slots` is the buffer of `shared.slots` (alive while `shared` is) and
+        // `tail & mask < capacity == slots.len()`, so the offset stays inside it.
+        let cell = unsafe { self.slots.add(tail & self.mask) };
+        // SAFETY: `cell` points to a live slot of that buffer; the reference is shared, and the
+        // cell is reached only through `with`/`with_mut` under the head/tail protocol.
+        let cell = unsafe { &*cell };
         cell.with_mut(|slot| {
             // SAFETY: `tail - head < capacity`, so this slot is outside `head..tail` and owned by
             // the producer; the consumer does not touch it until the store below publishes it.
@@ -214,7 +244,7 @@ impl<T: Copy> Producer<T> {
         let next = tail.wrapping_add(1);
         self.tail = next;
         // Release: publishes the slot write above to the consumer's Acquire load of `tail`.
-        shared.tail.store(next, Ordering::Release);
+        self.shared.tail.store(next, Ordering::Release);
     }
 
     /// The look at `head` at `check_at`: reloads it and sets the next check, ringing the

@@ -127,16 +127,14 @@ impl Aggregator {
     pub(crate) fn ingest_chunk(&mut self, hub: &Hub, evs: &[Event]) {
         let mut rest = evs;
         while let Some(first) = rest.first() {
-            let n = if first.flags & (Event::SPECIAL | Event::WEIGHT_MASK) != 0
-                || first.op as usize >= self.rules.len()
-            {
+            let n = if first.flags() & Event::SLOW != 0 || first.op() as usize >= self.rules.len() {
                 // A failure with a kind, the failure of an unsampled call, a sampled call
                 // standing for several, or an operation whose rule is not resolved yet.
                 self.ingest_other(hub, *first);
                 1
-            } else if first.flags & Event::NANOS != 0 {
+            } else if first.flags() & Event::NANOS != 0 {
                 self.ingest_run::<false>(rest)
-            } else if first.end >= self.cur_lo_raw && first.end < self.cur_hi_raw {
+            } else if first.end() >= self.cur_lo_raw && first.end() < self.cur_hi_raw {
                 self.ingest_run::<true>(rest)
             } else {
                 // Another window than the previous timed event's: find it (and cache its
@@ -153,7 +151,7 @@ impl Aggregator {
     /// cached window; otherwise duration-only calls, which go to the window for "now".
     #[inline(always)]
     fn ingest_run<const TIMED: bool>(&mut self, evs: &[Event]) -> usize {
-        let op = evs[0].op;
+        let op = evs[0].op();
         let (lo, hi) = (self.cur_lo_raw, self.cur_hi_raw);
         let ticks = self.ticks;
         // The caller checked that the rule of `op` is resolved.
@@ -167,22 +165,15 @@ impl Aggregator {
         let mut run = window::Calls::new();
         for ev in evs {
             let ns = if TIMED {
-                if ev.op != op
-                    || ev.flags & (Event::NANOS | Event::SPECIAL | Event::WEIGHT_MASK) != 0
-                    || ev.end < lo
-                    || ev.end >= hi
-                {
+                if !ev.is_plain_timed_of(op) || ev.plain_end() < lo || ev.plain_end() >= hi {
                     break;
                 }
-                ticks.nanos(ev.start, ev.end)
+                ticks.nanos(0, ev.plain_duration_ticks())
             } else {
-                if ev.op != op
-                    || ev.flags & (Event::NANOS | Event::SPECIAL | Event::WEIGHT_MASK)
-                        != Event::NANOS
-                {
+                if !ev.is_plain_nanos_of(op) {
                     break;
                 }
-                ev.start
+                ev.nanos_value()
             };
             // Runs hold calls of weight 1 only (sampled calls that stand for several take
             // `ingest_other`), so the sums need no extra multiply here.
@@ -192,7 +183,7 @@ impl Aggregator {
             hist.saturating_record(ns);
             if ns > slowest.floor {
                 let end_unix_ns = if TIMED {
-                    self.base.unix_ns(&self.clock, ev.end)
+                    self.base.unix_ns(&self.clock, ev.plain_end())
                 } else {
                     self.now_ns
                 };
@@ -216,23 +207,28 @@ impl Aggregator {
     /// failure of an unsampled call.
     #[cold]
     fn ingest_other(&mut self, hub: &Hub, ev: Event) {
-        if ev.flags & Event::UNSAMPLED != 0 {
+        if ev.flags() & Event::UNSAMPLED != 0 {
             // The call is already counted as unsampled: only its failure is added.
-            let acc = self.windows[self.now_pos].op(ev.op);
+            let acc = self.windows[self.now_pos].op(ev.op());
             acc.calls.errors += 1;
             acc.count_kind(ev.kind(), 1);
             return;
         }
-        let (ns, pos, late, end_unix_ns) = if ev.flags & Event::NANOS != 0 {
-            (ev.start, self.now_pos, false, self.now_ns)
+        let (ns, pos, late, end_unix_ns) = if ev.flags() & Event::NANOS != 0 {
+            (ev.nanos_value(), self.now_pos, false, self.now_ns)
+        } else if !ev.has_timestamp() {
+            // A timed call that did not fit the plain form (a weight, or 2^32 ticks or more):
+            // no timestamp, so the window open now, as for `NANOS`.
+            let ns = self.ticks.nanos(0, ev.duration_ticks());
+            (ns, self.now_pos, false, self.now_ns)
         } else {
-            let (pos, late) = self.locate(ev.end);
-            let end = self.base.unix_ns(&self.clock, ev.end);
-            (self.ticks.nanos(ev.start, ev.end), pos, late, end)
+            let (pos, late) = self.locate(ev.end());
+            let end = self.base.unix_ns(&self.clock, ev.end());
+            (self.ticks.nanos(ev.start(), ev.end()), pos, late, end)
         };
-        let rule = self.rule(hub, ev.op);
+        let rule = self.rule(hub, ev.op());
         let slow = ns > rule.slow_ns();
-        let acc = self.windows[pos].op(ev.op);
+        let acc = self.windows[pos].op(ev.op());
         acc.record(ns, ev.weight(), ev.is_error(), slow, &self.pool);
         acc.late += u64::from(late);
         if ev.is_error() {

@@ -157,7 +157,7 @@ impl Builder {
         self
     }
 
-    /// Events each thread's ring holds (a power of two, 2 to 2^24; default 8192, 192 KiB).
+    /// Events each thread's ring holds (a power of two, 2 to 2^24; default 2^14, 256 KiB).
     /// A full ring drops new events and counts them.
     pub fn ring_capacity(mut self, events: usize) -> Self {
         self.layers.api.ring_capacity = Some(events);
@@ -417,7 +417,7 @@ impl Builder {
             return Err(bad("ring_capacity", c, "a power of two from 2 to 2^24"));
         }
         if !(1..=MAX_OPERATIONS).contains(&self.max_operations) {
-            return Err(bad("max_operations", self.max_operations, "1 to 65536"));
+            return Err(bad("max_operations", self.max_operations, "1 to 65535"));
         }
         let w = eff.window.unwrap_or(DEFAULT_WINDOW);
         if !(MIN_WINDOW..=MAX_WINDOW).contains(&w) {

@@ -291,7 +291,7 @@ fn check(engine: &Engine, ledger: &Ledger, label: &str) {
     );
 }
 
-/// Default configuration (8192-event rings, 1 s windows).
+/// Default configuration (2^14-event rings, 1 s windows).
 #[test]
 fn default_ring_every_call_accounted_for() {
     silence_injected_panics();

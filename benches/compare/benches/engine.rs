@@ -1,10 +1,16 @@
 //! Scenarios 5–7 of `docs/performance.md`, which are not per-call timings: each prints one
 //! `compare-json: {...}` line per result for `scripts/bench.sh`.
 //!
-//! - `sustained`: an aggregator thread running; timed calls back to back for a few seconds
-//!   (rings of 8192, 2^16, 2^20; one and two threads; `record_ns` calls with the default ring)
-//!   and paced at 1 M calls/s per thread with the default ring. Every figure carries the
-//!   dropped fraction beside it.
+//! - `sustained`: an aggregator thread running; with the default builder, one thread timing
+//!   calls back to back, one thread calling `record_ns` back to back and two threads timing
+//!   back to back for a few seconds; one thread timing back to back with rings of 8192, 2^14,
+//!   2^16 and 2^20, and two threads with 2^20; paced at 1 M calls/s per thread (without and
+//!   with catch-up bursts after the scheduler's hold-ups), and paced with a 10 ms hold-up
+//!   every 100 ms followed by a catch-up burst of the 10,000 calls owed (default ring and
+//!   8192). Every figure carries the dropped fraction beside it.
+//! - `memory`: resident memory per thread of 1000 threads (default builder, aggregator
+//!   running): registered with the engine but idle since (one call each), and busy (each
+//!   has written its whole ring through).
 //! - `idle`: the CPU time and wake-ups of an idle engine's aggregator thread (nothing
 //!   recording) over ten seconds.
 //! - `heap`: live heap growth per 10 M records with nothing draining (a counting global
@@ -44,6 +50,8 @@ struct Size {
     drain_reps: usize,
     /// Windows observed for the publication latency.
     windows: usize,
+    /// Threads of the memory scenario.
+    memory_threads: usize,
 }
 
 fn emit(kind: &str, id: &str, fields: &[(&str, String)]) {
@@ -70,6 +78,41 @@ fn unix_ns() -> u64 {
         .as_nanos() as u64
 }
 
+/// The load of a sustained run.
+#[derive(Clone, Copy, Debug)]
+struct Load {
+    threads: usize,
+    call: Call,
+    /// Nanoseconds between calls per thread; 0: back to back.
+    pace_ns: u64,
+    /// Whether a paced thread that was held up issues the calls it owes at once.
+    catch_up: bool,
+    /// A hold-up of this many milliseconds every 100 ms (the thread sleeps), 0 for none.
+    holdup_ms: u64,
+}
+
+impl Load {
+    fn back_to_back(threads: usize, call: Call) -> Self {
+        Self {
+            threads,
+            call,
+            pace_ns: 0,
+            catch_up: false,
+            holdup_ms: 0,
+        }
+    }
+
+    fn paced(threads: usize, pace_ns: u64, catch_up: bool, holdup_ms: u64) -> Self {
+        Self {
+            threads,
+            call: Call::Timed,
+            pace_ns,
+            catch_up,
+            holdup_ms,
+        }
+    }
+}
+
 /// What a sustained run's threads call.
 #[derive(Clone, Copy, Debug)]
 enum Call {
@@ -84,21 +127,22 @@ enum Call {
 /// `catch_up`, a paced thread that was held up issues the calls it owes at once (a backlog
 /// burst), so it issues exactly one call per interval on average; without, a thread held up
 /// more than 100 intervals (it lost its core, so it did no work meanwhile) goes on one
-/// interval after its late call. `max_pacing_lag_ns` says how late the latest call was.
-fn sustained(
-    id: &str,
-    ring: Option<usize>,
-    threads: usize,
-    call: Call,
-    pace_ns: u64,
-    catch_up: bool,
-    secs: f64,
-) {
+/// interval after its late call. With `holdup_ms`, a paced thread sleeps that long every
+/// 100 ms (a hold-up of its own). `max_pacing_lag_ns` says how late the latest call was.
+fn sustained(id: &str, ring: Option<usize>, load: Load, secs: f64) {
+    let Load {
+        threads,
+        call,
+        pace_ns,
+        catch_up,
+        holdup_ms,
+    } = load;
     let mut b = Engine::builder();
     if let Some(ring) = ring {
         b = b.ring_capacity(ring);
     }
     let engine = b.start().expect("engine");
+    let capacity = engine.ring_capacity();
     aggregator_task(); // named and running before the clock starts
     let name = "bench.sustained";
     let op = engine.op(name).expect("op");
@@ -115,6 +159,8 @@ fn sustained(
                 let mut issued = 1u64;
                 let mut max_lag_ns = 0u64;
                 let mut due = 0u64;
+                let holdup = Duration::from_millis(holdup_ms);
+                let mut next_holdup = 100_000_000u64;
                 let deadline = (secs * 1e9) as u64;
                 loop {
                     let elapsed = clock.delta_as_nanos(start, clock.raw());
@@ -137,6 +183,11 @@ fn sustained(
                         }
                         issued += 256;
                     } else {
+                        if holdup_ms > 0 && elapsed >= next_holdup {
+                            std::thread::sleep(holdup);
+                            next_holdup += 100_000_000;
+                            continue;
+                        }
                         if elapsed < due {
                             std::hint::spin_loop();
                             continue;
@@ -182,9 +233,11 @@ fn sustained(
         &[
             ("threads", threads.to_string()),
             ("call", format!("\"{call:?}\"")),
-            ("ring", ring.unwrap_or(8192).to_string()),
+            ("ring", capacity.to_string()),
+            ("default_ring", ring.is_none().to_string()),
             ("pace_ns", pace_ns.to_string()),
             ("catch_up", catch_up.to_string()),
+            ("holdup_ms", holdup_ms.to_string()),
             ("issued", issued.to_string()),
             ("recorded", count.to_string()),
             ("dropped", dropped.to_string()),
@@ -267,6 +320,84 @@ fn aggregator_cpu() -> (u64, u64) {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
     (cpu_ns, switches)
+}
+
+/// Resident memory of this process, in bytes (`/proc/self/statm`).
+fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("resident pages");
+    pages * 4096
+}
+
+/// Memory per thread: `threads` threads wait on a barrier between phases while the resident
+/// set and the live heap are read: started (no call yet), registered (one call each, idle
+/// since) and busy (each has written its whole ring through, twice its capacity of calls,
+/// the aggregator draining meanwhile). Default builder.
+fn memory_per_thread(threads: usize) {
+    let engine = Engine::builder().start().expect("engine");
+    let op = engine.op("bench.memory").expect("op");
+    let capacity = engine.ring_capacity();
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let barrier = Arc::clone(&barrier);
+            std::thread::Builder::new()
+                .stack_size(64 << 10)
+                .spawn(move || {
+                    barrier.wait(); // started
+                    barrier.wait();
+                    op.record_ns(1);
+                    barrier.wait(); // registered
+                    barrier.wait();
+                    for i in 0..2 * capacity as u64 {
+                        op.record_ns(std::hint::black_box(200 + (i & 0xff)));
+                        if i % 1024 == 0 {
+                            std::thread::yield_now(); // let the aggregator keep up
+                        }
+                    }
+                    barrier.wait(); // busy
+                    barrier.wait();
+                })
+                .expect("thread")
+        })
+        .collect();
+    let phase = || {
+        barrier.wait();
+        // Let the aggregator adopt and drain what the threads did.
+        std::thread::sleep(Duration::from_millis(200));
+        engine.flush().expect("flush");
+        let r = (rss(), heap().0 as u64);
+        barrier.wait();
+        r
+    };
+    let started = phase();
+    let registered = phase();
+    let busy = phase();
+    for h in handles {
+        h.join().expect("thread");
+    }
+    let (count, dropped) = totals(&engine, "bench.memory");
+    assert_eq!(count + dropped, threads as u64 * (1 + 2 * capacity as u64));
+    engine.shutdown().expect("shutdown");
+    let per = |a: u64, b: u64| format!("{:.1}", (b as f64 - a as f64) / threads as f64 / 1024.0);
+    emit(
+        "memory",
+        &format!("threads_{threads}"),
+        &[
+            ("threads", threads.to_string()),
+            ("ring", capacity.to_string()),
+            ("idle_rss_kib_per_thread", per(started.0, registered.0)),
+            ("busy_rss_kib_per_thread", per(started.0, busy.0)),
+            ("idle_heap_kib_per_thread", per(started.1, registered.1)),
+            ("busy_heap_kib_per_thread", per(started.1, busy.1)),
+            ("dropped", dropped.to_string()),
+            ("load1", load1()),
+        ],
+    );
 }
 
 /// An idle engine (default builder, nothing recording): its aggregator thread's CPU time and
@@ -555,6 +686,7 @@ fn main() {
             drain_events: 1_000_000,
             drain_reps: 10,
             windows: 200,
+            memory_threads: 1000,
         }
     } else {
         Size {
@@ -564,28 +696,63 @@ fn main() {
             drain_events: 10_000,
             drain_reps: 2,
             windows: 3,
+            memory_threads: 8,
         }
     };
     meter();
     let s = size.secs;
-    let timed = |id: &str, ring: Option<usize>, threads, pace_ns, catch_up| {
+    let run = |id: &str, ring: Option<usize>, load: Load| {
         if want(&format!("sustained/{id}")) {
-            sustained(id, ring, threads, Call::Timed, pace_ns, catch_up, s);
+            sustained(id, ring, load, s);
         }
     };
-    timed("backtoback_1t_ring8192", None, 1, 0, false);
-    let id = "backtoback_record_ns_1t_ring8192";
-    if want(&format!("sustained/{id}")) {
-        sustained(id, None, 1, Call::RecordNs, 0, false, s);
+    // The default builder.
+    run(
+        "backtoback_1t_default",
+        None,
+        Load::back_to_back(1, Call::Timed),
+    );
+    let record_ns = Load::back_to_back(1, Call::RecordNs);
+    run("backtoback_record_ns_1t_default", None, record_ns);
+    run(
+        "backtoback_2t_default",
+        None,
+        Load::back_to_back(2, Call::Timed),
+    );
+    // Ring sizes.
+    for (id, ring) in [
+        ("backtoback_1t_ring8192", 8192),
+        ("backtoback_1t_ring2p14", 1 << 14),
+        ("backtoback_1t_ring2p16", 1 << 16),
+        ("backtoback_1t_ring2p20", 1 << 20),
+    ] {
+        run(id, Some(ring), Load::back_to_back(1, Call::Timed));
     }
-    timed("backtoback_2t_ring8192", None, 2, 0, false);
-    timed("backtoback_1t_ring2p16", Some(1 << 16), 1, 0, false);
-    timed("backtoback_1t_ring2p20", Some(1 << 20), 1, 0, false);
-    timed("backtoback_2t_ring2p20", Some(1 << 20), 2, 0, false);
-    timed("paced_1m_per_s_1t_ring8192", None, 1, 1000, false);
-    timed("paced_1m_per_s_2t_ring8192", None, 2, 1000, false);
-    timed("paced_1m_per_s_catchup_1t_ring8192", None, 1, 1000, true);
-    timed("paced_1m_per_s_catchup_2t_ring8192", None, 2, 1000, true);
+    run(
+        "backtoback_2t_ring2p20",
+        Some(1 << 20),
+        Load::back_to_back(2, Call::Timed),
+    );
+    run(
+        "paced_1m_per_s_1t_default",
+        None,
+        Load::paced(1, 1000, false, 0),
+    );
+    run(
+        "paced_1m_per_s_2t_default",
+        None,
+        Load::paced(2, 1000, false, 0),
+    );
+    let catch_up = Load::paced(1, 1000, true, 0);
+    run("paced_1m_per_s_catchup_1t_default", None, catch_up);
+    let catch_up = Load::paced(2, 1000, true, 0);
+    run("paced_1m_per_s_catchup_2t_default", None, catch_up);
+    let holdup = Load::paced(1, 1000, true, 10);
+    run("paced_1m_per_s_holdup10ms_1t_default", None, holdup);
+    run("paced_1m_per_s_holdup10ms_1t_ring8192", Some(8192), holdup);
+    if want("memory/threads") {
+        memory_per_thread(size.memory_threads);
+    }
     if want("idle/aggregator_idle") {
         idle_cost(size.idle_secs);
     }
