@@ -604,3 +604,36 @@ fn os_errors_are_printed_once() {
     );
     assert_eq!(err.matches("os error").count(), 1, "{err}");
 }
+
+/// Counts near `u64::MAX` add up to `u64::MAX`, not to a wrapped small number (nor to a
+/// panic on overflow).
+#[test]
+fn counts_near_u64_max_saturate() {
+    use crate::util::log::sample_records;
+    use ringmeter::log::{LogConfig, Writer};
+    let dir = TempDir::new("saturate");
+    let mut w = Writer::open(LogConfig::new(dir.path())).unwrap();
+    for mut r in sample_records(4) {
+        if let Record::Window(win) = &mut r {
+            win.stats.count = u64::MAX - 1;
+            win.stats.dropped = 5;
+            win.stats.errors = 1;
+        }
+        w.append(&r).unwrap();
+    }
+    drop(w);
+    let out = ok(&["stats", path(&dir)]);
+    for op in ["db.query", "http.get"] {
+        let cols: Vec<&str> = out
+            .lines()
+            .find(|l| l.starts_with(op))
+            .unwrap_or_else(|| panic!("{op} in {out}"))
+            .split_whitespace()
+            .collect();
+        assert_eq!(cols[1], u64::MAX.to_string(), "{out}");
+        assert_eq!(cols[3], "0.0%", "{out}");
+        assert_eq!(cols.last(), Some(&"10"), "{out}");
+    }
+    let tail = ok(&["tail", path(&dir), "--all", "-n", "1"]);
+    assert!(tail.contains(&format!("count {}", u64::MAX - 1)), "{tail}");
+}

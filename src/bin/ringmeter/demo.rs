@@ -16,7 +16,7 @@ use crate::cli::DemoArgs;
 use crate::out::{outln, Out};
 use crate::select::{now_ns, Filter};
 use crate::show::Ns;
-use crate::stats::print_stats;
+use crate::stats::{calls, print_stats};
 use crate::workload::{work, Ops, NAMES, SLOW};
 
 pub fn run(args: &DemoArgs) -> Result<ExitCode> {
@@ -78,7 +78,10 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         if let Some(report) = windows.recv_timeout(left.min(Duration::from_millis(100))) {
             closed += 1;
             first_start = first_start.min(report.start_unix_ns);
-            let calls: u64 = report.ops.iter().map(|o| o.stats.calls()).sum();
+            let calls = report
+                .ops
+                .iter()
+                .fold(0u64, |n, o| n.saturating_add(calls(&o.stats)));
             shown = writeln!(out, "  window #{} closed: {calls} calls", report.index)
                 .and_then(|()| out.flush());
             if shown.is_err() {
@@ -107,11 +110,10 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         closed += 1;
         first_start = first_start.min(report.start_unix_ns);
     }
-    let recorded: u64 = NAMES
+    let recorded = NAMES
         .iter()
         .filter_map(|n| snap.totals(n))
-        .map(|s| s.calls())
-        .sum();
+        .fold(0u64, |n, s| n.saturating_add(calls(s)));
     outln!(
         out,
         "{closed} windows closed and logged; {issued} calls issued, {recorded} recorded, \

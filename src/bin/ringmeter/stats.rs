@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use ringmeter::export::time::format_rfc3339;
 use ringmeter::export::{Interval, Totals};
+use ringmeter::OpStats;
 
 use crate::cli::StatsArgs;
 use crate::out::{outln, Out};
@@ -67,7 +68,7 @@ pub fn print_table<'a>(out: &mut Out, rows: impl IntoIterator<Item = &'a Interva
             r.op,
             s.count,
             s.unsampled,
-            Pct(s.error_rate()),
+            Pct(error_rate(s)),
             s.slow,
             Ns(s.p50_ns),
             Ns(s.p99_ns),
@@ -77,4 +78,20 @@ pub fn print_table<'a>(out: &mut Out, rows: impl IntoIterator<Item = &'a Interva
         );
     }
     Ok(())
+}
+
+/// Calls of a row: timed, unsampled and dropped, saturating at `u64::MAX` (counts read from a
+/// log can be anything up to it).
+pub fn calls(s: &OpStats) -> u64 {
+    s.count
+        .saturating_add(s.unsampled)
+        .saturating_add(s.dropped)
+}
+
+/// Failed calls over all calls (0 without calls), from the saturating [`calls`].
+pub fn error_rate(s: &OpStats) -> f64 {
+    match calls(s) {
+        0 => 0.0,
+        n => s.errors as f64 / n as f64,
+    }
 }

@@ -12,6 +12,7 @@ use crate::cli::TailArgs;
 use crate::out::{outln, Out};
 use crate::select::{open, Filter};
 use crate::show::{Ns, Pct};
+use crate::stats::error_rate;
 
 pub fn run(args: &TailArgs) -> Result<ExitCode> {
     let filter = Filter::from_parts(args.op.as_deref(), None, None)?;
@@ -46,7 +47,7 @@ pub fn run(args: &TailArgs) -> Result<ExitCode> {
             Ns(w.length_ns).to_string(),
             w.op,
             s.count,
-            Pct(s.error_rate()),
+            Pct(error_rate(s)),
             s.slow,
             Ns(s.p50_ns),
             Ns(s.p99_ns),
