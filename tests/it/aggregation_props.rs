@@ -231,7 +231,9 @@ fn expected_notices(reports: &[Arc<WindowReport>]) -> Vec<(u64, String, bool)> {
         }
         last = Some(w.index);
         for (op, on) in firing.iter_mut() {
-            let breached = w.op(op).is_some_and(|o| o.stats.calls() >= 1 && o.stats.slow > 0);
+            let breached = w
+                .op(op)
+                .is_some_and(|o| o.stats.calls() >= 1 && o.stats.slow > 0);
             if breached != *on {
                 *on = breached;
                 out.push((w.start_unix_ns, (*op).to_owned(), breached));

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
+use ringmeter::alert::{Alert, AlertState, Condition};
 use ringmeter::hdrhistogram::Histogram;
 use ringmeter::log::{
     DictEntry, EngineEvent, EngineEventKind, Exemplar, LogConfig, Reader, Record, SamplingMode,
     SeriesRecord, WindowRecord, Writer,
 };
-use ringmeter::alert::{Alert, AlertState, Condition};
 use ringmeter::metric::{CounterValue, GaugeValue};
 use ringmeter::OpStats;
 
