@@ -446,6 +446,24 @@ fn a_closed_stdout_ends_every_subcommand_quietly() {
     }
 }
 
+/// `check`'s exit code is its verdict: a reader that goes away early does not turn a damaged
+/// log's verdict into 0.
+#[test]
+fn check_keeps_its_verdict_when_stdout_closes() {
+    let dir = TempDir::new("epipe-check");
+    write_log(dir.path(), 3);
+    // Damage in the middle of the first window record, with valid records after it.
+    let (segment, first, _) = frame_offsets(dir.path());
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[first as usize + 30] ^= 0xff;
+    std::fs::write(&segment, &bytes).unwrap();
+    let verdict = ringmeter(&["check", path(&dir)]).status.code();
+    assert_ne!(verdict, Some(0));
+    let (code, err) = with_stdout(&["check", path(&dir)], closed_pipe());
+    assert_eq!(code, verdict, "{err}");
+    assert!(err.is_empty(), "{err}");
+}
+
 /// `ringmeter check DIR > /dev/full`: one message, exit code 1, no panic.
 #[test]
 fn a_full_stdout_is_one_error_message_and_exit_code_1() {
@@ -459,6 +477,15 @@ fn a_full_stdout_is_one_error_message_and_exit_code_1() {
             "{cmd}"
         );
     }
+    // And a full `-o` file.
+    let err = fails(
+        &["dump", path(&dir), "--format", "json", "-o", "/dev/full"],
+        1,
+    );
+    assert_eq!(
+        err,
+        "ringmeter: cannot write to /dev/full: No space left on device (os error 28)\n"
+    );
 }
 
 /// An empty selection is the same outcome for `stats` and every `dump` format: exit code 1,

@@ -18,7 +18,9 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
     let dir = &args.dir;
     let integrity =
         Reader::check(dir).with_context(|| format!("cannot read the log {}", dir.display()))?;
-    let out = &mut Out::stdout();
+    // Its exit code is the verdict: it stays the verdict when the reader of the report goes
+    // away (`check DIR | head -1`).
+    let out = &mut Out::stdout_to_the_end();
     outln!(
         out,
         "{}: {} segment(s), {} valid record(s)",

@@ -50,8 +50,9 @@ fn main() -> ExitCode {
     if let Some(failure) = out::failure() {
         if failure.is_closed_stdout() {
             // The reader has all it wanted (`| head`): stop quietly, as after SIGPIPE but
-            // with status 0, so `set -o pipefail` scripts do not fail.
-            return ExitCode::SUCCESS;
+            // with status 0, so `set -o pipefail` scripts do not fail; a command that ran to
+            // its end anyway (`check`) keeps its own exit code.
+            return result.unwrap_or(ExitCode::SUCCESS);
         }
         out::warn(format_args!("ringmeter: {failure}"));
         return ExitCode::from(EXIT_ERROR);

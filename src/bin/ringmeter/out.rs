@@ -71,12 +71,23 @@ pub struct Out {
     dest: Dest,
     sink: Box<dyn Write>,
     buf: Vec<u8>,
+    /// Whether write errors are only recorded, not returned (see [`Out::stdout_to_the_end`]).
+    to_the_end: bool,
 }
 
 impl Out {
     /// Standard output.
     pub fn stdout() -> Out {
         Out::new(Dest::Stdout, Box::new(io::stdout()))
+    }
+
+    /// Standard output for a command whose result is its exit code (`check`): a failed
+    /// write is recorded for `main` but not returned, so the command runs to its end. On a
+    /// closed pipe the exit code is then the command's own; on any other write error it is 1.
+    pub fn stdout_to_the_end() -> Out {
+        let mut out = Out::stdout();
+        out.to_the_end = true;
+        out
     }
 
     /// A new file at `path` (truncated if it exists).
@@ -91,6 +102,7 @@ impl Out {
             dest,
             sink,
             buf: Vec::with_capacity(BUFFER),
+            to_the_end: false,
         }
     }
 
@@ -99,6 +111,7 @@ impl Out {
         self.buf.clear();
     }
 
+    /// Records `error` (the first one of the process wins) and hands it back.
     fn fail(&self, error: io::Error) -> io::Error {
         let copy = match error.raw_os_error() {
             Some(code) => io::Error::from_raw_os_error(code),
@@ -117,7 +130,15 @@ impl Out {
         }
         let r = self.sink.write_all(&self.buf);
         self.buf.clear();
-        r.map_err(|e| self.fail(e))
+        self.returned(r)
+    }
+
+    /// `r`, with its error recorded, and dropped when writing to the end.
+    fn returned(&self, r: io::Result<()>) -> io::Result<()> {
+        match r.map_err(|e| self.fail(e)) {
+            Err(_) if self.to_the_end => Ok(()),
+            r => r,
+        }
     }
 }
 
@@ -132,7 +153,8 @@ impl Write for Out {
 
     fn flush(&mut self) -> io::Result<()> {
         self.write_out()?;
-        self.sink.flush().map_err(|e| self.fail(e))
+        let r = self.sink.flush();
+        self.returned(r)
     }
 }
 
