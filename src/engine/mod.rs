@@ -632,6 +632,53 @@ mod tests {
     }
 
     #[test]
+    fn a_shutdown_waiting_for_a_callback_that_waits_for_it_is_refused() {
+        let results = within_deadline(|| {
+            let build = || {
+                Engine::builder()
+                    .window(Duration::from_millis(10))
+                    .grace(Duration::from_millis(1))
+                    .start()
+                    .unwrap()
+            };
+            let (a, b) = (build(), build());
+            let meet = Arc::new(std::sync::Barrier::new(2));
+            let (tx, rx) = mpsc::channel();
+            // A's callback shuts B down (joining B's thread) while B's callback flushes A.
+            for (own, other, shut) in [(&a, b.downgrade(), true), (&b, a.downgrade(), false)] {
+                let (meet, tx) = (Arc::clone(&meet), tx.clone());
+                let mut done = false;
+                own.on_window(move |_| {
+                    if done {
+                        return;
+                    }
+                    done = true;
+                    meet.wait();
+                    if let Some(other) = other.upgrade() {
+                        let r = if shut {
+                            other.shutdown()
+                        } else {
+                            other.flush()
+                        };
+                        let _ = tx.send(r.map_err(|e| e.to_string()));
+                    }
+                })
+                .unwrap();
+            }
+            drop(tx);
+            a.op("x").unwrap().record_ns(1);
+            b.op("y").unwrap().record_ns(1);
+            let mut results: Vec<_> = rx.iter().take(2).collect();
+            results.sort();
+            a.shutdown().unwrap();
+            b.shutdown().unwrap();
+            assert!(!a.is_running() && !b.is_running());
+            results
+        });
+        assert_eq!(results, [Ok(()), Err(Error::CallbackCycle.to_string())]);
+    }
+
+    #[test]
     fn the_last_handle_dropped_on_its_own_thread_through_another_engine_detaches() {
         let (dropped, disconnected) = within_deadline(|| {
             let a = Engine::builder()
