@@ -216,7 +216,9 @@ impl Drop for Handle {
 /// A running metrics engine: per-thread rings, an aggregator thread, windows and snapshots.
 ///
 /// `Engine` is a cheap handle (`Clone` shares it). Dropping the last handle shuts the engine
-/// down as [`shutdown`](Self::shutdown) does.
+/// down as [`shutdown`](Self::shutdown) does; dropped inside a window or alert callback (of
+/// any engine), it leaves the final pass to the engine's own thread instead of waiting for
+/// it.
 ///
 /// # Examples
 /// ```
@@ -338,7 +340,10 @@ impl Engine {
     /// snapshot whose totals include the open windows. Closes windows that are due.
     ///
     /// # Errors
-    /// [`Error::AggregatorPanicked`] if the aggregator panicked.
+    /// [`Error::AggregatorPanicked`] if the aggregator panicked;
+    /// [`Error::CalledFromCallback`] from a callback of this engine (directly, or through a
+    /// callback of another engine that it flushed); [`Error::CallbackCycle`] from a callback
+    /// when this engine's pass, on another thread, waits for the caller's engine.
     pub fn flush(&self) -> Result<(), Error> {
         let inner = self.inner();
         inner.pass(&mut *inner.lock_agg()?, Pass::Flush);
@@ -350,7 +355,8 @@ impl Engine {
     /// are still accepted and aggregated by later `flush` or `shutdown` calls.
     ///
     /// # Errors
-    /// [`Error::AggregatorPanicked`] if the aggregator panicked.
+    /// [`Error::AggregatorPanicked`] if the aggregator panicked; from a callback, as
+    /// [`flush`](Self::flush) (the thread then keeps running, for a later `shutdown`).
     pub fn shutdown(&self) -> Result<(), Error> {
         self.inner().shutdown(&self.handle.thread)
     }
@@ -379,7 +385,8 @@ impl Engine {
     /// (see [`Builder::on_window`]).
     ///
     /// # Errors
-    /// [`Error::AggregatorPanicked`] if the aggregator panicked.
+    /// [`Error::AggregatorPanicked`] if the aggregator panicked; from a callback, as
+    /// [`flush`](Self::flush).
     pub fn on_window(
         &self,
         f: impl FnMut(&Arc<WindowReport>) + Send + 'static,
