@@ -149,7 +149,9 @@
 //! assert_eq!(op.time(|| 7), 7);
 //! ```
 //!
-//! and so is a name that is not a literal (use `global().op(name)` for those):
+//! and so is a name that is not a literal (use `global().op(name)` for those). This is the
+//! one example without an error code: rustc reports a macro call that matches no rule
+//! ("no rules expected `name`") without one.
 //! ```compile_fail
 //! let name = "http.get_user";
 //! let op = ringmeter::op!(name);
@@ -158,7 +160,9 @@
 //!
 //! # `Error` is `#[non_exhaustive]`
 //!
-//! Matches on it need a wildcard arm, so new variants are not breaking changes:
+//! Matches on it need a wildcard arm, so new variants are not breaking changes (the error
+//! below is rustc's "`&_` not covered": the wildcard, not a variant; `error.rs` has a test
+//! that lists the variants without one, which stops compiling when a variant is added):
 //! ```
 //! fn describe(e: &ringmeter::Error) -> &'static str {
 //!     match e {
@@ -169,6 +173,9 @@
 //! }
 //! assert_eq!(describe(&ringmeter::Error::AggregatorPanicked), "aggregator");
 //! ```
+//!
+//! not even one that names every variant there is today (this list must hold them all, or
+//! the example fails for a missing variant instead of for the missing wildcard):
 //! ```compile_fail,E0004
 //! fn describe(e: &ringmeter::Error) -> &'static str {
 //!     match e {
@@ -176,9 +183,13 @@
 //!         ringmeter::Error::NameCollision { .. } => "collision",
 //!         ringmeter::Error::TooManyOperations { .. } => "full",
 //!         ringmeter::Error::InvalidConfig { .. } => "config",
+//!         ringmeter::Error::ConfigFile { .. } => "config file",
 //!         ringmeter::Error::Spawn(_) => "spawn",
 //!         ringmeter::Error::AggregatorPanicked => "aggregator",
 //!         ringmeter::Error::GlobalAlreadyInitialized => "global",
+//!         ringmeter::Error::CalledFromCallback => "callback",
+//!         ringmeter::Error::CallbackCycle => "cycle",
+//!         ringmeter::Error::Bind { .. } => "bind",
 //!     }
 //! }
 //! ```

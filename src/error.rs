@@ -52,9 +52,14 @@ pub enum Error {
     AggregatorPanicked,
     /// [`init_global`](crate::init_global) was called after the global engine existed.
     GlobalAlreadyInitialized,
-    /// A window callback called back into its own engine (flush, shutdown, on_window), which
-    /// would deadlock.
+    /// A window or alert callback called back into its own engine (flush, shutdown,
+    /// on_window, reconfiguration), directly or through another engine's callback that it
+    /// ran, which would deadlock.
     CalledFromCallback,
+    /// A callback waited for another engine (flush, shutdown, on_window, reconfiguration)
+    /// whose callbacks, on another thread, wait for the first engine: a cycle of waits that
+    /// would deadlock. The call was refused without waiting; the other side goes on.
+    CallbackCycle,
     /// The metrics endpoint could not listen on its address (in use, not local, no permission).
     Bind {
         /// The address as given.
@@ -100,6 +105,9 @@ impl fmt::Display for Error {
             Self::CalledFromCallback => f.write_str(
                 "a window callback cannot flush, shut down or reconfigure its own engine",
             ),
+            Self::CallbackCycle => f.write_str(
+                "a callback cannot wait for an engine whose callbacks wait for its own engine",
+            ),
             Self::Bind { addr, source } => {
                 write!(f, "cannot serve metrics on {addr}: {source}")
             }
@@ -125,6 +133,55 @@ impl std::error::Error for Error {
             Self::Bind { source, .. } => Some(source),
             Self::InvalidName { reason, .. } => Some(reason),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    /// Every variant, without a wildcard: inside the crate `#[non_exhaustive]` does not
+    /// apply, so this stops compiling when a variant is added, until it is added here and to
+    /// the `compile_fail` example of `compile_fail_tests.rs` (which must list them all to
+    /// fail for the missing wildcard alone).
+    fn name(e: &Error) -> &'static str {
+        match e {
+            Error::InvalidName { .. } => "name",
+            Error::NameCollision { .. } => "collision",
+            Error::TooManyOperations { .. } => "full",
+            Error::InvalidConfig { .. } => "config",
+            Error::ConfigFile { .. } => "config file",
+            Error::Spawn(_) => "spawn",
+            Error::AggregatorPanicked => "aggregator",
+            Error::GlobalAlreadyInitialized => "global",
+            Error::CalledFromCallback => "callback",
+            Error::CallbackCycle => "cycle",
+            Error::Bind { .. } => "bind",
+        }
+    }
+
+    #[test]
+    fn every_variant_is_listed() {
+        assert_eq!(name(&Error::CallbackCycle), "cycle");
+        let text = include_str!("compile_fail_tests.rs");
+        for variant in [
+            "InvalidName",
+            "NameCollision",
+            "TooManyOperations",
+            "InvalidConfig",
+            "ConfigFile",
+            "Spawn",
+            "AggregatorPanicked",
+            "GlobalAlreadyInitialized",
+            "CalledFromCallback",
+            "CallbackCycle",
+            "Bind",
+        ] {
+            assert!(
+                text.contains(&format!("ringmeter::Error::{variant}")),
+                "{variant} is missing from the compile_fail example of compile_fail_tests.rs"
+            );
         }
     }
 }

@@ -77,11 +77,25 @@ pub struct Counter {
 #[derive(Debug, Default)]
 pub struct CounterCell(AtomicU64);
 
+impl CounterCell {
+    /// Adds `n`, stopping at `u64::MAX`: a count that wrapped would read as a small number
+    /// (and as a counter reset to Prometheus).
+    #[inline]
+    fn add(&self, n: u64) {
+        // Relaxed: the counter orders nothing else; the update only makes the add atomic.
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_add(n))
+            });
+    }
+}
+
 impl Counter {
-    /// Adds `n` (wrapping at 2^64).
+    /// Adds `n`; the count saturates at `u64::MAX` rather than wrapping.
     #[inline]
     pub fn increment(&self, n: u64) {
-        self.cell.0.fetch_add(n, Ordering::Relaxed);
+        self.cell.add(n);
     }
 
     /// Raises the count to `value` if it is below it (for counts kept elsewhere).
@@ -161,7 +175,7 @@ impl Gauge {
 #[cfg(feature = "metrics")]
 impl metrics::CounterFn for CounterCell {
     fn increment(&self, value: u64) {
-        self.0.fetch_add(value, Ordering::Relaxed);
+        self.add(value);
     }
 
     fn absolute(&self, value: u64) {
@@ -366,6 +380,40 @@ mod tests {
         assert_eq!(&*c[0].name, "req_count");
         assert_eq!(&*c[0].labels[0].0, "a");
         assert_eq!(gs[0].value, 2.25);
+    }
+
+    #[test]
+    fn counters_saturate_instead_of_wrapping() {
+        let mut r = Registry::default();
+        let c = r.counter("big", &[]).unwrap();
+        c.increment(u64::MAX - 3);
+        c.increment(2);
+        assert_eq!(c.value(), u64::MAX - 1);
+        c.increment(10);
+        assert_eq!(c.value(), u64::MAX);
+        c.increment(u64::MAX);
+        assert_eq!(c.value(), u64::MAX);
+        c.absolute(5);
+        assert_eq!(c.value(), u64::MAX);
+        #[cfg(feature = "metrics")]
+        {
+            use metrics::CounterFn;
+            let cell = CounterCell::default();
+            cell.increment(u64::MAX);
+            cell.increment(9);
+            assert_eq!(cell.0.load(Ordering::Relaxed), u64::MAX);
+        }
+        // From several threads at once.
+        let shared = r.counter("shared", &[]).unwrap();
+        shared.increment(u64::MAX - 100);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| (0..50).for_each(|_| shared.increment(1)));
+            }
+        });
+        assert_eq!(shared.value(), u64::MAX);
+        let (read, _) = r.read();
+        assert!(read.iter().all(|c| c.value == u64::MAX), "{read:?}");
     }
 
     #[test]

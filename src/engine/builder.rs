@@ -256,8 +256,9 @@ impl Builder {
     /// the engine's `flush`, `shutdown` and `on_window` return [`Error::CalledFromCallback`]
     /// and `subscribe` hands out a closed channel. A callback that needs the engine should
     /// capture a [`WeakEngine`](crate::WeakEngine) ([`Engine::downgrade`]): a captured [`Engine`] clone keeps the
-    /// engine alive forever. Callbacks of two engines must not flush each other: that can
-    /// deadlock.
+    /// engine alive forever. A call from a callback that would wait, through other engines'
+    /// callbacks, for a thread waiting for this engine returns [`Error::CallbackCycle`]
+    /// instead of deadlocking.
     pub fn on_window(mut self, f: impl FnMut(&Arc<WindowReport>) + Send + 'static) -> Self {
         self.callbacks.push(Box::new(f));
         self

@@ -96,7 +96,7 @@ impl Default for OpCache {
 /// ```
 ///
 /// A bad name is a compile error:
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// let _ = ringmeter::op!("not a name");
 /// ```
 #[macro_export]

@@ -7,16 +7,19 @@
 //! - [`run`]: the aggregator thread's loop;
 //! - [`names`]: operation names, error kinds and handles;
 //! - [`reconfig`]: rules, alert rules and configuration reloads;
-//! - [`global`]: the process-wide engine and [`op!`](crate::op!).
+//! - [`global`]: the process-wide engine and [`op!`](crate::op!);
+//! - [`waits`]: the aggregator locks' wait-for graph, which turns a deadlock between
+//!   callbacks into an error.
 
 mod builder;
 mod global;
 mod names;
 mod reconfig;
 mod run;
+mod waits;
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread::{self, JoinHandle};
 
 use arc_swap::ArcSwap;
@@ -37,13 +40,17 @@ use crate::metric::{Counter, Gauge};
 use crate::report::{Snapshot, WindowReport};
 use reconfig::ConfigState;
 use run::Pauses;
+use waits::{Holder, LockFailed, Locked, Refused};
 
 /// Everything of one engine but its thread: shared by the handles and the aggregator thread.
 struct Inner {
     /// What the hot path and the aggregator share.
     hub: Arc<Hub>,
-    /// The aggregator; taken by its thread for each pass and by `flush` and `shutdown`.
+    /// The aggregator; taken by its thread for each pass and by `flush` and `shutdown`,
+    /// always through [`waits::lock`] (see [`Inner::lock_agg`]).
     agg: Mutex<Aggregator>,
+    /// Which thread holds `agg`.
+    holder: Arc<Holder>,
     /// The latest published snapshot.
     snapshot: ArcSwap<Snapshot>,
     /// Rule layers and start-up settings; taken after the hub's names when both are needed.
@@ -73,6 +80,7 @@ impl Inner {
         Self {
             hub,
             agg: Mutex::new(agg),
+            holder: Arc::new(Holder::default()),
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             config: Mutex::new(config),
             stop: AtomicBool::new(false),
@@ -95,31 +103,74 @@ impl Inner {
         out.drained
     }
 
-    /// The aggregator, unless it panicked or the caller is one of its callbacks.
-    fn lock_agg(&self) -> Result<MutexGuard<'_, Aggregator>, Error> {
+    /// The aggregator, unless it panicked, the caller is one of its callbacks, or waiting
+    /// for it could deadlock (see [`waits`]).
+    fn lock_agg(&self) -> Result<Locked<'_, Aggregator>, Error> {
         if in_callback_of(self.hub.key().id()) {
             return Err(Error::CalledFromCallback);
         }
-        self.agg.lock().map_err(|_| Error::AggregatorPanicked)
+        waits::lock(&self.agg, &self.holder).map_err(|e| match e {
+            LockFailed::Refused(r) => refused(r),
+            LockFailed::Poisoned => Error::AggregatorPanicked,
+        })
+    }
+
+    /// Asks the aggregator thread to run the final pass itself and exit, for when the
+    /// calling thread must not wait for it.
+    fn detach(&self, thread: &JoinHandle<()>) {
+        // Relaxed: read by the aggregator thread after the loop; the unpark wakes it.
+        self.exit_alone.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
+        thread.thread().unpark();
     }
 
     /// Stops the aggregator thread (if `thread` holds it), then runs the final pass.
     fn shutdown(&self, thread: &Mutex<Option<JoinHandle<()>>>) -> Result<(), Error> {
-        if in_callback_of(self.hub.key().id()) {
+        if in_callback_of(self.hub.key().id()) || self.holder.is_me() {
             return Err(Error::CalledFromCallback);
         }
-        let handle = thread.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let mut slot = thread.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(h) = slot.as_ref() {
+            if h.thread().id() == thread::current().id() {
+                // On the aggregator thread, between its passes (from a callback of another
+                // engine flushed by this one's callback): it cannot join itself.
+                return Err(Error::CalledFromCallback);
+            }
+        }
+        let handle = slot.take();
+        drop(slot);
         if let Some(h) = handle {
-            // Relaxed: see `run`; the join below synchronises.
-            self.stop.store(true, Ordering::Relaxed);
-            h.thread().unpark();
-            if h.join().is_err() {
-                return Err(Error::AggregatorPanicked);
+            let mut handle = Some(h);
+            // The thread holds the aggregator lock during its passes, so waiting for it is
+            // waiting for that lock.
+            let joined = waits::wait_for(&self.holder, || {
+                let h = handle.take()?;
+                // Relaxed: see `run`; the join below synchronises.
+                self.stop.store(true, Ordering::Relaxed);
+                h.thread().unpark();
+                Some(h.join())
+            });
+            match joined {
+                Ok(Some(Ok(()))) | Ok(None) => {}
+                Ok(Some(Err(_))) => return Err(Error::AggregatorPanicked),
+                Err(r) => {
+                    // Nothing was stopped: the thread stays for a later shutdown.
+                    *thread.lock().unwrap_or_else(PoisonError::into_inner) = handle;
+                    return Err(refused(r));
+                }
             }
         }
         let mut agg = self.lock_agg()?;
         self.pass(&mut agg, Pass::Final);
         Ok(())
+    }
+}
+
+/// The error of a refused wait.
+fn refused(r: Refused) -> Error {
+    match r {
+        Refused::Reentrant => Error::CalledFromCallback,
+        Refused::Cycle => Error::CallbackCycle,
     }
 }
 
@@ -131,23 +182,43 @@ struct Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        if in_callback_of(self.inner.hub.key().id()) {
-            // The last handle was dropped inside one of the engine's own window callbacks, on
-            // the aggregator thread: it cannot join itself. Ask it to run the final pass and
-            // exit on its own.
-            // Relaxed: read by the same thread, after this callback returns.
-            self.inner.exit_alone.store(true, Ordering::Relaxed);
-            self.inner.stop.store(true, Ordering::Relaxed);
-            return;
+        let inner = &self.inner;
+        let slot = self
+            .thread
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(h) = slot.as_ref() {
+            if h.thread().id() == thread::current().id()
+                || waits::holds_any()
+                || in_callback_of(inner.hub.key().id())
+            {
+                // The last handle went away inside a callback: on the aggregator thread
+                // itself (which cannot join itself), or on a thread inside some engine's
+                // pass, which must not wait for this engine's thread. The thread runs the
+                // final pass and exits on its own.
+                inner.detach(h);
+                return;
+            }
         }
-        let _ = self.inner.shutdown(&self.thread);
+        if let Err(Error::CallbackCycle | Error::CalledFromCallback) = inner.shutdown(&self.thread)
+        {
+            let slot = self
+                .thread
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(h) = slot.as_ref() {
+                inner.detach(h);
+            }
+        }
     }
 }
 
 /// A running metrics engine: per-thread rings, an aggregator thread, windows and snapshots.
 ///
 /// `Engine` is a cheap handle (`Clone` shares it). Dropping the last handle shuts the engine
-/// down as [`shutdown`](Self::shutdown) does.
+/// down as [`shutdown`](Self::shutdown) does; dropped inside a window or alert callback (of
+/// any engine), it leaves the final pass to the engine's own thread instead of waiting for
+/// it.
 ///
 /// # Examples
 /// ```
@@ -269,7 +340,10 @@ impl Engine {
     /// snapshot whose totals include the open windows. Closes windows that are due.
     ///
     /// # Errors
-    /// [`Error::AggregatorPanicked`] if the aggregator panicked.
+    /// [`Error::AggregatorPanicked`] if the aggregator panicked;
+    /// [`Error::CalledFromCallback`] from a callback of this engine (directly, or through a
+    /// callback of another engine that it flushed); [`Error::CallbackCycle`] from a callback
+    /// when this engine's pass, on another thread, waits for the caller's engine.
     pub fn flush(&self) -> Result<(), Error> {
         let inner = self.inner();
         inner.pass(&mut *inner.lock_agg()?, Pass::Flush);
@@ -281,7 +355,8 @@ impl Engine {
     /// are still accepted and aggregated by later `flush` or `shutdown` calls.
     ///
     /// # Errors
-    /// [`Error::AggregatorPanicked`] if the aggregator panicked.
+    /// [`Error::AggregatorPanicked`] if the aggregator panicked; from a callback, as
+    /// [`flush`](Self::flush) (the thread then keeps running, for a later `shutdown`).
     pub fn shutdown(&self) -> Result<(), Error> {
         self.inner().shutdown(&self.handle.thread)
     }
@@ -310,7 +385,8 @@ impl Engine {
     /// (see [`Builder::on_window`]).
     ///
     /// # Errors
-    /// [`Error::AggregatorPanicked`] if the aggregator panicked.
+    /// [`Error::AggregatorPanicked`] if the aggregator panicked; from a callback, as
+    /// [`flush`](Self::flush).
     pub fn on_window(
         &self,
         f: impl FnMut(&Arc<WindowReport>) + Send + 'static,
@@ -456,6 +532,213 @@ mod tests {
                 Err(e) => panic!("engine still alive: {e:?}"),
             }
         }
+    }
+
+    /// Runs `f` on a thread of its own and waits at most 20 s for it: a deadlock fails the
+    /// test instead of hanging it (the stuck thread is left behind).
+    fn within_deadline<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(Duration::from_secs(20))
+            .expect("deadlocked: no result within 20 s")
+    }
+
+    #[test]
+    fn a_callback_reaching_its_engine_through_another_engine_is_refused() {
+        let results = within_deadline(|| {
+            let (clock, mock) = Clock::mock();
+            let a = Engine::builder()
+                .clock(clock.clone())
+                .start_manual()
+                .unwrap();
+            let b = Engine::builder().clock(clock).start_manual().unwrap();
+            let (tx, rx) = mpsc::channel();
+            let (weak_a, weak_b) = (a.downgrade(), b.downgrade());
+            let tx_a = tx.clone();
+            // A's callback flushes B, whose callback (on the same thread) flushes A again.
+            a.on_window(move |_| {
+                if let Some(b) = weak_b.upgrade() {
+                    let _ = tx_a.send(("b from a", b.flush()));
+                }
+            })
+            .unwrap();
+            b.on_window(move |_| {
+                if let Some(a) = weak_a.upgrade() {
+                    let _ = tx.send(("a from b", a.flush()));
+                    let _ = tx.send(("a shutdown from b", a.shutdown()));
+                    let _ = tx.send(("a on_window from b", a.on_window(|_| {})));
+                }
+            })
+            .unwrap();
+            a.op("x").unwrap().record_ns(1);
+            b.op("y").unwrap().record_ns(1);
+            mock.advance(Duration::from_secs(3));
+            a.flush().unwrap();
+            drop((a, b));
+            rx.try_iter()
+                .map(|(what, r)| (what, r.map_err(|e| e.to_string())))
+                .collect::<Vec<_>>()
+        });
+        let refused = Error::CalledFromCallback.to_string();
+        assert_eq!(
+            results[..4],
+            [
+                ("a from b", Err(refused.clone())),
+                ("a shutdown from b", Err(refused.clone())),
+                ("a on_window from b", Err(refused)),
+                ("b from a", Ok(())),
+            ]
+        );
+        // The final pass of dropping A closes one more window of A (B has none left).
+        assert_eq!(results[4..], [("b from a", Ok(()))]);
+    }
+
+    #[test]
+    fn callbacks_of_two_engines_flushing_each_other_do_not_deadlock() {
+        let results = within_deadline(|| {
+            let build = || {
+                Engine::builder()
+                    .window(Duration::from_millis(10))
+                    .grace(Duration::from_millis(1))
+                    .start()
+                    .unwrap()
+            };
+            let (a, b) = (build(), build());
+            // Both callbacks first meet, each inside its own engine's pass on its own
+            // aggregator thread, then each flushes the other engine, once.
+            let meet = Arc::new(std::sync::Barrier::new(2));
+            let (tx, rx) = mpsc::channel();
+            for (own, other, name) in [(&a, b.downgrade(), "a"), (&b, a.downgrade(), "b")] {
+                let (meet, tx) = (Arc::clone(&meet), tx.clone());
+                let mut done = false;
+                own.on_window(move |_| {
+                    if done {
+                        return;
+                    }
+                    done = true;
+                    meet.wait();
+                    if let Some(other) = other.upgrade() {
+                        let _ = tx.send((name, other.flush().map_err(|e| e.to_string())));
+                    }
+                })
+                .unwrap();
+            }
+            drop(tx);
+            a.op("x").unwrap().record_ns(1);
+            b.op("y").unwrap().record_ns(1);
+            let mut results: Vec<_> = rx.iter().take(2).map(|(_, r)| r).collect();
+            results.sort();
+            a.shutdown().unwrap();
+            b.shutdown().unwrap();
+            results
+        });
+        // The second of the two waits would close the cycle: it is refused, the first goes on.
+        assert_eq!(results, [Ok(()), Err(Error::CallbackCycle.to_string())]);
+    }
+
+    #[test]
+    fn a_shutdown_waiting_for_a_callback_that_waits_for_it_is_refused() {
+        let results = within_deadline(|| {
+            let build = || {
+                Engine::builder()
+                    .window(Duration::from_millis(10))
+                    .grace(Duration::from_millis(1))
+                    .start()
+                    .unwrap()
+            };
+            let (a, b) = (build(), build());
+            let meet = Arc::new(std::sync::Barrier::new(2));
+            let (tx, rx) = mpsc::channel();
+            // A's callback shuts B down (joining B's thread) while B's callback flushes A.
+            for (own, other, shut) in [(&a, b.downgrade(), true), (&b, a.downgrade(), false)] {
+                let (meet, tx) = (Arc::clone(&meet), tx.clone());
+                let mut done = false;
+                own.on_window(move |_| {
+                    if done {
+                        return;
+                    }
+                    done = true;
+                    meet.wait();
+                    if let Some(other) = other.upgrade() {
+                        let r = if shut {
+                            other.shutdown()
+                        } else {
+                            other.flush()
+                        };
+                        let _ = tx.send(r.map_err(|e| e.to_string()));
+                    }
+                })
+                .unwrap();
+            }
+            drop(tx);
+            a.op("x").unwrap().record_ns(1);
+            b.op("y").unwrap().record_ns(1);
+            let mut results: Vec<_> = rx.iter().take(2).collect();
+            results.sort();
+            a.shutdown().unwrap();
+            b.shutdown().unwrap();
+            assert!(!a.is_running() && !b.is_running());
+            results
+        });
+        assert_eq!(results, [Ok(()), Err(Error::CallbackCycle.to_string())]);
+    }
+
+    #[test]
+    fn the_last_handle_dropped_on_its_own_thread_through_another_engine_detaches() {
+        let (dropped, disconnected) = within_deadline(|| {
+            let a = Engine::builder()
+                .window(Duration::from_millis(10))
+                .grace(Duration::from_millis(1))
+                .start()
+                .unwrap();
+            let (clock, mock) = Clock::mock();
+            let b = Engine::builder().clock(clock).start_manual().unwrap();
+            b.op("y").unwrap().record_ns(1);
+            mock.advance(Duration::from_secs(3));
+            let windows = a.subscribe(1024);
+            // B's callback holds A's last handle and drops it; B is flushed by A's callback,
+            // so the drop runs on A's own aggregator thread.
+            let last_a = Arc::new(Mutex::new(None::<Engine>));
+            let (tx, rx) = mpsc::channel();
+            let holder = Arc::clone(&last_a);
+            b.on_window(move |_| {
+                let taken = holder.lock().unwrap().take();
+                if let Some(a) = taken {
+                    drop(a);
+                    let _ = tx.send(());
+                }
+            })
+            .unwrap();
+            let weak_b = b.downgrade();
+            a.on_window(move |_| {
+                if let Some(b) = weak_b.upgrade() {
+                    let _ = b.flush();
+                }
+            })
+            .unwrap();
+            *last_a.lock().unwrap() = Some(a.clone());
+            a.op("x").unwrap().record_ns(1);
+            drop(a);
+            let dropped = rx.recv_timeout(Duration::from_secs(10)).is_ok();
+            // The thread ran its final pass and exited: the subscriber's sender is gone.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let disconnected = loop {
+                match windows.receiver().recv_deadline(deadline) {
+                    Ok(_) => continue,
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break true,
+                    Err(_) => break false,
+                }
+            };
+            drop(b);
+            (dropped, disconnected)
+        });
+        assert!(
+            dropped,
+            "the callback did not return from dropping the handle"
+        );
+        assert!(disconnected, "the engine is still alive");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::thread;
 use std::time::Duration;
 
-use super::Inner;
+use super::{waits, Inner};
 use crate::aggregator::Pass;
 use crate::limits::RING_LOW_WATER;
 use crate::loom::Ordering;
@@ -85,7 +85,9 @@ pub(super) fn run(inner: &Inner, pauses: Pauses) {
     // Relaxed: `stop` carries no data; `join` orders everything after the loop.
     while !inner.stop.load(Ordering::Relaxed) {
         let next = {
-            let Ok(mut agg) = inner.agg.lock() else {
+            // Through the wait-for graph, so that callbacks of other engines can see which
+            // thread holds this lock; it never refuses here (this thread holds no other).
+            let Ok(mut agg) = waits::lock(&inner.agg, &inner.holder) else {
                 return;
             };
             let drained = inner.pass(&mut agg, Pass::Tick);
@@ -142,7 +144,7 @@ pub(super) fn run(inner: &Inner, pauses: Pauses) {
     }
     // Relaxed: written by this thread (see `Handle::drop`).
     if inner.exit_alone.load(Ordering::Relaxed) {
-        if let Ok(mut agg) = inner.agg.lock() {
+        if let Ok(mut agg) = waits::lock(&inner.agg, &inner.holder) {
             inner.pass(&mut agg, Pass::Final);
         }
     }

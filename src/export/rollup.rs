@@ -297,6 +297,34 @@ mod tests {
     }
 
     #[test]
+    fn counts_near_u64_max_saturate() {
+        let mut a = interval("x", 0, &[5, 7], 0);
+        let mut b = interval("x", S, &[9], 0);
+        for (i, stats) in [&mut a.stats, &mut b.stats].into_iter().enumerate() {
+            stats.count = u64::MAX - 1 - i as u64;
+            stats.errors = u64::MAX - 2;
+            stats.slow = u64::MAX;
+            stats.dropped = u64::MAX - 3;
+            stats.late = u64::MAX / 2 + 1;
+            stats.unsampled = u64::MAX;
+        }
+        let mut totals = Totals::new();
+        totals.add(a.clone()).unwrap();
+        totals.add(b.clone()).unwrap();
+        let mut rollup = Rollup::new(2 * S);
+        assert!(rollup.push(a).unwrap().is_empty());
+        assert!(rollup.push(b).unwrap().is_empty());
+        for merged in totals.finish().into_iter().chain(rollup.finish()) {
+            let s = &merged.stats;
+            assert_eq!(
+                [s.count, s.errors, s.slow, s.dropped, s.late, s.unsampled],
+                [u64::MAX; 6]
+            );
+            assert_eq!((s.min_ns, s.max_ns), (5, 9));
+        }
+    }
+
+    #[test]
     fn merge_with_empty_sides() {
         let mut empty = interval("x", 0, &[], 0);
         let full = interval("x", 0, &[10, 20], 0);

@@ -10,9 +10,11 @@
 //! must equal the sums over the windows.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proptest::prelude::*;
+use ringmeter::alert::{Alert, AlertRule, AlertState};
 use ringmeter::{Clock, Engine, OpStats, Timer, WindowReport};
 
 /// Window length: 10 ms.
@@ -149,15 +151,22 @@ impl Naive {
     }
 }
 
-/// Runs `calls` (with `flush()` at the `flushes` instants) through a manual engine and returns
-/// every window it reports, in order, and the engine.
-fn drive(calls: &[Call], flushes: &[u64]) -> (Vec<std::sync::Arc<WindowReport>>, Engine) {
+/// Every window an engine reported, in order, the engine, and the alert notices it sent.
+type Driven = (Vec<Arc<WindowReport>>, Engine, Vec<Alert>);
+
+/// Runs `calls` (with `flush()` at the `flushes` instants) through a manual engine with the
+/// alert rule [`slow_rule`] and returns what it reported.
+fn drive(calls: &[Call], flushes: &[u64]) -> Driven {
     let (clock, mock) = Clock::mock();
+    let notices = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&notices);
     let engine = Engine::builder()
         .clock(clock)
         .window(Duration::from_nanos(WINDOW_NS))
         .grace(Duration::from_nanos(GRACE_NS))
         .slow_threshold(Duration::from_nanos(SLOW_NS))
+        .alert(slow_rule())
+        .on_alert(move |n| sink.lock().unwrap().extend_from_slice(n))
         .start_manual()
         .unwrap();
     let windows = engine.subscribe(1 << 12);
@@ -195,11 +204,62 @@ fn drive(calls: &[Call], flushes: &[u64]) -> (Vec<std::sync::Arc<WindowReport>>,
 
     let reports: Vec<_> = windows.receiver().try_iter().collect();
     assert_eq!(windows.missed(), 0);
-    (reports, engine)
+    let notices = std::mem::take(&mut *notices.lock().unwrap());
+    (reports, engine, notices)
+}
+
+/// The alert rule every run carries: a window with a slow call fires it for that operation,
+/// the next window without one (or a gap of skipped windows) resolves it.
+fn slow_rule() -> AlertRule {
+    AlertRule::slow_calls("any.slow", "prop.*", 0)
+}
+
+/// The notices [`slow_rule`] must send for `reports`, recomputed from the windows' slow
+/// counts: (window start, operation, firing), sorted.
+fn expected_notices(reports: &[Arc<WindowReport>]) -> Vec<(u64, String, bool)> {
+    let mut firing: BTreeMap<&str, bool> = OPS.iter().map(|&o| (o, false)).collect();
+    let mut out = Vec::new();
+    let mut last: Option<u64> = None;
+    for w in reports {
+        if last.is_some_and(|l| w.index > l + 1) {
+            // Skipped windows: one window without calls, resolving what fires.
+            let gap_start = (last.unwrap_or(0) + 1) * WINDOW_NS;
+            for (op, on) in firing.iter_mut().filter(|(_, on)| **on) {
+                *on = false;
+                out.push((gap_start, (*op).to_owned(), false));
+            }
+        }
+        last = Some(w.index);
+        for (op, on) in firing.iter_mut() {
+            let breached = w
+                .op(op)
+                .is_some_and(|o| o.stats.calls() >= 1 && o.stats.slow > 0);
+            if breached != *on {
+                *on = breached;
+                out.push((w.start_unix_ns, (*op).to_owned(), breached));
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 fn check(calls: &[Call], flushes: &[u64]) -> Result<(), TestCaseError> {
-    let (reports, engine) = drive(calls, flushes);
+    let (reports, engine, notices) = drive(calls, flushes);
+
+    // Alert notices (kind 4 in the log): exactly the transitions of the slow-call rule.
+    let mut got: Vec<(u64, String, bool)> = notices
+        .iter()
+        .map(|a| {
+            (
+                a.window_start_unix_ns,
+                a.operation.to_string(),
+                a.state == AlertState::Firing,
+            )
+        })
+        .collect();
+    got.sort();
+    prop_assert_eq!(got, expected_notices(&reports), "alert notices");
 
     // The naive recomputation: per (window, op), from the end timestamps.
     let mut expected: BTreeMap<(u64, usize), Naive> = BTreeMap::new();
@@ -315,7 +375,7 @@ fn call_spanning_a_boundary_counts_where_it_ends() {
         },
     ];
     check(&calls, &[WINDOW_NS + GRACE_NS]).unwrap();
-    let (reports, _) = drive(&calls, &[]);
+    let (reports, _, _) = drive(&calls, &[]);
     let count = |index: u64, name: &str| {
         reports
             .iter()

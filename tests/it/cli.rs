@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use ringmeter::log::format::SegmentHeader;
 use ringmeter::log::{Reader, Record};
 
-use crate::util::cli::{fails, json_u64, ok, ringmeter, write_log, TempDir, T0_SECS};
+use crate::util::cli::{
+    closed_pipe, dev_full, fails, json_u64, ok, ringmeter, with_stdout, write_log, TempDir, T0_SECS,
+};
 
 fn path(dir: &TempDir) -> &str {
     dir.path().to_str().unwrap()
@@ -144,7 +146,9 @@ fn dump_formats() {
     assert!(rows[0].starts_with("op,start_unix_ns,length_ns,count,"));
     assert!(rows[1].starts_with(&format!("cache.get,{}000000000,1000000000,200,", T0_SECS)));
 
-    let out = dir.join("out.hlog");
+    // Beside the log: `-o` refuses a path inside it.
+    let elsewhere = TempDir::new("dump-out");
+    let out = elsewhere.join("out.hlog");
     ok(&["dump", p, "--format", "hlog", "-o", out.to_str().unwrap()]);
     let hlog = std::fs::read_to_string(&out).unwrap();
     assert!(hlog.contains("#[Histogram log format version 1.3]"));
@@ -257,16 +261,33 @@ fn tail_prints_existing_and_new_windows() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    write_log(dir.path(), 2);
+    // Tail skips what the log holds when it starts, and nothing tells when it has: keep
+    // closing windows, one engine writing live, until it has printed two of them. Every
+    // window written has the same counts, so which two it prints does not matter.
+    let (clock, mock) = ringmeter::Clock::mock();
+    mock.advance(Duration::from_secs(T0_SECS + 3_600));
+    let engine = ringmeter::Engine::builder()
+        .clock(clock)
+        .window(Duration::from_secs(1))
+        .log_dir(dir.path())
+        .start_manual()
+        .unwrap();
+    let db = engine.op("db.query").unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
             child.kill().unwrap();
             panic!("tail did not print two new windows");
         }
+        for i in 1..=1000u64 {
+            db.record_ns(i * 1000);
+        }
+        mock.advance(Duration::from_secs(1));
+        engine.flush().unwrap();
+        // Pacing only: the loop ends on the child's exit, not on this pause.
         std::thread::sleep(Duration::from_millis(20));
     }
+    engine.shutdown().unwrap();
     let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap())
         .lines()
         .map(Result::unwrap)
@@ -325,8 +346,9 @@ fn dump_throughput() {
         return;
     }
     write_log(dir.path(), 20_000);
+    let elsewhere = TempDir::new("throughput-out");
     for format in ["json", "csv", "hlog"] {
-        let out = dir.join(&format!("out.{format}"));
+        let out = elsewhere.join(&format!("out.{format}"));
         let started = Instant::now();
         ok(&[
             "dump",
@@ -376,4 +398,269 @@ fn dump_output_matches_the_golden_files() {
             want.display()
         );
     }
+}
+
+/// Runs every subcommand that prints with `stdout`, against a log of `dir`, and returns the
+/// exit code and standard error of each.
+fn every_subcommand(dir: &TempDir, stdout: fn() -> Stdio) -> Vec<(String, Option<i32>, String)> {
+    let p = path(dir);
+    let demo_log = dir.join("demo-log");
+    let demo_log = demo_log.to_str().unwrap();
+    let runs: [&[&str]; 9] = [
+        &["stats", p],
+        &["check", p],
+        &["dump", p, "--format", "json"],
+        &["dump", p, "--format", "csv"],
+        &["dump", p, "--format", "hlog"],
+        &["dump", p, "--format", "prom"],
+        &["dump", p, "--format", "csv", "--rollup", "2s"],
+        &["tail", p, "--all", "-n", "3"],
+        &[
+            "demo",
+            "--log-dir",
+            demo_log,
+            "--seconds",
+            "1",
+            "--window-ms",
+            "100",
+            "--threads",
+            "1",
+        ],
+    ];
+    runs.iter()
+        .map(|args| {
+            let (code, err) = with_stdout(args, stdout());
+            (args.join(" "), code, err)
+        })
+        .collect()
+}
+
+/// `ringmeter stats DIR | head -1`: the reader goes away; the command stops quietly.
+#[test]
+fn a_closed_stdout_ends_every_subcommand_quietly() {
+    let dir = TempDir::new("epipe");
+    write_log(dir.path(), 3);
+    for (cmd, code, err) in every_subcommand(&dir, closed_pipe) {
+        assert_eq!(code, Some(0), "{cmd}: {err}");
+        assert!(err.is_empty(), "{cmd} printed: {err}");
+    }
+}
+
+/// `check`'s exit code is its verdict: a reader that goes away early does not turn a damaged
+/// log's verdict into 0.
+#[test]
+fn check_keeps_its_verdict_when_stdout_closes() {
+    let dir = TempDir::new("epipe-check");
+    write_log(dir.path(), 3);
+    // Damage in the middle of the first window record, with valid records after it.
+    let (segment, first, _) = frame_offsets(dir.path());
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[first as usize + 30] ^= 0xff;
+    std::fs::write(&segment, &bytes).unwrap();
+    let verdict = ringmeter(&["check", path(&dir)]).status.code();
+    assert_ne!(verdict, Some(0));
+    let (code, err) = with_stdout(&["check", path(&dir)], closed_pipe());
+    assert_eq!(code, verdict, "{err}");
+    assert!(err.is_empty(), "{err}");
+}
+
+/// `ringmeter check DIR > /dev/full`: one message, exit code 1, no panic.
+#[test]
+fn a_full_stdout_is_one_error_message_and_exit_code_1() {
+    let dir = TempDir::new("enospc");
+    write_log(dir.path(), 3);
+    for (cmd, code, err) in every_subcommand(&dir, dev_full) {
+        assert_eq!(code, Some(1), "{cmd}: {err}");
+        assert_eq!(
+            err,
+            "ringmeter: cannot write to standard output: No space left on device (os error 28)\n",
+            "{cmd}"
+        );
+    }
+    // And a full `-o` file.
+    let err = fails(
+        &["dump", path(&dir), "--format", "json", "-o", "/dev/full"],
+        1,
+    );
+    assert_eq!(
+        err,
+        "ringmeter: cannot write to /dev/full: No space left on device (os error 28)\n"
+    );
+}
+
+/// An empty selection is the same outcome for `stats` and every `dump` format: exit code 1,
+/// a message, and nothing on stdout (not even a CSV header or an hlog preamble).
+#[test]
+fn an_empty_selection_fails_alike_in_stats_and_dump() {
+    let dir = TempDir::new("empty-selection");
+    write_log(dir.path(), 2);
+    let p = path(&dir);
+    let before = ["--until", "2000-01-01T00:00:00Z"];
+    let mut runs: Vec<Vec<&str>> = vec![vec!["stats", p]];
+    for format in ["json", "csv", "hlog", "prom"] {
+        runs.push(vec!["dump", p, "--format", format]);
+    }
+    runs.push(vec!["dump", p, "--format", "json", "--rollup", "1m"]);
+    for mut args in runs {
+        args.extend(before);
+        let out = ringmeter(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("no window of"), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?} printed {:?}", out.stdout);
+    }
+    // A log with no window record at all says so.
+    let quiet = TempDir::new("no-windows");
+    let engine = ringmeter::Engine::builder()
+        .log_dir(quiet.path())
+        .start_manual()
+        .unwrap();
+    engine.shutdown().unwrap();
+    drop(engine);
+    for args in [
+        vec!["stats", path(&quiet)],
+        vec!["dump", path(&quiet), "--format", "csv"],
+    ] {
+        let err = fails(&args, 1);
+        assert!(err.contains("holds no window yet"), "{args:?}: {err}");
+    }
+}
+
+/// `-o` never writes inside the log directory: not a new file, not a segment by its name,
+/// through `..`, a symbolic link or a hard link. The segments stay as they were.
+#[test]
+fn dump_output_inside_the_log_directory_is_refused() {
+    let dir = TempDir::new("output-inside");
+    let log = dir.join("log");
+    write_log(&log, 2);
+    let segment = Reader::open(&log).unwrap().segments()[0].path.clone();
+    let original = std::fs::read(&segment).unwrap();
+    let name = segment.file_name().unwrap().to_str().unwrap().to_owned();
+    let outside = dir.join("elsewhere");
+    std::fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink(&segment, outside.join("link.rml")).unwrap();
+    std::fs::hard_link(&segment, outside.join("hard.rml")).unwrap();
+    std::os::unix::fs::symlink(&log, outside.join("logdir")).unwrap();
+    let targets = [
+        log.join("out.csv"),
+        log.join(&name),
+        outside.join("..").join("log").join(&name),
+        outside.join("link.rml"),
+        outside.join("hard.rml"),
+        outside.join("logdir").join("new.csv"),
+    ];
+    let log_arg = log.to_str().unwrap();
+    for target in &targets {
+        for input in [log_arg, segment.to_str().unwrap()] {
+            let err = fails(
+                &[
+                    "dump",
+                    input,
+                    "--format",
+                    "csv",
+                    "-o",
+                    target.to_str().unwrap(),
+                ],
+                2,
+            );
+            assert!(
+                err.contains("inside the log directory"),
+                "{target:?}: {err}"
+            );
+        }
+    }
+    assert!(!log.join("out.csv").exists());
+    assert_eq!(std::fs::read(&segment).unwrap(), original);
+    // Beside the log is fine.
+    let fine = outside.join("out.csv");
+    ok(&[
+        "dump",
+        log_arg,
+        "--format",
+        "csv",
+        "-o",
+        fine.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read_to_string(&fine).unwrap().lines().count(), 5);
+}
+
+/// A window longer than the run: the demo's summary covers the windows it wrote, which
+/// start before the run did.
+#[test]
+fn demo_summarises_windows_longer_than_its_run() {
+    let dir = TempDir::new("demo-long");
+    let log = dir.join("log");
+    let out = ok(&[
+        "demo",
+        "--log-dir",
+        log.to_str().unwrap(),
+        "--seconds",
+        "1",
+        "--window-ms",
+        "60000",
+        "--threads",
+        "1",
+    ]);
+    assert!(out.lines().any(|l| l.starts_with("http.handle")), "{out}");
+}
+
+/// An OS error is said once, though the log's error includes it in its text and returns it
+/// as its source too.
+#[test]
+fn os_errors_are_printed_once() {
+    let dir = TempDir::new("os-error");
+    std::fs::create_dir(dir.join("seg-0000000000000000.rml")).unwrap();
+    let out = ringmeter(&["stats", path(&dir)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.matches("os error").count() <= 1, "{err}");
+    assert!(err.matches("Is a directory").count() <= 1, "{err}");
+    // And an output that cannot be created.
+    write_log(&dir.join("log"), 1);
+    let err = fails(
+        &[
+            "dump",
+            dir.join("log").to_str().unwrap(),
+            "--format",
+            "csv",
+            "-o",
+            dir.path().to_str().unwrap(),
+        ],
+        1,
+    );
+    assert_eq!(err.matches("os error").count(), 1, "{err}");
+}
+
+/// Counts near `u64::MAX` add up to `u64::MAX`, not to a wrapped small number (nor to a
+/// panic on overflow).
+#[test]
+fn counts_near_u64_max_saturate() {
+    use crate::util::log::sample_records;
+    use ringmeter::log::{LogConfig, Writer};
+    let dir = TempDir::new("saturate");
+    let mut w = Writer::open(LogConfig::new(dir.path())).unwrap();
+    for mut r in sample_records(4) {
+        if let Record::Window(win) = &mut r {
+            win.stats.count = u64::MAX - 1;
+            win.stats.dropped = 5;
+            win.stats.errors = 1;
+        }
+        w.append(&r).unwrap();
+    }
+    drop(w);
+    let out = ok(&["stats", path(&dir)]);
+    for op in ["db.query", "http.get"] {
+        let cols: Vec<&str> = out
+            .lines()
+            .find(|l| l.starts_with(op))
+            .unwrap_or_else(|| panic!("{op} in {out}"))
+            .split_whitespace()
+            .collect();
+        assert_eq!(cols[1], u64::MAX.to_string(), "{out}");
+        assert_eq!(cols[3], "0.0%", "{out}");
+        assert_eq!(cols.last(), Some(&"10"), "{out}");
+    }
+    let tail = ok(&["tail", path(&dir), "--all", "-n", "1"]);
+    assert!(tail.contains(&format!("count {}", u64::MAX - 1)), "{tail}");
 }

@@ -654,28 +654,41 @@ fn prometheus_scrapes_the_endpoint() {
         ),
     )
     .unwrap();
-    let web: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    // Prometheus needs a port number on its command line, and a port found free can be taken
+    // by another process before Prometheus binds it: when it exits for that reason, start it
+    // again on another port.
     let log = dir.join("prometheus.log");
-    let log_file = std::fs::File::create(&log).unwrap();
-    let child = Command::new(&prometheus)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address={web}"))
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file)
-        .spawn()
-        .expect("start prometheus");
-    cleanup.child = Some(child);
+    let start = |web: SocketAddr| {
+        let log_file = std::fs::File::create(&log).unwrap();
+        Command::new(&prometheus)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={web}"))
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .expect("start prometheus")
+    };
+    let mut web: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    cleanup.child = Some(start(web));
+    let mut restarts = 0;
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut last = String::new();
     loop {
         if let Some(Ok(Some(status))) = cleanup.child.as_mut().map(|c| c.try_wait()) {
-            panic!("prometheus exited with {status}:\n{}", read_log(&log));
+            let text = read_log(&log);
+            if text.contains("address already in use") && restarts < 5 {
+                restarts += 1;
+                web = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+                cleanup.child = Some(start(web));
+                continue;
+            }
+            panic!("prometheus exited with {status}:\n{text}");
         }
         if let Some((200, body)) = http_get(web, "/api/v1/query?query=ringmeter_calls_total") {
             if body.contains("\"op\":\"db.query\"") {

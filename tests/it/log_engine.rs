@@ -107,12 +107,25 @@ fn an_unwritable_log_directory_is_reported_and_retried_while_the_engine_runs() {
     assert_eq!(status.windows_pending, snap.windows_closed);
     assert_eq!(snap.totals("db.query").unwrap().count, 3);
 
-    // Clear the fault; after the back-off the waiting windows are written.
+    // Clear the fault; after the back-off (real time, not the mock clock's) a window close
+    // retries and writes the waiting windows. Close windows until one has.
     std::fs::remove_file(&blocker).unwrap();
-    std::thread::sleep(Duration::from_millis(1_100));
     op.record_ns(7_000);
-    mock.advance(Duration::from_secs(1));
-    engine.flush().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        mock.advance(Duration::from_secs(1));
+        engine.flush().unwrap();
+        let status = engine.snapshot().log.clone().unwrap();
+        if status.writing && status.windows_pending == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log was not retried within 30 s: {status:?}"
+        );
+        // Pacing only: the loop ends on the retry, not on this pause.
+        std::thread::sleep(Duration::from_millis(20));
+    }
     engine.shutdown().unwrap();
     let snap = engine.snapshot();
     let status = snap.log.clone().unwrap();

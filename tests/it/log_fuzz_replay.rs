@@ -6,10 +6,30 @@
 //! `fuzz/artifacts/<target>/` there once it is fixed), and whatever local fuzzing left in
 //! `fuzz/corpus/<target>/` and `fuzz/artifacts/<target>/` (not committed).
 //! Fuzz with `cd fuzz && cargo +nightly fuzz run <target> seeds/<target>`.
+//!
+//! On stable, [`fuzz_on_stable`] runs every target's check for a fixed time on mutations of
+//! its seeds (deterministic: the same sequence of inputs everywhere, as many of them as the
+//! budget allows), so CI fuzzes without a nightly toolchain.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
+use arbitrary::{Arbitrary, Unstructured};
 use ringmeter::log::fuzzing::{check_record_bytes, check_segment_bytes};
+use ringmeter::log::{Reader, Record};
+
+/// The `record_roundtrip` target's input and check, shared with `fuzz/`.
+#[path = "../../fuzz/common/roundtrip.rs"]
+mod roundtrip;
+
+/// What the `record_roundtrip` fuzz target does with its bytes (as `libfuzzer-sys` builds a
+/// typed input).
+fn check_roundtrip_bytes(data: &[u8]) {
+    if let Ok(input) = roundtrip::Input::arbitrary_take_rest(Unstructured::new(data)) {
+        roundtrip::check(input);
+    }
+}
 
 fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -49,6 +69,16 @@ fn record_decode_inputs_replay() {
     for (name, bytes) in inputs {
         eprintln!("{name}");
         check_record_bytes(&bytes);
+    }
+}
+
+#[test]
+fn record_roundtrip_inputs_replay() {
+    let inputs = inputs("record_roundtrip");
+    assert!(!inputs.is_empty(), "the seed corpus is missing");
+    for (name, bytes) in inputs {
+        eprintln!("{name}");
+        check_roundtrip_bytes(&bytes);
     }
 }
 
@@ -124,4 +154,225 @@ fn mutated_seeds_never_break_the_decoders() {
         let (_, seed) = &segments[rng.below(segments.len())];
         check_segment_bytes(&mutate(&mut rng, seed));
     }
+}
+
+/// Time each target is fuzzed on stable: 3 s, or `RINGMETER_FUZZ_SECS`.
+fn fuzz_budget() -> Duration {
+    let secs = std::env::var("RINGMETER_FUZZ_SECS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .unwrap_or(3.0);
+    Duration::from_secs_f64(secs)
+}
+
+/// Inputs run whatever the budget, so a slow machine still covers the start of the sequence.
+const MIN_INPUTS: u64 = 100;
+
+/// A value a length or count field could be set to: the extremes, and values just past what
+/// an input of `len` bytes can hold.
+fn huge(rng: &mut Rng, len: usize) -> u64 {
+    let len = len as u64;
+    match rng.below(8) {
+        0 => u64::MAX,
+        1 => u64::from(u32::MAX),
+        2 => u64::from(u32::MAX >> 1),
+        3 => 1 << 31,
+        4 => u64::from(u16::MAX),
+        5 => len + 1,
+        6 => len.saturating_mul(2),
+        _ => 1 << 40,
+    }
+}
+
+/// [`mutate`], plus what a fuzzer with a dictionary of lengths does: length and count
+/// fields (u16, u32 or u64, at aligned offsets or anywhere) set to huge values, and splices
+/// of another seed.
+fn mutate_hard(rng: &mut Rng, seed: &[u8], other: &[u8]) -> Vec<u8> {
+    let mut b = mutate(rng, seed);
+    for _ in 0..1 + rng.below(3) {
+        let len = b.len();
+        match rng.below(4) {
+            0 | 1 if len >= 8 => {
+                let width = [2usize, 4, 8][rng.below(3)];
+                let mut at = rng.below(len - width + 1);
+                if rng.below(2) == 0 {
+                    at -= at % width;
+                }
+                let v = huge(rng, len).to_le_bytes();
+                b[at..at + width].copy_from_slice(&v[..width]);
+            }
+            2 if !other.is_empty() => {
+                let from = rng.below(other.len());
+                let to = from + rng.below(other.len() - from + 1);
+                let at = rng.below(len + 1);
+                b.splice(at..at, other[from..to].iter().copied());
+            }
+            _ => {
+                let n = rng.below(len + 1);
+                b.truncate(n);
+            }
+        }
+    }
+    b
+}
+
+/// Runs `check` (what fuzz target `target` runs) on mutations of the target's seeds for
+/// [`fuzz_budget`]. A failing input is saved and named in the panic message.
+fn fuzz_on_stable(target: &str, check: fn(&[u8])) {
+    let seeds: Vec<Vec<u8>> = inputs(target)
+        .into_iter()
+        .filter(|(name, _)| name.contains("fuzz/seeds/"))
+        .map(|(_, bytes)| bytes)
+        .collect();
+    assert!(!seeds.is_empty(), "the seed corpus of {target} is missing");
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ target.len() as u64);
+    let budget = fuzz_budget();
+    let started = Instant::now();
+    let mut n = 0u64;
+    while n < MIN_INPUTS || started.elapsed() < budget {
+        let seed = &seeds[rng.below(seeds.len())];
+        let other = &seeds[rng.below(seeds.len())];
+        let input = mutate_hard(&mut rng, seed, other);
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| check(&input))) {
+            let saved = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fuzz-{target}-{n}"));
+            let _ = std::fs::write(&saved, &input);
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            panic!(
+                "{target}: input {n} of the stable fuzz run failed: {what}\n\
+                 saved to {} (keep it as a regression in tests/data/fuzz/{target}/)",
+                saved.display()
+            );
+        }
+        n += 1;
+    }
+    eprintln!(
+        "{target}: {n} inputs in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn fuzz_record_decode_on_stable() {
+    fuzz_on_stable("record_decode", check_record_bytes);
+}
+
+#[test]
+fn fuzz_segment_reader_on_stable() {
+    fuzz_on_stable("segment_reader", check_segment_bytes);
+}
+
+#[test]
+fn fuzz_record_roundtrip_on_stable() {
+    fuzz_on_stable("record_roundtrip", check_roundtrip_bytes);
+}
+
+/// Every target has a seed holding an alert record (kind 4).
+#[test]
+fn every_target_has_an_alert_seed() {
+    let is_alert = |r: &Record| matches!(r, Record::Alert(_));
+    assert!(inputs("record_decode").iter().any(|(_, b)| {
+        b.first() == Some(&4) && Record::decode(4, &b[1..]).is_ok_and(|r| is_alert(&r))
+    }));
+    assert!(inputs("segment_reader").iter().any(|(name, _)| {
+        Reader::read_all(Path::new(name)).is_ok_and(|(records, _)| records.iter().any(is_alert))
+    }));
+    assert!(inputs("record_roundtrip").iter().any(|(_, b)| {
+        roundtrip::Input::arbitrary_take_rest(Unstructured::new(b))
+            .ok()
+            .and_then(roundtrip::build)
+            .is_some_and(|r| is_alert(&r))
+    }));
+}
+
+/// Writes the alert seeds of the three targets into `fuzz/seeds/` (run by hand with
+/// `cargo test --test it -- --ignored write_alert_seeds`; the files are committed).
+#[test]
+#[ignore = "writes the committed seed files"]
+fn write_alert_seeds() {
+    use std::sync::Arc;
+
+    use ringmeter::alert::{Alert, AlertState, Condition};
+    use ringmeter::log::{LogConfig, Writer};
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    let alert = |state, condition, value| Alert {
+        rule: Arc::from("db-latency"),
+        operation: Arc::from("db.query"),
+        state,
+        condition,
+        value,
+        calls: 1_234,
+        window_start_unix_ns: 1_700_000_000_000_000_000,
+        window_end_unix_ns: 1_700_000_001_000_000_000,
+        since_unix_ns: 1_699_999_998_000_000_000,
+        windows_breached: 3,
+    };
+    let alerts = [
+        alert(
+            AlertState::Firing,
+            Condition::Percentile {
+                quantile: 0.99,
+                above_ns: 2_000_000,
+            },
+            Some(3_500_000.0),
+        ),
+        alert(
+            AlertState::Resolved,
+            Condition::ErrorRate { above: 0.05 },
+            None,
+        ),
+        alert(
+            AlertState::Firing,
+            Condition::SlowCalls { above: 10 },
+            Some(42.0),
+        ),
+    ];
+    // record_decode: the kind byte, then the payload.
+    let mut bytes = vec![4u8];
+    Record::Alert(alerts[0].clone()).encode(&mut bytes).unwrap();
+    std::fs::write(root.join("record_decode/seed-alert"), &bytes).unwrap();
+    // segment_reader: a small segment with the alerts among windows.
+    let dir = std::env::temp_dir().join(format!("ringmeter-alert-seed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cfg = LogConfig::new(&dir);
+    cfg.segment_size = 4096;
+    let mut w = Writer::open(cfg).unwrap();
+    for r in crate::util::log::sample_records(2) {
+        w.append(&r).unwrap();
+    }
+    for a in &alerts {
+        w.append(&Record::Alert(a.clone())).unwrap();
+    }
+    let segment = w.segment_path().unwrap().to_owned();
+    drop(w);
+    let (records, integrity) = Reader::read_all(&segment).unwrap();
+    assert!(
+        integrity.is_clean()
+            && records
+                .iter()
+                .filter(|r| matches!(r, Record::Alert(_)))
+                .count()
+                == 3
+    );
+    std::fs::copy(&segment, root.join("segment_reader/seed-alert.rml")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    // record_roundtrip: the first of a fixed sequence of byte strings that `arbitrary` reads
+    // as an alert with names.
+    let mut rng = Rng(0x51ed_2701_a3c4_9b1f);
+    let bytes = (0..100_000)
+        .map(|_| (0..160).map(|_| rng.next() as u8).collect::<Vec<u8>>())
+        .find(|b| {
+            matches!(
+                roundtrip::Input::arbitrary_take_rest(Unstructured::new(b))
+                    .ok()
+                    .and_then(roundtrip::build),
+                Some(Record::Alert(a)) if !a.rule.is_empty() && !a.operation.is_empty()
+            )
+        })
+        .expect("an alert input");
+    std::fs::write(root.join("record_roundtrip/seed-alert"), bytes).unwrap();
 }

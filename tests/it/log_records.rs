@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
+use ringmeter::alert::{Alert, AlertState, Condition};
 use ringmeter::hdrhistogram::Histogram;
 use ringmeter::log::{
     DictEntry, EngineEvent, EngineEventKind, Exemplar, LogConfig, Reader, Record, SamplingMode,
@@ -121,6 +122,46 @@ fn series() -> impl Strategy<Value = SeriesRecord> {
         })
 }
 
+/// Alert notices of every state and condition (finite values: records are compared with
+/// `==`).
+pub(crate) fn alert() -> impl Strategy<Value = Alert> {
+    let condition = prop_oneof![
+        (0.0..=1.0_f64).prop_map(|above| Condition::ErrorRate { above }),
+        (0.000_001..=1.0_f64, any::<u64>())
+            .prop_map(|(quantile, above_ns)| Condition::Percentile { quantile, above_ns }),
+        any::<u64>().prop_map(|above| Condition::SlowCalls { above }),
+    ];
+    (
+        (name(), name(), any::<bool>(), condition),
+        (
+            prop::option::of(-1e18..1e18_f64),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u32>(),
+        ),
+    )
+        .prop_map(
+            |((rule, operation, firing, condition), (value, calls, start, end, since, n))| Alert {
+                rule,
+                operation,
+                state: if firing {
+                    AlertState::Firing
+                } else {
+                    AlertState::Resolved
+                },
+                condition,
+                value,
+                calls,
+                window_start_unix_ns: start,
+                window_end_unix_ns: end,
+                since_unix_ns: since,
+                windows_breached: n,
+            },
+        )
+}
+
 fn record() -> impl Strategy<Value = Record> {
     prop_oneof![
         proptest::collection::vec((any::<u32>(), name()), 0..10).prop_map(|v| {
@@ -145,6 +186,7 @@ fn record() -> impl Strategy<Value = Record> {
             })
         }),
         series().prop_map(Record::Series),
+        alert().prop_map(Record::Alert),
         (16..=255_u8, proptest::collection::vec(any::<u8>(), 0..64))
             .prop_map(|(kind, payload)| Record::Unknown { kind, payload }),
     ]
@@ -263,4 +305,19 @@ fn records_read_without_histograms_keep_the_stored_bytes() {
             (f, r) => assert_eq!(unnamed(f.clone()), *r),
         }
     }
+}
+
+/// Pinned from a proptest regression whose strategy has since changed (unknown kinds are now
+/// drawn from 16 up): a record stored under the alert kind with an empty payload is a
+/// decoding error, not a panic and not an alert.
+#[test]
+fn an_empty_payload_of_a_known_kind_is_an_error() {
+    assert!(Record::decode(4, &[]).is_err());
+    let r = Record::Unknown {
+        kind: 4,
+        payload: Vec::new(),
+    };
+    let mut buf = Vec::new();
+    assert_eq!(r.encode(&mut buf).unwrap(), 4);
+    assert!(Record::decode(4, &buf).is_err());
 }

@@ -10,9 +10,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// relative to now (-10m, -2h, -30s, -1d), `now`, or @UNIX_SECONDS. A window is selected
 /// when its start lies in [since, until).
 ///
-/// Exit codes: 0 success; 1 error (missing directory, not a ringmeter log, newer format,
-/// I/O); 2 bad usage (bad option, time, time range, pattern or rollup); `check` also
-/// returns 3 when only a torn tail was found and 4 when records are corrupt.
+/// Exit codes: 0 success (also when the reader of standard output goes away, as with
+/// `| head`); 1 error (missing directory, not a ringmeter log, newer format, I/O, output
+/// not writable, no window in the selected range); 2 bad usage (bad option, time, time
+/// range, pattern or rollup, `-o` inside the log directory); `check` also returns 3 when
+/// only a torn tail was found and 4 when records are corrupt.
 #[derive(Debug, Parser)]
 #[command(name = "ringmeter", version, about, long_about)]
 pub struct Cli {
@@ -110,7 +112,7 @@ pub struct DumpArgs {
     /// selection must then hold a single operation.
     #[arg(long)]
     pub untagged: bool,
-    /// Write to this file instead of standard output.
+    /// Write to this file instead of standard output (not inside the log directory).
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }

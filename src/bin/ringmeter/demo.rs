@@ -1,6 +1,7 @@
 //! `ringmeter demo`: the instrumented demo workload, writing its window log, then the stats
 //! of what it wrote.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,9 +13,10 @@ use anyhow::{bail, Context, Result};
 use ringmeter::Builder;
 
 use crate::cli::DemoArgs;
+use crate::out::{outln, Out};
 use crate::select::{now_ns, Filter};
 use crate::show::Ns;
-use crate::stats::print_stats;
+use crate::stats::{calls, print_stats};
 use crate::workload::{work, Ops, NAMES, SLOW};
 
 pub fn run(args: &DemoArgs) -> Result<ExitCode> {
@@ -42,16 +44,19 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     if !env(ringmeter::env::SLOW_THRESHOLD_MS) {
         builder = builder.slow_threshold(SLOW);
     }
+    let out = &mut Out::stdout();
     let started_ns = now_ns();
     let engine = builder.start().context("cannot start the engine")?;
     let ops = Ops::register(&engine)?;
-    println!(
+    outln!(
+        out,
         "ringmeter demo: {} worker threads for {} s, {} windows, logging to {}",
         args.threads,
         args.seconds,
         Ns(window.as_nanos() as u64),
         dir.display()
     );
+    out.flush()?;
     let windows = engine.subscribe(256);
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..args.threads)
@@ -65,11 +70,23 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         .context("cannot spawn a worker thread")?;
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let mut closed = 0u64;
+    // The earliest start of this run's windows: the first can start before the run when it
+    // is longer than the run.
+    let mut first_start = started_ns;
+    let mut shown = Ok(());
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         if let Some(report) = windows.recv_timeout(left.min(Duration::from_millis(100))) {
             closed += 1;
-            let calls: u64 = report.ops.iter().map(|o| o.stats.calls()).sum();
-            println!("  window #{} closed: {calls} calls", report.index);
+            first_start = first_start.min(report.start_unix_ns);
+            let calls = report
+                .ops
+                .iter()
+                .fold(0u64, |n, o| n.saturating_add(calls(&o.stats)));
+            shown = writeln!(out, "  window #{} closed: {calls} calls", report.index)
+                .and_then(|()| out.flush());
+            if shown.is_err() {
+                break;
+            }
         }
     }
     stop.store(true, Ordering::Relaxed);
@@ -87,26 +104,31 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     if let Some(status) = log_error(&snap) {
         bail!("the window log could not be written: {status}");
     }
-    closed += std::iter::from_fn(|| windows.try_recv()).count() as u64;
-    let recorded: u64 = NAMES
+    // Stop only now, with the workers joined and the engine shut down: the log is complete.
+    shown?;
+    for report in std::iter::from_fn(|| windows.try_recv()) {
+        closed += 1;
+        first_start = first_start.min(report.start_unix_ns);
+    }
+    let recorded = NAMES
         .iter()
         .filter_map(|n| snap.totals(n))
-        .map(|s| s.calls())
-        .sum();
-    println!(
+        .fold(0u64, |n, s| n.saturating_add(calls(s)));
+    outln!(
+        out,
         "{closed} windows closed and logged; {issued} calls issued, {recorded} recorded, \
          counted unsampled or counted dropped\n"
     );
     // This run's windows only: the directory may hold earlier runs.
-    let since = format!("@{}", started_ns / 1_000_000_000);
-    let filter = Filter::from_parts(None, Some(&since), None)?;
-    let since = format!("--since {since}");
-    print_stats(&dir, &filter)?;
-    println!(
+    print_stats(out, &dir, &Filter::since_ns(first_start))?;
+    let since = format!("--since @{}", first_start / 1_000_000_000);
+    outln!(
+        out,
         "\nthe same table again: ringmeter stats {} {since}\n(or `cargo run --release -- stats ...` \
          from the repository)",
         shell_path(&dir)
     );
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,8 +1,9 @@
 //! `ringmeter dump`: export windows as JSON lines, CSV, an HdrHistogram interval log or
 //! Prometheus text.
 
-use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::fs;
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,8 @@ use ringmeter::export::{ExportError, Interval, Rollup, Totals};
 use ringmeter::DEFAULT_BUCKETS_NS;
 
 use crate::cli::{DumpArgs, Format};
-use crate::select::{parse_duration, read, Filter};
+use crate::out::Out;
+use crate::select::{parse_duration, read, require_windows, Filter, NoWindows};
 use crate::usage;
 
 /// A progress spinner on stderr, shown only when stderr is a terminal and the dump has run
@@ -85,11 +87,12 @@ impl<W: Write> Sink<W> {
         Ok(())
     }
 
-    fn finish(self) -> io::Result<()> {
+    /// Writes what a format writes at its end, flushes, and returns the output.
+    fn finish(self) -> io::Result<W> {
         match self {
-            Sink::Json(w) => w.finish().map(drop),
-            Sink::Csv(w) => w.finish().map(drop),
-            Sink::Hlog(w) => w.finish().map(drop),
+            Sink::Json(w) => w.finish(),
+            Sink::Csv(w) => w.finish(),
+            Sink::Hlog(w) => w.finish(),
         }
     }
 }
@@ -110,28 +113,90 @@ pub fn run(args: &DumpArgs) -> Result<ExitCode> {
     if args.untagged && args.format != Format::Hlog {
         usage!("--untagged applies to --format hlog only");
     }
-    let out: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(
-            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-        ),
-        None => Box::new(io::stdout().lock()),
+    let mut out = match &args.output {
+        Some(path) => {
+            refuse_inside_log(path, &args.dir)?;
+            Out::create(path)?
+        }
+        None => Out::stdout(),
     };
-    let out = BufWriter::with_capacity(1 << 16, out);
-    match dump(args, &filter, rollup, out) {
-        Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
+    if let Err(e) = dump(args, &filter, rollup, &mut out) {
+        if e.downcast_ref::<NoWindows>().is_some() {
+            // Nothing selected: not a header or preamble alone either; `stats` fails alike.
+            out.discard();
+        }
+        return Err(e);
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Fails when `output` would be written inside the log directory `log` (or onto the segment
+/// file `log`), where it could replace a segment being read or be taken for one later. Both
+/// are compared canonicalized (symbolic links, `..`), and an existing output file also by
+/// its identity, so a hard link to a segment is refused too.
+fn refuse_inside_log(output: &Path, log: &Path) -> Result<()> {
+    let Ok(log) = fs::canonicalize(log) else {
+        // Reading it will fail with the reader's own message.
+        return Ok(());
+    };
+    let log_dir = if log.is_dir() {
+        log.clone()
+    } else {
+        log.parent().map_or_else(|| log.clone(), Path::to_path_buf)
+    };
+    let target =
+        canonical_target(output).with_context(|| format!("cannot create {}", output.display()))?;
+    let inside = target.starts_with(&log_dir) || same_file_as_a_segment(output, &log_dir);
+    if inside {
+        usage!(
+            "-o {} is inside the log directory {}: write the output elsewhere",
+            output.display(),
+            log_dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Where `path` would be created: its canonical form if it exists, else its canonical
+/// parent joined with its file name.
+fn canonical_target(path: &Path) -> io::Result<PathBuf> {
+    match fs::canonicalize(path) {
+        Ok(p) => Ok(p),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let name = path.file_name().ok_or(e)?;
+            let parent = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            Ok(fs::canonicalize(parent)?.join(name))
+        }
         Err(e) => Err(e),
-        Ok(()) => Ok(ExitCode::SUCCESS),
     }
 }
 
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<io::Error>()
-            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
-            || matches!(c.downcast_ref::<ExportError>(), Some(ExportError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe)
+/// Whether the existing file `path` is one of the files of `dir` under another name.
+#[cfg(unix)]
+fn same_file_as_a_segment(path: &Path, dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = fs::metadata(path) else {
+        return false;
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        e.metadata()
+            .is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
     })
 }
 
+#[cfg(not(unix))]
+fn same_file_as_a_segment(_path: &Path, _dir: &Path) -> bool {
+    false
+}
+
+/// Writes the selected windows to `out`; fails with [`NoWindows`] when none is selected.
 fn dump<W: Write>(
     args: &DumpArgs,
     filter: &Filter,
@@ -150,6 +215,7 @@ fn dump<W: Write>(
         )?;
         let totals = totals.finish();
         progress.finish();
+        require_windows(&args.dir, &summary)?;
         let ts = summary.span.map(|(_, end)| (end / 1_000_000) as i64);
         let buckets: Vec<(Vec<u64>, f64)> = totals
             .iter()
@@ -183,7 +249,6 @@ fn dump<W: Write>(
             .as_ref()
             .map_or((&[][..], &[][..]), |r| (&r.counters[..], &r.gauges[..]));
         write(&mut out, PromFormat::Text, &ops, counters, gauges)?;
-        out.flush()?;
         return Ok(());
     }
     let mut sink = match args.format {
@@ -196,7 +261,7 @@ fn dump<W: Write>(
     // unless they are rolled up, the histograms need not be decoded, which makes reading
     // several times faster.
     let histograms = rollup.is_some();
-    read(
+    let summary = read(
         &args.dir,
         filter,
         histograms,
@@ -220,6 +285,7 @@ fn dump<W: Write>(
         }
     }
     progress.finish();
+    require_windows(&args.dir, &summary)?;
     sink.finish()?;
     Ok(())
 }

@@ -9,6 +9,7 @@ mod check;
 mod cli;
 mod demo;
 mod dump;
+mod out;
 mod select;
 mod show;
 mod stats;
@@ -43,10 +44,23 @@ macro_rules! usage {
 pub(crate) use usage;
 
 fn main() -> ExitCode {
-    match run() {
+    // Every `Out` is dropped, and so flushed, by the time `run` returns.
+    let result = run();
+    // A failed write decides the outcome, whatever error it surfaced as on its way up.
+    if let Some(failure) = out::failure() {
+        if failure.is_closed_stdout() {
+            // The reader has all it wanted (`| head`): stop quietly, as after SIGPIPE but
+            // with status 0, so `set -o pipefail` scripts do not fail; a command that ran to
+            // its end anyway (`check`) keeps its own exit code.
+            return result.unwrap_or(ExitCode::SUCCESS);
+        }
+        out::warn(format_args!("ringmeter: {failure}"));
+        return ExitCode::from(EXIT_ERROR);
+    }
+    match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ringmeter: {e:#}");
+            out::warn(format_args!("ringmeter: {}", message(&e)));
             if e.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(EXIT_USAGE)
             } else {
@@ -54,6 +68,24 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The error and its causes, joined by `: `, each said once: the log's and the exports'
+/// errors already include their OS error in their own text, and also return it as their
+/// source.
+fn message(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 fn run() -> anyhow::Result<ExitCode> {

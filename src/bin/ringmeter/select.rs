@@ -1,7 +1,7 @@
 //! Which windows a command reads: operation patterns, time arguments, and the read loop.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,6 +11,7 @@ use ringmeter::export::Interval;
 use ringmeter::log::{Health, Reader, Record};
 
 use crate::cli::Selection;
+use crate::out::warn;
 use crate::usage;
 
 /// An operation-name glob: `*` matches any run of characters, `?` one character.
@@ -136,6 +137,15 @@ impl Filter {
             sel.since.as_deref(),
             sel.until.as_deref(),
         )
+    }
+
+    /// Windows starting at or after `since_ns`, of every operation.
+    pub fn since_ns(since_ns: u64) -> Filter {
+        Filter {
+            pattern: None,
+            since: since_ns,
+            until: u64::MAX,
+        }
     }
 
     /// Validates a pattern and an optional range.
@@ -265,22 +275,60 @@ pub fn read(
     Ok(summary)
 }
 
+/// No window of a log is in the selected range: exit code 1 from `stats` and `dump` alike.
+#[derive(Debug)]
+pub struct NoWindows {
+    dir: PathBuf,
+    /// Whether the log holds no window record at all.
+    log_empty: bool,
+}
+
+impl std::fmt::Display for NoWindows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "no window of {} is in the selected range{}",
+            self.dir.display(),
+            if self.log_empty {
+                " (the log holds no window yet)"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+impl std::error::Error for NoWindows {}
+
+/// The first selected start and last selected end of a read.
+///
+/// # Errors
+/// [`NoWindows`] when the read selected none.
+pub fn require_windows(dir: &Path, summary: &ReadSummary) -> Result<(u64, u64)> {
+    summary.span.ok_or_else(|| {
+        anyhow::Error::new(NoWindows {
+            dir: dir.to_owned(),
+            log_empty: summary.ops.is_empty(),
+        })
+    })
+}
+
 /// Warns on stderr when a log read was damaged.
 pub fn warn_damage(dir: &Path, reader: &Reader) {
     let i = reader.integrity();
     match i.health() {
         Health::Clean => {}
-        Health::TornTail => eprintln!(
+        Health::TornTail => warn(format_args!(
             "ringmeter: note: {} ends in a torn tail (a writer stopped mid-record); \
              everything before it was read",
             dir.display()
-        ),
-        Health::Corrupt => eprintln!(
+        )),
+        Health::Corrupt => warn(format_args!(
             "ringmeter: warning: {} has {} corrupt range(s), skipped; see `ringmeter check {}`",
             dir.display(),
             i.corrupt.len(),
             dir.display()
-        ),
+        )),
     }
 }
 

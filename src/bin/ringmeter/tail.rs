@@ -1,6 +1,6 @@
 //! `ringmeter tail`: follows a live log, printing windows as they close.
 
-use std::io::{self, Write};
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -9,8 +9,10 @@ use ringmeter::export::time::format_rfc3339;
 use ringmeter::log::Record;
 
 use crate::cli::TailArgs;
+use crate::out::{outln, Out};
 use crate::select::{open, Filter};
 use crate::show::{Ns, Pct};
+use crate::stats::error_rate;
 
 pub fn run(args: &TailArgs) -> Result<ExitCode> {
     let filter = Filter::from_parts(args.op.as_deref(), None, None)?;
@@ -21,7 +23,7 @@ pub fn run(args: &TailArgs) -> Result<ExitCode> {
     if !args.all {
         while reader.next_entry().with_context(context)?.is_some() {}
     }
-    let mut out = io::stdout().lock();
+    let out = &mut Out::stdout();
     let mut printed = 0u64;
     if args.windows == Some(0) {
         return Ok(ExitCode::SUCCESS);
@@ -38,25 +40,22 @@ pub fn run(args: &TailArgs) -> Result<ExitCode> {
             continue;
         }
         let s = &w.stats;
-        let line = writeln!(
+        outln!(
             out,
             "{} {:>8} {:<20} count {:>8}  err {:>6}  slow {:>6}  p50 {:>9}  p99 {:>9}  max {:>9}  dropped {}",
             format_rfc3339(w.start_unix_ns),
             Ns(w.length_ns).to_string(),
             w.op,
             s.count,
-            Pct(s.error_rate()),
+            Pct(error_rate(s)),
             s.slow,
             Ns(s.p50_ns),
             Ns(s.p99_ns),
             Ns(s.max_ns),
             s.dropped
-        )
-        .and_then(|()| out.flush());
-        match line {
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
-            r => r?,
-        }
+        );
+        // Each line as it comes; a closed pipe ends the command here (see `crate::out`).
+        out.flush()?;
         printed += 1;
         if args.windows.is_some_and(|n| printed >= n) {
             return Ok(ExitCode::SUCCESS);

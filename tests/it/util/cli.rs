@@ -116,3 +116,35 @@ pub fn json_u64(line: &str, key: &str) -> u64 {
         .parse()
         .unwrap()
 }
+
+/// Runs `ringmeter` with `args` and its standard output connected to `stdout` (a closed
+/// pipe, `/dev/full`), returning its exit code and standard error.
+pub fn with_stdout(args: &[&str], stdout: std::process::Stdio) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ringmeter"))
+        .args(args)
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run the ringmeter binary");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A pipe whose reading end is already closed: the first write to it fails with `EPIPE`,
+/// as when `head -1` has read its line and exited.
+pub fn closed_pipe() -> std::process::Stdio {
+    let (reader, writer) = std::io::pipe().expect("create a pipe");
+    drop(reader);
+    writer.into()
+}
+
+/// `/dev/full`: every write to it fails with `ENOSPC`.
+pub fn dev_full() -> std::process::Stdio {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("open /dev/full")
+        .into()
+}
