@@ -4,13 +4,99 @@
 //! current window (or of pre-measured durations) take a fast loop, everything else the
 //! general path.
 
-use super::window::{self, RawExemplar};
+use std::sync::Arc;
+
+use super::window::{self, RawExemplar, Slowest};
 use super::{Aggregator, Drained, Pass};
-use crate::clock::Clock;
+use crate::clock::{Clock, TimeBase};
 use crate::config::EffectiveRule;
 use crate::event::Event;
+use crate::hist::{bump, LOG_CAPACITY};
 use crate::hub::Hub;
 use crate::ring::Consumer;
+
+/// What ends a run, and the slow threshold of its operation.
+struct RunLimits {
+    op: u32,
+    /// The cached window's bounds as raw clock readings (timed runs only).
+    lo: u64,
+    hi: u64,
+    ticks: Ticks,
+    slow_ns: u64,
+}
+
+/// What an exemplar needs besides its duration: kept out of the run's loop.
+struct ExemplarSource<'a> {
+    k: usize,
+    base: &'a TimeBase,
+    clock: &'a Clock,
+    now_ns: u64,
+    thread: u64,
+    label: &'a Option<Arc<str>>,
+}
+
+impl ExemplarSource<'_> {
+    #[cold]
+    #[inline(never)]
+    fn offer<const TIMED: bool>(&self, slowest: &mut Slowest, ns: u64, end: u64) {
+        let end_unix_ns = if TIMED {
+            self.base.unix_ns(self.clock, end)
+        } else {
+            self.now_ns
+        };
+        slowest.offer(
+            self.k,
+            RawExemplar {
+                ns,
+                end_unix_ns,
+                thread: self.thread,
+                thread_name: self.label.clone(),
+            },
+        );
+    }
+}
+
+/// The loop of a run: counts the exact statistics in `run` (registers), hands each duration
+/// to `count` and offers the slow ones as exemplars; stops at the first event that is not
+/// part of the run.
+#[inline(always)]
+fn run_loop<const TIMED: bool>(
+    evs: &[Event],
+    lim: &RunLimits,
+    run: &mut window::Calls,
+    slowest: &mut Slowest,
+    ex: &ExemplarSource<'_>,
+    mut count: impl FnMut(u64),
+) {
+    let mut floor = slowest.floor;
+    for ev in evs {
+        let ns = if TIMED {
+            if ev.op != lim.op
+                || ev.flags & (Event::NANOS | Event::SPECIAL | Event::WEIGHT_MASK) != 0
+                || ev.end < lim.lo
+                || ev.end >= lim.hi
+            {
+                break;
+            }
+            lim.ticks.nanos(ev.start, ev.end)
+        } else {
+            if ev.op != lim.op
+                || ev.flags & (Event::NANOS | Event::SPECIAL | Event::WEIGHT_MASK) != Event::NANOS
+            {
+                break;
+            }
+            ev.start
+        };
+        // Runs hold calls of weight 1 only (sampled calls that stand for several take
+        // `ingest_other`), so the sums need no extra multiply here.
+        run.record(ns, 1, ev.is_error(), ns > lim.slow_ns);
+        count(ns);
+        if ns > floor {
+            ex.offer::<TIMED>(slowest, ns, ev.end);
+            floor = slowest.floor;
+        }
+    }
+}
 
 /// Converts tick differences to nanoseconds with one multiply and shift.
 ///
@@ -151,61 +237,49 @@ impl Aggregator {
     /// Records the run at the start of `evs` (at least its first event, which the caller has
     /// checked belongs to it) and returns its length. `TIMED`: timed calls ending inside the
     /// cached window; otherwise duration-only calls, which go to the window for "now".
+    ///
+    /// Durations are counted straight into the window's counts (HdrHistogram's index, no
+    /// other bookkeeping: the run keeps the exact extremes and sums): into its log while it
+    /// has room, which may end the run early, and into its dense array after that.
     #[inline(always)]
     fn ingest_run<const TIMED: bool>(&mut self, evs: &[Event]) -> usize {
         let op = evs[0].op;
-        let (lo, hi) = (self.cur_lo_raw, self.cur_hi_raw);
-        let ticks = self.ticks;
-        // The caller checked that the rule of `op` is resolved.
-        let rule = &self.rules[op as usize];
-        let (slow_ns, k) = (rule.slow_ns(), rule.exemplars);
+        let lim = RunLimits {
+            op,
+            lo: self.cur_lo_raw,
+            hi: self.cur_hi_raw,
+            ticks: self.ticks,
+            // The caller checked that the rule of `op` is resolved.
+            slow_ns: self.rules[op as usize].slow_ns(),
+        };
+        let layout = self.layout;
+        let ex = ExemplarSource {
+            k: self.rules[op as usize].exemplars,
+            base: &self.base,
+            clock: &self.clock,
+            now_ns: self.now_ns,
+            thread: self.ring_thread,
+            label: &self.ring_label,
+        };
         let pos = if TIMED { self.cur } else { self.now_pos };
         let acc = self.windows[pos].op(op);
-        let pool = &self.pool;
-        let hist = acc.hist.get_or_insert_with(|| pool.take());
-        let slowest = &mut acc.slowest;
+        let counts = &mut acc.counts;
         let mut run = window::Calls::new();
-        for ev in evs {
-            let ns = if TIMED {
-                if ev.op != op
-                    || ev.flags & (Event::NANOS | Event::SPECIAL | Event::WEIGHT_MASK) != 0
-                    || ev.end < lo
-                    || ev.end >= hi
-                {
-                    break;
-                }
-                ticks.nanos(ev.start, ev.end)
-            } else {
-                if ev.op != op
-                    || ev.flags & (Event::NANOS | Event::SPECIAL | Event::WEIGHT_MASK)
-                        != Event::NANOS
-                {
-                    break;
-                }
-                ev.start
-            };
-            // Runs hold calls of weight 1 only (sampled calls that stand for several take
-            // `ingest_other`), so the sums need no extra multiply here.
-            run.record(ns, 1, ev.is_error(), ns > slow_ns);
-            // Values above the highest trackable value are counted at that value; `max`
-            // stays exact.
-            hist.saturating_record(ns);
-            if ns > slowest.floor {
-                let end_unix_ns = if TIMED {
-                    self.base.unix_ns(&self.clock, ev.end)
-                } else {
-                    self.now_ns
-                };
-                slowest.offer(
-                    k,
-                    RawExemplar {
-                        ns,
-                        end_unix_ns,
-                        thread: self.ring_thread,
-                        thread_name: self.ring_label.clone(),
-                    },
-                );
-            }
+        if counts.dense.is_none() && counts.log.len() + counts.extra.len() >= LOG_CAPACITY {
+            counts.densify(&mut self.counts_pool);
+        }
+        if let Some(dense) = counts.dense.as_deref_mut() {
+            let extra = &mut counts.extra;
+            run_loop::<TIMED>(evs, &lim, &mut run, &mut acc.slowest, &ex, |ns| {
+                bump(dense, extra, layout.index(ns), 1);
+            });
+        } else {
+            let log = &mut counts.log;
+            let room = LOG_CAPACITY - log.len() - counts.extra.len();
+            let evs = &evs[..evs.len().min(room)];
+            run_loop::<TIMED>(evs, &lim, &mut run, &mut acc.slowest, &ex, |ns| {
+                log.push(layout.index(ns) as u32);
+            });
         }
         acc.calls.merge(&run);
         run.count as usize
@@ -233,7 +307,8 @@ impl Aggregator {
         let rule = self.rule(hub, ev.op);
         let slow = ns > rule.slow_ns();
         let acc = self.windows[pos].op(ev.op);
-        acc.record(ns, ev.weight(), ev.is_error(), slow, &self.pool);
+        let layout = self.layout;
+        acc.record(ns, ev.weight(), ev.is_error(), slow, &layout, &mut self.counts_pool);
         acc.late += u64::from(late);
         if ev.is_error() {
             acc.count_kind(ev.kind(), 1);

@@ -36,7 +36,7 @@ use crate::alert::{Alert, Evaluator};
 use crate::clock::{Clock, TimeBase};
 use crate::config::{EffectiveRule, Resolved};
 use crate::event::Event;
-use crate::hist::HistPool;
+use crate::hist::{CountsPool, HistPool, Layout};
 use crate::hub::Hub;
 use crate::log::{EngineEventKind, LogConfig, LogSink};
 use crate::report::{Snapshot, WindowReport};
@@ -139,8 +139,13 @@ pub(crate) struct Aggregator {
     cur: usize,
     cur_lo_raw: u64,
     cur_hi_raw: u64,
+    /// Buffers of published histograms, and the counts-array layout of every histogram.
     pool: HistPool,
-    template: Histogram<u64>,
+    layout: Layout,
+    /// Dense counts arrays for open windows.
+    counts_pool: CountsPool,
+    /// Working space for sorting a window's counts at its close.
+    scratch: Vec<(u32, u64)>,
     totals: Vec<Total>,
     names: Vec<Arc<str>>,
     subscribers: Vec<Subscriber>,
@@ -161,6 +166,7 @@ impl Aggregator {
     pub(crate) fn new(settings: Settings) -> Self {
         let base = TimeBase::new(&settings.clock);
         let ticks = Ticks::new(&settings.clock);
+        let layout = Layout::of(&settings.template);
         let mut agg = Self {
             engine_id: settings.engine_id,
             consumers: Vec::new(),
@@ -183,8 +189,10 @@ impl Aggregator {
             cur: 0,
             cur_lo_raw: 0,
             cur_hi_raw: 0,
-            pool: HistPool::new(Histogram::new_from(&settings.template)),
-            template: settings.template,
+            pool: HistPool::new(),
+            layout,
+            counts_pool: CountsPool::new(&layout),
+            scratch: Vec::new(),
             totals: Vec::new(),
             names: Vec::new(),
             subscribers: Vec::new(),
