@@ -56,44 +56,86 @@ impl ExemplarSource<'_> {
     }
 }
 
-/// The loop of a run: counts the exact statistics in `run` (registers), hands each duration
-/// to `count` and offers the slow ones as exemplars; stops at the first event that is not
-/// part of the run.
+/// Events a run is processed in at a time: their durations fit the aggregator's buffer.
+pub(super) const BLOCK: usize = 256;
+
+/// Finds how many events at the start of `evs` (at most [`BLOCK`]) belong to the run and
+/// writes their durations to `ns`; returns that number and how many of them failed.
 #[inline(always)]
-fn run_loop<const TIMED: bool>(
-    evs: &[Event],
-    lim: &RunLimits,
-    run: &mut window::Calls,
-    slowest: &mut Slowest,
-    ex: &ExemplarSource<'_>,
-    mut count: impl FnMut(u64),
-) {
-    let mut floor = slowest.floor;
-    for ev in evs {
-        let ns = if TIMED {
-            if ev.op != lim.op
-                || ev.flags & (Event::NANOS | Event::SPECIAL | Event::WEIGHT_MASK) != 0
-                || ev.end < lim.lo
-                || ev.end >= lim.hi
-            {
-                break;
-            }
-            lim.ticks.nanos(ev.start, ev.end)
+fn scan<const TIMED: bool>(evs: &[Event], lim: &RunLimits, ns: &mut [u64; BLOCK]) -> (usize, u64) {
+    let (op, lo, hi, ticks) = (lim.op, lim.lo, lim.hi, lim.ticks);
+    let mut errors = 0_u64;
+    let mut n = 0;
+    for (ev, slot) in evs.iter().zip(ns.iter_mut()) {
+        let part = if TIMED {
+            ev.op == op
+                && ev.flags & (Event::NANOS | Event::SPECIAL | Event::WEIGHT_MASK) == 0
+                && ev.end >= lo
+                && ev.end < hi
         } else {
-            if ev.op != lim.op
-                || ev.flags & (Event::NANOS | Event::SPECIAL | Event::WEIGHT_MASK) != Event::NANOS
-            {
-                break;
-            }
+            ev.op == op
+                && ev.flags & (Event::NANOS | Event::SPECIAL | Event::WEIGHT_MASK) == Event::NANOS
+        };
+        if !part {
+            break;
+        }
+        *slot = if TIMED {
+            ticks.nanos(ev.start, ev.end)
+        } else {
             ev.start
         };
-        // Runs hold calls of weight 1 only (sampled calls that stand for several take
-        // `ingest_other`), so the sums need no extra multiply here.
-        run.record(ns, 1, ev.is_error(), ns > lim.slow_ns);
-        count(ns);
-        if ns > floor {
-            ex.offer::<TIMED>(slowest, ns, ev.end);
-            floor = slowest.floor;
+        errors += u64::from(ev.flags & Event::ERROR);
+        n += 1;
+    }
+    (n, errors)
+}
+
+/// Adds the exact statistics of a run's calls (durations `ns`, `errors` of them failed) to
+/// `calls`, and offers the slow ones as exemplars.
+///
+/// The loop has no call in it, so its state stays in registers: the exemplars are offered in
+/// a pass of their own, taken only when the longest call beats the floor, which offers the
+/// same calls in the same order as a check per call would (the floor only rises).
+#[inline(always)]
+fn add_stats<const TIMED: bool>(
+    ns: &[u64],
+    evs: &[Event],
+    errors: u64,
+    slow_ns: u64,
+    calls: &mut window::Calls,
+    slowest: &mut Slowest,
+    ex: &ExemplarSource<'_>,
+) {
+    // Runs hold calls of weight 1 only (sampled calls that stand for several take
+    // `ingest_other`), so the sums need no weight.
+    let (mut slow, mut min, mut max) = (0_u64, u64::MAX, 0_u64);
+    let (mut sum, mut sum_sq) = (0_u128, 0_u128);
+    for &v in ns {
+        slow += u64::from(v > slow_ns);
+        min = min.min(v);
+        max = max.max(v);
+        sum += u128::from(v);
+        sum_sq += u128::from(v) * u128::from(v);
+    }
+    if max > slowest.floor {
+        offer_slowest::<TIMED>(ns, evs, slowest, ex);
+    }
+    calls.merge_run(ns.len() as u64, errors, slow, min, max, sum, sum_sq);
+}
+
+/// Offers every call longer than the floor at its turn (`ns[i]` is the duration of
+/// `evs[i]`).
+#[cold]
+#[inline(never)]
+fn offer_slowest<const TIMED: bool>(
+    ns: &[u64],
+    evs: &[Event],
+    slowest: &mut Slowest,
+    ex: &ExemplarSource<'_>,
+) {
+    for (&v, ev) in ns.iter().zip(evs) {
+        if v > slowest.floor {
+            ex.offer::<TIMED>(slowest, v, ev.end);
         }
     }
 }
@@ -264,25 +306,45 @@ impl Aggregator {
         let pos = if TIMED { self.cur } else { self.now_pos };
         let acc = self.windows[pos].op(op);
         let counts = &mut acc.counts;
-        let mut run = window::Calls::new();
         if counts.dense.is_none() && counts.log.len() + counts.extra.len() >= LOG_CAPACITY {
             counts.densify(&mut self.counts_pool);
         }
-        if let Some(dense) = counts.dense.as_deref_mut() {
-            let extra = &mut counts.extra;
-            run_loop::<TIMED>(evs, &lim, &mut run, &mut acc.slowest, &ex, |ns| {
-                bump(dense, extra, layout.index(ns), 1);
-            });
+        let room = if counts.dense.is_some() {
+            evs.len()
         } else {
-            let log = &mut counts.log;
-            let room = LOG_CAPACITY - log.len() - counts.extra.len();
-            let evs = &evs[..evs.len().min(room)];
-            run_loop::<TIMED>(evs, &lim, &mut run, &mut acc.slowest, &ex, |ns| {
-                log.push(layout.index(ns) as u32);
-            });
+            LOG_CAPACITY - counts.log.len() - counts.extra.len()
+        };
+        let evs = &evs[..evs.len().min(room)];
+        let buf = &mut *self.ns_buf;
+        let mut done = 0;
+        loop {
+            let block = &evs[done..evs.len().min(done + BLOCK)];
+            let (n, errors) = scan::<TIMED>(block, &lim, buf);
+            let ns = &buf[..n];
+            add_stats::<TIMED>(ns, block, errors, lim.slow_ns, &mut acc.calls, &mut acc.slowest, &ex);
+            match counts.dense.as_deref_mut() {
+                Some(dense) if counts.dense_calls + n as u64 <= u64::from(u32::MAX) => {
+                    // No count can wrap: the array holds fewer than 2^32 calls in all.
+                    for &v in ns {
+                        dense[layout.index(v)] += 1;
+                    }
+                    counts.dense_calls += n as u64;
+                }
+                Some(dense) => {
+                    for &v in ns {
+                        bump(dense, &mut counts.extra, layout.index(v), 1);
+                    }
+                    counts.dense_calls += n as u64;
+                }
+                None => counts
+                    .log
+                    .extend(ns.iter().map(|&v| layout.index(v) as u32)),
+            }
+            done += n;
+            if n < block.len() || done == evs.len() {
+                return done;
+            }
         }
-        acc.calls.merge(&run);
-        run.count as usize
     }
 
     /// Records an event outside the fast path: a duration-only event, a timed call in

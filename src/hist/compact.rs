@@ -368,6 +368,8 @@ impl CountsPool {
 pub(crate) struct WindowCounts {
     pub(crate) log: Vec<u32>,
     pub(crate) dense: Option<Box<[u32]>>,
+    /// Calls counted in `dense` (weights included): while below 2^32 no count can wrap.
+    pub(crate) dense_calls: u64,
     pub(crate) extra: Vec<(u32, u64)>,
 }
 
@@ -384,6 +386,7 @@ impl WindowCounts {
         for &i in &self.log {
             bump(dense, &mut self.extra, i as usize, 1);
         }
+        self.dense_calls += self.log.len() as u64;
         self.log.clear();
         dense
     }
@@ -402,6 +405,7 @@ impl WindowCounts {
             self.densify(pool);
         }
         let dense = self.dense.as_mut().expect("dense after densify");
+        self.dense_calls = self.dense_calls.saturating_add(n);
         match u32::try_from(n) {
             Ok(n) => bump(dense, &mut self.extra, i, n),
             Err(_) => self.extra.push((i as u32, n)),
@@ -432,6 +436,7 @@ impl WindowCounts {
             d.fill(0);
             pool.give(d);
         }
+        self.dense_calls = 0;
         self.log.clear();
         self.extra.clear();
         sort_and_sum(scratch);

@@ -76,13 +76,14 @@ impl Layout {
         self.leading_zero_count_base - (value | self.sub_bucket_mask).leading_zeros()
     }
 
-    /// HdrHistogram's `index_for`, which may lie past the end of the array.
+    /// HdrHistogram's `index_for`, which may lie past the end of the array:
+    /// `((bucket + 1) << half_magnitude) + sub_bucket - half_count`, where the first and
+    /// last terms cancel to `bucket << half_magnitude`.
     #[inline(always)]
     fn raw_index(&self, value: u64) -> usize {
         let bucket = self.bucket_for(value);
         let sub = (value >> (bucket + self.unit_magnitude)) as usize;
-        (((bucket + 1) as usize) << self.sub_bucket_half_count_magnitude) + sub
-            - self.sub_bucket_half_count as usize
+        ((bucket as usize) << self.sub_bucket_half_count_magnitude) + sub
     }
 
     /// The index `value` is counted at by `Histogram::saturating_record`: its own, or that of
