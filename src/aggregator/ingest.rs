@@ -294,7 +294,7 @@ impl Aggregator {
             // The caller checked that the rule of `op` is resolved.
             slow_ns: self.rules[op as usize].slow_ns(),
         };
-        let layout = self.layout;
+        let (table, mask) = (&self.index, self.layout.mask());
         let ex = ExemplarSource {
             k: self.rules[op as usize].exemplars,
             base: &self.base,
@@ -326,19 +326,19 @@ impl Aggregator {
                 Some(dense) if counts.dense_calls + n as u64 <= u64::from(u32::MAX) => {
                     // No count can wrap: the array holds fewer than 2^32 calls in all.
                     for &v in ns {
-                        dense[layout.index(v)] += 1;
+                        dense[table.index(v, mask)] += 1;
                     }
                     counts.dense_calls += n as u64;
                 }
                 Some(dense) => {
                     for &v in ns {
-                        bump(dense, &mut counts.extra, layout.index(v), 1);
+                        bump(dense, &mut counts.extra, table.index(v, mask), 1);
                     }
                     counts.dense_calls += n as u64;
                 }
                 None => counts
                     .log
-                    .extend(ns.iter().map(|&v| layout.index(v) as u32)),
+                    .extend(ns.iter().map(|&v| table.index(v, mask) as u32)),
             }
             done += n;
             if n < block.len() || done == evs.len() {

@@ -36,7 +36,7 @@ use crate::alert::{Alert, Evaluator};
 use crate::clock::{Clock, TimeBase};
 use crate::config::{EffectiveRule, Resolved};
 use crate::event::Event;
-use crate::hist::{CountsPool, HistPool, Layout};
+use crate::hist::{CountsPool, HistPool, IndexTable, Layout};
 use crate::hub::Hub;
 use crate::log::{EngineEventKind, LogConfig, LogSink};
 use crate::report::{Snapshot, WindowReport};
@@ -142,6 +142,8 @@ pub(crate) struct Aggregator {
     /// Buffers of published histograms, and the counts-array layout of every histogram.
     pool: HistPool,
     layout: Layout,
+    /// `layout`'s index by table lookup, for the drain.
+    index: IndexTable,
     /// Dense counts arrays for open windows.
     counts_pool: CountsPool,
     /// Working space for sorting a window's counts at its close.
@@ -193,6 +195,7 @@ impl Aggregator {
             cur_hi_raw: 0,
             pool: HistPool::new(),
             layout,
+            index: layout.index_table(),
             counts_pool: CountsPool::new(&layout),
             scratch: Vec::new(),
             ns_buf: Box::new([0; ingest::BLOCK]),

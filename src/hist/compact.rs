@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | [`CompactHistogram`] | sorted `(index, count)` pairs of the non-zero counts | a closed window's histogram, as published |
 //! | `WindowCounts` | the indices of the first calls as they came (a log), then a dense `u32` array | one operation in one open window |
-//! | `RangeCounts` | dense `u64` counts from the lowest to the highest index seen | totals since start |
+//! | `RangeCounts` | dense `u32` counts (with carries) from the lowest to the highest index seen | totals since start |
 
 use core::fmt;
 
@@ -107,6 +107,17 @@ impl CompactHistogram {
     ) -> Self {
         index.clear();
         counts.clear();
+        // Reused buffers keep about the size of what they hold, not of the largest histogram
+        // they ever held.
+        let n = pairs.size_hint().0;
+        if index.capacity() > n + n / 4 + 16 {
+            index.shrink_to(n);
+        }
+        if counts.capacity() > n + n / 4 + 16 {
+            counts.shrink_to(n);
+        }
+        index.reserve_exact(n);
+        counts.reserve_exact(n);
         let mut total = 0_u64;
         for (i, c) in pairs {
             if c == 0 {
@@ -487,12 +498,15 @@ pub(crate) fn sort_and_sum(v: &mut Vec<(u32, u64)>) {
     });
 }
 
-/// Dense `u64` counts over the range of indices seen so far: totals since start.
+/// Dense `u32` counts over the range of indices seen so far: totals since start. A count
+/// that passes `u32::MAX` wraps and carries 2^32 into `carries`.
 #[derive(Clone, Default)]
 pub(crate) struct RangeCounts {
     /// Index of `counts[0]`.
     base: u32,
-    counts: Vec<u64>,
+    counts: Vec<u32>,
+    /// Multiples of 2^32 to add to the counts at these indices, sorted by index.
+    carries: Vec<(u32, u64)>,
     total: u64,
 }
 
@@ -502,18 +516,37 @@ impl RangeCounts {
         if n == 0 {
             return;
         }
+        // The range is the bulk of an operation's memory: it grows by what is needed plus an
+        // eighth (not the doubling of a `Vec`), so that widening one index at a time stays
+        // linear overall.
+        let slack = self.counts.len() / 8;
         if self.counts.is_empty() {
             self.base = i;
+            self.counts.reserve_exact(1);
             self.counts.push(0);
         } else if i < self.base {
             let grow = (self.base - i) as usize;
+            self.counts.reserve_exact(grow + slack);
             self.counts.splice(0..0, core::iter::repeat_n(0, grow));
             self.base = i;
         } else if (i - self.base) as usize >= self.counts.len() {
-            self.counts.resize((i - self.base) as usize + 1, 0);
+            let len = (i - self.base) as usize + 1;
+            if len > self.counts.capacity() {
+                self.counts.reserve_exact(len - self.counts.len() + slack);
+            }
+            self.counts.resize(len, 0);
         }
         let c = &mut self.counts[(i - self.base) as usize];
-        *c = c.saturating_add(n);
+        // Low 32 bits into the count, the rest (and a wrap) into the carries.
+        let sum = u64::from(*c) + (n & u64::from(u32::MAX));
+        *c = sum as u32;
+        let high = (n & !u64::from(u32::MAX)) + (sum & !u64::from(u32::MAX));
+        if high != 0 {
+            match self.carries.binary_search_by_key(&i, |&(k, _)| k) {
+                Ok(at) => self.carries[at].1 = self.carries[at].1.saturating_add(high),
+                Err(at) => self.carries.insert(at, (i, high)),
+            }
+        }
         self.total = self.total.saturating_add(n);
     }
 
@@ -532,13 +565,14 @@ impl RangeCounts {
     /// `(index, count)` of every non-zero count, ascending.
     pub(crate) fn pairs(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
         let base = self.base as usize;
-        self.counts
-            .iter()
-            .enumerate()
-            .filter(|(_, &c)| c != 0)
-            .map(move |(k, &c)| (base + k, c))
+        let mut carries = self.carries.iter().peekable();
+        self.counts.iter().enumerate().filter_map(move |(k, &c)| {
+            let i = base + k;
+            let high = carries.next_if(|&&(at, _)| at as usize == i).map_or(0, |&(_, h)| h);
+            let n = u64::from(c).saturating_add(high);
+            (n != 0).then_some((i, n))
+        })
     }
-
 }
 
 #[cfg(test)]
@@ -598,5 +632,20 @@ mod tests {
         assert_eq!(pairs, vec![(50, 2), (100, 2), (200, 3)]);
         assert_eq!(r.len(), 7);
         assert_eq!(r.counts.len(), 151);
+    }
+
+    #[test]
+    fn range_counts_carry_past_u32() {
+        let mut r = RangeCounts::default();
+        r.add(7, u64::from(u32::MAX));
+        r.add(7, 3);
+        r.add(9, 5 << 32 | 4);
+        r.add(8, 1);
+        let pairs: Vec<_> = r.pairs().collect();
+        assert_eq!(
+            pairs,
+            vec![(7, u64::from(u32::MAX) + 3), (8, 1), (9, 5 << 32 | 4)]
+        );
+        assert_eq!(r.len(), u64::from(u32::MAX) + 3 + 1 + (5 << 32 | 4));
     }
 }

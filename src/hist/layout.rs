@@ -6,6 +6,8 @@
 //! an index into `hdrhistogram::Histogram::counts` of the same bounds and the counts convert
 //! both ways without arithmetic.
 
+use core::num::NonZeroU64;
+
 use hdrhistogram::Histogram;
 
 /// The counts-array layout of an HdrHistogram with given bounds and precision.
@@ -127,10 +129,67 @@ impl Layout {
         self.lowest_equivalent(value).saturating_add(range) - 1
     }
 
+    /// The lookup table of [`IndexTable::index`] for this layout.
+    pub(crate) fn index_table(&self) -> IndexTable {
+        let h = self.sub_bucket_half_count_magnitude;
+        let bucket_count = self.len / self.sub_bucket_half_count - 1;
+        let mut t = IndexTable {
+            shift: [0; 64],
+            base: [0; 64],
+        };
+        // `value | sub_bucket_mask` has its highest bit at `h + unit_magnitude` or above.
+        for msb in h + self.unit_magnitude..64 {
+            let bucket = msb - h - self.unit_magnitude;
+            let m = msb as usize;
+            if bucket < bucket_count {
+                t.shift[m] = (msb - h) as u8;
+                t.base[m] = bucket << h;
+            } else if msb == 63 {
+                // Every value here is at least 2^63: `value >> 63` is 1.
+                t.shift[m] = 63;
+                t.base[m] = self.saturated - 1;
+            } else {
+                // Every value here is below 2^63: `value >> 63` is 0.
+                t.shift[m] = 63;
+                t.base[m] = self.saturated;
+            }
+        }
+        t
+    }
+
     /// An empty `hdrhistogram::Histogram` with these bounds.
     pub(crate) fn histogram(&self) -> Histogram<u64> {
         Histogram::new_with_bounds(self.low, self.high, self.digits)
             .expect("bounds taken from a valid histogram")
+    }
+}
+
+/// [`Layout::index`] by table lookup, for the drain: a value's bucket follows from the
+/// highest set bit of `value | sub_bucket_mask`, so one table entry per bit position gives the
+/// shift that yields the sub-bucket and the index of the bucket's start. Buckets past the end
+/// of the array map every value to the saturated index (shift 63, which leaves 0, or 1 for
+/// values of 2^63 and above, whose entry is one lower).
+#[derive(Clone, Debug)]
+pub(crate) struct IndexTable {
+    shift: [u8; 64],
+    base: [u32; 64],
+}
+
+impl IndexTable {
+    /// The index `value` is counted at (as [`Layout::index`] computes it; the caller passes
+    /// `sub_bucket_mask`, which it keeps in a register).
+    #[inline(always)]
+    pub(crate) fn index(&self, value: u64, mask: NonZeroU64) -> usize {
+        let msb = ((mask | value).ilog2() & 63) as usize;
+        (self.base[msb] as usize) + (value >> self.shift[msb]) as usize
+    }
+}
+
+impl Layout {
+    /// `sub_bucket_mask` (never zero: a sub-bucket count is at least 2), for
+    /// [`IndexTable::index`].
+    pub(crate) fn mask(&self) -> NonZeroU64 {
+        NonZeroU64::new(self.sub_bucket_mask).unwrap_or(NonZeroU64::MIN)
     }
 }
 
@@ -157,9 +216,11 @@ mod tests {
                 x ^= x << 17;
                 values.push(x >> (x % 64));
             }
+            let table = l.index_table();
             let mut h = Histogram::<u64>::new_from(&t);
             for v in values {
                 let i = l.index(v);
+                assert_eq!(table.index(v, l.mask()), i, "{v}");
                 let lowest = l.value_for(i);
                 let before = h.count_at(lowest);
                 h.saturating_record(v);

@@ -25,12 +25,14 @@ mod codec;
 mod compact;
 mod layout;
 mod pool;
+#[cfg(all(test, not(loom)))]
+mod props;
 mod quantiles;
 
 pub(crate) use codec::{check_frame, decode, peek, Encoder, HistEncodeError, HistRef};
 pub(crate) use compact::{bump, CountsPool, RangeCounts, WindowCounts, LOG_CAPACITY};
 pub use compact::{CompactHistogram, RecordedBucket};
-pub(crate) use layout::Layout;
+pub(crate) use layout::{IndexTable, Layout};
 pub(crate) use pool::HistPool;
 pub use pool::PooledHistogram;
 pub(crate) use quantiles::{percentiles, Quantiles, RangeView};
