@@ -320,6 +320,10 @@ impl Aggregator {
         loop {
             let block = &evs[done..evs.len().min(done + BLOCK)];
             let (n, errors) = scan::<TIMED>(block, &lim, buf);
+            if n == 0 {
+                // The previous block ended exactly where the run did.
+                return done;
+            }
             let ns = &buf[..n];
             add_stats::<TIMED>(ns, block, errors, lim.slow_ns, &mut acc.calls, &mut acc.slowest, &ex);
             match counts.dense.as_deref_mut() {
