@@ -138,7 +138,12 @@ impl Aggregator {
                 if total.buckets.is_empty() {
                     total.buckets = vec![0; self.bucket_bounds.len() + 1];
                 }
-                buckets::add_pairs(&self.bucket_bounds, &layout, hist.pairs(), &mut total.buckets);
+                buckets::add_pairs(
+                    &self.bucket_bounds,
+                    &layout,
+                    hist.pairs(),
+                    &mut total.buckets,
+                );
                 total.hist.add_pairs(hist.pairs());
             }
             total.stats = total.acc.stats(Some(&RangeView(&layout, &total.hist)));
@@ -215,6 +220,10 @@ impl Aggregator {
                 buckets::add_pairs(&self.bucket_bounds, &layout, pairs(), &mut counts);
             }
         }
-        (acc.stats(Some(&RangeView(&layout, &hist))), acc.calls, counts)
+        (
+            acc.stats(Some(&RangeView(&layout, &hist))),
+            acc.calls,
+            counts,
+        )
     }
 }

@@ -84,7 +84,7 @@ fn scan<const TIMED: bool>(evs: &[Event], lim: &RunLimits, ns: &mut [u64; BLOCK]
         } else {
             ev.start
         };
-        errors += u64::from(ev.flags & Event::ERROR);
+        errors += u64::from(ev.is_error());
         n += 1;
     }
     (n, errors)
@@ -325,7 +325,15 @@ impl Aggregator {
                 return done;
             }
             let ns = &buf[..n];
-            add_stats::<TIMED>(ns, block, errors, lim.slow_ns, &mut acc.calls, &mut acc.slowest, &ex);
+            add_stats::<TIMED>(
+                ns,
+                block,
+                errors,
+                lim.slow_ns,
+                &mut acc.calls,
+                &mut acc.slowest,
+                &ex,
+            );
             match counts.dense.as_deref_mut() {
                 Some(dense) if counts.dense_calls + n as u64 <= u64::from(u32::MAX) => {
                     // No count can wrap: the array holds fewer than 2^32 calls in all.
@@ -374,7 +382,14 @@ impl Aggregator {
         let slow = ns > rule.slow_ns();
         let acc = self.windows[pos].op(ev.op);
         let layout = self.layout;
-        acc.record(ns, ev.weight(), ev.is_error(), slow, &layout, &mut self.counts_pool);
+        acc.record(
+            ns,
+            ev.weight(),
+            ev.is_error(),
+            slow,
+            &layout,
+            &mut self.counts_pool,
+        );
         acc.late += u64::from(late);
         if ev.is_error() {
             acc.count_kind(ev.kind(), 1);
@@ -423,5 +438,37 @@ impl Aggregator {
         let acc = self.windows[self.now_pos].op(op);
         acc.dropped += dropped;
         acc.calls.errors += errors;
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    use crate::Engine;
+
+    #[test]
+    fn guards_dropped_while_panicking_count_as_errors_inside_a_run() {
+        let engine = Engine::builder().start_manual().unwrap();
+        let op = engine.op("ingest.panics").unwrap();
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        for i in 0..10 {
+            drop(op.start());
+            if i % 3 == 0 {
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    let _t = op.start();
+                    panic!("in the timed call");
+                }));
+                assert!(r.is_err());
+            }
+            op.record_ns(100 + i);
+            op.record_error_ns(200 + i);
+        }
+        std::panic::set_hook(hook);
+        engine.flush().unwrap();
+        let snap = engine.snapshot();
+        let t = snap.totals("ingest.panics").unwrap();
+        assert_eq!((t.count, t.errors), (10 + 4 + 10 + 10, 4 + 10));
     }
 }

@@ -1,5 +1,6 @@
 //! The aggregator: drains every ring, sorts events into time windows, keeps per-operation
-//! HdrHistograms and statistics, closes windows and publishes snapshots.
+//! statistics and latency counts (in HdrHistogram's bucket layout, `hist`'s compact forms),
+//! closes windows and publishes snapshots.
 //!
 //! All of its state lives in one [`Aggregator`] value behind a mutex that only the aggregator
 //! thread and explicit [`Engine::flush`](crate::Engine::flush)/[`Engine::shutdown`](crate::Engine::shutdown)

@@ -61,7 +61,16 @@ impl Calls {
     /// Adds the calls of a run: `count` calls of weight 1 with these extremes and sums.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn merge_run(&mut self, count: u64, errors: u64, slow: u64, min: u64, max: u64, sum: u128, sum_sq: u128) {
+    pub(crate) fn merge_run(
+        &mut self,
+        count: u64,
+        errors: u64,
+        slow: u64,
+        min: u64,
+        max: u64,
+        sum: u128,
+        sum_sq: u128,
+    ) {
         self.merge(&Calls {
             count,
             errors,

@@ -219,7 +219,13 @@ impl CompactHistogram {
     /// empty.
     pub fn value_at_quantile(&self, quantile: f64) -> u64 {
         let mut out = [0];
-        quantiles_into(&self.layout, self.pairs(), self.total, &[quantile], &mut out);
+        quantiles_into(
+            &self.layout,
+            self.pairs(),
+            self.total,
+            &[quantile],
+            &mut out,
+        );
         out[0]
     }
 
@@ -232,7 +238,13 @@ impl CompactHistogram {
             .position(|w| w[1] < w[0])
             .map_or(quantiles.len(), |p| p + 1);
         let mut out = vec![0; n];
-        quantiles_into(&self.layout, self.pairs(), self.total, &quantiles[..n], &mut out);
+        quantiles_into(
+            &self.layout,
+            self.pairs(),
+            self.total,
+            &quantiles[..n],
+            &mut out,
+        );
         out
     }
 
@@ -568,7 +580,9 @@ impl RangeCounts {
         let mut carries = self.carries.iter().peekable();
         self.counts.iter().enumerate().filter_map(move |(k, &c)| {
             let i = base + k;
-            let high = carries.next_if(|&&(at, _)| at as usize == i).map_or(0, |&(_, h)| h);
+            let high = carries
+                .next_if(|&&(at, _)| at as usize == i)
+                .map_or(0, |&(_, h)| h);
             let n = u64::from(c).saturating_add(high);
             (n != 0).then_some((i, n))
         })

@@ -35,5 +35,5 @@ pub use compact::{CompactHistogram, RecordedBucket};
 pub(crate) use layout::{IndexTable, Layout};
 pub(crate) use pool::HistPool;
 pub use pool::PooledHistogram;
-pub(crate) use quantiles::{percentiles, Quantiles, RangeView};
 pub use quantiles::QUANTILES;
+pub(crate) use quantiles::{percentiles, Quantiles, RangeView};

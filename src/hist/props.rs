@@ -60,7 +60,10 @@ fn check_against(c: &CompactHistogram, h: &Histogram<u64>) -> Result<(), TestCas
     let theirs: Vec<u64> = h.value_at_quantiles(CHECKED).collect();
     prop_assert_eq!(ours, theirs);
     prop_assert_eq!(c.at_quantiles(), h.at_quantiles());
-    let ours: Vec<(u64, u64)> = c.iter_recorded().map(|b| (b.highest(), b.count())).collect();
+    let ours: Vec<(u64, u64)> = c
+        .iter_recorded()
+        .map(|b| (b.highest(), b.count()))
+        .collect();
     let theirs: Vec<(u64, u64)> = h
         .iter_recorded()
         .map(|v| (v.value_iterated_to(), v.count_at_value()))

@@ -6,7 +6,6 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-
 use super::{EncodeError, EngineEvent, Exemplar, Record, SamplingMode, WindowFixed, WindowRecord};
 use crate::alert::{Alert, AlertState, Condition};
 use crate::hist::{Encoder, HistEncodeError, HistRef};
