@@ -4,6 +4,7 @@
 //! current window (or of pre-measured durations) take a fast loop, everything else the
 //! general path.
 
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use super::window::{self, RawExemplar, Slowest};
@@ -11,7 +12,7 @@ use super::{Aggregator, Drained, Pass};
 use crate::clock::{Clock, TimeBase};
 use crate::config::EffectiveRule;
 use crate::event::Event;
-use crate::hist::{bump, LOG_CAPACITY};
+use crate::hist::{bump, IndexTable, LOG_CAPACITY};
 use crate::hub::Hub;
 use crate::ring::Consumer;
 
@@ -61,7 +62,10 @@ pub(super) const BLOCK: usize = 256;
 
 /// Finds how many events at the start of `evs` (at most [`BLOCK`]) belong to the run and
 /// writes their durations to `ns`; returns that number and how many of them failed.
-#[inline(always)]
+///
+/// Not inlined, like the other loops of a run: on its own, each loop gets the registers to
+/// itself, where inlined into the drain the compiler spills some of its state.
+#[inline(never)]
 fn scan<const TIMED: bool>(evs: &[Event], lim: &RunLimits, ns: &mut [u64; BLOCK]) -> (usize, u64) {
     let (op, lo, hi, ticks) = (lim.op, lim.lo, lim.hi, lim.ticks);
     let mut errors = 0_u64;
@@ -96,7 +100,7 @@ fn scan<const TIMED: bool>(evs: &[Event], lim: &RunLimits, ns: &mut [u64; BLOCK]
 /// The loop has no call in it, so its state stays in registers: the exemplars are offered in
 /// a pass of their own, taken only when the longest call beats the floor, which offers the
 /// same calls in the same order as a check per call would (the floor only rises).
-#[inline(always)]
+#[inline(never)]
 fn add_stats<const TIMED: bool>(
     ns: &[u64],
     evs: &[Event],
@@ -121,6 +125,14 @@ fn add_stats<const TIMED: bool>(
         offer_slowest::<TIMED>(ns, evs, slowest, ex);
     }
     calls.merge_run(ns.len() as u64, errors, slow, min, max, sum, sum_sq);
+}
+
+/// Counts each of `ns` in `dense`, at the index `table` gives (no count may wrap).
+#[inline(never)]
+fn count_dense(dense: &mut [u32], ns: &[u64], table: &IndexTable, mask: NonZeroU64) {
+    for &v in ns {
+        dense[table.index(v, mask)] += 1;
+    }
 }
 
 /// Offers every call longer than the floor at its turn (`ns[i]` is the duration of
@@ -149,23 +161,33 @@ fn offer_slowest<const TIMED: bool>(
 pub(super) struct Ticks {
     /// Nanoseconds per 2^40 ticks.
     factor: u64,
+    /// The longest difference whose nanoseconds fit a `u64` (longer ones saturate).
+    max_ticks: u64,
 }
 
 impl Ticks {
     const SHIFT: u32 = 40;
 
     pub(super) fn new(clock: &Clock) -> Self {
-        Self {
-            factor: clock.delta_ns(0, 1 << Self::SHIFT),
-        }
+        Self::with_factor(clock.delta_ns(0, 1 << Self::SHIFT))
     }
 
-    /// Nanoseconds from `start` to `end` (0 if `end` is not after `start`).
+    fn with_factor(factor: u64) -> Self {
+        // `(d * factor) >> 40` fits a u64 exactly when `d * factor < 2^104`.
+        let max_ticks =
+            u64::try_from(((1_u128 << 104) - 1) / u128::from(factor.max(1))).unwrap_or(u64::MAX);
+        Self { factor, max_ticks }
+    }
+
+    /// Nanoseconds from `start` to `end` (0 if `end` is not after `start`; `u64::MAX` past
+    /// what a `u64` holds).
     #[inline(always)]
     fn nanos(self, start: u64, end: u64) -> u64 {
         let d = end.saturating_sub(start);
-        let ns = (u128::from(d) * u128::from(self.factor)) >> Self::SHIFT;
-        u64::try_from(ns).unwrap_or(u64::MAX)
+        if d > self.max_ticks {
+            return u64::MAX;
+        }
+        ((u128::from(d) * u128::from(self.factor)) >> Self::SHIFT) as u64
     }
 }
 
@@ -337,9 +359,7 @@ impl Aggregator {
             match counts.dense.as_deref_mut() {
                 Some(dense) if counts.dense_calls + n as u64 <= u64::from(u32::MAX) => {
                     // No count can wrap: the array holds fewer than 2^32 calls in all.
-                    for &v in ns {
-                        dense[table.index(v, mask)] += 1;
-                    }
+                    count_dense(dense, ns, table, mask);
                     counts.dense_calls += n as u64;
                 }
                 Some(dense) => {
@@ -445,7 +465,23 @@ impl Aggregator {
 mod tests {
     use std::panic::{catch_unwind, AssertUnwindSafe};
 
+    use super::Ticks;
     use crate::Engine;
+
+    #[test]
+    fn tick_conversion_saturates_exactly_where_a_u64_ends() {
+        for factor in [1, 3 << 38, 1 << 40, (1 << 40) + 1, 5 << 41, u64::MAX] {
+            let t = Ticks::with_factor(factor);
+            for d in [0, 1, 1 << 20, t.max_ticks.saturating_sub(1), t.max_ticks]
+                .into_iter()
+                .chain([t.max_ticks.saturating_add(1), u64::MAX])
+            {
+                let exact = (u128::from(d) * u128::from(factor)) >> 40;
+                let want = u64::try_from(exact).unwrap_or(u64::MAX);
+                assert_eq!(t.nanos(0, d), want, "factor {factor} d {d}");
+            }
+        }
+    }
 
     #[test]
     fn guards_dropped_while_panicking_count_as_errors_inside_a_run() {
