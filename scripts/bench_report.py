@@ -55,14 +55,17 @@ for rep in range(1, reps + 1):
         pass
     drops.append(d)
     e = {}
-    try:
-        with open(f"{out}/rep{rep}.engine.log") as f:
-            for line in f:
-                if line.startswith("compare-json: "):
-                    j = json.loads(line[len("compare-json: "):])
-                    e[(j["kind"], j["id"])] = j
-    except FileNotFoundError:
-        pass
+    # The compare engine bench, and the library's memory bench (`cargo bench --bench memory`,
+    # kind "memory") when its log is there.
+    for log in ["engine", "memory"]:
+        try:
+            with open(f"{out}/rep{rep}.{log}.log") as f:
+                for line in f:
+                    if line.startswith("compare-json: "):
+                        j = json.loads(line[len("compare-json: "):])
+                        e[(j["kind"], j["id"])] = j
+        except FileNotFoundError:
+            pass
     engine.append(e)
 
 
@@ -298,6 +301,27 @@ for i in sorted({k[1] for e in engine for k in e if k[0] == "heap"},
     a = [r["allocations"] for r in rs]
     P(f"| {i} | {spread(g)} | **{spread(b)}** | {spread(a, '%d')} |")
 P("")
+
+# --- memory per operation --------------------------------------------------------------------
+mem_ids = sorted({k[1] for e in engine for k in e if k[0] == "memory"},
+                 key=lambda x: int(x.split("_")[-1]) if x.split("_")[-1].isdigit() else 0)
+if mem_ids:
+    P("#### 6b. Heap per active operation (`benches/memory.rs`)")
+    P("")
+    P("Live heap (a counting global allocator, every thread) above an engine whose operations "
+      "exist but record nothing, after each of the last windows of a run where every operation "
+      "records a few hundred calls per window (aggregator thread running, short windows, the "
+      "last window published), divided by the number of operations.")
+    P("")
+    P("| operations | calls per window each | window ms | KiB per operation | max KiB per operation | dropped |")
+    P("|---:|---:|---:|---:|---:|---:|")
+    for i in mem_ids:
+        rs = eng("memory", i)
+        per = [r["bytes_per_op"] / 1024 for r in rs]
+        mx = [r["bytes_per_op_max"] / 1024 for r in rs]
+        P(f"| {rs[0]['ops']} | {rs[0]['calls_per_window']} | {rs[0]['window_ms']} | "
+          f"**{spread(per, '%.1f')}** | {spread(mx, '%.1f')} | {sum(r['dropped'] for r in rs)} |")
+    P("")
 
 # --- drain and latency ------------------------------------------------------------------------
 P("#### 7. Aggregator drain rate on one core, and event-to-publication latency")

@@ -124,7 +124,7 @@ pub use clock::{Clock, MockClock};
 pub use config::{EffectiveRule, Rule, Rules, Sampling};
 pub use engine::{global, init_global, Builder, Engine, OpCache, WeakEngine, OVERFLOW_OP};
 pub use error::Error;
-pub use hist::PooledHistogram;
+pub use hist::{CompactHistogram, PooledHistogram, RecordedBucket};
 pub use limits::{
     DEFAULT_BUCKETS_NS, MAX_BUCKETS, MAX_EXEMPLARS, MAX_NAME_LEN, MAX_OPERATIONS,
     MAX_RING_CAPACITY, MAX_SAMPLE_EVERY, MIN_SAMPLE_PROBABILITY,

@@ -133,9 +133,11 @@ pub struct OpWindow {
     pub name: Arc<str>,
     /// The window's statistics.
     pub stats: OpStats,
-    /// The window's latency histogram in nanoseconds (empty when only drops were seen). With
-    /// sampling each recorded duration counts with its weight, so `histogram.len()` estimates
-    /// `stats.count + stats.unsampled`.
+    /// The window's latency histogram in nanoseconds (empty when only drops were seen): a
+    /// [`CompactHistogram`](crate::CompactHistogram) (its non-zero counts, in HdrHistogram's
+    /// bucket layout; [`to_hdrhistogram`](crate::CompactHistogram::to_hdrhistogram) gives an
+    /// `hdrhistogram::Histogram`). With sampling each recorded duration counts with its weight,
+    /// so `histogram.len()` estimates `stats.count + stats.unsampled`.
     pub histogram: PooledHistogram,
     /// The operation's sampling when the window closed.
     pub sampling: Sampling,

@@ -3,11 +3,9 @@
 
 use std::sync::Arc;
 
-use hdrhistogram::Histogram;
-
 use super::window::{self, OpAcc, WindowAcc};
 use super::Aggregator;
-use crate::hist::buckets;
+use crate::hist::{buckets, RangeCounts, RangeView};
 use crate::hub::Hub;
 use crate::log::{Record, SeriesRecord};
 use crate::report::{Exemplar, OpStats, OpWindow, WindowReport};
@@ -19,6 +17,8 @@ pub(super) struct Total {
     /// Calls per exposition bucket (see `buckets`), not cumulative; empty until the first
     /// recorded call.
     pub(super) buckets: Vec<u64>,
+    /// Durations since start, as counts over the range of indices seen.
+    pub(super) hist: RangeCounts,
 }
 
 /// The totals entry of `id`, created on first use.
@@ -29,6 +29,7 @@ pub(super) fn total_of(totals: &mut Vec<Total>, id: u32) -> &mut Total {
             acc: OpAcc::new(),
             stats: OpStats::default(),
             buckets: Vec::new(),
+            hist: RangeCounts::default(),
         });
     }
     &mut totals[i]
@@ -101,7 +102,13 @@ impl Aggregator {
         for &id in &touched {
             let name = self.name(hub, id);
             let acc = &mut w.ops[id as usize];
-            let hist = acc.hist.take().unwrap_or_else(|| self.pool.take());
+            let layout = self.layout;
+            let hist = acc.counts.take(
+                layout,
+                self.pool.buffers(),
+                &mut self.scratch,
+                &mut self.counts_pool,
+            );
             let stats = acc.stats(Some(&hist));
             let rule = self.rule(hub, id);
             let mut slowest: Vec<Exemplar> = acc
@@ -131,16 +138,15 @@ impl Aggregator {
                 if total.buckets.is_empty() {
                     total.buckets = vec![0; self.bucket_bounds.len() + 1];
                 }
-                buckets::add(&self.bucket_bounds, &hist, &mut total.buckets);
-                let cum = total
-                    .acc
-                    .hist
-                    .get_or_insert_with(|| Histogram::new_from(&self.template));
-                // Same bounds on both sides, so this cannot fail.
-                let added = cum.add(&hist);
-                debug_assert!(added.is_ok());
+                buckets::add_pairs(
+                    &self.bucket_bounds,
+                    &layout,
+                    hist.pairs(),
+                    &mut total.buckets,
+                );
+                total.hist.add_pairs(hist.pairs());
             }
-            total.stats = total.acc.stats(total.acc.hist.as_ref());
+            total.stats = total.acc.stats(Some(&RangeView(&layout, &total.hist)));
             acc.clear_counts();
             let error_rate_exceeded = stats.error_rate() > rule.error_rate_threshold;
             ops.push(OpWindow {
@@ -201,20 +207,23 @@ impl Aggregator {
         } else {
             total.buckets.clone()
         };
-        let mut hist = match &total.acc.hist {
-            Some(h) => h.clone(),
-            None => Histogram::new_from(&self.template),
-        };
+        let mut hist = total.hist.clone();
+        let layout = self.layout;
+        let scratch = &mut self.scratch;
         for w in &self.windows {
             if let Some(o) = w.ops.get(id as usize) {
                 acc.add_counts(o);
-                if let Some(h) = &o.hist {
-                    let added = hist.add(h);
-                    debug_assert!(added.is_ok());
-                    buckets::add(&self.bucket_bounds, h, &mut counts);
-                }
+                scratch.clear();
+                o.counts.pairs_into(scratch);
+                let pairs = || scratch.iter().map(|&(i, c)| (i as usize, c));
+                hist.add_pairs(pairs());
+                buckets::add_pairs(&self.bucket_bounds, &layout, pairs(), &mut counts);
             }
         }
-        (acc.stats(Some(&hist)), acc.calls, counts)
+        (
+            acc.stats(Some(&RangeView(&layout, &hist))),
+            acc.calls,
+            counts,
+        )
     }
 }

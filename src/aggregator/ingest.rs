@@ -4,13 +4,151 @@
 //! current window (or of pre-measured durations) take a fast loop, everything else the
 //! general path.
 
-use super::window::{self, RawExemplar};
+use std::num::NonZeroU64;
+use std::sync::Arc;
+
+use super::window::{self, RawExemplar, Slowest};
 use super::{Aggregator, Drained, Pass};
-use crate::clock::Clock;
+use crate::clock::{Clock, TimeBase};
 use crate::config::EffectiveRule;
 use crate::event::Event;
+use crate::hist::{bump, IndexTable, LOG_CAPACITY};
 use crate::hub::Hub;
 use crate::ring::Consumer;
+
+/// What ends a run, and the slow threshold of its operation.
+struct RunLimits {
+    op: u32,
+    /// The cached window's bounds as raw clock readings (timed runs only).
+    lo: u64,
+    hi: u64,
+    ticks: Ticks,
+    slow_ns: u64,
+}
+
+/// What an exemplar needs besides its duration: kept out of the run's loop.
+struct ExemplarSource<'a> {
+    k: usize,
+    base: &'a TimeBase,
+    clock: &'a Clock,
+    now_ns: u64,
+    thread: u64,
+    label: &'a Option<Arc<str>>,
+}
+
+impl ExemplarSource<'_> {
+    #[cold]
+    #[inline(never)]
+    fn offer<const TIMED: bool>(&self, slowest: &mut Slowest, ns: u64, end: u64) {
+        let end_unix_ns = if TIMED {
+            self.base.unix_ns(self.clock, end)
+        } else {
+            self.now_ns
+        };
+        slowest.offer(
+            self.k,
+            RawExemplar {
+                ns,
+                end_unix_ns,
+                thread: self.thread,
+                thread_name: self.label.clone(),
+            },
+        );
+    }
+}
+
+/// Events a run is processed in at a time: their durations fit the aggregator's buffer.
+pub(super) const BLOCK: usize = 256;
+
+/// Finds how many events at the start of `evs` (at most [`BLOCK`]) belong to the run and
+/// writes their durations to `ns`; returns that number and how many of them failed.
+///
+/// Not inlined, like the other loops of a run: on its own, each loop gets the registers to
+/// itself, where inlined into the drain the compiler spills some of its state.
+#[inline(never)]
+fn scan<const TIMED: bool>(evs: &[Event], lim: &RunLimits, ns: &mut [u64; BLOCK]) -> (usize, u64) {
+    let (op, lo, hi, ticks) = (lim.op, lim.lo, lim.hi, lim.ticks);
+    let mut errors = 0_u64;
+    let mut n = 0;
+    for (ev, slot) in evs.iter().zip(ns.iter_mut()) {
+        let part = if TIMED {
+            ev.is_plain_timed_of(op) && ev.plain_end() >= lo && ev.plain_end() < hi
+        } else {
+            ev.is_plain_nanos_of(op)
+        };
+        if !part {
+            break;
+        }
+        *slot = if TIMED {
+            ticks.nanos(0, ev.plain_duration_ticks())
+        } else {
+            ev.nanos_value()
+        };
+        errors += u64::from(ev.is_error());
+        n += 1;
+    }
+    (n, errors)
+}
+
+/// Adds the exact statistics of a run's calls (durations `ns`, `errors` of them failed) to
+/// `calls`, and offers the slow ones as exemplars.
+///
+/// The loop has no call in it, so its state stays in registers: the exemplars are offered in
+/// a pass of their own, taken only when the longest call beats the floor, which offers the
+/// same calls in the same order as a check per call would (the floor only rises).
+#[inline(never)]
+fn add_stats<const TIMED: bool>(
+    ns: &[u64],
+    evs: &[Event],
+    errors: u64,
+    slow_ns: u64,
+    calls: &mut window::Calls,
+    slowest: &mut Slowest,
+    ex: &ExemplarSource<'_>,
+) {
+    // Runs hold calls of weight 1 only (sampled calls that stand for several take
+    // `ingest_other`), so the sums need no weight.
+    let (mut slow, mut min, mut max) = (0_u64, u64::MAX, 0_u64);
+    let (mut sum, mut sum_sq) = (0_u128, 0_u128);
+    for &v in ns {
+        slow += u64::from(v > slow_ns);
+        min = min.min(v);
+        max = max.max(v);
+        sum += u128::from(v);
+        sum_sq += u128::from(v) * u128::from(v);
+    }
+    if max > slowest.floor {
+        offer_slowest::<TIMED>(ns, evs, slowest, ex);
+    }
+    calls.merge_run(ns.len() as u64, errors, slow, min, max, sum, sum_sq);
+}
+
+/// Counts each of `ns` in `dense`, at the index `table` gives (no count may wrap).
+#[inline(never)]
+fn count_dense(dense: &mut [u32], ns: &[u64], table: &IndexTable, mask: NonZeroU64) {
+    for &v in ns {
+        dense[table.index(v, mask)] += 1;
+    }
+}
+
+/// Offers every call longer than the floor at its turn (`ns[i]` is the duration of
+/// `evs[i]`).
+#[cold]
+#[inline(never)]
+fn offer_slowest<const TIMED: bool>(
+    ns: &[u64],
+    evs: &[Event],
+    slowest: &mut Slowest,
+    ex: &ExemplarSource<'_>,
+) {
+    for (&v, ev) in ns.iter().zip(evs) {
+        if v > slowest.floor {
+            // A pre-measured call has no timestamp (it ends "now").
+            let end = if TIMED { ev.plain_end() } else { 0 };
+            ex.offer::<TIMED>(slowest, v, end);
+        }
+    }
+}
 
 /// Converts tick differences to nanoseconds with one multiply and shift.
 ///
@@ -21,23 +159,33 @@ use crate::ring::Consumer;
 pub(super) struct Ticks {
     /// Nanoseconds per 2^40 ticks.
     factor: u64,
+    /// The longest difference whose nanoseconds fit a `u64` (longer ones saturate).
+    max_ticks: u64,
 }
 
 impl Ticks {
     const SHIFT: u32 = 40;
 
     pub(super) fn new(clock: &Clock) -> Self {
-        Self {
-            factor: clock.delta_ns(0, 1 << Self::SHIFT),
-        }
+        Self::with_factor(clock.delta_ns(0, 1 << Self::SHIFT))
     }
 
-    /// Nanoseconds from `start` to `end` (0 if `end` is not after `start`).
+    fn with_factor(factor: u64) -> Self {
+        // `(d * factor) >> 40` fits a u64 exactly when `d * factor < 2^104`.
+        let max_ticks =
+            u64::try_from(((1_u128 << 104) - 1) / u128::from(factor.max(1))).unwrap_or(u64::MAX);
+        Self { factor, max_ticks }
+    }
+
+    /// Nanoseconds from `start` to `end` (0 if `end` is not after `start`; `u64::MAX` past
+    /// what a `u64` holds).
     #[inline(always)]
     fn nanos(self, start: u64, end: u64) -> u64 {
         let d = end.saturating_sub(start);
-        let ns = (u128::from(d) * u128::from(self.factor)) >> Self::SHIFT;
-        u64::try_from(ns).unwrap_or(u64::MAX)
+        if d > self.max_ticks {
+            return u64::MAX;
+        }
+        ((u128::from(d) * u128::from(self.factor)) >> Self::SHIFT) as u64
     }
 }
 
@@ -149,57 +297,82 @@ impl Aggregator {
     /// Records the run at the start of `evs` (at least its first event, which the caller has
     /// checked belongs to it) and returns its length. `TIMED`: timed calls ending inside the
     /// cached window; otherwise duration-only calls, which go to the window for "now".
+    ///
+    /// Durations are counted straight into the window's counts (HdrHistogram's index, no
+    /// other bookkeeping: the run keeps the exact extremes and sums): into its log while it
+    /// has room, which may end the run early, and into its dense array after that.
     #[inline(always)]
     fn ingest_run<const TIMED: bool>(&mut self, evs: &[Event]) -> usize {
         let op = evs[0].op();
-        let (lo, hi) = (self.cur_lo_raw, self.cur_hi_raw);
-        let ticks = self.ticks;
-        // The caller checked that the rule of `op` is resolved.
-        let rule = &self.rules[op as usize];
-        let (slow_ns, k) = (rule.slow_ns(), rule.exemplars);
+        let lim = RunLimits {
+            op,
+            lo: self.cur_lo_raw,
+            hi: self.cur_hi_raw,
+            ticks: self.ticks,
+            // The caller checked that the rule of `op` is resolved.
+            slow_ns: self.rules[op as usize].slow_ns(),
+        };
+        let (table, mask) = (&self.index, self.layout.mask());
+        let ex = ExemplarSource {
+            k: self.rules[op as usize].exemplars,
+            base: &self.base,
+            clock: &self.clock,
+            now_ns: self.now_ns,
+            thread: self.ring_thread,
+            label: &self.ring_label,
+        };
         let pos = if TIMED { self.cur } else { self.now_pos };
         let acc = self.windows[pos].op(op);
-        let pool = &self.pool;
-        let hist = acc.hist.get_or_insert_with(|| pool.take());
-        let slowest = &mut acc.slowest;
-        let mut run = window::Calls::new();
-        for ev in evs {
-            let ns = if TIMED {
-                if !ev.is_plain_timed_of(op) || ev.plain_end() < lo || ev.plain_end() >= hi {
-                    break;
+        let counts = &mut acc.counts;
+        if counts.dense.is_none() && counts.log.len() + counts.extra.len() >= LOG_CAPACITY {
+            counts.densify(&mut self.counts_pool);
+        }
+        let room = if counts.dense.is_some() {
+            evs.len()
+        } else {
+            LOG_CAPACITY - counts.log.len() - counts.extra.len()
+        };
+        let evs = &evs[..evs.len().min(room)];
+        let buf = &mut *self.ns_buf;
+        let mut done = 0;
+        loop {
+            let block = &evs[done..evs.len().min(done + BLOCK)];
+            let (n, errors) = scan::<TIMED>(block, &lim, buf);
+            if n == 0 {
+                // The previous block ended exactly where the run did.
+                return done;
+            }
+            let ns = &buf[..n];
+            add_stats::<TIMED>(
+                ns,
+                block,
+                errors,
+                lim.slow_ns,
+                &mut acc.calls,
+                &mut acc.slowest,
+                &ex,
+            );
+            match counts.dense.as_deref_mut() {
+                Some(dense) if counts.dense_calls + n as u64 <= u64::from(u32::MAX) => {
+                    // No count can wrap: the array holds fewer than 2^32 calls in all.
+                    count_dense(dense, ns, table, mask);
+                    counts.dense_calls += n as u64;
                 }
-                ticks.nanos(0, ev.plain_duration_ticks())
-            } else {
-                if !ev.is_plain_nanos_of(op) {
-                    break;
+                Some(dense) => {
+                    for &v in ns {
+                        bump(dense, &mut counts.extra, table.index(v, mask), 1);
+                    }
+                    counts.dense_calls += n as u64;
                 }
-                ev.nanos_value()
-            };
-            // Runs hold calls of weight 1 only (sampled calls that stand for several take
-            // `ingest_other`), so the sums need no extra multiply here.
-            run.record(ns, 1, ev.is_error(), ns > slow_ns);
-            // Values above the highest trackable value are counted at that value; `max`
-            // stays exact.
-            hist.saturating_record(ns);
-            if ns > slowest.floor {
-                let end_unix_ns = if TIMED {
-                    self.base.unix_ns(&self.clock, ev.plain_end())
-                } else {
-                    self.now_ns
-                };
-                slowest.offer(
-                    k,
-                    RawExemplar {
-                        ns,
-                        end_unix_ns,
-                        thread: self.ring_thread,
-                        thread_name: self.ring_label.clone(),
-                    },
-                );
+                None => counts
+                    .log
+                    .extend(ns.iter().map(|&v| table.index(v, mask) as u32)),
+            }
+            done += n;
+            if n < block.len() || done == evs.len() {
+                return done;
             }
         }
-        acc.calls.merge(&run);
-        run.count as usize
     }
 
     /// Records an event outside the fast path: a duration-only event, a timed call in
@@ -229,7 +402,15 @@ impl Aggregator {
         let rule = self.rule(hub, ev.op());
         let slow = ns > rule.slow_ns();
         let acc = self.windows[pos].op(ev.op());
-        acc.record(ns, ev.weight(), ev.is_error(), slow, &self.pool);
+        let layout = self.layout;
+        acc.record(
+            ns,
+            ev.weight(),
+            ev.is_error(),
+            slow,
+            &layout,
+            &mut self.counts_pool,
+        );
         acc.late += u64::from(late);
         if ev.is_error() {
             acc.count_kind(ev.kind(), 1);
@@ -278,5 +459,53 @@ impl Aggregator {
         let acc = self.windows[self.now_pos].op(op);
         acc.dropped += dropped;
         acc.calls.errors += errors;
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    use super::Ticks;
+    use crate::Engine;
+
+    #[test]
+    fn tick_conversion_saturates_exactly_where_a_u64_ends() {
+        for factor in [1, 3 << 38, 1 << 40, (1 << 40) + 1, 5 << 41, u64::MAX] {
+            let t = Ticks::with_factor(factor);
+            for d in [0, 1, 1 << 20, t.max_ticks.saturating_sub(1), t.max_ticks]
+                .into_iter()
+                .chain([t.max_ticks.saturating_add(1), u64::MAX])
+            {
+                let exact = (u128::from(d) * u128::from(factor)) >> 40;
+                let want = u64::try_from(exact).unwrap_or(u64::MAX);
+                assert_eq!(t.nanos(0, d), want, "factor {factor} d {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn guards_dropped_while_panicking_count_as_errors_inside_a_run() {
+        let engine = Engine::builder().start_manual().unwrap();
+        let op = engine.op("ingest.panics").unwrap();
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        for i in 0..10 {
+            drop(op.start());
+            if i % 3 == 0 {
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    let _t = op.start();
+                    panic!("in the timed call");
+                }));
+                assert!(r.is_err());
+            }
+            op.record_ns(100 + i);
+            op.record_error_ns(200 + i);
+        }
+        std::panic::set_hook(hook);
+        engine.flush().unwrap();
+        let snap = engine.snapshot();
+        let t = snap.totals("ingest.panics").unwrap();
+        assert_eq!((t.count, t.errors), (10 + 4 + 10 + 10, 4 + 10));
     }
 }

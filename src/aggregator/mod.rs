@@ -1,5 +1,6 @@
 //! The aggregator: drains every ring, sorts events into time windows, keeps per-operation
-//! HdrHistograms and statistics, closes windows and publishes snapshots.
+//! statistics and latency counts (in HdrHistogram's bucket layout, `hist`'s compact forms),
+//! closes windows and publishes snapshots.
 //!
 //! All of its state lives in one [`Aggregator`] value behind a mutex that only the aggregator
 //! thread and explicit [`Engine::flush`](crate::Engine::flush)/[`Engine::shutdown`](crate::Engine::shutdown)
@@ -36,7 +37,7 @@ use crate::alert::{Alert, Evaluator};
 use crate::clock::{Clock, TimeBase};
 use crate::config::{EffectiveRule, Resolved};
 use crate::event::Event;
-use crate::hist::HistPool;
+use crate::hist::{CountsPool, HistPool, IndexTable, Layout};
 use crate::hub::Hub;
 use crate::log::{EngineEventKind, LogConfig, LogSink};
 use crate::report::{Snapshot, WindowReport};
@@ -139,8 +140,17 @@ pub(crate) struct Aggregator {
     cur: usize,
     cur_lo_raw: u64,
     cur_hi_raw: u64,
+    /// Buffers of published histograms, and the counts-array layout of every histogram.
     pool: HistPool,
-    template: Histogram<u64>,
+    layout: Layout,
+    /// `layout`'s index by table lookup, for the drain.
+    index: IndexTable,
+    /// Dense counts arrays for open windows.
+    counts_pool: CountsPool,
+    /// Working space for sorting a window's counts at its close.
+    scratch: Vec<(u32, u64)>,
+    /// Durations of the block of a run being drained.
+    ns_buf: Box<[u64; ingest::BLOCK]>,
     totals: Vec<Total>,
     names: Vec<Arc<str>>,
     subscribers: Vec<Subscriber>,
@@ -161,6 +171,7 @@ impl Aggregator {
     pub(crate) fn new(settings: Settings) -> Self {
         let base = TimeBase::new(&settings.clock);
         let ticks = Ticks::new(&settings.clock);
+        let layout = Layout::of(&settings.template);
         let mut agg = Self {
             engine_id: settings.engine_id,
             consumers: Vec::new(),
@@ -183,8 +194,12 @@ impl Aggregator {
             cur: 0,
             cur_lo_raw: 0,
             cur_hi_raw: 0,
-            pool: HistPool::new(Histogram::new_from(&settings.template)),
-            template: settings.template,
+            pool: HistPool::new(),
+            layout,
+            index: layout.index_table(),
+            counts_pool: CountsPool::new(&layout),
+            scratch: Vec::new(),
+            ns_buf: Box::new([0; ingest::BLOCK]),
             totals: Vec::new(),
             names: Vec::new(),
             subscribers: Vec::new(),

@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use hdrhistogram::Histogram;
-
 use crate::alert::OpSample;
 use crate::report::OpWindow;
 
@@ -32,7 +30,7 @@ impl OpSample for OpWindow {
     fn max_ns(&self) -> u64 {
         self.stats.max_ns
     }
-    fn histogram(&self) -> &Histogram<u64> {
-        &self.histogram
+    fn value_at_quantile(&self, quantile: f64) -> u64 {
+        self.histogram.value_at_quantile(quantile)
     }
 }

@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use hdrhistogram::Histogram;
-
-use crate::hist::{percentiles, HistPool};
+use crate::hist::{percentiles, CountsPool, Layout, Quantiles, WindowCounts};
 use crate::report::OpStats;
 
 /// Exact statistics of calls: counts, extremes and sums. An [`OpAcc`] keeps one; the drain keeps
@@ -58,6 +56,31 @@ impl Calls {
         let wns = u128::from(ns) * u128::from(weight);
         self.sum += wns;
         self.sum_sq += wns * u128::from(ns);
+    }
+
+    /// Adds the calls of a run: `count` calls of weight 1 with these extremes and sums.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn merge_run(
+        &mut self,
+        count: u64,
+        errors: u64,
+        slow: u64,
+        min: u64,
+        max: u64,
+        sum: u128,
+        sum_sq: u128,
+    ) {
+        self.merge(&Calls {
+            count,
+            errors,
+            slow,
+            min,
+            max,
+            weight: count,
+            sum,
+            sum_sq,
+        });
     }
 
     /// Adds `other`'s calls.
@@ -132,8 +155,8 @@ pub(crate) struct OpAcc {
     pub(crate) kinds: Vec<(u8, u64)>,
     /// The slowest calls (window accumulators only).
     pub(crate) slowest: Slowest,
-    /// Durations recorded so far; `None` until the first one.
-    pub(crate) hist: Option<Histogram<u64>>,
+    /// Durations recorded so far, as counts-array indices (window accumulators only).
+    pub(crate) counts: WindowCounts,
     /// Listed in its window's `touched` (window accumulators only).
     pub(crate) touched: bool,
 }
@@ -156,13 +179,12 @@ impl OpAcc {
         weight: u64,
         error: bool,
         slow: bool,
-        pool: &HistPool,
+        layout: &Layout,
+        pool: &mut CountsPool,
     ) {
         self.calls.record(ns, weight, error, slow);
         // Values above the highest trackable value are counted at that value; `max` stays exact.
-        self.hist
-            .get_or_insert_with(|| pool.take())
-            .saturating_record_n(ns, weight);
+        self.counts.add(layout.index(ns), weight, pool);
     }
 
     /// Counts a failure of kind `kind` (0: none, not listed).
@@ -187,25 +209,24 @@ impl OpAcc {
         }
     }
 
-    /// Clears the counts. A histogram still held (none after a window close, which lends it
-    /// out) is reset and kept for reuse.
+    /// Clears the counts (the histogram's were taken at the window's close), keeping the
+    /// buffers for reuse.
     pub(crate) fn clear_counts(&mut self) {
-        let mut hist = self.hist.take();
-        if let Some(h) = &mut hist {
-            h.reset();
-        }
+        let mut counts = std::mem::take(&mut self.counts);
+        debug_assert!(counts.is_empty());
+        counts.log.clear();
         let mut kinds = std::mem::take(&mut self.kinds);
         kinds.clear();
         let mut slowest = std::mem::take(&mut self.slowest.items);
         slowest.clear();
         *self = Self::new();
-        self.hist = hist;
+        self.counts = counts;
         self.kinds = kinds;
         self.slowest.items = slowest;
     }
 
     /// The statistics, with percentiles from `hist`.
-    pub(crate) fn stats(&self, hist: Option<&Histogram<u64>>) -> OpStats {
+    pub(crate) fn stats<H: Quantiles + ?Sized>(&self, hist: Option<&H>) -> OpStats {
         let c = &self.calls;
         let mut s = OpStats {
             count: c.count,
@@ -281,20 +302,47 @@ impl WindowAcc {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::*;
+    use hdrhistogram::Histogram;
 
-    fn pool() -> HistPool {
-        HistPool::new(Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap())
+    use super::*;
+    use crate::hist::{HistPool, PooledHistogram};
+
+    struct Pools {
+        layout: Layout,
+        counts: CountsPool,
+        hist: HistPool,
+    }
+
+    fn pools(high: u64, digits: u8) -> Pools {
+        let layout = Layout::of(&Histogram::new_with_bounds(1, high, digits).unwrap());
+        Pools {
+            layout,
+            counts: CountsPool::new(&layout),
+            hist: HistPool::new(),
+        }
+    }
+
+    impl Pools {
+        fn histogram(&mut self, a: &mut OpAcc) -> PooledHistogram {
+            let h = a.counts.take(
+                self.layout,
+                self.hist.buffers(),
+                &mut Vec::new(),
+                &mut self.counts,
+            );
+            self.hist.lend(h)
+        }
     }
 
     #[test]
     fn stats_are_exact_for_counts_and_extremes() {
-        let pool = pool();
+        let mut p = pools(60_000_000_000, 3);
         let mut a = OpAcc::new();
         for (ns, err) in [(100, false), (300, true), (200, false)] {
-            a.record(ns, 1, err, ns > 250, &pool);
+            a.record(ns, 1, err, ns > 250, &p.layout, &mut p.counts);
         }
-        let s = a.stats(a.hist.as_ref());
+        let h = p.histogram(&mut a);
+        let s = a.stats(Some(&*h));
         assert_eq!(
             (s.count, s.errors, s.slow, s.min_ns, s.max_ns),
             (3, 1, 1, 100, 300)
@@ -307,12 +355,12 @@ mod tests {
 
     #[test]
     fn touched_lists_each_op_once() {
-        let pool = pool();
+        let mut p = pools(60_000_000_000, 3);
         let mut w = WindowAcc::new();
         w.reopen(3, 1_000);
         assert_eq!((w.start_ns, w.end_ns), (3_000, 4_000));
-        w.op(5).record(1, 1, false, false, &pool);
-        w.op(5).record(1, 1, false, false, &pool);
+        w.op(5).record(1, 1, false, false, &p.layout, &mut p.counts);
+        w.op(5).record(1, 1, false, false, &p.layout, &mut p.counts);
         w.op(2).dropped += 1;
         w.op(2).dropped += 1;
         assert_eq!(w.touched, vec![5, 2]);
@@ -320,10 +368,11 @@ mod tests {
 
     #[test]
     fn above_range_values_saturate_but_max_is_exact() {
-        let pool = HistPool::new(Histogram::new_with_bounds(1, 1_000, 2).unwrap());
+        let mut p = pools(1_000, 2);
         let mut a = OpAcc::new();
-        a.record(5_000, 1, false, false, &pool);
-        let s = a.stats(a.hist.as_ref());
+        a.record(5_000, 1, false, false, &p.layout, &mut p.counts);
+        let h = p.histogram(&mut a);
+        let s = a.stats(Some(&*h));
         assert_eq!(s.max_ns, 5_000);
         assert!(s.p50_ns <= 5_000 && s.p50_ns >= 1_000);
     }

@@ -34,7 +34,7 @@ fn observed<O: OpSample>(condition: &Condition, op: &O) -> Option<f64> {
         }
         Condition::Percentile { quantile, .. } => (op.recorded() > 0).then(|| {
             let (min, max) = (op.min_ns(), op.max_ns());
-            let v = op.histogram().value_at_quantile(quantile);
+            let v = op.value_at_quantile(quantile);
             v.clamp(min, max.max(min)) as f64
         }),
         Condition::SlowCalls { .. } => Some(op.slow() as f64),

@@ -6,8 +6,6 @@
 
 use std::sync::Arc;
 
-use hdrhistogram::Histogram;
-
 /// One operation's share of a closed window, as the alert conditions read it: implemented by
 /// the aggregator's per-operation window, and by plain values in tests.
 pub(crate) trait OpSample {
@@ -19,7 +17,7 @@ pub(crate) trait OpSample {
     fn calls(&self) -> u64;
     /// Failed calls among [`calls`](Self::calls).
     fn errors(&self) -> u64;
-    /// Calls recorded (timed; their durations are in [`histogram`](Self::histogram)).
+    /// Calls recorded (timed; their durations are in the window's histogram).
     fn recorded(&self) -> u64;
     /// Recorded calls longer than the operation's slow threshold.
     fn slow(&self) -> u64;
@@ -27,6 +25,7 @@ pub(crate) trait OpSample {
     fn min_ns(&self) -> u64;
     /// Longest recorded duration in nanoseconds (exact, unlike the histogram).
     fn max_ns(&self) -> u64;
-    /// The window's latency histogram in nanoseconds.
-    fn histogram(&self) -> &Histogram<u64>;
+    /// The value at `quantile` of the window's latency histogram in nanoseconds
+    /// (HdrHistogram's `value_at_quantile`).
+    fn value_at_quantile(&self, quantile: f64) -> u64;
 }

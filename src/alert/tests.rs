@@ -47,8 +47,8 @@ impl OpSample for TestOp {
     fn max_ns(&self) -> u64 {
         self.stats.max_ns
     }
-    fn histogram(&self) -> &Histogram<u64> {
-        &self.hist
+    fn value_at_quantile(&self, quantile: f64) -> u64 {
+        self.hist.value_at_quantile(quantile)
     }
 }
 

@@ -122,7 +122,7 @@ impl Interval {
                 start_unix_ns: report.start_unix_ns,
                 length_ns,
                 stats: o.stats.clone(),
-                histogram: (*o.histogram).clone(),
+                histogram: o.histogram.to_hdrhistogram(),
                 stored_histogram: None,
             })
             .collect()

@@ -9,6 +9,8 @@
 
 use hdrhistogram::Histogram;
 
+use super::layout::Layout;
+
 /// Adds `hist`'s counts to `counts`, one slot per bound plus one above the last bound
 /// (`counts.len() == bounds.len() + 1`; not cumulative).
 pub(crate) fn add(bounds: &[u64], hist: &Histogram<u64>, counts: &mut [u64]) {
@@ -20,6 +22,21 @@ pub(crate) fn add(bounds: &[u64], hist: &Histogram<u64>, counts: &mut [u64]) {
         let low = hist.lowest_equivalent(v.value_iterated_to());
         let i = bounds.partition_point(|&b| b < low);
         counts[i] += v.count_at_value();
+    }
+}
+
+/// As [`add`], for `(index, count)` pairs of a counts array laid out as `layout` says.
+pub(crate) fn add_pairs(
+    bounds: &[u64],
+    layout: &Layout,
+    pairs: impl Iterator<Item = (usize, u64)>,
+    counts: &mut [u64],
+) {
+    debug_assert_eq!(counts.len(), bounds.len() + 1);
+    for (i, c) in pairs {
+        let low = layout.value_for(i);
+        let slot = bounds.partition_point(|&b| b < low);
+        counts[slot] += c;
     }
 }
 

@@ -22,7 +22,17 @@ use hdrhistogram::Histogram;
 use miniz_oxide::inflate::core::{decompress, inflate_flags, DecompressorOxide};
 use miniz_oxide::inflate::TINFLStatus;
 
+use super::compact::CompactHistogram;
 use crate::limits::MAX_HISTOGRAM_COUNTS;
+
+/// A histogram to encode: an HdrHistogram, or the compact form of one (same bytes).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum HistRef<'a> {
+    /// A full HdrHistogram.
+    Hdr(&'a Histogram<u64>),
+    /// A compact histogram.
+    Compact(&'a CompactHistogram),
+}
 
 /// Cookie of a V2 encoding compressed with deflate: HdrHistogram's
 /// `V2CompressedEncodingCookieBase` with the word-size bits (0x10) its writers set.
@@ -86,10 +96,27 @@ impl Encoder {
         h: &Histogram<u64>,
         out: &mut Vec<u8>,
     ) -> Result<usize, HistEncodeError> {
+        self.encode_any(HistRef::Hdr(h), out)
+    }
+
+    /// As [`encode`](Self::encode), for either form of histogram.
+    ///
+    /// # Errors
+    /// As [`encode`](Self::encode).
+    pub(crate) fn encode_any(
+        &mut self,
+        h: HistRef<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, HistEncodeError> {
         self.plain.clear();
-        self.v2
-            .serialize(h, &mut self.plain)
-            .map_err(|e| HistEncodeError::Serialize(format!("{e:?}")))?;
+        match h {
+            HistRef::Hdr(h) => {
+                self.v2
+                    .serialize(h, &mut self.plain)
+                    .map_err(|e| HistEncodeError::Serialize(format!("{e:?}")))?;
+            }
+            HistRef::Compact(h) => serialize_compact(h, &mut self.plain)?,
+        }
         let start = out.len();
         out.extend_from_slice(&V2_COMPRESSED_COOKIE.to_be_bytes());
         out.extend_from_slice(&[0; 4]);
@@ -113,6 +140,56 @@ impl Encoder {
         out[start + 4..start + FRAME_LEN].copy_from_slice(&clen.to_be_bytes());
         Ok(out.len() - start)
     }
+}
+
+/// Appends the V2 encoding of `h` to `plain`: the bytes `V2Serializer` writes for the
+/// HdrHistogram holding the same counts (counts up to the highest non-zero one; a run of
+/// more than one zero count as its negated length; ZigZag LEB128-64b9B varints).
+fn serialize_compact(h: &CompactHistogram, plain: &mut Vec<u8>) -> Result<(), HistEncodeError> {
+    plain.extend_from_slice(&V2_COOKIE.to_be_bytes());
+    plain.extend_from_slice(&[0; 4]);
+    plain.extend_from_slice(&0_u32.to_be_bytes());
+    plain.extend_from_slice(&u32::from(h.sigfig()).to_be_bytes());
+    plain.extend_from_slice(&h.low().to_be_bytes());
+    plain.extend_from_slice(&h.high().to_be_bytes());
+    plain.extend_from_slice(&1.0_f64.to_bits().to_be_bytes());
+    let mut next = 0_usize;
+    for (i, c) in h.pairs() {
+        match i - next {
+            0 => {}
+            1 => varint(plain, 0),
+            gap => varint(plain, zig_zag(-(gap as i64))),
+        }
+        let c = i64::try_from(c)
+            .map_err(|_| HistEncodeError::Serialize("CountNotSerializable".into()))?;
+        varint(plain, zig_zag(c));
+        next = i + 1;
+    }
+    if next == 0 {
+        // Empty: the count at index 0, zero.
+        varint(plain, 0);
+    }
+    let len = (plain.len() - HEADER_LEN) as u32;
+    plain[4..8].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}
+
+/// ZigZag: 0 to 0, -1 to 1, 1 to 2, -2 to 3.
+fn zig_zag(n: i64) -> u64 {
+    ((n << 1) ^ (n >> 63)) as u64
+}
+
+/// LEB128 with at most 9 bytes: the ninth holds the top 8 bits as they are.
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    for _ in 0..8 {
+        if v < 0x80 {
+            out.push(v as u8);
+            return;
+        }
+        out.push(0x80 | (v & 0x7f) as u8);
+        v >>= 7;
+    }
+    out.push(v as u8);
 }
 
 /// The parameters of a stored histogram, from its inner V2 header.

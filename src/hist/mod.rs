@@ -5,7 +5,9 @@
 //! |---|---|
 //! | `codec` | HdrHistogram's V2 encoding compressed with deflate: [`Encoder`], bounded [`decode`], header [`peek`] |
 //! | [`buckets`] | Prometheus bucket counts derived from an HdrHistogram |
-//! | `pool` | recycling of window histograms ([`PooledHistogram`], [`HistPool`]) |
+//! | `layout` | HdrHistogram's counts-array layout: value to index and back ([`Layout`]) |
+//! | `compact` | histograms without the full counts array: [`CompactHistogram`] (published windows), open windows' counts, totals' counts |
+//! | `pool` | recycling of published histograms' buffers ([`PooledHistogram`], [`HistPool`]) |
 //! | `quantiles` | the percentiles of window statistics ([`QUANTILES`], [`percentiles`]) |
 //!
 //! The codec implements HdrHistogram's "V2 compressed" encoding as its Java implementation
@@ -20,11 +22,18 @@
 
 pub(crate) mod buckets;
 mod codec;
+mod compact;
+mod layout;
 mod pool;
+#[cfg(all(test, not(loom)))]
+mod props;
 mod quantiles;
 
-pub(crate) use codec::{check_frame, decode, peek, Encoder, HistEncodeError};
+pub(crate) use codec::{check_frame, decode, peek, Encoder, HistEncodeError, HistRef};
+pub(crate) use compact::{bump, CountsPool, RangeCounts, WindowCounts, LOG_CAPACITY};
+pub use compact::{CompactHistogram, RecordedBucket};
+pub(crate) use layout::{IndexTable, Layout};
 pub(crate) use pool::HistPool;
 pub use pool::PooledHistogram;
-pub(crate) use quantiles::percentiles;
 pub use quantiles::QUANTILES;
+pub(crate) use quantiles::{percentiles, Quantiles, RangeView};

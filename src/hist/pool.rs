@@ -1,45 +1,38 @@
-//! Recycling of window histograms.
+//! Recycling of the buffers of published window histograms.
 //!
 //! A closed window hands its histograms to readers inside a [`WindowReport`](crate::WindowReport).
-//! When the last reader drops the report, each histogram goes back to the aggregator's pool
-//! through a channel, so at steady state no histogram is allocated per window.
+//! When the last reader drops the report, each histogram's buffers go back to the
+//! aggregator's pool through a channel, so at steady state no buffer is allocated per window.
 
 use core::fmt;
 use core::ops::Deref;
 
 use crossbeam_channel::{Receiver, Sender};
-use hdrhistogram::Histogram;
 
-/// The aggregator's stock of spare histograms, all with one configuration.
+use super::compact::CompactHistogram;
+
+/// Buffers of a compact histogram: its indices and its counts.
+type Buffers = (Vec<u32>, Vec<u64>);
+
+/// The aggregator's stock of spare histogram buffers.
 pub(crate) struct HistPool {
-    home: Sender<Histogram<u64>>,
-    spare: Receiver<Histogram<u64>>,
-    template: Histogram<u64>,
+    home: Sender<Buffers>,
+    spare: Receiver<Buffers>,
 }
 
 impl HistPool {
-    pub(crate) fn new(template: Histogram<u64>) -> Self {
+    pub(crate) fn new() -> Self {
         let (home, spare) = crossbeam_channel::unbounded();
-        Self {
-            home,
-            spare,
-            template,
-        }
+        Self { home, spare }
     }
 
-    /// An empty histogram: a returned one, reset, or a new one.
-    pub(crate) fn take(&self) -> Histogram<u64> {
-        match self.spare.try_recv() {
-            Ok(mut h) => {
-                h.reset();
-                h
-            }
-            Err(_) => Histogram::new_from(&self.template),
-        }
+    /// Buffers for a histogram: returned ones, or new (empty) ones.
+    pub(crate) fn buffers(&self) -> Buffers {
+        self.spare.try_recv().unwrap_or_default()
     }
 
-    /// Wraps `hist` so that it comes back here when dropped.
-    pub(crate) fn lend(&self, hist: Histogram<u64>) -> PooledHistogram {
+    /// Wraps `hist` so that its buffers come back here when dropped.
+    pub(crate) fn lend(&self, hist: CompactHistogram) -> PooledHistogram {
         PooledHistogram {
             hist: Some(hist),
             home: self.home.clone(),
@@ -47,20 +40,21 @@ impl HistPool {
     }
 }
 
-/// A window's latency histogram (nanoseconds). Dereferences to [`hdrhistogram::Histogram`].
+/// A window's latency histogram (nanoseconds). Dereferences to [`CompactHistogram`]; see
+/// [`CompactHistogram::to_hdrhistogram`] for an [`hdrhistogram::Histogram`].
 ///
-/// It returns to its engine's pool when dropped, so keep it only as long as you need it and
-/// clone the histogram (`(*h).clone()`) to keep it longer.
+/// Its buffers return to its engine's pool when it is dropped, so keep it only as long as
+/// you need it and clone the histogram (`(*h).clone()`) to keep it longer.
 pub struct PooledHistogram {
     /// Always `Some` until drop.
-    hist: Option<Histogram<u64>>,
-    home: Sender<Histogram<u64>>,
+    hist: Option<CompactHistogram>,
+    home: Sender<Buffers>,
 }
 
 impl Deref for PooledHistogram {
-    type Target = Histogram<u64>;
+    type Target = CompactHistogram;
 
-    fn deref(&self) -> &Histogram<u64> {
+    fn deref(&self) -> &CompactHistogram {
         self.hist.as_ref().expect("present until drop")
     }
 }
@@ -76,8 +70,8 @@ impl fmt::Debug for PooledHistogram {
 impl Drop for PooledHistogram {
     fn drop(&mut self) {
         if let Some(h) = self.hist.take() {
-            // If the engine is gone the histogram is simply freed.
-            let _ = self.home.send(h);
+            // If the engine is gone the buffers are simply freed.
+            let _ = self.home.send(h.into_buffers());
         }
     }
 }

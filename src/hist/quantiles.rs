@@ -1,6 +1,55 @@
-//! The percentiles a window reports, read from its HdrHistogram.
+//! The percentiles a window reports, read from its HdrHistogram or a compact form of it.
 
 use hdrhistogram::Histogram;
+
+use super::compact::{quantiles_into, CompactHistogram, RangeCounts};
+use super::layout::Layout;
+
+/// Something that answers HdrHistogram's `value_at_quantiles` for [`QUANTILES`].
+pub(crate) trait Quantiles {
+    /// Calls counted.
+    fn total(&self) -> u64;
+    /// The values at [`QUANTILES`].
+    fn at_quantiles(&self) -> [u64; 5];
+}
+
+impl Quantiles for Histogram<u64> {
+    fn total(&self) -> u64 {
+        self.len()
+    }
+    fn at_quantiles(&self) -> [u64; 5] {
+        let mut q = [0; 5];
+        for (slot, v) in q.iter_mut().zip(self.value_at_quantiles(QUANTILES)) {
+            *slot = v;
+        }
+        q
+    }
+}
+
+impl Quantiles for CompactHistogram {
+    fn total(&self) -> u64 {
+        self.len()
+    }
+    fn at_quantiles(&self) -> [u64; 5] {
+        let mut q = [0; 5];
+        quantiles_into(self.layout(), self.pairs(), self.len(), &QUANTILES, &mut q);
+        q
+    }
+}
+
+/// Totals' counts read with their layout.
+pub(crate) struct RangeView<'a>(pub(crate) &'a Layout, pub(crate) &'a RangeCounts);
+
+impl Quantiles for RangeView<'_> {
+    fn total(&self) -> u64 {
+        self.1.len()
+    }
+    fn at_quantiles(&self) -> [u64; 5] {
+        let mut q = [0; 5];
+        quantiles_into(self.0, self.1.pairs(), self.1.len(), &QUANTILES, &mut q);
+        q
+    }
+}
 
 /// The quantiles reported in [`OpStats`](crate::OpStats): p50, p90, p95, p99, p99.9;
 /// ascending, as hdrhistogram's one-pass lookup needs.
@@ -11,18 +60,18 @@ pub const QUANTILES: [f64; 5] = [0.5, 0.9, 0.95, 0.99, 0.999];
 /// extremes). All zero when `count` is zero or there is no histogram, or an empty one.
 ///
 /// A `max_ns` below `min_ns` (statistics put together by hand) is taken as `min_ns`.
-pub(crate) fn percentiles(
-    histogram: Option<&Histogram<u64>>,
+pub(crate) fn percentiles<H: Quantiles + ?Sized>(
+    histogram: Option<&H>,
     count: u64,
     min_ns: u64,
     max_ns: u64,
 ) -> [u64; 5] {
     let mut q = [0; 5];
-    let Some(h) = histogram.filter(|h| count > 0 && !h.is_empty()) else {
+    let Some(h) = histogram.filter(|h| count > 0 && h.total() > 0) else {
         return q;
     };
     let (lo, hi) = (min_ns, max_ns.max(min_ns));
-    for (slot, v) in q.iter_mut().zip(h.value_at_quantiles(QUANTILES)) {
+    for (slot, v) in q.iter_mut().zip(h.at_quantiles()) {
         *slot = v.clamp(lo, hi);
     }
     q
@@ -54,7 +103,7 @@ mod tests {
     #[test]
     fn nothing_recorded_gives_zeros() {
         let h = hist(&[5]);
-        assert_eq!(percentiles(None, 3, 1, 9), [0; 5]);
+        assert_eq!(percentiles::<Histogram<u64>>(None, 3, 1, 9), [0; 5]);
         assert_eq!(percentiles(Some(&hist(&[])), 3, 1, 9), [0; 5]);
         assert_eq!(percentiles(Some(&h), 0, 1, 9), [0; 5]);
     }

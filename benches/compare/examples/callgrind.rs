@@ -78,6 +78,24 @@ fn per_call_ringmeter_drain(engine: &Engine) {
     engine.flush().expect("flush");
 }
 
+/// Queues `N` pre-measured durations spread from 200 ns to ~65 µs (so the histogram sees
+/// many buckets, as `hot_path`'s drain bench does); not a scenario itself.
+#[inline(never)]
+fn queue_spread_record_ns(op: Op) {
+    let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+    for _ in 0..N {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        op.record_ns(200 + (x & 0xFFFF));
+    }
+}
+
+#[inline(never)]
+fn per_call_ringmeter_drain_record_ns(engine: &Engine) {
+    engine.flush().expect("flush");
+}
+
 fn main() {
     let engine = Engine::builder()
         .ring_capacity(N as usize)
@@ -92,6 +110,8 @@ fn main() {
 
     per_call_ringmeter_record_ns(rec);
     engine.flush().expect("flush");
+    queue_spread_record_ns(rec);
+    per_call_ringmeter_drain_record_ns(&engine); // drains N pre-measured events
     per_call_ringmeter_timed(timed);
     per_call_ringmeter_drain(&engine); // drains N timed events
     per_call_ringmeter_time_count_only(count_only);

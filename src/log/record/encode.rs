@@ -6,11 +6,9 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use hdrhistogram::Histogram;
-
 use super::{EncodeError, EngineEvent, Exemplar, Record, SamplingMode, WindowFixed, WindowRecord};
 use crate::alert::{Alert, AlertState, Condition};
-use crate::hist::{Encoder, HistEncodeError};
+use crate::hist::{Encoder, HistEncodeError, HistRef};
 use crate::log::format::{U32Le, U64Le};
 use crate::metric::{CounterValue, GaugeValue};
 use crate::report::{OpStats, OpWindow, WindowReport};
@@ -59,7 +57,7 @@ impl WindowRecord {
             slow_threshold_ns: self.slow_threshold_ns,
             slowest: Cow::Borrowed(&self.slowest),
             error_kinds: &self.error_kinds,
-            histogram: &self.histogram,
+            histogram: HistRef::Hdr(&self.histogram),
             stored_histogram: self.stored_histogram.as_deref(),
         }
     }
@@ -77,7 +75,7 @@ pub(crate) struct WindowFields<'a> {
     pub(crate) slow_threshold_ns: u64,
     pub(crate) slowest: Cow<'a, [Exemplar]>,
     pub(crate) error_kinds: &'a [(Arc<str>, u64)],
-    pub(crate) histogram: &'a Histogram<u64>,
+    pub(crate) histogram: HistRef<'a>,
     /// Already-serialized histogram bytes to write instead of `histogram`.
     pub(crate) stored_histogram: Option<&'a [u8]>,
 }
@@ -95,7 +93,7 @@ pub(crate) fn window_fields<'a>(report: &'a WindowReport, op: &'a OpWindow) -> W
         slow_threshold_ns: op.slow_threshold_ns,
         slowest: Cow::Borrowed(&op.slowest),
         error_kinds: &op.error_kinds,
-        histogram: &op.histogram,
+        histogram: HistRef::Compact(&op.histogram),
         stored_histogram: None,
     }
 }
@@ -272,7 +270,7 @@ pub(crate) fn encode_window(
             buf.extend_from_slice(bytes);
             bytes.len()
         }
-        None => hist.encode(w.histogram, buf).map_err(|e| match e {
+        None => hist.encode_any(w.histogram, buf).map_err(|e| match e {
             HistEncodeError::TooLarge(len) => too_long("histogram", len),
             e => EncodeError::Histogram(e.to_string()),
         })?,
