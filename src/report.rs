@@ -65,9 +65,11 @@ pub struct OpStats {
 }
 
 impl OpStats {
-    /// Calls issued: recorded, unsampled and dropped.
+    /// Calls issued: recorded, unsampled and dropped (saturating at `u64::MAX`).
     pub fn calls(&self) -> u64 {
-        self.count + self.unsampled + self.dropped
+        self.count
+            .saturating_add(self.unsampled)
+            .saturating_add(self.dropped)
     }
 
     /// `errors / calls`, or 0 when there were no calls.
@@ -270,4 +272,22 @@ pub struct LogStatus {
     /// Closed windows that will never be in the log (dropped while waiting, or half written
     /// when a fault struck).
     pub windows_lost: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OpStats;
+
+    #[test]
+    fn calls_saturate_instead_of_overflowing() {
+        let s = OpStats {
+            count: u64::MAX - 1,
+            unsampled: 1,
+            dropped: 5,
+            errors: 7,
+            ..OpStats::default()
+        };
+        assert_eq!(s.calls(), u64::MAX);
+        assert!(s.error_rate() > 0.0 && s.error_rate() < 1e-15);
+    }
 }
