@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command for every benchmark: the library's hot-path benches (benches/hot_path.rs) and
 # the comparison against peer crates (benches/compare: the per-call benches and the engine
-# scenarios: sustained throughput with drops, heap growth, drain rate, publication latency),
+# scenarios: sustained throughput with drops, heap growth, drain rate, publication latency)
+# and the library's heap per active operation (benches/memory.rs),
 # REPS times (default 3), each repetition running the whole set in alternating order. Then
 # scripts/bench_report.py writes the tables: per scenario the median of the repetitions'
 # medians with their range (min–max), ratios taken within each repetition (then the median of
@@ -47,6 +48,7 @@ cargo metadata --format-version 1 >"$out/meta-lib.json"
 cargo metadata --format-version 1 --manifest-path "$cmp" >"$out/meta-cmp.json"
 
 cargo bench --bench hot_path --no-run >&2
+cargo bench --bench memory --no-run >&2
 cargo bench --manifest-path "$cmp" --no-run >&2
 
 # Runs one criterion bench and keeps "<group>/<id> <median ns per iteration>" per scenario
@@ -84,6 +86,13 @@ for rep in $(seq 1 "$reps"); do
     cat "$out/rep$rep.engine.log" >&2
     exit 1
   }
+  # Heap per active operation (the library's benches/memory.rs); it takes no criterion filter.
+  if [ $# -eq 0 ]; then
+    cargo bench --bench memory >"$out/rep$rep.memory.log" 2>&1 || {
+      cat "$out/rep$rep.memory.log" >&2
+      exit 1
+    }
+  fi
   echo "rep$rep end $(loadavg)" >>"$out/load"
   echo "repetition $rep of $reps done" >&2
 done
