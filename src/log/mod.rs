@@ -54,13 +54,16 @@ mod sink;
 mod writer;
 
 pub use crate::report::LogStatus;
-pub use reader::{Damage, Entry, Health, Integrity, Reader, SegmentInfo};
+pub use reader::{Damage, Entry, Health, Integrity, Reader, SegmentInfo, Verdict};
 pub use record::{
     DecodeError, DictEntry, EncodeError, EngineEvent, EngineEventKind, Exemplar, Record,
     RecordKind, SamplingMode, SeriesRecord, WindowRecord, MAX_HISTOGRAM_COUNTS,
 };
 pub(crate) use sink::LogSink;
-pub use writer::{LogConfig, Writer, DEFAULT_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
+pub(crate) use writer::check_dir_lock;
+pub use writer::{
+    Durability, LogConfig, WriteMode, Writer, DEFAULT_SEGMENT_SIZE, LOCK_FILE, MIN_SEGMENT_SIZE,
+};
 
 /// Errors of the log reader and writer. Each names the file it concerns.
 #[derive(Debug)]
@@ -98,6 +101,23 @@ pub enum LogError {
     },
     /// A record could not be encoded.
     Encode(EncodeError),
+    /// Another writer holds the log directory's lock ([`LOCK_FILE`]).
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// The process id recorded by the holder, if readable.
+        pid: Option<u32>,
+    },
+    /// The writer was opened by another process: this one is a `fork()` of it and must not
+    /// write the parent's segment.
+    Forked {
+        /// The log directory.
+        path: PathBuf,
+        /// The process that opened the writer.
+        parent: u32,
+        /// This process.
+        child: u32,
+    },
 }
 
 impl LogError {
@@ -128,6 +148,28 @@ impl fmt::Display for LogError {
             ),
             Self::Io { path, op, source } => write!(f, "{}: {op}: {source}", path.display()),
             Self::Encode(e) => write!(f, "cannot encode record: {e}"),
+            Self::Locked { path, pid } => match pid {
+                Some(pid) => write!(
+                    f,
+                    "{}: the log directory is held by another writer (process {pid})",
+                    path.display()
+                ),
+                None => write!(
+                    f,
+                    "{}: the log directory is held by another writer",
+                    path.display()
+                ),
+            },
+            Self::Forked {
+                path,
+                parent,
+                child,
+            } => write!(
+                f,
+                "{}: the log writer belongs to process {parent}; process {child} is a fork of \
+                 it and does not write its segment",
+                path.display()
+            ),
         }
     }
 }
