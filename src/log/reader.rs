@@ -360,6 +360,31 @@ fn crc_matches(file: &File, h: &FrameHeader, at: u64, buf: &mut Vec<u8>) -> io::
     Ok(crc == h.crc.get())
 }
 
+/// The first offset at or after `at` that holds data (`SEEK_DATA`): `None` when only a
+/// hole follows; `Some(at)` where the filesystem cannot tell.
+fn next_data(file: &File, at: u64) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let off = libc::off_t::try_from(at).ok()?;
+        // SAFETY: `lseek` on a descriptor borrowed for the call; no memory is passed. The
+        // reader always gives explicit offsets (pread), so moving the file offset is harmless.
+        let r = unsafe { libc::lseek(file.as_raw_fd(), off, libc::SEEK_DATA) };
+        if r >= 0 {
+            return Some(r as u64);
+        }
+        if io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO) {
+            return None;
+        }
+        Some(at)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        Some(at)
+    }
+}
+
 /// Why a file named like a segment cannot be read as one; `None` for a regular file.
 enum Unopenable {
     /// Vanished since the listing (retention).
@@ -1181,6 +1206,17 @@ impl Reader {
         let mut buf_len = 0_usize;
         while at + FRAME_HEADER_LEN as u64 <= len {
             if buf_at == u64::MAX || at + FRAME_HEADER_LEN as u64 > buf_at + buf_len as u64 {
+                // Holes of a sparse file hold no frame: skip to the next data.
+                match next_data(&open.file, at) {
+                    Some(d) if d > at => {
+                        at = d.div_ceil(FRAME_ALIGN as u64) * FRAME_ALIGN as u64;
+                        if at + FRAME_HEADER_LEN as u64 > len {
+                            break;
+                        }
+                    }
+                    Some(_) => {}
+                    None => break,
+                }
                 let want = ((len - at) as usize).min(CHUNK);
                 buf_len = read_at(&open.file, &mut buf[..want], at)
                     .map_err(|e| LogError::io(&path, "read", e))?;
@@ -1190,6 +1226,11 @@ impl Reader {
                 }
             }
             let i = (at - buf_at) as usize;
+            if buf[i..i + 8] == [0; 8] {
+                // A zero length word: no frame starts here.
+                at += FRAME_ALIGN as u64;
+                continue;
+            }
             let h: FrameHeader = bytemuck::pod_read_unaligned(&buf[i..i + FRAME_HEADER_LEN]);
             let plen = h.payload_len();
             let seq = h.seq.get();

@@ -164,7 +164,7 @@ impl LogSink {
     }
 
     /// Seals the segment and waits until it is on disk (at shutdown; anything appended
-    /// later starts a new segment).
+    /// later reopens it).
     pub(crate) fn flush(&mut self) {
         if let Some(w) = self.writer.as_mut() {
             if let Err(e) = w.seal() {

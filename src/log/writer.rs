@@ -544,7 +544,7 @@ impl Writer {
     fn fits(&self, len: u64) -> bool {
         self.seg
             .as_ref()
-            .is_some_and(|s| !s.sealed && s.pos as u64 + len <= s.size)
+            .is_some_and(|s| s.pos as u64 + len <= s.size)
     }
 
     /// Writes one frame, rotating first if it does not fit. Returns its offset.
@@ -561,6 +561,9 @@ impl Writer {
                 io::Error::other("no open segment"),
             ));
         };
+        // Appending to a sealed segment (after a shutdown's seal) reopens it: the next
+        // commit clears the seal.
+        seg.sealed = false;
         let at = seg.pos;
         let header = FrameHeader::new(kind, seg.next_seq, payload);
         let mut marked = header;
@@ -628,7 +631,7 @@ impl Writer {
     }
 
     /// Seals the current segment (its writer is done with it) and syncs it. A later append
-    /// starts a new segment.
+    /// reopens it (its commit clears the seal).
     ///
     /// # Errors
     /// [`LogError::Io`] when the write or the sync fails, [`LogError::Forked`] in a forked

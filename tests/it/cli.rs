@@ -219,10 +219,38 @@ fn check_reports_clean_torn_and_corrupt_logs() {
     assert!(stats.status.success());
     assert!(String::from_utf8_lossy(&stats.stderr).contains("corrupt"));
 
-    // Everything after the start of the last record wiped: a torn tail only.
-    let mut bytes = original;
+    // Everything after the start of the last record wiped: it was committed, so corrupt.
+    let mut bytes = original.clone();
     let end = bytes.len();
     bytes[last as usize..end].fill(0xa5);
+    std::fs::write(&seg, &bytes).unwrap();
+    let out = ringmeter(&["check", path(&dir)]);
+    assert_eq!(out.status.code(), Some(4));
+
+    // Zeroed instead: committed records missing.
+    let mut bytes = original.clone();
+    bytes[last as usize..end].fill(0);
+    std::fs::write(&seg, &bytes).unwrap();
+    let out = ringmeter(&["check", path(&dir)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(5), "{text}");
+    assert!(text.contains("records missing"));
+
+    // The last record in progress and not committed (a kill inside the append): a torn
+    // tail only.
+    use ringmeter::log::format::{CommitSlot, U32Le, COMMIT_BLOCK_AT, IN_PROGRESS};
+    let mut bytes = original;
+    let block = &bytes[COMMIT_BLOCK_AT..COMMIT_BLOCK_AT + 64];
+    let slot = CommitSlot::newest(block).unwrap();
+    let g = slot.generation.get() + 1;
+    let back = CommitSlot::new(g, last, slot.records.get() - 1, 0);
+    let at = CommitSlot::offset(g);
+    bytes[at..at + 32].copy_from_slice(bytemuck::bytes_of(&back));
+    let len = u32::from_le_bytes(bytes[last as usize..last as usize + 4].try_into().unwrap());
+    // Nothing after it (the engine's shutdown events came later).
+    bytes[last as usize + (len as usize).div_ceil(8) * 8..].fill(0);
+    let marked = U32Le::new(len | IN_PROGRESS);
+    bytes[last as usize..last as usize + 4].copy_from_slice(bytemuck::bytes_of(&marked));
     std::fs::write(&seg, &bytes).unwrap();
     let out = ringmeter(&["check", path(&dir)]);
     let text = String::from_utf8_lossy(&out.stdout);
