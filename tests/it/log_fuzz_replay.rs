@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use ringmeter::log::fuzzing::{check_record_bytes, check_segment_bytes};
+use ringmeter::log::fuzzing::{check_dir_bytes, check_record_bytes, check_segment_bytes};
 
 fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -39,6 +39,39 @@ fn segment_reader_inputs_replay() {
     for (name, bytes) in inputs {
         eprintln!("{name}");
         check_segment_bytes(&bytes);
+    }
+}
+
+/// The directory reader's inputs, each under the fuzz target's time limit (10 s), plus
+/// mutations of its seeds.
+#[test]
+fn log_dir_reader_inputs_replay() {
+    let inputs = inputs("log_dir_reader");
+    assert!(!inputs.is_empty(), "the seed corpus is missing");
+    let mut rng = Rng(0x5851_f42d_4c95_7f2d);
+    let seeds: Vec<Vec<u8>> = inputs
+        .iter()
+        .filter(|(name, _)| name.contains("seeds"))
+        .map(|(_, b)| b.clone())
+        .collect();
+    let mutated = (0..60).map(|_| {
+        let i = rng.below(seeds.len());
+        mutate(&mut rng, &seeds[i])
+    });
+    for (name, bytes) in inputs
+        .into_iter()
+        .chain(mutated.map(|b| ("mutation".to_owned(), b)))
+    {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            check_dir_bytes(&bytes);
+            let _ = tx.send(());
+        });
+        match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("{name}: over 10 s"),
+            Err(_) => panic!("{name}: the check panicked"),
+        }
     }
 }
 
