@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Rule, Rules, Sampling};
+use super::{Durability, Rule, Rules, Sampling};
 use crate::alert::{self, AlertRule};
 use crate::env::{
     CONFIG as ENV_CONFIG, ERROR_RATE_THRESHOLD as ENV_ERROR_RATE_THRESHOLD, LOG_DIR as ENV_LOG_DIR,
@@ -15,7 +15,6 @@ use crate::env::{
 };
 use crate::error::Error;
 use crate::limits::{MAX_EXEMPLARS, MAX_RING_CAPACITY, MAX_SAMPLE_EVERY, MIN_SAMPLE_PROBABILITY};
-use crate::log::Durability;
 use crate::pattern::Pattern;
 
 /// Environment variable naming the window log's durability policy (`os`, `window` or a

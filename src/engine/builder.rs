@@ -16,6 +16,7 @@ use crate::aggregator::{Aggregator, AlertCallback, Settings, WindowCallback};
 use crate::alert::{Alert, AlertRule, Evaluator};
 use crate::clock::Clock;
 use crate::config::source::{self, Layer};
+use crate::config::Durability;
 use crate::config::{Layers, Resolved, Rule, Rules};
 use crate::error::Error;
 use crate::hub::{Hub, HubSettings, Names};
@@ -25,7 +26,7 @@ use crate::limits::{
     DEFAULT_SIGNIFICANT_DIGITS, DEFAULT_WINDOW, MAX_BUCKETS, MAX_OPERATIONS, MAX_RING_CAPACITY,
     MAX_SEGMENT_SIZE, MAX_WINDOW, MIN_SEGMENT_SIZE, MIN_WINDOW,
 };
-use crate::log::{check_dir_lock, Durability, LogConfig};
+use crate::log::{check_dir_lock, LogConfig};
 use crate::name::prometheus_name;
 use crate::report::WindowReport;
 

@@ -176,6 +176,7 @@ pub struct CommitSlot {
 }
 
 const _: () = assert!(core::mem::size_of::<CommitSlot>() == COMMIT_SLOT_LEN);
+const _: () = assert!(FIRST_FRAME_V2.is_multiple_of(FRAME_ALIGN));
 
 impl CommitSlot {
     /// A slot with its CRC.

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use memmap2::MmapMut;
 
 use super::format::{
-    segment_file_name, CommitSlot, FrameHeader, SegmentHeader, U32Le, COMMIT_SLOT_LEN,
-    FIRST_FRAME_V2, FRAME_HEADER_LEN, IN_PROGRESS, MAX_PAYLOAD, SEALED, SEGMENT_HEADER_LEN,
+    segment_file_name, CommitSlot, FrameHeader, SegmentHeader, U32Le, FIRST_FRAME_V2,
+    FRAME_HEADER_LEN, IN_PROGRESS, MAX_PAYLOAD, SEALED, SEGMENT_HEADER_LEN,
 };
 use super::reader::list_segments;
 use super::record::{
@@ -34,57 +34,11 @@ use super::LogError;
 use crate::hist::Encoder;
 use crate::report::WindowReport;
 
+pub use crate::config::Durability;
 pub use crate::limits::{DEFAULT_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
 
 /// Name of the lock file in a log directory; it holds the writer's process id.
 pub const LOCK_FILE: &str = "writer.lock";
-
-/// When the writer waits for written records to reach the disk. What survives a process
-/// kill and a power loss under each policy is in `docs/log-format.md`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Durability {
-    /// Leave write-back to the operating system (the default): no sync per window; a
-    /// segment is synced when it is sealed (rotation, shutdown). A process kill loses
-    /// nothing; a power loss can lose the records of roughly the last 30 s (the kernel's
-    /// write-back delay) and the segments' tails.
-    #[default]
-    OsWriteBack,
-    /// Sync after every append (`msync(MS_SYNC)` on the new bytes, then on the commit block;
-    /// `fdatasync` when writing with `pwrite`): a window is on disk when its append returns.
-    EachWindow,
-    /// Sync at the first append at least this long after the previous sync.
-    Every(Duration),
-}
-
-impl core::fmt::Display for Durability {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::OsWriteBack => f.write_str("os"),
-            Self::EachWindow => f.write_str("window"),
-            Self::Every(d) => write!(f, "{}ms", d.as_millis()),
-        }
-    }
-}
-
-impl core::str::FromStr for Durability {
-    type Err = String;
-
-    /// `os`, `window`, or a sync interval in milliseconds (`250ms` or `250`, at least 1).
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim() {
-            "os" => Ok(Self::OsWriteBack),
-            "window" => Ok(Self::EachWindow),
-            other => {
-                let n = other.strip_suffix("ms").unwrap_or(other).trim();
-                match n.parse::<u64>() {
-                    Ok(ms) if ms >= 1 => Ok(Self::Every(Duration::from_millis(ms))),
-                    _ => Err("\"os\", \"window\" or a sync interval such as \"250ms\"".into()),
-                }
-            }
-        }
-    }
-}
 
 /// How the writer puts bytes into segment files.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -906,7 +860,6 @@ fn create_segment(
     } else {
         Io::Pwrite
     };
-    debug_assert!(COMMIT_SLOT_LEN * 2 + SEGMENT_HEADER_LEN == FIRST_FRAME_V2);
     Ok(Segment {
         path,
         seq,
