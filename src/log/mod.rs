@@ -5,8 +5,8 @@
 //! |---|---|
 //! | [`Reader`] | reads a log directory in order, across segments, while a writer may be live |
 //! | [`Record`], [`WindowRecord`], [`EngineEvent`], [`DictEntry`] | decoded records |
-//! | [`Integrity`], [`Damage`], [`Health`] | what the reader found: clean, torn tail, corrupt ranges |
-//! | [`Writer`], [`LogConfig`] | appends records; the engine runs one on its aggregator thread |
+//! | [`Integrity`], [`Damage`], [`Verdict`], [`Health`] | what the reader found: clean (sealed), unsealed, torn tail, records missing, corrupt |
+//! | [`Writer`], [`LogConfig`], [`Durability`], [`WriteMode`] | appends records (one writer per directory); the engine runs one on its aggregator thread |
 //! | [`LogStatus`] | the engine's log state, in every [`Snapshot`](crate::Snapshot) |
 //! | [`format`](mod@format) | the fixed headers and constants of the on-disk format |
 //!
@@ -37,6 +37,8 @@
 //! assert_eq!(&*windows[0].op, "db.query");
 //! assert_eq!(windows[0].stats.count, 1);
 //! assert!(reader.integrity().is_clean());
+//! // Shut down: the segment is sealed.
+//! assert_eq!(ringmeter::log::Reader::check(&dir).unwrap().verdict(), ringmeter::log::Verdict::Clean);
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! # Ok::<(), ringmeter::Error>(())
 //! ```

@@ -6,12 +6,16 @@
 //! frame half written, which looks like a torn tail until the writer finishes it.
 //!
 //! Recovery rules (also in `docs/log-format.md`): frames are read in order from the end of
-//! the segment header. A zero length word ends the written part of the segment. A frame
-//! whose length runs past the file, whose in-progress bit is set, whose CRC does not match,
-//! whose sequence number is not the next one, or whose payload does not decode is damage.
-//! After damage the reader scans forward at [`FRAME_ALIGN`] steps for a valid frame with a
-//! higher sequence number: if it finds one, the bytes in between are a corrupt range and
-//! reading resumes there; if not, the damage is the segment's torn tail.
+//! the segment header and commit block. A zero length word (or, in a sealed segment, the
+//! committed end) ends the written part of the segment. A frame whose length runs past the
+//! file, whose in-progress bit is set, whose CRC does not match, whose sequence number is not
+//! the next one, or whose payload does not decode is damage. After damage the reader scans
+//! forward at [`FRAME_ALIGN`] steps, once, in fixed buffers, for a valid frame with a higher
+//! sequence number: if it finds one, the bytes in between are a corrupt range and reading
+//! resumes there; if not, the damage is the segment's torn tail when the writer had not
+//! committed the frame, and corrupt (or missing, if the file is cut short) when it had. The
+//! end of the data below the committed end, zeros before valid frames, a gap in the segment
+//! sequence and files that are not readable regular segments are missing records.
 
 use core::fmt;
 use std::collections::HashMap;

@@ -5,7 +5,8 @@
 //! kept as regressions in `tests/data/fuzz/<target>/` (committed: copy a file from
 //! `fuzz/artifacts/<target>/` there once it is fixed), and whatever local fuzzing left in
 //! `fuzz/corpus/<target>/` and `fuzz/artifacts/<target>/` (not committed).
-//! Fuzz with `cd fuzz && cargo +nightly fuzz run <target> seeds/<target>`.
+//! Fuzz with `cd fuzz && cargo +nightly fuzz run <target> corpus/<target> seeds/<target>` (new
+//! inputs go to the first directory, so the committed seeds stay as they are).
 
 use std::path::Path;
 
