@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `log_window` | closing one window of 1000 operations on a manual engine (100 calls each), without a log and with one: the difference is the log's cost per window on the aggregator thread |
 //! | `log_read` | reading a log of 20 000 window records (one operation per record, 100 calls each) with `Reader` |
+//! | `log_write` | appending one 1 KiB record with `Writer`, through the mapping and through `pwrite`, under OS write-back and with a sync per append, in the system temp directory |
 //!
 //! Each scenario checks its result before it is timed. Run: `cargo bench --bench log`.
 
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ringmeter::log::{Reader, Record};
+use ringmeter::log::{Durability, LogConfig, Reader, Record, WriteMode, Writer};
 use ringmeter::{Clock, Engine, MockClock, Op};
 
 /// `cargo bench` passes `--bench`; `cargo test --benches` (CI) runs a small version.
@@ -123,5 +124,37 @@ fn log_read(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group!(benches, log_window, log_read);
+fn log_write(c: &mut Criterion) {
+    let mut g = c.benchmark_group("log_write");
+    g.sample_size(10).throughput(Throughput::Elements(1));
+    let record = Record::Unknown {
+        kind: 200,
+        payload: vec![0x5a; 1000],
+    };
+    for (mode, mode_name) in [(WriteMode::Map, "mmap"), (WriteMode::Pwrite, "pwrite")] {
+        for (durability, d_name) in [
+            (Durability::OsWriteBack, "os"),
+            (Durability::EachWindow, "sync_each"),
+        ] {
+            let dir = tmp("write");
+            let mut cfg = LogConfig::new(&dir);
+            cfg.segment_size = 64 << 20;
+            cfg.write_mode = mode;
+            cfg.durability = durability;
+            let mut w = Writer::open(cfg).unwrap();
+            assert_eq!(w.is_mapped(), mode == WriteMode::Map);
+            w.append(&record).unwrap();
+            g.bench_function(format!("{mode_name}_{d_name}"), |b| {
+                b.iter(|| w.append(black_box(&record)).unwrap())
+            });
+            drop(w);
+            let integrity = Reader::check(&dir).unwrap();
+            assert!(integrity.is_clean(), "{integrity:?}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, log_window, log_read, log_write);
 criterion_main!(benches);

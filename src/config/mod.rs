@@ -15,7 +15,9 @@
 //! [`Builder::rule`]: crate::Builder::rule
 //! [`Engine::set_rules`]: crate::Engine::set_rules
 
+mod durability;
 pub(crate) mod source;
+pub use durability::Durability;
 pub mod table;
 
 use std::fmt;

@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Rule, Rules, Sampling};
+use super::{Durability, Rule, Rules, Sampling};
 use crate::alert::{self, AlertRule};
 use crate::env::{
     CONFIG as ENV_CONFIG, ERROR_RATE_THRESHOLD as ENV_ERROR_RATE_THRESHOLD, LOG_DIR as ENV_LOG_DIR,
@@ -17,12 +17,18 @@ use crate::error::Error;
 use crate::limits::{MAX_EXEMPLARS, MAX_RING_CAPACITY, MAX_SAMPLE_EVERY, MIN_SAMPLE_PROBABILITY};
 use crate::pattern::Pattern;
 
+/// Environment variable naming the window log's durability policy (`os`, `window` or a
+/// sync interval such as `250ms`; see `docs/log-format.md`).
+pub(crate) const ENV_LOG_DURABILITY: &str = "RINGMETER_LOG_DURABILITY";
+
 /// What one source sets. `None`: the source says nothing about it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Layer {
     pub(crate) window: Option<Duration>,
     pub(crate) ring_capacity: Option<usize>,
     pub(crate) log_dir: Option<PathBuf>,
+    /// When the window log syncs (`log_durability`, `RINGMETER_LOG_DURABILITY`).
+    pub(crate) log_durability: Option<Durability>,
     pub(crate) rules: Rules,
     /// Alert rules (`[[alert]]`; the configuration file only).
     pub(crate) alerts: Vec<AlertRule>,
@@ -36,6 +42,7 @@ impl Layer {
         if over.log_dir.is_some() {
             self.log_dir.clone_from(&over.log_dir);
         }
+        self.log_durability = over.log_durability.or(self.log_durability);
         self.rules.overlay(&over.rules);
         self.alerts.extend(over.alerts.iter().cloned());
     }
@@ -78,6 +85,12 @@ pub(crate) fn from_env(
             return Err(Error::invalid(ENV_LOG_DIR, "\"\"", "a directory path"));
         }
         layer.log_dir = Some(PathBuf::from(v));
+    }
+    if let Some(v) = get(ENV_LOG_DURABILITY)? {
+        layer.log_durability = Some(
+            v.parse()
+                .map_err(|reason: String| Error::invalid(ENV_LOG_DURABILITY, &v, reason))?,
+        );
     }
     let config = match get(ENV_CONFIG)? {
         Some(v) if v.is_empty() => {
@@ -145,6 +158,17 @@ pub(crate) fn from_toml(text: &str, origin: &str) -> Result<Layer, ParseError> {
                     )))
                 }
             },
+            "log_durability" => match value.as_str().map(str::parse::<Durability>) {
+                Some(Ok(d)) => layer.log_durability = Some(d),
+                Some(Err(reason)) => return Err(cfg(Error::invalid(&k, value, reason))),
+                None => {
+                    return Err(cfg(Error::invalid(
+                        &k,
+                        value,
+                        "\"os\", \"window\" or a sync interval such as \"250ms\" (a string)",
+                    )))
+                }
+            },
             "slow_threshold_ms" | "error_rate_threshold" | "sample_every" => {
                 top_defaults = rule_field(top_defaults, key, value, &k).map_err(cfg)?;
             }
@@ -177,7 +201,8 @@ pub(crate) fn from_toml(text: &str, origin: &str) -> Result<Layer, ParseError> {
                 return Err(cfg(Error::invalid(
                     &k,
                     value,
-                    "unknown key (known: window_secs, ring_capacity, log_dir, slow_threshold_ms, \
+                    "unknown key (known: window_secs, ring_capacity, log_dir, log_durability, \
+                     slow_threshold_ms, \
                      error_rate_threshold, sample_every, [defaults], [rules.\"pattern\"], [[alert]])",
                 )))
             }
@@ -313,6 +338,30 @@ mod tests {
             Error::InvalidConfig { key, value, .. } => (key, value),
             other => panic!("expected InvalidConfig, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn log_durability_comes_from_the_environment_and_the_file() {
+        let (layer, _) = env(&[(ENV_LOG_DURABILITY, "window")]).unwrap();
+        assert_eq!(layer.log_durability, Some(Durability::EachWindow));
+        let (layer, _) = env(&[(ENV_LOG_DURABILITY, "250ms")]).unwrap();
+        assert_eq!(
+            layer.log_durability,
+            Some(Durability::Every(Duration::from_millis(250)))
+        );
+        assert_eq!(
+            key_of(env(&[(ENV_LOG_DURABILITY, "sometimes")]).unwrap_err()),
+            (ENV_LOG_DURABILITY.to_owned(), "sometimes".to_owned())
+        );
+        let layer = from_toml("log_durability = \"os\"", "f").ok().unwrap();
+        assert_eq!(layer.log_durability, Some(Durability::OsWriteBack));
+        assert!(from_toml("log_durability = 5", "f").is_err());
+        assert!(from_toml("log_durability = \"0ms\"", "f").is_err());
+        // The environment overrides the file.
+        let mut file = from_toml("log_durability = \"os\"", "f").ok().unwrap();
+        let (over, _) = env(&[(ENV_LOG_DURABILITY, "window")]).unwrap();
+        file.overlay(&over);
+        assert_eq!(file.log_durability, Some(Durability::EachWindow));
     }
 
     #[test]

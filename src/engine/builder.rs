@@ -16,6 +16,7 @@ use crate::aggregator::{Aggregator, AlertCallback, Settings, WindowCallback};
 use crate::alert::{Alert, AlertRule, Evaluator};
 use crate::clock::Clock;
 use crate::config::source::{self, Layer};
+use crate::config::Durability;
 use crate::config::{Layers, Resolved, Rule, Rules};
 use crate::error::Error;
 use crate::hub::{Hub, HubSettings, Names};
@@ -25,7 +26,7 @@ use crate::limits::{
     DEFAULT_SIGNIFICANT_DIGITS, DEFAULT_WINDOW, MAX_BUCKETS, MAX_OPERATIONS, MAX_RING_CAPACITY,
     MAX_SEGMENT_SIZE, MAX_WINDOW, MIN_SEGMENT_SIZE, MIN_WINDOW,
 };
-use crate::log::LogConfig;
+use crate::log::{check_dir_lock, LogConfig};
 use crate::name::prometheus_name;
 use crate::report::WindowReport;
 
@@ -102,7 +103,8 @@ impl Builder {
     /// A builder with the settings of the environment: the configuration file named by
     /// `RINGMETER_CONFIG` (read at [`start`](Self::start)), overridden by the variables
     /// `RINGMETER_SLOW_THRESHOLD_MS`, `RINGMETER_WINDOW_SECS`, `RINGMETER_ERROR_RATE_THRESHOLD`,
-    /// `RINGMETER_SAMPLE_EVERY`, `RINGMETER_RING_CAPACITY` and `RINGMETER_LOG_DIR`; every
+    /// `RINGMETER_SAMPLE_EVERY`, `RINGMETER_RING_CAPACITY`, `RINGMETER_LOG_DIR` and
+    /// `RINGMETER_LOG_DURABILITY`; every
     /// builder call made afterwards overrides both. See `docs/configuration.md`.
     ///
     /// # Errors
@@ -278,6 +280,25 @@ impl Builder {
         self
     }
 
+    /// When the window log waits for its records to reach the disk (default
+    /// [`Durability::OsWriteBack`](crate::log::Durability::OsWriteBack)): what survives a
+    /// process kill and a power loss under each policy is in `docs/log-format.md`.
+    /// Overrides `RINGMETER_LOG_DURABILITY` and the configuration file's `log_durability`
+    /// (`"os"`, `"window"` or an interval such as `"250ms"`).
+    ///
+    /// # Examples
+    /// ```
+    /// use ringmeter::log::Durability;
+    /// let engine = ringmeter::Engine::builder()
+    ///     .log_durability(Durability::EachWindow)
+    ///     .start_manual()?;
+    /// # Ok::<(), ringmeter::Error>(())
+    /// ```
+    pub fn log_durability(mut self, durability: Durability) -> Self {
+        self.layers.api.log_durability = Some(durability);
+        self
+    }
+
     /// Size of each log segment file (default 16 MiB; 4 KiB to 1 GiB).
     pub fn log_segment_size(mut self, bytes: u64) -> Self {
         self.log.segment_size = bytes;
@@ -386,7 +407,7 @@ impl Builder {
         ))
     }
 
-    fn check_log(&self) -> Result<(), Error> {
+    fn check_log(&self, eff: &Layer) -> Result<(), Error> {
         let bad = |key: &str, value: String, reason: &str| Err(Error::invalid(key, value, reason));
         let size = self.log.segment_size;
         if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&size) {
@@ -394,6 +415,17 @@ impl Builder {
         }
         if self.log.max_age == Some(Duration::ZERO) {
             return bad("log_retention", "max_age 0s".into(), "max_age above zero");
+        }
+        if let Some(Durability::Every(d)) = eff.log_durability {
+            if d.is_zero() {
+                return bad("log_durability", format!("{d:?}"), "an interval above zero");
+            }
+        }
+        if let Some(dir) = &eff.log_dir {
+            // One writer per directory: fail here rather than run without a log.
+            if let Err(e) = check_dir_lock(dir) {
+                return bad("log_dir", dir.display().to_string(), &e.to_string());
+            }
         }
         if self.log.max_bytes == Some(0) {
             return bad(
@@ -408,7 +440,7 @@ impl Builder {
     // --- end of window log -------------------------------------------------------------
 
     fn check(&self, eff: &Layer) -> Result<Histogram<u64>, Error> {
-        self.check_log()?;
+        self.check_log(eff)?;
         self.check_buckets()?;
         fn bad(key: &'static str, value: impl fmt::Debug, reason: &'static str) -> Error {
             Error::invalid(key, format_args!("{value:?}"), reason)
@@ -462,7 +494,9 @@ impl Builder {
     /// Starts the engine and its aggregator thread.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] naming the first out-of-range setting, or [`Error::Spawn`].
+    /// [`Error::InvalidConfig`] naming the first out-of-range setting (key `log_dir`, naming
+    /// the holder's process id, when another writer holds the log directory), or
+    /// [`Error::Spawn`].
     pub fn start(self) -> Result<Engine, Error> {
         self.launch(true)
     }
@@ -472,7 +506,8 @@ impl Builder {
     /// for tests with a mock clock.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] naming the first out-of-range setting.
+    /// [`Error::InvalidConfig`] naming the first out-of-range setting (key `log_dir` when
+    /// another writer holds the log directory).
     pub fn start_manual(self) -> Result<Engine, Error> {
         self.launch(false)
     }
@@ -504,6 +539,7 @@ impl Builder {
             callbacks: std::mem::take(&mut self.callbacks),
             log: eff.log_dir.clone().map(|dir| LogConfig {
                 dir,
+                durability: eff.log_durability.unwrap_or_default(),
                 ..self.log.clone()
             }),
             resolved: Arc::clone(&resolved),

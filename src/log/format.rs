@@ -10,10 +10,33 @@ use bytemuck::{Pod, Zeroable};
 pub const MAGIC: [u8; 8] = *b"RINGMLOG";
 
 /// The format version this crate writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// Version 2 added the [commit block](CommitSlot) after the header; version 1 segments
+/// (frames right after the header) are still read.
+pub const FORMAT_VERSION: u32 = 2;
 
-/// Size of [`SegmentHeader`] in bytes; the first frame starts here.
+/// The oldest format version this crate reads. Version 0 was never written.
+pub const OLDEST_VERSION: u32 = 1;
+
+/// Size of [`SegmentHeader`] in bytes.
 pub const SEGMENT_HEADER_LEN: usize = 128;
+
+/// Size of one [`CommitSlot`] in bytes.
+pub const COMMIT_SLOT_LEN: usize = 32;
+
+/// Offset of the commit block (two [`CommitSlot`]s) in a version 2 segment.
+pub const COMMIT_BLOCK_AT: usize = SEGMENT_HEADER_LEN;
+
+/// Offset of the first frame: [`SEGMENT_HEADER_LEN`] in version 1, after the commit block
+/// in version 2. The header's `header_len` field holds it.
+pub const FIRST_FRAME_V2: usize = SEGMENT_HEADER_LEN + 2 * COMMIT_SLOT_LEN;
+
+/// [`CommitSlot::flags`] bit: the writer closed the segment; nothing follows `end`.
+pub const SEALED: u32 = 1;
+
+/// Readers never look further into a segment file than this many bytes: the largest file a
+/// writer creates (a 1 GiB segment, or one record of [`MAX_PAYLOAD`] bytes) plus slack.
+pub const MAX_SEGMENT_FILE_LEN: u64 = (1 << 30) + (1 << 20);
 
 /// Size of [`FrameHeader`] in bytes.
 pub const FRAME_HEADER_LEN: usize = 24;
@@ -75,7 +98,8 @@ pub struct SegmentHeader {
     pub magic: [u8; 8],
     /// [`FORMAT_VERSION`] of the writer.
     pub version: U32Le,
-    /// [`SEGMENT_HEADER_LEN`]: where the first frame starts.
+    /// Where the first frame starts: [`FIRST_FRAME_V2`] (version 2) or
+    /// [`SEGMENT_HEADER_LEN`] (version 1).
     pub header_len: U32Le,
     /// Segment sequence number; also in the file name. Increases by one per new segment.
     pub segment_seq: U64Le,
@@ -101,7 +125,7 @@ impl SegmentHeader {
         let mut h = Self::zeroed();
         h.magic = MAGIC;
         h.version = U32Le::new(FORMAT_VERSION);
-        h.header_len = U32Le::new(SEGMENT_HEADER_LEN as u32);
+        h.header_len = U32Le::new(FIRST_FRAME_V2 as u32);
         h.segment_seq = U64Le::new(segment_seq);
         h.created_unix_ns = U64Le::new(created_unix_ns);
         h.pid = U32Le::new(pid);
@@ -126,6 +150,76 @@ impl SegmentHeader {
     pub fn host(&self) -> String {
         let n = (self.host_len.get() as usize).min(HOST_LEN);
         String::from_utf8_lossy(&self.host[..n]).into_owned()
+    }
+}
+
+/// One of the two slots of a version 2 segment's commit block (32 bytes; the block is at
+/// [`COMMIT_BLOCK_AT`]).
+///
+/// The writer updates the slot that does not hold the newest state after every append
+/// (alternating, with a growing `generation`), so a write cut short by a kill or a power
+/// loss leaves the other slot valid. Readers use the valid slot with the highest
+/// generation; a segment whose slots are both zero has committed nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct CommitSlot {
+    /// Grows by one per update; the slot written is `generation % 2`.
+    pub generation: U64Le,
+    /// Offset just past the last frame the writer completed.
+    pub end: U64Le,
+    /// Frames completed (the next frame's sequence number).
+    pub records: U64Le,
+    /// [`SEALED`] once the writer closed the segment.
+    pub flags: U32Le,
+    /// CRC32C of the 28 bytes before this field.
+    pub crc: U32Le,
+}
+
+const _: () = assert!(core::mem::size_of::<CommitSlot>() == COMMIT_SLOT_LEN);
+const _: () = assert!(FIRST_FRAME_V2.is_multiple_of(FRAME_ALIGN));
+
+impl CommitSlot {
+    /// A slot with its CRC.
+    pub fn new(generation: u64, end: u64, records: u64, flags: u32) -> Self {
+        let mut s = Self {
+            generation: U64Le::new(generation),
+            end: U64Le::new(end),
+            records: U64Le::new(records),
+            flags: U32Le::new(flags),
+            crc: U32Le::new(0),
+        };
+        s.crc = U32Le::new(s.compute_crc());
+        s
+    }
+
+    /// CRC32C of every byte before the `crc` field.
+    pub fn compute_crc(&self) -> u32 {
+        crc32c::crc32c(&bytemuck::bytes_of(self)[..COMMIT_SLOT_LEN - 4])
+    }
+
+    /// Whether the slot was written completely (non-zero generation, CRC matches).
+    pub fn is_valid(&self) -> bool {
+        self.generation.get() != 0 && self.compute_crc() == self.crc.get()
+    }
+
+    /// Whether the writer closed the segment.
+    pub fn sealed(&self) -> bool {
+        self.flags.get() & SEALED != 0
+    }
+
+    /// Offset of slot `generation % 2` in the segment file.
+    pub fn offset(generation: u64) -> usize {
+        COMMIT_BLOCK_AT + (generation % 2) as usize * COMMIT_SLOT_LEN
+    }
+
+    /// The newest valid slot of a commit block (`block`: [`COMMIT_SLOT_LEN`] × 2 bytes).
+    pub fn newest(block: &[u8]) -> Option<CommitSlot> {
+        block
+            .chunks_exact(COMMIT_SLOT_LEN)
+            .take(2)
+            .map(bytemuck::pod_read_unaligned::<CommitSlot>)
+            .filter(CommitSlot::is_valid)
+            .max_by_key(|s| s.generation.get())
     }
 }
 
@@ -215,8 +309,49 @@ pub fn parse_segment_file_name(name: &str) -> Option<u64> {
     let hex = name
         .strip_prefix(SEGMENT_PREFIX)?
         .strip_suffix(SEGMENT_SUFFIX)?;
-    if hex.len() != 16 {
+    // Exactly sixteen lower-case hex digits: `from_str_radix` alone would also take `+`
+    // and upper case, so two names could mean one segment.
+    if hex.len() != 16 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
     u64::from_str_radix(hex, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_are_strict() {
+        assert_eq!(
+            parse_segment_file_name("seg-000000000000002a.rml"),
+            Some(42)
+        );
+        assert_eq!(
+            parse_segment_file_name(&segment_file_name(u64::MAX)),
+            Some(u64::MAX)
+        );
+        for bad in [
+            "seg-000000000000002A.rml",
+            "seg-+00000000000002a.rml",
+            "seg-00000000000002a.rml",
+            "seg-000000000000002a.rml.tmp",
+            "seg-00000000000000 2a.rml",
+        ] {
+            assert_eq!(parse_segment_file_name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_newest_valid_commit_slot_wins() {
+        let a = CommitSlot::new(4, 1000, 7, 0);
+        let b = CommitSlot::new(5, 1200, 9, SEALED);
+        let mut block = [0_u8; 2 * COMMIT_SLOT_LEN];
+        block[..32].copy_from_slice(bytemuck::bytes_of(&a));
+        block[32..].copy_from_slice(bytemuck::bytes_of(&b));
+        assert_eq!(CommitSlot::newest(&block), Some(b));
+        block[40] ^= 1; // a torn write of the newer slot
+        assert_eq!(CommitSlot::newest(&block), Some(a));
+        assert_eq!(CommitSlot::newest(&[0; 64]), None);
+    }
 }

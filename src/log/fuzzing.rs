@@ -66,3 +66,91 @@ pub fn check_segment_bytes(data: &[u8]) {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Inputs larger than this are ignored by [`check_dir_bytes`] (the size cap of the
+/// `log_dir_reader` fuzz target).
+pub const MAX_DIR_INPUT: usize = 1 << 20;
+
+/// Separates the segment files in a [`check_dir_bytes`] input.
+pub const SEGMENT_SEPARATOR: &[u8] = b"\n=ringmeter-segment=\n";
+
+/// Splits `data` at [`SEGMENT_SEPARATOR`] into at most 8 segment files `seg-0…`, `seg-1…`, …
+/// of one directory, reads it as a finished log and as a live one, and checks the report.
+///
+/// # Panics
+/// When a returned record does not re-encode, the record count of the report differs from
+/// what was returned, a live reader returns records a finished one does not (or a worse
+/// verdict), or a reader comes back with more records after reporting the end.
+pub fn check_dir_bytes(data: &[u8]) {
+    if data.len() > MAX_DIR_INPUT {
+        return;
+    }
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "ringmeter-fuzz-dir-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut rest = data;
+    let mut seq = 0_u64;
+    while seq < 8 {
+        let (part, next) = match find(rest, SEGMENT_SEPARATOR) {
+            Some(i) => (&rest[..i], Some(&rest[i + SEGMENT_SEPARATOR.len()..])),
+            None => (rest, None),
+        };
+        let path = dir.join(super::format::segment_file_name(seq));
+        std::fs::write(&path, part).expect("temp file");
+        seq += 1;
+        match next {
+            Some(n) => rest = n,
+            None => break,
+        }
+    }
+    let finished = read_dir_log(&dir, true);
+    let live = read_dir_log(&dir, false);
+    if let (Some(f), Some(l)) = (finished, live) {
+        // A live reader stops at the newest segment's written end, where a finished one
+        // also looks past zeros: it returns a prefix of the same records, and no more damage.
+        assert!(
+            l.0.len() <= f.0.len() && f.0[..l.0.len()] == l.0[..],
+            "live reader differs"
+        );
+        assert!(
+            f.1 >= l.1,
+            "a finished read finds at least the damage a live one does"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Reads a log: the records' encodings and the verdict, `None` if it does not open.
+fn read_dir_log(dir: &std::path::Path, finished: bool) -> Option<(Vec<Vec<u8>>, super::Verdict)> {
+    let mut reader = Reader::open(dir).ok()?;
+    reader.expect_no_writer(finished);
+    let mut out = Vec::new();
+    loop {
+        match reader.next_entry() {
+            Ok(Some(e)) => {
+                let mut buf = Vec::new();
+                e.record
+                    .encode(&mut buf)
+                    .expect("a decoded record re-encodes");
+                out.push(buf);
+            }
+            Ok(None) => break,
+            // A newer version: reading goes on past it.
+            Err(super::LogError::NewerVersion { .. }) => continue,
+            Err(e) => panic!("reading a log of regular files failed: {e}"),
+        }
+    }
+    assert_eq!(reader.integrity().records, out.len() as u64);
+    // Nothing more appears without a writer.
+    assert!(matches!(reader.next_entry(), Ok(None)));
+    Some((out, reader.integrity().verdict()))
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}

@@ -5,8 +5,8 @@
 //! |---|---|
 //! | [`Reader`] | reads a log directory in order, across segments, while a writer may be live |
 //! | [`Record`], [`WindowRecord`], [`EngineEvent`], [`DictEntry`] | decoded records |
-//! | [`Integrity`], [`Damage`], [`Health`] | what the reader found: clean, torn tail, corrupt ranges |
-//! | [`Writer`], [`LogConfig`] | appends records; the engine runs one on its aggregator thread |
+//! | [`Integrity`], [`Damage`], [`Verdict`], [`Health`] | what the reader found: clean (sealed), unsealed, torn tail, records missing, corrupt |
+//! | [`Writer`], [`LogConfig`], [`Durability`], [`WriteMode`] | appends records (one writer per directory); the engine runs one on its aggregator thread |
 //! | [`LogStatus`] | the engine's log state, in every [`Snapshot`](crate::Snapshot) |
 //! | [`format`](mod@format) | the fixed headers and constants of the on-disk format |
 //!
@@ -37,6 +37,8 @@
 //! assert_eq!(&*windows[0].op, "db.query");
 //! assert_eq!(windows[0].stats.count, 1);
 //! assert!(reader.integrity().is_clean());
+//! // Shut down: the segment is sealed.
+//! assert_eq!(ringmeter::log::Reader::check(&dir).unwrap().verdict(), ringmeter::log::Verdict::Clean);
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! # Ok::<(), ringmeter::Error>(())
 //! ```
@@ -54,13 +56,16 @@ mod sink;
 mod writer;
 
 pub use crate::report::LogStatus;
-pub use reader::{Damage, Entry, Health, Integrity, Reader, SegmentInfo};
+pub use reader::{Damage, Entry, Health, Integrity, Reader, SegmentInfo, Verdict};
 pub use record::{
     DecodeError, DictEntry, EncodeError, EngineEvent, EngineEventKind, Exemplar, Record,
     RecordKind, SamplingMode, SeriesRecord, WindowRecord, MAX_HISTOGRAM_COUNTS,
 };
 pub(crate) use sink::LogSink;
-pub use writer::{LogConfig, Writer, DEFAULT_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
+pub(crate) use writer::check_dir_lock;
+pub use writer::{
+    Durability, LogConfig, WriteMode, Writer, DEFAULT_SEGMENT_SIZE, LOCK_FILE, MIN_SEGMENT_SIZE,
+};
 
 /// Errors of the log reader and writer. Each names the file it concerns.
 #[derive(Debug)]
@@ -98,6 +103,23 @@ pub enum LogError {
     },
     /// A record could not be encoded.
     Encode(EncodeError),
+    /// Another writer holds the log directory's lock ([`LOCK_FILE`]).
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// The process id recorded by the holder, if readable.
+        pid: Option<u32>,
+    },
+    /// The writer was opened by another process: this one is a `fork()` of it and must not
+    /// write the parent's segment.
+    Forked {
+        /// The log directory.
+        path: PathBuf,
+        /// The process that opened the writer.
+        parent: u32,
+        /// This process.
+        child: u32,
+    },
 }
 
 impl LogError {
@@ -128,6 +150,28 @@ impl fmt::Display for LogError {
             ),
             Self::Io { path, op, source } => write!(f, "{}: {op}: {source}", path.display()),
             Self::Encode(e) => write!(f, "cannot encode record: {e}"),
+            Self::Locked { path, pid } => match pid {
+                Some(pid) => write!(
+                    f,
+                    "{}: the log directory is held by another writer (process {pid})",
+                    path.display()
+                ),
+                None => write!(
+                    f,
+                    "{}: the log directory is held by another writer",
+                    path.display()
+                ),
+            },
+            Self::Forked {
+                path,
+                parent,
+                child,
+            } => write!(
+                f,
+                "{}: the log writer belongs to process {parent}; process {child} is a fork of \
+                 it and does not write its segment",
+                path.display()
+            ),
         }
     }
 }

@@ -6,13 +6,18 @@
 //! frame half written, which looks like a torn tail until the writer finishes it.
 //!
 //! Recovery rules (also in `docs/log-format.md`): frames are read in order from the end of
-//! the segment header. A zero length word ends the written part of the segment. A frame
-//! whose length runs past the file, whose in-progress bit is set, whose CRC does not match,
-//! whose sequence number is not the next one, or whose payload does not decode is damage.
-//! After damage the reader scans forward at [`FRAME_ALIGN`] steps for a valid frame with a
-//! higher sequence number: if it finds one, the bytes in between are a corrupt range and
-//! reading resumes there; if not, the damage is the segment's torn tail.
+//! the segment header and commit block. A zero length word (or, in a sealed segment, the
+//! committed end) ends the written part of the segment. A frame whose length runs past the
+//! file, whose in-progress bit is set, whose CRC does not match, whose sequence number is not
+//! the next one, or whose payload does not decode is damage. After damage the reader scans
+//! forward at [`FRAME_ALIGN`] steps, once, in fixed buffers, for a valid frame with a higher
+//! sequence number: if it finds one, the bytes in between are a corrupt range and reading
+//! resumes there; if not, the damage is the segment's torn tail when the writer had not
+//! committed the frame, and corrupt (or missing, if the file is cut short) when it had. The
+//! end of the data below the committed end, zeros before valid frames, a gap in the segment
+//! sequence and files that are not readable regular segments are missing records.
 
+use core::fmt;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
@@ -20,8 +25,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::format::{
-    parse_segment_file_name, FrameHeader, SegmentHeader, FORMAT_VERSION, FRAME_ALIGN,
-    FRAME_HEADER_LEN, MAGIC, MAX_PAYLOAD, SEGMENT_HEADER_LEN,
+    parse_segment_file_name, segment_file_name, CommitSlot, FrameHeader, SegmentHeader, U32Le,
+    COMMIT_BLOCK_AT, COMMIT_SLOT_LEN, FIRST_FRAME_V2, FORMAT_VERSION, FRAME_ALIGN,
+    FRAME_HEADER_LEN, MAGIC, MAX_PAYLOAD, MAX_SEGMENT_FILE_LEN, OLDEST_VERSION, SEGMENT_HEADER_LEN,
 };
 use super::record::Record;
 use super::LogError;
@@ -54,20 +60,58 @@ pub struct Damage {
     pub reason: String,
 }
 
-/// The overall state of a log, worst first.
+/// The overall state of a log, worst first: the coarse form of [`Verdict`], kept for
+/// callers that only tell "fine", "crash tail" and "damaged" apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Health {
-    /// Every frame valid.
+    /// No damage and nothing missing ([`Verdict::Clean`] or [`Verdict::Unsealed`]).
     Clean,
     /// Only torn tails: the end of a segment that a writer did not finish (expected after a
     /// crash; everything before it is intact).
     TornTail,
-    /// At least one corrupt range: valid records follow damaged bytes.
+    /// Corrupt ranges or missing records ([`Verdict::Corrupt`] or
+    /// [`Verdict::RecordsMissing`]).
     Corrupt,
+}
+
+/// What a read of a log found, from best to worst; [`Integrity::verdict`] gives the worst
+/// that applies. `ringmeter check` exits with a distinct code for each (`docs/cli.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Verdict {
+    /// Every segment sealed by its writer and every record it committed read.
+    Clean,
+    /// Every committed record read, but a segment is not sealed: its writer is still
+    /// running, or was killed (a kill loses nothing the writer had written), or the segment
+    /// has format version 1, which carries no seal.
+    Unsealed,
+    /// A frame its writer had begun but not committed ends a segment: what a kill or a
+    /// power loss in the middle of a write leaves. Every committed record was read.
+    TornTail,
+    /// Records the writer committed are not there: zeroed bytes before valid frames or
+    /// below the committed length, a segment truncated below its committed length, a segment
+    /// missing from the sequence, empty, headerless, or not a readable regular file.
+    RecordsMissing,
+    /// Damaged bytes: a committed frame fails its checks (bit rot, overwritten bytes), or a
+    /// segment header is invalid.
+    Corrupt,
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Clean => "clean",
+            Self::Unsealed => "unsealed",
+            Self::TornTail => "torn tail",
+            Self::RecordsMissing => "records missing",
+            Self::Corrupt => "corrupt",
+        })
+    }
 }
 
 /// What the reader has found so far.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Integrity {
     /// Segment files visited.
     pub segments: u64,
@@ -75,25 +119,43 @@ pub struct Integrity {
     pub records: u64,
     /// Torn tails, at most one per segment.
     pub torn_tails: Vec<Damage>,
-    /// Corrupt ranges, with valid records after them.
+    /// Corrupt ranges.
     pub corrupt: Vec<Damage>,
+    /// Ranges (or whole segments, with `len` 0 when unknown) where committed records are
+    /// missing.
+    pub missing: Vec<Damage>,
+    /// Segments read to their end without a seal (see [`Verdict::Unsealed`]).
+    pub unsealed: Vec<PathBuf>,
 }
 
 impl Integrity {
-    /// Clean, torn tail or corrupt.
-    pub fn health(&self) -> Health {
+    /// The worst finding.
+    pub fn verdict(&self) -> Verdict {
         if !self.corrupt.is_empty() {
-            Health::Corrupt
+            Verdict::Corrupt
+        } else if !self.missing.is_empty() {
+            Verdict::RecordsMissing
         } else if !self.torn_tails.is_empty() {
-            Health::TornTail
+            Verdict::TornTail
+        } else if !self.unsealed.is_empty() {
+            Verdict::Unsealed
         } else {
-            Health::Clean
+            Verdict::Clean
         }
     }
 
-    /// No damage found.
+    /// Clean, torn tail or corrupt (missing records count as corrupt).
+    pub fn health(&self) -> Health {
+        match self.verdict() {
+            Verdict::Clean | Verdict::Unsealed => Health::Clean,
+            Verdict::TornTail => Health::TornTail,
+            _ => Health::Corrupt,
+        }
+    }
+
+    /// No damage and nothing missing: [`Verdict::Clean`] or [`Verdict::Unsealed`].
     pub fn is_clean(&self) -> bool {
-        self.health() == Health::Clean
+        self.verdict() <= Verdict::Unsealed
     }
 }
 
@@ -117,6 +179,13 @@ pub struct Entry {
 /// The iterator is not fused: after it returns `None`, calling it again returns records a
 /// live writer has appended since (this is how `tail` follows a log).
 ///
+/// Time and memory are bounded: every byte of a segment is read a bounded number of times
+/// (recovery scans forward in fixed buffers), no buffer is sized by a length read from disk
+/// before that length was checked against the file and, above 1 MiB, the frame's CRC; only
+/// regular files are opened (a FIFO, device, directory or symbolic-link loop named like a
+/// segment is reported as missing records), and no more than
+/// [`MAX_SEGMENT_FILE_LEN`](super::format::MAX_SEGMENT_FILE_LEN) bytes of a file are read.
+///
 /// # Examples
 /// See the [module documentation](super).
 #[derive(Debug)]
@@ -125,18 +194,33 @@ pub struct Reader {
     /// Whether `root` is a directory (new segments are looked for) or a single segment file.
     is_dir: bool,
     segments: Vec<SegmentInfo>,
+    /// Highest segment sequence listed so far (entries are never removed from `segments`,
+    /// so a file that cannot be opened is reported once, not listed again forever).
+    listed: Option<u64>,
     /// Index in `segments` of the segment being read.
     cur: usize,
     /// State inside the current segment (`None`: not opened yet).
     open: Option<OpenSegment>,
+    /// Sequence of the last segment opened, to find gaps in the sequence.
+    prev_seq: Option<u64>,
     integrity: Integrity,
     /// Whether window records get their histogram decoded.
     histograms: bool,
+    /// Whether no writer is expected to add anything: the last segment is then checked to
+    /// its end like the others (zero gaps, headerless files).
+    final_pass: bool,
 }
 
 #[derive(Debug)]
 struct OpenSegment {
     file: File,
+    /// Offset of the first frame.
+    data_start: u64,
+    /// Format version of the segment.
+    version: u32,
+    /// The newest commit slot (version 2; re-read whenever the reader reaches the end of
+    /// what it has, since a live writer updates it).
+    commit: Option<CommitSlot>,
     /// Offset of the next frame.
     pos: u64,
     /// Sequence number the next frame must carry (after damage: at least this).
@@ -145,16 +229,27 @@ struct OpenSegment {
     resync: bool,
     /// Operation names from this segment's dictionary records.
     names: HashMap<u32, Arc<str>>,
-    /// File length when last looked at.
+    /// File length when last looked at, capped at `MAX_SEGMENT_FILE_LEN`.
     len: u64,
     /// Cached file bytes starting at `chunk_at`. Complete frames never change, so cached
     /// bytes are only re-read when they end the data or look damaged (a live writer may
     /// have finished them since).
     chunk: Vec<u8>,
     chunk_at: u64,
+    /// A torn tail already searched: position, the frame header there and the file length.
+    /// The same bytes again need no second search.
+    tail_memo: Option<(u64, [u8; FRAME_HEADER_LEN], u64)>,
+    /// Whether the segment's end was reached with committed records missing (final).
+    finished: bool,
+    /// Whether a commit slot is damaged (neither empty nor valid).
+    commit_damaged: bool,
 }
 
-/// Bytes read ahead per file read.
+fn slot_valid(bytes: &[u8]) -> bool {
+    bytes.len() == COMMIT_SLOT_LEN && bytemuck::pod_read_unaligned::<CommitSlot>(bytes).is_valid()
+}
+
+/// Bytes read ahead per file read, and the largest buffer used before a frame's CRC matched.
 const CHUNK: usize = 1 << 20;
 
 impl OpenSegment {
@@ -167,7 +262,8 @@ impl OpenSegment {
         if end > self.len {
             return Ok(false);
         }
-        // Bounded by the file's length, never by a length field alone.
+        // Bounded by the file's length, never by a length field alone; callers check the
+        // CRC of frames larger than `CHUNK` before asking for them.
         let want = (need.max(CHUNK) as u64).min(self.len - off) as usize;
         self.chunk.clear();
         self.chunk.resize(want, 0);
@@ -184,16 +280,47 @@ impl OpenSegment {
         &self.chunk[a..a + len]
     }
 
-    /// Forgets the cache and re-reads the file length.
+    /// Forgets the cache, re-reads the commit block, then the file length (in that order:
+    /// the writer completes frames before it commits them).
     fn invalidate(&mut self, path: &Path) -> Result<(), LogError> {
         self.chunk.clear();
         self.chunk_at = 0;
+        if self.version >= 2 {
+            let mut block = [0_u8; 2 * COMMIT_SLOT_LEN];
+            for attempt in 0..2 {
+                let n = read_at(&self.file, &mut block, COMMIT_BLOCK_AT as u64)
+                    .map_err(|e| LogError::io(path, "read", e))?;
+                self.commit = CommitSlot::newest(&block[..n]);
+                // A slot that is neither empty nor valid: a live writer may be writing it
+                // right now, so look once more before calling it damaged.
+                // (A block cut short by truncation is reported as missing records instead.)
+                self.commit_damaged = n == block.len()
+                    && block
+                        .chunks(COMMIT_SLOT_LEN)
+                        .any(|c| c.iter().any(|&b| b != 0) && !slot_valid(c));
+                if !self.commit_damaged || attempt == 1 {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+        }
         self.len = self
             .file
             .metadata()
             .map_err(|e| LogError::io(path, "stat", e))?
-            .len();
+            .len()
+            .min(MAX_SEGMENT_FILE_LEN);
         Ok(())
+    }
+
+    /// Offset up to which the writer committed frames (the data start when unknown).
+    fn committed_end(&self) -> u64 {
+        self.commit
+            .map_or(self.data_start, |c| c.end.get().min(MAX_SEGMENT_FILE_LEN))
+    }
+
+    fn sealed(&self) -> bool {
+        self.commit.is_some_and(|c| c.sealed())
     }
 }
 
@@ -216,6 +343,139 @@ fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     Ok(done)
 }
 
+/// Whether the CRC of the frame `h` at `at` matches, reading its payload in fixed pieces.
+fn crc_matches(file: &File, h: &FrameHeader, at: u64, buf: &mut Vec<u8>) -> io::Result<bool> {
+    let plen = u64::from(h.payload_len());
+    let mut header = *h;
+    header.crc = U32Le::new(0);
+    header.len = U32Le::new(h.unpadded_len());
+    let mut crc = crc32c::crc32c(bytemuck::bytes_of(&header));
+    buf.resize(CHUNK, 0);
+    let mut off = 0;
+    while off < plen {
+        let n = (plen - off).min(CHUNK as u64) as usize;
+        let got = read_at(file, &mut buf[..n], at + FRAME_HEADER_LEN as u64 + off)?;
+        if got < n {
+            return Ok(false);
+        }
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+        off += n as u64;
+    }
+    Ok(crc == h.crc.get())
+}
+
+/// The first offset at or after `at` that holds data (`SEEK_DATA`): `None` when only a
+/// hole follows; `Some(at)` where the filesystem cannot tell.
+fn next_data(file: &File, at: u64) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let off = libc::off_t::try_from(at).ok()?;
+        // SAFETY: `lseek` on a descriptor borrowed for the call; no memory is passed. The
+        // reader always gives explicit offsets (pread), so moving the file offset is harmless.
+        let r = unsafe { libc::lseek(file.as_raw_fd(), off, libc::SEEK_DATA) };
+        if r >= 0 {
+            return Some(r as u64);
+        }
+        if io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO) {
+            return None;
+        }
+        Some(at)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        Some(at)
+    }
+}
+
+/// Why a file named like a segment cannot be read as one; `None` for a regular file.
+enum Unopenable {
+    /// Vanished since the listing (retention).
+    Gone,
+    /// Reported as missing records, with the reason.
+    Missing(String),
+}
+
+/// Opens `path` only if it is a regular file: never blocks on a FIFO, never opens a device.
+fn open_regular(path: &Path) -> Result<File, Unopenable> {
+    let describe = |e: &io::Error| -> String {
+        if e.raw_os_error() == Some(libc_eloop()) {
+            "symbolic link loop".into()
+        } else {
+            format!("cannot open: {e}")
+        }
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(if std::fs::symlink_metadata(path).is_ok() {
+                Unopenable::Missing("dangling symbolic link".into())
+            } else {
+                Unopenable::Gone
+            });
+        }
+        Err(e) => return Err(Unopenable::Missing(describe(&e))),
+    };
+    if !meta.is_file() {
+        return Err(Unopenable::Missing(format!(
+            "not a regular file ({})",
+            file_type_name(&meta.file_type())
+        )));
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    // Non-blocking, so a FIFO swapped in after the check above cannot block the open.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NONBLOCK);
+    let file = opts.open(path).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            Unopenable::Gone
+        } else {
+            Unopenable::Missing(describe(&e))
+        }
+    })?;
+    match file.metadata() {
+        Ok(m) if m.is_file() => Ok(file),
+        Ok(m) => Err(Unopenable::Missing(format!(
+            "not a regular file ({})",
+            file_type_name(&m.file_type())
+        ))),
+        Err(e) => Err(Unopenable::Missing(describe(&e))),
+    }
+}
+
+#[cfg(unix)]
+fn libc_eloop() -> i32 {
+    libc::ELOOP
+}
+
+#[cfg(not(unix))]
+fn libc_eloop() -> i32 {
+    -1
+}
+
+fn file_type_name(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "FIFO";
+        }
+        if t.is_socket() {
+            return "socket";
+        }
+        if t.is_block_device() || t.is_char_device() {
+            return "device";
+        }
+    }
+    if t.is_dir() {
+        "directory"
+    } else {
+        "special file"
+    }
+}
+
 /// Lists the segment files of `dir`, sorted by sequence.
 pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
     let rd = std::fs::read_dir(dir).map_err(|e| LogError::io(dir, "read directory", e))?;
@@ -234,14 +494,15 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError>
 /// What a segment header says.
 enum HeaderCheck {
     Valid(SegmentHeader),
-    /// Fewer bytes than a header, or all zero: a segment its writer never finished creating.
+    /// Fewer bytes than a header, or all zero.
     Unwritten,
-    /// Not a segment header (bad magic or CRC).
+    /// Not a valid segment header.
     Bad(String),
 }
 
-fn check_header(bytes: &[u8], path: &Path) -> Result<HeaderCheck, LogError> {
-    if bytes.len() < SEGMENT_HEADER_LEN || bytes.iter().all(|&b| b == 0) {
+/// Checks a segment header; `seq` is the sequence from the file name, when it has one.
+fn check_header(bytes: &[u8], path: &Path, seq: Option<u64>) -> Result<HeaderCheck, LogError> {
+    if bytes.len() < SEGMENT_HEADER_LEN || bytes[..SEGMENT_HEADER_LEN].iter().all(|&b| b == 0) {
         return Ok(HeaderCheck::Unwritten);
     }
     let h: SegmentHeader = bytemuck::pod_read_unaligned(&bytes[..SEGMENT_HEADER_LEN]);
@@ -251,15 +512,32 @@ fn check_header(bytes: &[u8], path: &Path) -> Result<HeaderCheck, LogError> {
     if h.compute_crc() != h.crc.get() {
         return Ok(HeaderCheck::Bad("segment header CRC mismatch".into()));
     }
-    if h.version.get() > FORMAT_VERSION {
+    let version = h.version.get();
+    if version > FORMAT_VERSION {
         return Err(LogError::NewerVersion {
             path: path.to_owned(),
-            found: h.version.get(),
+            found: version,
             supported: FORMAT_VERSION,
         });
     }
-    if h.header_len.get() as usize != SEGMENT_HEADER_LEN {
+    if version < OLDEST_VERSION {
+        return Ok(HeaderCheck::Bad(format!("format version {version}")));
+    }
+    let want_len = if version == 1 {
+        SEGMENT_HEADER_LEN
+    } else {
+        FIRST_FRAME_V2
+    };
+    if h.header_len.get() as usize != want_len {
         return Ok(HeaderCheck::Bad("unexpected header length".into()));
+    }
+    if let Some(seq) = seq {
+        if h.segment_seq.get() != seq {
+            return Ok(HeaderCheck::Bad(format!(
+                "header names segment {:x}, the file name {seq:x}",
+                h.segment_seq.get()
+            )));
+        }
     }
     Ok(HeaderCheck::Valid(h))
 }
@@ -282,7 +560,7 @@ impl Reader {
     ///
     /// # Errors
     /// [`LogError::NotFound`] for a missing path, [`LogError::NotALog`] for a directory
-    /// without segment files or a file without the segment magic, [`LogError::NewerVersion`]
+    /// without segment files or a file that is not a segment, [`LogError::NewerVersion`]
     /// for a segment of a newer format, [`LogError::Io`] when the path cannot be read.
     pub fn open(path: impl AsRef<Path>) -> Result<Reader, LogError> {
         let root = path.as_ref().to_owned();
@@ -297,10 +575,13 @@ impl Reader {
             is_dir: meta.is_dir(),
             root,
             segments: Vec::new(),
+            listed: None,
             cur: 0,
             open: None,
+            prev_seq: None,
             integrity: Integrity::default(),
             histograms: true,
+            final_pass: false,
         };
         if reader.is_dir {
             reader.refresh()?;
@@ -311,12 +592,22 @@ impl Reader {
                 });
             }
         } else {
-            let file =
-                File::open(&reader.root).map_err(|e| LogError::io(&reader.root, "open", e))?;
+            let not_a_log =
+                |root: PathBuf, reason: String| LogError::NotALog { path: root, reason };
+            let file = match open_regular(&reader.root) {
+                Ok(f) => f,
+                Err(Unopenable::Gone) => return Err(LogError::NotFound { path: reader.root }),
+                Err(Unopenable::Missing(reason)) => return Err(not_a_log(reader.root, reason)),
+            };
             let mut head = [0_u8; SEGMENT_HEADER_LEN];
             let n =
                 read_at(&file, &mut head, 0).map_err(|e| LogError::io(&reader.root, "read", e))?;
-            match check_header(&head[..n], &reader.root)? {
+            let named = reader
+                .root
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(parse_segment_file_name);
+            match check_header(&head[..n], &reader.root, named)? {
                 HeaderCheck::Valid(h) => reader.segments.push(SegmentInfo {
                     path: reader.root.clone(),
                     seq: h.segment_seq.get(),
@@ -324,12 +615,10 @@ impl Reader {
                     pid: h.pid.get(),
                     host: h.host(),
                 }),
-                HeaderCheck::Unwritten | HeaderCheck::Bad(_) => {
-                    return Err(LogError::NotALog {
-                        path: reader.root,
-                        reason: "no segment header".into(),
-                    })
+                HeaderCheck::Unwritten => {
+                    return Err(not_a_log(reader.root, "no segment header".into()))
                 }
+                HeaderCheck::Bad(reason) => return Err(not_a_log(reader.root, reason)),
             }
         }
         // Fail early on a newer version rather than after reading older segments.
@@ -339,22 +628,25 @@ impl Reader {
         Ok(reader)
     }
 
-    /// Reads a whole log and returns its records and integrity report.
+    /// Reads a whole log and returns its records and integrity report. No writer is
+    /// expected: the last segment is checked to its end like the others.
     ///
     /// # Errors
     /// As [`Reader::open`], and I/O errors while reading.
     pub fn read_all(path: impl AsRef<Path>) -> Result<(Vec<Record>, Integrity), LogError> {
         let mut r = Self::open(path)?;
+        r.final_pass = true;
         let records = r.by_ref().collect::<Result<Vec<_>, _>>()?;
         Ok((records, r.integrity.clone()))
     }
 
-    /// Reads a whole log and returns its integrity report only.
+    /// Reads a whole log and returns its integrity report only (as [`Reader::read_all`]).
     ///
     /// # Errors
     /// As [`Reader::open`], and I/O errors while reading.
     pub fn check(path: impl AsRef<Path>) -> Result<Integrity, LogError> {
         let mut r = Self::open(path)?;
+        r.final_pass = true;
         for rec in r.by_ref() {
             rec?;
         }
@@ -367,6 +659,15 @@ impl Reader {
     /// when only the statistics or the raw V2 bytes (e.g. for an HdrHistogram log) are needed.
     pub fn decode_histograms(&mut self, decode: bool) -> &mut Self {
         self.histograms = decode;
+        self
+    }
+
+    /// Declares that no writer will append any more (the default is to expect one): the
+    /// newest segment is then checked to its end like the others, so a zeroed range or an
+    /// empty file there is reported as missing records instead of being waited on.
+    /// [`Reader::read_all`] and [`Reader::check`] do this themselves.
+    pub fn expect_no_writer(&mut self, finished: bool) -> &mut Self {
+        self.final_pass = finished;
         self
     }
 
@@ -394,9 +695,9 @@ impl Reader {
         if !self.is_dir {
             return Ok(());
         }
-        let last = self.segments.last().map(|s| s.seq);
         for (seq, path) in list_segments(&self.root)? {
-            if last.is_none_or(|l| seq > l) {
+            if self.listed.is_none_or(|l| seq > l) {
+                self.listed = Some(seq);
                 self.segments.push(SegmentInfo {
                     path,
                     seq,
@@ -413,7 +714,7 @@ impl Reader {
     ///
     /// # Errors
     /// [`LogError::Io`] when a segment cannot be read, [`LogError::NewerVersion`] for a
-    /// segment of a newer format (reading stops there).
+    /// segment of a newer format (reading goes on after it at the next call).
     pub fn next_entry(&mut self) -> Result<Option<Entry>, LogError> {
         loop {
             if self.open.is_none() && !self.open_current()? {
@@ -426,6 +727,13 @@ impl Reader {
                     // segment exists; otherwise a live writer may still append here.
                     if self.cur + 1 >= self.segments.len() {
                         self.refresh()?;
+                        if self.cur + 1 < self.segments.len() {
+                            // A later segment appeared, so this one's writer moved on: look
+                            // at it once more as a finished segment (gaps after its end).
+                            if let Some(e) = self.next_in_segment()? {
+                                return Ok(Some(e));
+                            }
+                        }
                     }
                     if self.cur + 1 >= self.segments.len() {
                         return Ok(None);
@@ -437,8 +745,8 @@ impl Reader {
         }
     }
 
-    /// Opens `segments[cur]` (skipping vanished, unwritten and foreign files); false when
-    /// there is none left.
+    /// Opens `segments[cur]` (reporting unreadable files and gaps in the sequence); false
+    /// when there is none left.
     fn open_current(&mut self) -> Result<bool, LogError> {
         loop {
             if self.open.is_some() {
@@ -451,19 +759,33 @@ impl Reader {
                 }
             }
             let path = self.segments[self.cur].path.clone();
-            let file = match File::open(&path) {
+            let seq = self.segments[self.cur].seq;
+            let last = self.cur + 1 >= self.segments.len();
+            let file = match open_regular(&path) {
                 Ok(f) => f,
-                // Deleted by retention since the listing.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    self.segments.remove(self.cur);
+                // Deleted by retention since the listing: not an error, and never listed
+                // again (so never retried).
+                Err(Unopenable::Gone) => {
+                    self.cur += 1;
                     continue;
                 }
-                Err(e) => return Err(LogError::io(&path, "open", e)),
+                Err(Unopenable::Missing(reason)) => {
+                    self.integrity.segments += 1;
+                    self.note_seq(seq, &path);
+                    self.integrity.missing.push(Damage {
+                        segment: path,
+                        offset: 0,
+                        len: 0,
+                        reason,
+                    });
+                    self.cur += 1;
+                    continue;
+                }
             };
-            let mut head = [0_u8; SEGMENT_HEADER_LEN];
+            let mut head = [0_u8; FIRST_FRAME_V2];
             let n = read_at(&file, &mut head, 0).map_err(|e| LogError::io(&path, "read", e))?;
-            let last = self.cur + 1 >= self.segments.len();
-            let checked = match check_header(&head[..n], &path) {
+            let named = self.is_dir.then_some(seq);
+            let checked = match check_header(&head[..n], &path, named) {
                 Ok(c) => c,
                 Err(e) => {
                     // Reported once; the iteration goes on past it.
@@ -471,6 +793,10 @@ impl Reader {
                     return Err(e);
                 }
             };
+            let file_len = file
+                .metadata()
+                .map_err(|e| LogError::io(&path, "stat", e))?
+                .len();
             match checked {
                 HeaderCheck::Valid(h) => {
                     let info = &mut self.segments[self.cur];
@@ -478,49 +804,113 @@ impl Reader {
                     info.pid = h.pid.get();
                     info.host = h.host();
                     self.integrity.segments += 1;
-                    let len = file
-                        .metadata()
-                        .map_err(|e| LogError::io(&path, "stat", e))?
-                        .len();
-                    self.open = Some(OpenSegment {
+                    self.note_seq(seq, &path);
+                    let version = h.version.get();
+                    let data_start = h.header_len.get() as u64;
+                    if file_len > MAX_SEGMENT_FILE_LEN {
+                        self.integrity.corrupt.push(Damage {
+                            segment: path.clone(),
+                            offset: MAX_SEGMENT_FILE_LEN,
+                            len: file_len - MAX_SEGMENT_FILE_LEN,
+                            reason: "file longer than any segment a writer makes; not read".into(),
+                        });
+                    }
+                    let mut open = OpenSegment {
                         file,
-                        pos: SEGMENT_HEADER_LEN as u64,
+                        data_start,
+                        version,
+                        commit: None,
+                        pos: data_start,
                         next_seq: 0,
                         resync: false,
                         names: HashMap::new(),
-                        len,
+                        len: 0,
                         chunk: Vec::new(),
                         chunk_at: 0,
-                    });
+                        tail_memo: None,
+                        finished: false,
+                        commit_damaged: false,
+                    };
+                    open.invalidate(&path)?;
+                    if open.commit_damaged {
+                        self.integrity.corrupt.push(Damage {
+                            segment: path.clone(),
+                            offset: COMMIT_BLOCK_AT as u64,
+                            len: 2 * COMMIT_SLOT_LEN as u64,
+                            reason: "commit block damaged".into(),
+                        });
+                    }
+                    if version >= 2 && open.len < data_start {
+                        self.integrity.missing.push(Damage {
+                            segment: path,
+                            offset: open.len,
+                            len: 0,
+                            reason: "segment truncated into its commit block".into(),
+                        });
+                        open.finished = true;
+                    }
+                    self.open = Some(open);
                     return Ok(true);
                 }
-                HeaderCheck::Unwritten if last => {
-                    // Its writer may be creating it right now: look again later.
+                HeaderCheck::Unwritten if last && !self.final_pass => {
+                    // A writer of format version 1 may be creating it right now: look again
+                    // later (version 2 writers rename segments into place with their header).
                     return Ok(false);
                 }
                 HeaderCheck::Unwritten => {
-                    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
                     self.integrity.segments += 1;
-                    self.integrity.torn_tails.push(Damage {
+                    self.note_seq(seq, &path);
+                    self.integrity.missing.push(Damage {
                         segment: path,
                         offset: 0,
-                        len,
-                        reason: "segment header never written".into(),
+                        len: file_len,
+                        reason: if file_len == 0 {
+                            "empty segment file".into()
+                        } else {
+                            "segment header never written".into()
+                        },
                     });
                 }
                 HeaderCheck::Bad(reason) => {
-                    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
                     self.integrity.segments += 1;
+                    self.note_seq(seq, &path);
                     self.integrity.corrupt.push(Damage {
                         segment: path,
                         offset: 0,
-                        len,
+                        len: file_len,
                         reason,
                     });
                 }
             }
             self.cur += 1;
         }
+    }
+
+    /// Records that segment `seq` was reached, reporting the segments skipped since the
+    /// previous one as missing.
+    fn note_seq(&mut self, seq: u64, path: &Path) {
+        if let Some(prev) = self.prev_seq {
+            if seq > prev.saturating_add(1) {
+                let first = prev + 1;
+                let name = segment_file_name(first);
+                self.integrity.missing.push(Damage {
+                    segment: path
+                        .parent()
+                        .map_or_else(|| name.clone().into(), |d| d.join(&name)),
+                    offset: 0,
+                    len: 0,
+                    reason: if seq - first == 1 {
+                        format!("segment {first:x} missing from the sequence")
+                    } else {
+                        format!(
+                            "segments {first:x} to {:x} missing from the sequence",
+                            seq - 1
+                        )
+                    },
+                });
+            }
+        }
+        self.prev_seq = Some(seq);
     }
 
     /// Classifies the frame at the current position (its payload is then in the cache).
@@ -530,6 +920,10 @@ impl Reader {
             return Ok(Step::End);
         };
         let pos = open.pos;
+        if open.sealed() && pos >= open.committed_end() {
+            // The writer closed the segment here: nothing after it is data.
+            return Ok(Step::End);
+        }
         if !open.fill(path, pos, FRAME_HEADER_LEN)? {
             return Ok(Step::End);
         }
@@ -566,6 +960,15 @@ impl Reader {
             )));
         }
         let total = FRAME_HEADER_LEN + plen as usize;
+        if total > CHUNK {
+            // Check the CRC in fixed pieces before a buffer of this size is made.
+            let mut buf = Vec::new();
+            if !crc_matches(&open.file, &h, pos, &mut buf)
+                .map_err(|e| LogError::io(path, "read", e))?
+            {
+                return Ok(Step::Damaged("CRC mismatch".into()));
+            }
+        }
         if !open.fill(path, pos, total)? {
             return Ok(Step::Damaged("payload cut short".into()));
         }
@@ -580,6 +983,9 @@ impl Reader {
     fn next_in_segment(&mut self) -> Result<Option<Entry>, LogError> {
         loop {
             let path = self.segments[self.cur].path.clone();
+            if self.open.as_ref().is_none_or(|o| o.finished) {
+                return Ok(None);
+            }
             let mut step = self.look()?;
             if !matches!(step, Step::Frame(_)) {
                 // Before concluding anything, look at the file as it is now.
@@ -588,12 +994,11 @@ impl Reader {
                 }
                 step = self.look()?;
             }
-            let seg_len = self.open.as_ref().map_or(0, |o| o.len);
             let reason = match step {
-                Step::End => {
-                    self.clear_torn(&path);
-                    return Ok(None);
-                }
+                Step::End => match self.at_end(&path)? {
+                    true => continue,
+                    false => return Ok(None),
+                },
                 Step::Frame(h) => {
                     let Some(open) = self.open.as_mut() else {
                         return Ok(None);
@@ -611,6 +1016,7 @@ impl Reader {
                             open.pos += FrameHeader::frame_len(h.payload_len());
                             open.next_seq = h.seq.get() + 1;
                             open.resync = false;
+                            open.tail_memo = None;
                             match &mut record {
                                 Record::Dictionary(entries) => {
                                     for e in entries {
@@ -626,7 +1032,7 @@ impl Reader {
                                 _ => {}
                             }
                             self.integrity.records += 1;
-                            self.clear_torn(&path);
+                            self.clear_tail(&path);
                             return Ok(Some(Entry {
                                 segment: self.segments[self.cur].seq,
                                 offset: pos,
@@ -639,78 +1045,228 @@ impl Reader {
                 }
                 Step::Damaged(reason) => reason,
             };
-            // Damage at `pos`: find the next valid frame.
-            let Some(open) = self.open.as_mut() else {
+            if !self.after_damage(&path, reason)? {
                 return Ok(None);
-            };
-            let start = open.pos;
-            match self.scan(start, seg_len)? {
-                Some((at, seq)) => {
-                    self.clear_torn(&path);
-                    self.integrity.corrupt.push(Damage {
-                        segment: path,
-                        offset: start,
-                        len: at - start,
-                        reason,
-                    });
-                    if let Some(open) = self.open.as_mut() {
-                        open.pos = at;
-                        open.next_seq = seq;
-                        open.resync = true;
-                    }
-                }
-                None => {
-                    self.clear_torn(&path);
-                    self.integrity.torn_tails.push(Damage {
-                        segment: path,
-                        offset: start,
-                        len: seg_len - start,
-                        reason,
-                    });
-                    return Ok(None);
-                }
             }
         }
     }
 
-    /// Forgets a torn tail reported earlier for `path` (a live writer finished the frame).
-    fn clear_torn(&mut self, path: &Path) {
+    /// The written part of the segment ends at the current position (zero length word or
+    /// end of file). True when reading goes on at a later frame (after a gap).
+    fn at_end(&mut self, path: &Path) -> Result<bool, LogError> {
+        let last = self.cur + 1 >= self.segments.len();
+        let Some(open) = self.open.as_ref() else {
+            return Ok(false);
+        };
+        let pos = open.pos;
+        let committed = open.committed_end();
+        let below = pos < committed;
+        if below || (!open.sealed() && (!last || self.final_pass)) {
+            // Valid frames after zeros: their writer wrote them, so what lies between was
+            // written too and is lost.
+            if let Some((at, seq)) = self.scan(pos)? {
+                self.clear_tail(path);
+                self.integrity.missing.push(Damage {
+                    segment: path.to_owned(),
+                    offset: pos,
+                    len: at - pos,
+                    reason: "zeroed bytes before valid frames".into(),
+                });
+                self.resume(at, seq);
+                return Ok(true);
+            }
+        }
+        let Some(open) = self.open.as_mut() else {
+            return Ok(false);
+        };
         self.integrity.torn_tails.retain(|d| d.segment != path);
+        if below {
+            open.finished = true;
+            let truncated = open.len < committed;
+            self.integrity.missing.push(Damage {
+                segment: path.to_owned(),
+                offset: pos,
+                len: committed - pos,
+                reason: if truncated {
+                    format!("segment truncated below its committed length {committed}")
+                } else {
+                    format!("zeroed bytes below the committed length {committed}")
+                },
+            });
+            return Ok(false);
+        }
+        let sealed = open.sealed();
+        let unsealed = self.integrity.unsealed.iter().any(|p| p == path);
+        if sealed && unsealed {
+            self.integrity.unsealed.retain(|p| p != path);
+        } else if !sealed && !unsealed {
+            self.integrity.unsealed.push(path.to_owned());
+        }
+        Ok(false)
     }
 
-    /// Finds the first valid frame after `start` (at [`FRAME_ALIGN`] steps) whose sequence
-    /// number is at least the expected one. Reads the rest of the segment, which is at most
-    /// what the file holds.
-    fn scan(&mut self, start: u64, seg_len: u64) -> Result<Option<(u64, u64)>, LogError> {
+    /// Damage at the current position: finds the next valid frame and reports the bytes in
+    /// between. True when reading goes on.
+    fn after_damage(&mut self, path: &Path, reason: String) -> Result<bool, LogError> {
+        let Some(open) = self.open.as_ref() else {
+            return Ok(false);
+        };
+        let start = open.pos;
+        let mut header = [0_u8; FRAME_HEADER_LEN];
+        let n =
+            read_at(&open.file, &mut header, start).map_err(|e| LogError::io(path, "read", e))?;
+        if n == FRAME_HEADER_LEN && open.tail_memo == Some((start, header, open.len)) {
+            // The same torn tail as last time: nothing new to search.
+            return Ok(false);
+        }
+        let committed = open.committed_end();
+        let v1 = open.version < 2;
+        match self.scan(start + FRAME_ALIGN as u64)? {
+            Some((at, seq)) => {
+                self.clear_tail(path);
+                self.integrity.corrupt.push(Damage {
+                    segment: path.to_owned(),
+                    offset: start,
+                    len: at - start,
+                    reason,
+                });
+                self.resume(at, seq);
+                Ok(true)
+            }
+            None => {
+                let Some(open) = self.open.as_mut() else {
+                    return Ok(false);
+                };
+                let len = open.len;
+                self.integrity.torn_tails.retain(|d| d.segment != path);
+                if !v1 && start < committed {
+                    // The writer had completed and committed this frame.
+                    open.finished = true;
+                    let truncated = len < committed;
+                    let d = Damage {
+                        segment: path.to_owned(),
+                        offset: start,
+                        len: committed.max(len) - start,
+                        reason: if truncated {
+                            format!("segment truncated below its committed length {committed}: {reason}")
+                        } else {
+                            format!("committed frame damaged: {reason}")
+                        },
+                    };
+                    if truncated {
+                        self.integrity.missing.push(d);
+                    } else {
+                        self.integrity.corrupt.push(d);
+                    }
+                } else {
+                    if n == FRAME_HEADER_LEN {
+                        open.tail_memo = Some((start, header, len));
+                    }
+                    self.integrity.torn_tails.push(Damage {
+                        segment: path.to_owned(),
+                        offset: start,
+                        len: len.saturating_sub(start),
+                        reason,
+                    });
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// Continues reading at the valid frame `at` with sequence `seq` found after damage.
+    fn resume(&mut self, at: u64, seq: u64) {
+        if let Some(open) = self.open.as_mut() {
+            open.pos = at;
+            open.next_seq = seq;
+            open.resync = true;
+            open.tail_memo = None;
+        }
+    }
+
+    /// Forgets a torn tail or unsealed mark reported earlier for `path` (a live writer
+    /// finished the frame, or appended more).
+    fn clear_tail(&mut self, path: &Path) {
+        self.integrity.torn_tails.retain(|d| d.segment != path);
+        self.integrity.unsealed.retain(|p| p != path);
+    }
+
+    /// Finds the first valid frame at or after `from` (at [`FRAME_ALIGN`] steps) whose
+    /// sequence number is at least the expected one and no larger than the frames that fit
+    /// in between allow. Reads the file forward in [`CHUNK`]-sized pieces, once.
+    fn scan(&mut self, from: u64) -> Result<Option<(u64, u64)>, LogError> {
+        let path = self.segments[self.cur].path.clone();
         let Some(open) = self.open.as_ref() else {
             return Ok(None);
         };
-        let path = &self.segments[self.cur].path;
-        let from = start + FRAME_ALIGN as u64;
-        if from >= seg_len {
-            return Ok(None);
-        }
-        let rest_len = usize::try_from(seg_len - from).unwrap_or(usize::MAX);
-        let mut rest = vec![0_u8; rest_len];
-        let n = read_at(&open.file, &mut rest, from).map_err(|e| LogError::io(path, "read", e))?;
-        rest.truncate(n);
-        let mut off = 0;
-        while off + FRAME_HEADER_LEN <= rest.len() {
-            let h: FrameHeader = bytemuck::pod_read_unaligned(&rest[off..off + FRAME_HEADER_LEN]);
-            let plen = h.payload_len();
-            let fits = FRAME_HEADER_LEN as u64 + u64::from(plen) <= (rest.len() - off) as u64;
-            if h.len_valid()
-                && !h.in_progress()
-                && plen <= MAX_PAYLOAD
-                && fits
-                && h.seq.get() >= open.next_seq
-            {
-                let p = &rest[off + FRAME_HEADER_LEN..off + FRAME_HEADER_LEN + plen as usize];
-                if h.compute_crc(p) == h.crc.get() && Record::decode(h.kind, p).is_ok() {
-                    return Ok(Some((from + off as u64, h.seq.get())));
+        let len = open.len;
+        let base_seq = open.next_seq;
+        let damage_at = open.pos;
+        let mut at = from.div_ceil(FRAME_ALIGN as u64) * FRAME_ALIGN as u64;
+        let mut buf = vec![0_u8; CHUNK];
+        let mut crc_buf = Vec::new();
+        let mut payload = Vec::new();
+        let mut buf_at = u64::MAX;
+        let mut buf_len = 0_usize;
+        while at + FRAME_HEADER_LEN as u64 <= len {
+            if buf_at == u64::MAX || at + FRAME_HEADER_LEN as u64 > buf_at + buf_len as u64 {
+                // Holes of a sparse file hold no frame: skip to the next data.
+                match next_data(&open.file, at) {
+                    Some(d) if d > at => {
+                        at = d.div_ceil(FRAME_ALIGN as u64) * FRAME_ALIGN as u64;
+                        if at + FRAME_HEADER_LEN as u64 > len {
+                            break;
+                        }
+                    }
+                    Some(_) => {}
+                    None => break,
+                }
+                let want = ((len - at) as usize).min(CHUNK);
+                buf_len = read_at(&open.file, &mut buf[..want], at)
+                    .map_err(|e| LogError::io(&path, "read", e))?;
+                buf_at = at;
+                if buf_len < FRAME_HEADER_LEN {
+                    break;
                 }
             }
-            off += FRAME_ALIGN;
+            let i = (at - buf_at) as usize;
+            if buf[i..i + 8] == [0; 8] {
+                // A zero length word: no frame starts here.
+                at += FRAME_ALIGN as u64;
+                continue;
+            }
+            let h: FrameHeader = bytemuck::pod_read_unaligned(&buf[i..i + FRAME_HEADER_LEN]);
+            let plen = h.payload_len();
+            let seq = h.seq.get();
+            // At most one frame per 24 bytes between the damage and here.
+            let max_seq = base_seq.saturating_add((at - damage_at) / FRAME_HEADER_LEN as u64 + 1);
+            if h.len.get() != 0
+                && h.len_valid()
+                && !h.in_progress()
+                && h.reserved == [0; 3]
+                && h.reserved2 == [0; 4]
+                && plen <= MAX_PAYLOAD
+                && at + FrameHeader::frame_len(plen) <= len
+                && (base_seq..=max_seq).contains(&seq)
+            {
+                let total = FRAME_HEADER_LEN + plen as usize;
+                let ok = if i + total <= buf_len {
+                    h.compute_crc(&buf[i + FRAME_HEADER_LEN..i + total]) == h.crc.get()
+                } else {
+                    crc_matches(&open.file, &h, at, &mut crc_buf)
+                        .map_err(|e| LogError::io(&path, "read", e))?
+                };
+                if ok {
+                    payload.clear();
+                    payload.resize(plen as usize, 0);
+                    let n = read_at(&open.file, &mut payload, at + FRAME_HEADER_LEN as u64)
+                        .map_err(|e| LogError::io(&path, "read", e))?;
+                    if n == payload.len() && Record::decode(h.kind, &payload).is_ok() {
+                        return Ok(Some((at, seq)));
+                    }
+                }
+            }
+            at += FRAME_ALIGN as u64;
         }
         Ok(None)
     }

@@ -163,10 +163,11 @@ impl LogSink {
         }
     }
 
-    /// Writes everything back and waits for it (at shutdown).
+    /// Seals the segment and waits until it is on disk (at shutdown; anything appended
+    /// later reopens it).
     pub(crate) fn flush(&mut self) {
         if let Some(w) = self.writer.as_mut() {
-            if let Err(e) = w.flush() {
+            if let Err(e) = w.seal() {
                 self.fault(e);
             }
         }

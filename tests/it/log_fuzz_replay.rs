@@ -5,7 +5,8 @@
 //! kept as regressions in `tests/data/fuzz/<target>/` (committed: copy a file from
 //! `fuzz/artifacts/<target>/` there once it is fixed), and whatever local fuzzing left in
 //! `fuzz/corpus/<target>/` and `fuzz/artifacts/<target>/` (not committed).
-//! Fuzz with `cd fuzz && cargo +nightly fuzz run <target> seeds/<target>`.
+//! Fuzz with `cd fuzz && cargo +nightly fuzz run <target> corpus/<target> seeds/<target>` (new
+//! inputs go to the first directory, so the committed seeds stay as they are).
 //!
 //! On stable, [`fuzz_on_stable`] runs every target's check for a fixed time on mutations of
 //! its seeds (deterministic: the same sequence of inputs everywhere, as many of them as the
@@ -16,7 +17,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
-use ringmeter::log::fuzzing::{check_record_bytes, check_segment_bytes};
+use ringmeter::log::fuzzing::{check_dir_bytes, check_record_bytes, check_segment_bytes};
 use ringmeter::log::{Reader, Record};
 
 /// The `record_roundtrip` target's input and check, shared with `fuzz/`.
@@ -59,6 +60,39 @@ fn segment_reader_inputs_replay() {
     for (name, bytes) in inputs {
         eprintln!("{name}");
         check_segment_bytes(&bytes);
+    }
+}
+
+/// The directory reader's inputs, each under the fuzz target's time limit (10 s), plus
+/// mutations of its seeds.
+#[test]
+fn log_dir_reader_inputs_replay() {
+    let inputs = inputs("log_dir_reader");
+    assert!(!inputs.is_empty(), "the seed corpus is missing");
+    let mut rng = Rng(0x5851_f42d_4c95_7f2d);
+    let seeds: Vec<Vec<u8>> = inputs
+        .iter()
+        .filter(|(name, _)| name.contains("seeds"))
+        .map(|(_, b)| b.clone())
+        .collect();
+    let mutated = (0..60).map(|_| {
+        let i = rng.below(seeds.len());
+        mutate(&mut rng, &seeds[i])
+    });
+    for (name, bytes) in inputs
+        .into_iter()
+        .chain(mutated.map(|b| ("mutation".to_owned(), b)))
+    {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            check_dir_bytes(&bytes);
+            let _ = tx.send(());
+        });
+        match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("{name}: over 10 s"),
+            Err(_) => panic!("{name}: the check panicked"),
+        }
     }
 }
 

@@ -1,11 +1,13 @@
 //! Recovery: truncate a log or flip bytes anywhere; the reader never panics, returns every
-//! record before the damage, and returns nothing that was not written.
+//! record before the damage, returns nothing that was not written, and gives the verdict
+//! the damage calls for (never "clean" when a record is missing).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use ringmeter::log::{Entry, Health, LogConfig, Reader, Record, Writer};
+use ringmeter::log::format::{CommitSlot, COMMIT_BLOCK_AT, COMMIT_SLOT_LEN, SEGMENT_HEADER_LEN};
+use ringmeter::log::{Entry, LogConfig, Reader, Record, Verdict, Writer};
 
 use crate::util::log as log_util;
 
@@ -23,6 +25,7 @@ fn write_log(dir: &std::path::Path, n: usize) -> (Vec<Entry>, Vec<PathBuf>) {
     let mut segs: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rml"))
         .collect();
     segs.sort();
     (entries.0, segs)
@@ -30,6 +33,7 @@ fn write_log(dir: &std::path::Path, n: usize) -> (Vec<Entry>, Vec<PathBuf>) {
 
 fn read_entries(dir: &std::path::Path) -> (Vec<Entry>, ringmeter::log::Integrity) {
     let mut r = Reader::open(dir).unwrap();
+    r.expect_no_writer(true);
     let mut out = Vec::new();
     while let Some(e) = r.next_entry().unwrap() {
         out.push(e);
@@ -76,6 +80,22 @@ fn check(clean: &[Entry], got: &[Entry], seg: u64, from: u64, frame_ends: &[u64]
     }
 }
 
+/// Offset up to which a segment file's writer committed frames.
+fn committed_end(bytes: &[u8]) -> u64 {
+    let block = &bytes[COMMIT_BLOCK_AT..COMMIT_BLOCK_AT + 2 * COMMIT_SLOT_LEN];
+    let slot = CommitSlot::newest(block).expect("a written segment has a commit slot");
+    assert!(
+        slot.sealed(),
+        "the writer was dropped: every segment is sealed"
+    );
+    slot.end.get()
+}
+
+/// Whether every record of `clean` is in `got`.
+fn nothing_lost(clean: &[Entry], got: &[Entry]) -> bool {
+    clean.iter().all(|e| got.iter().any(|g| same(g, e)))
+}
+
 /// Frame end offsets (padding included) of the clean entries.
 fn frame_ends(clean: &[Entry]) -> Vec<u64> {
     clean
@@ -97,6 +117,7 @@ proptest! {
         let (clean, segs) = write_log(dir.path(), n);
         let seg_i = seg_pick.index(segs.len());
         let len = std::fs::metadata(&segs[seg_i]).unwrap().len();
+        let end = committed_end(&std::fs::read(&segs[seg_i]).unwrap());
         let at = cut.index(len as usize + 1) as u64;
         std::fs::OpenOptions::new().write(true).open(&segs[seg_i]).unwrap().set_len(at).unwrap();
         let (got, integrity) = match Reader::open(dir.path()) {
@@ -107,8 +128,12 @@ proptest! {
                 return Ok(());
             }
         };
-        prop_assert!(integrity.health() <= Health::TornTail, "{:?}", integrity);
         check(&clean, &got, seg_i as u64, at, &frame_ends(&clean));
+        // Cut at or past the committed end: only the unused zero tail went, every segment
+        // is sealed. Below it: committed records are gone.
+        let want = if at >= end { Verdict::Clean } else { Verdict::RecordsMissing };
+        prop_assert_eq!(integrity.verdict(), want, "cut at {} of {} (committed {}): {:?}", at, len, end, integrity);
+        prop_assert_eq!(nothing_lost(&clean, &got), at >= end);
     }
 
     #[test]
@@ -121,6 +146,7 @@ proptest! {
         let (clean, segs) = write_log(dir.path(), n);
         let seg_i = seg_pick.index(segs.len());
         let mut bytes = std::fs::read(&segs[seg_i]).unwrap();
+        let end = committed_end(&bytes);
         let mut first = u64::MAX;
         for (at, x) in &flips {
             let at = at.index(bytes.len());
@@ -135,8 +161,26 @@ proptest! {
                 return Ok(());
             }
         };
-        let _ = integrity;
         let ends = frame_ends(&clean);
         check(&clean, &got, seg_i as u64, first, &ends);
+        let verdict = integrity.verdict();
+        if !nothing_lost(&clean, &got) {
+            prop_assert!(verdict >= Verdict::RecordsMissing, "records lost, verdict {:?}: {:?}", verdict, integrity);
+        }
+        let hit = |lo: u64, hi: u64| flips.iter().any(|(at, _)| (lo..hi).contains(&(at.index(bytes.len()) as u64)));
+        if hit(0, SEGMENT_HEADER_LEN as u64) || hit(COMMIT_BLOCK_AT as u64, (COMMIT_BLOCK_AT + 2 * COMMIT_SLOT_LEN) as u64) {
+            // A header or commit slot fails its CRC.
+            prop_assert_eq!(verdict, Verdict::Corrupt, "{:?}", integrity);
+        } else if first >= end {
+            // Only bytes past the sealed end: not data.
+            prop_assert_eq!(verdict, Verdict::Clean, "{:?}", integrity);
+        } else {
+            // Committed frames hit: their CRC fails (or, if only padding was hit, nothing
+            // is lost). Sealed segments never have a torn tail.
+            prop_assert!(
+                verdict >= Verdict::RecordsMissing || (verdict == Verdict::Clean && nothing_lost(&clean, &got)),
+                "{:?}", integrity
+            );
+        }
     }
 }

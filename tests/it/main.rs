@@ -41,6 +41,7 @@ mod http;
 #[cfg(feature = "cli")]
 mod interop;
 mod log_crash;
+mod log_damage;
 mod log_engine;
 mod log_fuzz_replay;
 mod log_records;

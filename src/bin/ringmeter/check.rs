@@ -4,15 +4,17 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use ringmeter::log::{Health, Reader};
+use ringmeter::log::{Reader, Verdict};
 
 use crate::cli::CheckArgs;
 use crate::out::{outln, Out};
 
 /// Exit code when only torn tails were found (expected after a crash; recoverable).
 pub const EXIT_TORN_TAIL: u8 = 3;
-/// Exit code when records are corrupt (valid records follow damaged bytes).
+/// Exit code when records are corrupt (damaged bytes in committed frames or headers).
 pub const EXIT_CORRUPT: u8 = 4;
+/// Exit code when committed records are missing (zeroed, truncated, or a segment missing).
+pub const EXIT_MISSING: u8 = 5;
 
 pub fn run(args: &CheckArgs) -> Result<ExitCode> {
     let dir = &args.dir;
@@ -38,6 +40,19 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
             d.reason
         );
     }
+    for d in &integrity.missing {
+        outln!(
+            out,
+            "records missing: {} at byte {} ({} bytes): {}",
+            d.segment.display(),
+            d.offset,
+            d.len,
+            d.reason
+        );
+    }
+    for p in &integrity.unsealed {
+        outln!(out, "unsealed: {}", p.display());
+    }
     for d in &integrity.corrupt {
         outln!(
             out,
@@ -48,19 +63,37 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
             d.reason
         );
     }
-    let code = match integrity.health() {
-        Health::Clean => {
-            outln!(out, "clean");
-            ExitCode::SUCCESS
-        }
-        Health::TornTail => {
+    let code = match integrity.verdict() {
+        Verdict::Clean => {
             outln!(
                 out,
-                "torn tail only: expected after a crash; every record before it is intact"
+                "clean: every segment sealed, every committed record read"
+            );
+            ExitCode::SUCCESS
+        }
+        Verdict::Unsealed => {
+            outln!(
+                out,
+                "intact but unsealed: every committed record read; a writer is running or was \
+                 killed"
+            );
+            ExitCode::SUCCESS
+        }
+        Verdict::TornTail => {
+            outln!(
+                out,
+                "torn tail only: expected after a crash; every committed record is intact"
             );
             ExitCode::from(EXIT_TORN_TAIL)
         }
-        Health::Corrupt => {
+        Verdict::RecordsMissing => {
+            outln!(
+                out,
+                "records missing: committed records are not in the log (ranges above)"
+            );
+            ExitCode::from(EXIT_MISSING)
+        }
+        _ => {
             outln!(out, "corrupt records found: the ranges above were skipped");
             ExitCode::from(EXIT_CORRUPT)
         }

@@ -14,7 +14,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// `| head`); 1 error (missing directory, not a ringmeter log, newer format, I/O, output
 /// not writable, no window in the selected range); 2 bad usage (bad option, time, time
 /// range, pattern or rollup, `-o` inside the log directory); `check` also returns 3 when
-/// only a torn tail was found and 4 when records are corrupt.
+/// only a torn tail was found, 4 when records are corrupt and 5 when committed records are
+/// missing.
 #[derive(Debug, Parser)]
 #[command(name = "ringmeter", version, about, long_about)]
 pub struct Cli {
@@ -32,7 +33,8 @@ pub enum Command {
     Stats(StatsArgs),
     /// Export windows as JSON lines, CSV, an HdrHistogram interval log or Prometheus text.
     Dump(DumpArgs),
-    /// Check a log's integrity: exit 0 clean, 3 torn tail only, 4 corrupt records.
+    /// Check a log's integrity: exit 0 clean or intact but unsealed, 3 torn tail only, 4 corrupt
+    /// records, 5 committed records missing.
     Check(CheckArgs),
     /// Follow a live log, printing windows as they close.
     Tail(TailArgs),

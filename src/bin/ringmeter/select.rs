@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use ringmeter::export::time::{format_rfc3339, parse_rfc3339};
 use ringmeter::export::Interval;
-use ringmeter::log::{Health, Reader, Record};
+use ringmeter::log::{Reader, Record, Verdict};
 
 use crate::cli::Selection;
 use crate::out::warn;
@@ -316,14 +316,21 @@ pub fn require_windows(dir: &Path, summary: &ReadSummary) -> Result<(u64, u64)> 
 /// Warns on stderr when a log read was damaged.
 pub fn warn_damage(dir: &Path, reader: &Reader) {
     let i = reader.integrity();
-    match i.health() {
-        Health::Clean => {}
-        Health::TornTail => warn(format_args!(
+    match i.verdict() {
+        Verdict::Clean | Verdict::Unsealed => {}
+        Verdict::TornTail => warn(format_args!(
             "ringmeter: note: {} ends in a torn tail (a writer stopped mid-record); \
              everything before it was read",
             dir.display()
         )),
-        Health::Corrupt => warn(format_args!(
+        Verdict::RecordsMissing => warn(format_args!(
+            "ringmeter: warning: {} is missing committed records ({} range(s) or file(s)); \
+             see `ringmeter check {}`",
+            dir.display(),
+            i.missing.len(),
+            dir.display()
+        )),
+        _ => warn(format_args!(
             "ringmeter: warning: {} has {} corrupt range(s), skipped; see `ringmeter check {}`",
             dir.display(),
             i.corrupt.len(),
