@@ -561,6 +561,7 @@ impl Builder {
             window,
             ring_capacity,
             log_dir: eff.log_dir,
+            log_durability: eff.log_durability.unwrap_or_default(),
         };
         let inner = Arc::new(Inner::new(hub, Aggregator::new(settings), config));
         inner.apply_rules_in_force();

@@ -9,7 +9,7 @@ use super::{Engine, Inner};
 use crate::alert::{Alert, AlertRule, Evaluator};
 use crate::config::source;
 use crate::config::table;
-use crate::config::{word_of, CompiledRules, Layers, Resolved, Rule, Rules};
+use crate::config::{word_of, CompiledRules, Durability, Layers, Resolved, Rule, Rules};
 use crate::error::Error;
 use crate::hub::Names;
 use crate::limits::{DEFAULT_RING_CAPACITY, DEFAULT_WINDOW};
@@ -22,6 +22,7 @@ pub(super) struct ConfigState {
     pub(super) window: Duration,
     pub(super) ring_capacity: usize,
     pub(super) log_dir: Option<PathBuf>,
+    pub(super) log_durability: Durability,
 }
 
 impl Inner {
@@ -91,6 +92,14 @@ impl Inner {
             let shown = eff.log_dir.as_deref().map(|p| p.display().to_string());
             return Err(Error::invalid("log_dir", format_args!("{shown:?}"), fixed));
         }
+        let durability = eff.log_durability.unwrap_or_default();
+        if durability != config.log_durability {
+            return Err(Error::invalid(
+                "log_durability",
+                format_args!("{durability:?}"),
+                fixed,
+            ));
+        }
         self.apply_rules(&names, &compiled);
         config.layers = layers;
         config.compiled = compiled;
@@ -138,7 +147,7 @@ impl Engine {
 
     /// Re-reads the configuration file ([`Builder::config_file`](crate::Builder::config_file) or `RINGMETER_CONFIG`) and
     /// applies its rules, still below the environment and the API. Settings read only at start
-    /// (window, ring capacity, log directory) must be unchanged.
+    /// (window, ring capacity, log directory, log durability) must be unchanged.
     ///
     /// # Errors
     /// [`Error::ConfigFile`] if the file cannot be read or parsed, [`Error::InvalidConfig`]

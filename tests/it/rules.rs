@@ -437,6 +437,7 @@ fn reload_config_applies_the_file_and_a_bad_file_keeps_the_rules_in_force() {
         ("[rules.\"db.*\"\nsample_every = 1\n", "TOML"),
         ("window_secs = 5\n", "window"),
         ("ring_capacity = 64\n", "ring_capacity"),
+        ("log_durability = \"window\"\n", "log_durability"),
         ("[rules.\"db.*\"]\nspeed = 1\n", "speed"),
     ] {
         std::fs::write(&path, bad).unwrap();
