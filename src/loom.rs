@@ -25,9 +25,25 @@ pub(crate) use std::sync::{Arc, Mutex};
 pub(crate) use std::thread::Thread;
 
 /// `std::cell::UnsafeCell` with loom's closure-based access API.
+///
+/// `repr(transparent)`: it has the layout of `std::cell::UnsafeCell<T>`, hence of `T`, which
+/// the ring relies on to hand out its slots as a slice of values (`ring::Consumer::drain_chunks`).
 #[cfg(not(loom))]
 #[derive(Debug)]
+#[repr(transparent)]
 pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+// The layout the attribute above promises, checked for a few shapes (the ring checks its own
+// slot type per `T`).
+#[cfg(not(loom))]
+const _: () = {
+    use core::mem::{align_of, size_of};
+    assert!(size_of::<UnsafeCell<u8>>() == size_of::<u8>());
+    assert!(size_of::<UnsafeCell<[u64; 2]>>() == size_of::<[u64; 2]>());
+    assert!(align_of::<UnsafeCell<[u64; 2]>>() == align_of::<[u64; 2]>());
+    assert!(size_of::<UnsafeCell<u128>>() == size_of::<u128>());
+    assert!(align_of::<UnsafeCell<u128>>() == align_of::<u128>());
+};
 
 #[cfg(not(loom))]
 impl<T> UnsafeCell<T> {

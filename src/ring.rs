@@ -30,7 +30,7 @@ use crate::doorbell::Doorbell;
 use crate::loom::{Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
 
 /// Most values [`Consumer::drain_chunks`] hands over at once.
-pub const CHUNK: usize = 64;
+pub const CHUNK: usize = 1024;
 
 /// The state both sides share.
 struct Shared<T> {
@@ -382,54 +382,76 @@ impl<T: Copy> Consumer<T> {
         self.drain_chunks(max, |chunk| chunk.iter().for_each(|&v| f(v)))
     }
 
-    /// Hands up to `max` values, oldest first, to `f` in chunks of at most [`CHUNK`] values
-    /// copied out of the ring. Each chunk's slots are released (one store) before `f` sees it,
-    /// so the producer can refill them while `f` runs. Returns how many values were handed
-    /// over.
+    /// Hands up to `max` values, oldest first, to `f` in chunks of at most [`CHUNK`] values.
+    /// A chunk is the values' own slots in the ring (never across the wrap, so the chunk that
+    /// reaches the end of the buffer may be shorter), not a copy; its slots are released (one
+    /// store) when `f` returns. Returns how many values were handed over.
     #[inline]
     pub fn drain_chunks(&mut self, max: usize, mut f: impl FnMut(&[T])) -> usize {
         if self.cached_tail.wrapping_sub(self.head) < max {
             // Acquire: the producer's slot writes published by its Release store of `tail`
-            // happen before our reads below.
+            // happen before our reads of those slots.
             self.cached_tail = self.shared.tail.load(Ordering::Acquire);
         }
         let available = self.cached_tail.wrapping_sub(self.head);
         debug_assert!(available <= self.shared.mask + 1);
         let n = available.min(max);
-        let mut buf = [MaybeUninit::<T>::uninit(); CHUNK];
-        let slots = &self.shared.slots[..];
-        // Only called on slots in `head..head + n`, which lie in `head..tail`.
-        let read = |cell: &UnsafeCell<MaybeUninit<T>>| {
-            cell.with(|slot| {
-                // SAFETY: the slot lies in `head..tail`, so the producer initialised it and
-                // published it with its Release store of `tail`, which we Acquire-loaded.
-                unsafe { slot.read() }
-            })
-        };
         let mut done = 0;
         while done < n {
-            let k = (n - done).min(CHUNK);
-            // The chunk's slots: up to the end of the buffer, then from its start.
+            // The chunk: from `head` on, up to the end of the buffer at most.
             let at = self.head & self.shared.mask;
-            let first = k.min(slots.len() - at);
-            let (lead, wrap) = buf[..k].split_at_mut(first);
-            for (out, cell) in lead.iter_mut().zip(&slots[at..at + first]) {
-                *out = read(cell);
-            }
-            for (out, cell) in wrap.iter_mut().zip(&slots[..k - first]) {
-                *out = read(cell);
-            }
+            let k = (n - done).min(CHUNK).min(self.shared.slots.len() - at);
+            self.with_chunk(at, k, &mut f);
             self.head = self.head.wrapping_add(k);
-            // Release: our reads of those slots happen before the producer reuses them.
+            // Release: `f`'s reads of those slots happen before the producer reuses them.
             self.shared.head.store(self.head, Ordering::Release);
-            let init = buf[..k].as_ptr().cast::<T>();
-            // SAFETY: the first `k` elements of `buf` were initialised by the loop above, and
-            // `MaybeUninit<T>` has the layout of `T`.
-            f(unsafe { core::slice::from_raw_parts(init, k) });
             done += k;
         }
         n
     }
+
+    /// Calls `f` with the values in slots `at..at + k`, which lie in `head..tail` (so they are
+    /// initialised, published by the producer's Release store of `tail` that `drain_chunks`
+    /// Acquire-loaded, and not written by the producer before `head` moves past them).
+    #[cfg(not(loom))]
+    #[inline(always)]
+    fn with_chunk(&self, at: usize, k: usize, f: &mut impl FnMut(&[T])) {
+        let () = Self::SLOT_IS_T;
+        let cells = &self.shared.slots[at..at + k];
+        // SAFETY: `crate::loom::UnsafeCell` is `repr(transparent)` over `core::cell::UnsafeCell`,
+        // which (like `MaybeUninit`) has the in-memory representation of its contents, so a slot
+        // has the layout of `T` (`SLOT_IS_T` checks size and alignment) and the `k` slots are
+        // `k` consecutive `T`s. They are initialised and nobody writes them while the slice
+        // lives (see above; `head` moves only after `f` returns and the slice with it).
+        let chunk = unsafe { core::slice::from_raw_parts(cells.as_ptr().cast::<T>(), k) };
+        f(chunk);
+    }
+
+    /// Under loom every slot access goes through `UnsafeCell::with`, so the chunk is copied to
+    /// the stack first; the slots are still released only after `f` returns, as above.
+    #[cfg(loom)]
+    fn with_chunk(&self, at: usize, k: usize, f: &mut impl FnMut(&[T])) {
+        let mut buf = [MaybeUninit::<T>::uninit(); CHUNK];
+        for (out, cell) in buf[..k].iter_mut().zip(&self.shared.slots[at..at + k]) {
+            *out = cell.with(|slot| {
+                // SAFETY: the slot lies in `head..tail`, so the producer initialised it and
+                // published it with its Release store of `tail`, which we Acquire-loaded.
+                unsafe { slot.read() }
+            });
+        }
+        let init = buf[..k].as_ptr().cast::<T>();
+        // SAFETY: the first `k` elements of `buf` were initialised by the loop above, and
+        // `MaybeUninit<T>` has the layout of `T`.
+        f(unsafe { core::slice::from_raw_parts(init, k) });
+    }
+
+    /// Compile-time check (per `T`) that a slot has the size and alignment of a `T`, which
+    /// handing slots out as a `&[T]` relies on.
+    #[cfg(not(loom))]
+    const SLOT_IS_T: () = assert!(
+        core::mem::size_of::<UnsafeCell<MaybeUninit<T>>>() == core::mem::size_of::<T>()
+            && core::mem::align_of::<UnsafeCell<MaybeUninit<T>>>() == core::mem::align_of::<T>()
+    );
 
     /// Whether the producer is gone. Once this returns `true`, a following
     /// [`drain`](Self::drain) and [`take_drops`](Self::take_drops) see everything it did.
@@ -519,25 +541,58 @@ mod tests {
 
     #[test]
     fn drain_chunks_hands_over_bounded_chunks_in_order_across_wrap() {
-        let (mut p, mut c) = channel::<u32>(256, 1);
-        for v in 0..200 {
+        const C: usize = CHUNK;
+        let (mut p, mut c) = channel::<usize>(4 * C, 1);
+        for v in 0..3 * C {
             p.push(v).unwrap();
         }
-        assert_eq!(c.drain(100, |_| {}), 100);
-        for v in 200..350 {
-            p.push(v).unwrap(); // slots 200..255, then 0..93
+        assert_eq!(c.drain(2 * C + C / 2, |_| {}), 2 * C + C / 2);
+        for v in 3 * C..6 * C {
+            p.push(v).unwrap(); // slots 3C..4C, then 0..2C
         }
+        // `max` cuts a chunk short.
         let mut sizes = Vec::new();
         let mut got = Vec::new();
+        assert_eq!(
+            c.drain_chunks(C + 3, |chunk| {
+                sizes.push(chunk.len());
+                got.extend_from_slice(chunk);
+            }),
+            C + 3
+        );
+        assert_eq!(sizes, [C, 3]);
+        // The rest: up to the end of the buffer (the chunk that reaches it is shorter), then
+        // whole chunks from its start.
+        sizes.clear();
         let n = c.drain_chunks(usize::MAX, |chunk| {
             sizes.push(chunk.len());
             got.extend_from_slice(chunk);
         });
-        assert_eq!(n, 250);
-        assert_eq!(sizes, [64, 64, 64, 58]);
-        assert_eq!(got, (100..350).collect::<Vec<_>>());
+        assert_eq!(n, 3 * C + C / 2 - C - 3);
+        assert_eq!(sizes, [C / 2 - 3, C, C]);
+        assert_eq!(got, (2 * C + C / 2..6 * C).collect::<Vec<_>>());
         // Every slot was released: the ring takes a full lap again.
-        for v in 0..256 {
+        for v in 0..4 * C {
+            p.push(v).unwrap();
+        }
+        assert!(p.push(0).is_err());
+    }
+
+    #[test]
+    fn drain_chunks_releases_a_chunk_only_after_the_callback_returns() {
+        let (mut p, mut c) = channel::<usize>(2 * CHUNK, 1);
+        for v in 0..2 * CHUNK {
+            p.push(v).unwrap();
+        }
+        let mut seen = 0;
+        c.drain_chunks(CHUNK, |chunk| {
+            // The chunk is the ring's own slots: none of them may be refilled yet.
+            assert_eq!(p.push(usize::MAX), Err(usize::MAX));
+            assert_eq!(chunk, (0..CHUNK).collect::<Vec<_>>());
+            seen += chunk.len();
+        });
+        assert_eq!(seen, CHUNK);
+        for v in 0..CHUNK {
             p.push(v).unwrap();
         }
         assert!(p.push(0).is_err());
