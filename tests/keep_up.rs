@@ -29,8 +29,10 @@
 //! Nothing here asserts a speed: the rates are ceilings, and the only check is that nothing
 //! was dropped.
 //!
-//! Its own test binary, so that no other test's threads compete with it for the cores.
+//! Its own test binary, so that no other test's threads compete with it for the cores, and
+//! its tests take turns ([`one_at_a_time`]) for the same reason.
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use ringmeter::Engine;
@@ -52,6 +54,13 @@ const BURST: u64 = 10_000;
 /// Time paced at the rate between two hold-ups.
 const PACED_SPAN: Duration = Duration::from_millis(40);
 const HOLDUPS: u64 = 8;
+
+/// Holds the cores for one test: the test harness runs tests on parallel threads, and two
+/// recording threads and two aggregators on two cores would leave no margin to check.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Times calls of `name` in bursts; returns how many were issued.
 fn bursts(engine: &Engine, name: &str) -> u64 {
@@ -134,6 +143,7 @@ fn check(engine: &Engine, label: &str) {
 
 #[test]
 fn bursts_at_500k_calls_per_second_lose_nothing() {
+    let _turn = one_at_a_time();
     // Timed wake-ups far apart: only the doorbell wakes the aggregator in time.
     let slow_timer = Engine::builder()
         .drain_interval(Duration::from_millis(100))
@@ -148,6 +158,7 @@ fn bursts_at_500k_calls_per_second_lose_nothing() {
 
 #[test]
 fn a_burst_after_a_10ms_holdup_at_1m_calls_per_second_loses_nothing() {
+    let _turn = one_at_a_time();
     // Timed wake-ups far apart: only the doorbell wakes the aggregator.
     let engine = Engine::builder()
         .drain_interval(Duration::from_millis(100))
