@@ -1,0 +1,1012 @@
+//! OpenTelemetry metrics (OTLP): closed windows as `ExportMetricsServiceRequest`s (feature
+//! `otlp`).
+//!
+//! [`request`] turns one closed [`WindowReport`], plus the counters and gauges of the snapshot
+//! published with it, into the protocol's own generated message (the `opentelemetry-proto`
+//! crate, re-exported as [`proto`]); [`OtlpExporter`] pushes those messages from a thread of
+//! its own to an OTLP/HTTP endpoint, protobuf-encoded. The conversion is pure and keeps the
+//! engine's exact figures; the mapping, the environment variables and the retry behaviour are
+//! described in `docs/exporting.md`.
+//!
+//! # The mapping
+//! One `ResourceMetrics` (the [`OtlpConfig`]'s resource), one `ScopeMetrics` (scope
+//! `ringmeter`, the crate's version); every operation of the window is a data point with the
+//! attribute `op` = its name.
+//!
+//! | metric | type | value |
+//! |---|---|---|
+//! | `ringmeter.latency` (unit `s`) | Histogram, DELTA | per window: explicit buckets at [`Snapshot::bucket_bounds_ns`], count, sum, min, max, exemplars |
+//! | `ringmeter.calls` | Sum, monotonic, DELTA | [`OpStats::calls`](crate::OpStats::calls) |
+//! | `ringmeter.errors`, `ringmeter.slow_calls`, `ringmeter.unsampled_calls`, `ringmeter.dropped_calls`, `ringmeter.late_calls` | Sum, monotonic, DELTA | `errors`, `slow`, `unsampled`, `dropped`, `late` |
+//! | each [`Engine::counter`](crate::Engine::counter) (and `metrics` counter) | Sum, monotonic, CUMULATIVE | its value, its labels as attributes |
+//! | each [`Engine::gauge`](crate::Engine::gauge) (and `metrics` gauge) | Gauge | its value, its labels as attributes |
+//!
+//! Data points of a window run from its start (`start_time_unix_nano`) to its end
+//! (`time_unix_nano`). The counters and gauges carry the window's end as their time; the
+//! counters' start is the start of the first window the exporter saw (their values count from
+//! registration, which may be earlier: a backend sees one series from that point on).
+//!
+//! **Why explicit buckets, in seconds.** The histogram points use the same bounds as the
+//! Prometheus exposition's `ringmeter_latency_seconds` (so a dashboard reads the same buckets
+//! from either path), in seconds as the OpenTelemetry semantic conventions write durations
+//! (unit `s`; a Collector's Prometheus exporter then names it `ringmeter_latency_seconds`).
+//! An exponential histogram derived from the HdrHistogram would carry more detail, but its
+//! buckets (powers of 2^(2^-scale)) do not line up with HdrHistogram's, so every count would be
+//! split by interpolation, and Prometheus reads exponential histograms only as native
+//! histograms, which a classic Prometheus setup does not ingest. An HdrHistogram bucket goes
+//! to the first bound at or above its lowest value, as in the exposition.
+//!
+//! **Count and sum.** `count` is the histogram's count: with sampling, each sampled call counts
+//! with the calls it stands for (as the exposition's `_count`), so it estimates `count +
+//! unsampled`; without sampling it is exactly `count`. `sum` is the exact sum of the recorded
+//! durations (`mean_ns × count`, rounded to whole nanoseconds, so exact while the sum stays
+//! below 2^52 ns), in seconds. `min` and `max` are the exact extremes.
+//!
+//! **Exemplars.** The window's slowest calls ([`OpWindow::slowest`]) are the histogram point's
+//! exemplars: value (seconds), time (end of the call) and the filtered attributes
+//! `thread.id` (ringmeter's thread number) and `thread.name` when the thread has one. Their
+//! `trace_id` and `span_id` are empty: the engine does not know the span a call ran in.
+//!
+//! # Examples
+//! ```
+//! use ringmeter::export::otlp::{self, proto::metrics::v1::metric::Data};
+//!
+//! let (clock, mock) = ringmeter::Clock::mock();
+//! let engine = ringmeter::Engine::builder().clock(clock).start_manual()?;
+//! let windows = engine.subscribe(4);
+//! engine.op("db.query")?.record_ns(1_500);
+//! engine.flush()?; // into the open window
+//! mock.advance(std::time::Duration::from_secs(3));
+//! engine.flush()?;
+//! let window = windows.try_recv().expect("a closed window");
+//! let snap = engine.snapshot();
+//! let resource = otlp::resource("checkout", &[]);
+//! let req = otlp::request(&resource, &window, &snap.bucket_bounds_ns, &[], &[], 0);
+//! let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;
+//! let latency = metrics.iter().find(|m| m.name == "ringmeter.latency").unwrap();
+//! let Some(Data::Histogram(h)) = &latency.data else { panic!() };
+//! assert_eq!((h.data_points[0].count, h.data_points[0].sum), (1, Some(1.5e-6)));
+//! # Ok::<(), ringmeter::Error>(())
+//! ```
+
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::{
+    exemplar, metric, number_data_point, AggregationTemporality, Exemplar, Gauge, Histogram,
+    HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+
+use crate::error::Error;
+use crate::metric::{CounterValue, GaugeValue, Labels};
+use crate::report::{OpStats, OpWindow, WindowReport};
+
+mod exporter;
+
+pub use exporter::{OtlpExporter, OtlpStats};
+
+/// The generated OTLP message types (the `opentelemetry-proto` crate's `tonic` module: prost
+/// messages, no gRPC transport).
+pub use opentelemetry_proto::tonic as proto;
+
+/// `Content-Type` of an OTLP/HTTP protobuf request.
+pub const CONTENT_TYPE: &str = "application/x-protobuf";
+
+/// The endpoint used when neither the configuration nor the environment names one.
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4318/v1/metrics";
+
+/// Names the metrics endpoint, used as it is (OpenTelemetry exporter configuration).
+pub const ENV_METRICS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
+/// Names the base URL of every signal; metrics go to it plus `v1/metrics`.
+pub const ENV_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// The request timeout for metrics, in milliseconds.
+pub const ENV_METRICS_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT";
+/// The request timeout of every signal, in milliseconds.
+pub const ENV_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
+/// The transport protocol for metrics; only `http/protobuf` is supported.
+pub const ENV_METRICS_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL";
+/// The transport protocol of every signal; only `http/protobuf` is supported.
+pub const ENV_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+/// The `service.name` resource attribute.
+pub const ENV_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+/// More resource attributes: `key=value` pairs separated by commas, percent-encoded.
+pub const ENV_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
+
+/// The instrumentation scope's name.
+pub const SCOPE_NAME: &str = "ringmeter";
+
+/// Where and how an [`OtlpExporter`] sends, and the resource it describes.
+///
+/// Settings made here win over the environment; what is not set here comes from the
+/// OpenTelemetry environment variables (unless [`ignore_env`](Self::ignore_env)), then from
+/// the defaults. See `docs/exporting.md` for the table.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// let config = ringmeter::export::otlp::OtlpConfig::new()
+///     .endpoint("http://collector:4318/v1/metrics")
+///     .service_name("checkout")
+///     .resource_attribute("deployment.environment", "prod")
+///     .timeout(Duration::from_secs(5));
+/// # let _ = config;
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct OtlpConfig {
+    endpoint: Option<String>,
+    service_name: Option<String>,
+    attributes: Vec<(String, String)>,
+    timeout: Option<Duration>,
+    attempts: u32,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    shutdown_timeout: Duration,
+    use_env: bool,
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            service_name: None,
+            attributes: Vec::new(),
+            timeout: None,
+            attempts: 5,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(5),
+            use_env: true,
+        }
+    }
+}
+
+impl OtlpConfig {
+    /// The defaults: endpoint, timeout and resource from the environment or
+    /// [`DEFAULT_ENDPOINT`] and 10 s; 5 attempts per window, backoff from 0.5 s doubling up to
+    /// 30 s; 5 s to flush at shutdown.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The full URL of the metrics endpoint (`http://host:port/path`), used as it is.
+    pub fn endpoint(mut self, url: &str) -> Self {
+        self.endpoint = Some(url.to_owned());
+        self
+    }
+
+    /// The `service.name` resource attribute.
+    pub fn service_name(mut self, name: &str) -> Self {
+        self.service_name = Some(name.to_owned());
+        self
+    }
+
+    /// A resource attribute (string-valued); it wins over the same key in
+    /// `OTEL_RESOURCE_ATTRIBUTES`.
+    pub fn resource_attribute(mut self, key: &str, value: &str) -> Self {
+        self.attributes.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// How long one request may take, connection included.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Requests per window before it is given up (at least 1).
+    pub fn attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts;
+        self
+    }
+
+    /// The wait before the first retry, and the most any wait grows to (each retry doubles
+    /// it; a `Retry-After` of whole seconds replaces it, capped at `max`).
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.initial_backoff = initial;
+        self.max_backoff = max;
+        self
+    }
+
+    /// How long dropping the exporter may spend sending the windows still queued.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Reads no `OTEL_*` environment variable.
+    pub fn ignore_env(mut self) -> Self {
+        self.use_env = false;
+        self
+    }
+
+    /// The settings, completed from the process environment.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for an endpoint that is not an `http://` URL, a timeout that
+    /// is not a whole number of milliseconds, a protocol other than `http/protobuf`, or an
+    /// `OTEL_RESOURCE_ATTRIBUTES` that is not a list of `key=value` pairs.
+    pub fn resolve(&self) -> Result<Resolved, Error> {
+        self.resolve_with(|name| std::env::var(name).ok())
+    }
+
+    /// As [`resolve`](Self::resolve), with `env` in place of the process environment.
+    ///
+    /// # Errors
+    /// As [`resolve`](Self::resolve).
+    ///
+    /// # Examples
+    /// ```
+    /// use ringmeter::export::otlp::OtlpConfig;
+    /// let env = |name: &str| match name {
+    ///     "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://collector:4318".to_owned()),
+    ///     "OTEL_RESOURCE_ATTRIBUTES" => Some("service.name=api,team=a%2Cb".to_owned()),
+    ///     _ => None,
+    /// };
+    /// let r = OtlpConfig::new().resolve_with(env)?;
+    /// assert_eq!(r.endpoint(), "http://collector:4318/v1/metrics");
+    /// assert_eq!(r.attribute("service.name"), Some("api"));
+    /// assert_eq!(r.attribute("team"), Some("a,b"));
+    /// # Ok::<(), ringmeter::Error>(())
+    /// ```
+    pub fn resolve_with(&self, env: impl Fn(&str) -> Option<String>) -> Result<Resolved, Error> {
+        let env = |name: &str| {
+            if self.use_env {
+                env(name).filter(|v| !v.trim().is_empty())
+            } else {
+                None
+            }
+        };
+        for key in [ENV_METRICS_PROTOCOL, ENV_PROTOCOL] {
+            if let Some(p) = env(key) {
+                if p.trim() != "http/protobuf" {
+                    return Err(Error::invalid(
+                        key,
+                        format!("{p:?}"),
+                        "only http/protobuf is supported",
+                    ));
+                }
+                break;
+            }
+        }
+        let (key, endpoint) = if let Some(e) = &self.endpoint {
+            ("OtlpConfig::endpoint", e.clone())
+        } else if let Some(e) = env(ENV_METRICS_ENDPOINT) {
+            (ENV_METRICS_ENDPOINT, e.trim().to_owned())
+        } else if let Some(e) = env(ENV_ENDPOINT) {
+            let base = e.trim();
+            let sep = if base.ends_with('/') { "" } else { "/" };
+            (ENV_ENDPOINT, format!("{base}{sep}v1/metrics"))
+        } else {
+            ("default", DEFAULT_ENDPOINT.to_owned())
+        };
+        check_endpoint(key, &endpoint)?;
+        let timeout = match self.timeout {
+            Some(t) => t,
+            None => match env(ENV_METRICS_TIMEOUT)
+                .map(|v| (ENV_METRICS_TIMEOUT, v))
+                .or_else(|| env(ENV_TIMEOUT).map(|v| (ENV_TIMEOUT, v)))
+            {
+                Some((key, v)) => match v.trim().parse::<u64>() {
+                    Ok(ms) if ms > 0 => Duration::from_millis(ms),
+                    _ => {
+                        return Err(Error::invalid(
+                            key,
+                            format!("{v:?}"),
+                            "a positive whole number of milliseconds",
+                        ))
+                    }
+                },
+                None => Duration::from_secs(10),
+            },
+        };
+        if timeout.is_zero() {
+            return Err(Error::invalid("OtlpConfig::timeout", "0", "more than zero"));
+        }
+        if self.attempts == 0 {
+            return Err(Error::invalid("OtlpConfig::attempts", 0, "at least 1"));
+        }
+        let mut attributes: Vec<(String, String)> = match env(ENV_RESOURCE_ATTRIBUTES) {
+            Some(v) => parse_resource_attributes(&v)?,
+            None => Vec::new(),
+        };
+        let mut set = |k: &str, v: &str| match attributes.iter_mut().find(|(key, _)| key == k) {
+            Some(kv) => kv.1 = v.to_owned(),
+            None => attributes.push((k.to_owned(), v.to_owned())),
+        };
+        if let Some(name) = env(ENV_SERVICE_NAME) {
+            set("service.name", name.trim());
+        }
+        for (k, v) in &self.attributes {
+            set(k, v);
+        }
+        if let Some(name) = &self.service_name {
+            set("service.name", name);
+        }
+        if !attributes.iter().any(|(k, _)| k == "service.name") {
+            attributes.push(("service.name".to_owned(), default_service_name()));
+        }
+        Ok(Resolved {
+            endpoint,
+            timeout,
+            attributes,
+            attempts: self.attempts,
+            initial_backoff: self.initial_backoff,
+            max_backoff: self.max_backoff.max(self.initial_backoff),
+            shutdown_timeout: self.shutdown_timeout,
+        })
+    }
+}
+
+/// An [`OtlpConfig`] completed from the environment and checked.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Resolved {
+    endpoint: String,
+    timeout: Duration,
+    attributes: Vec<(String, String)>,
+    attempts: u32,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    shutdown_timeout: Duration,
+}
+
+impl Resolved {
+    /// The URL requests are posted to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The timeout of one request.
+    pub fn request_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The resource attributes, in order: `OTEL_RESOURCE_ATTRIBUTES`, then those set in code;
+    /// `service.name` is always among them.
+    pub fn attributes(&self) -> &[(String, String)] {
+        &self.attributes
+    }
+
+    /// The value of resource attribute `key`.
+    pub fn attribute(&self, key: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The resource message.
+    pub fn resource(&self) -> Resource {
+        Resource {
+            attributes: self
+                .attributes
+                .iter()
+                .map(|(k, v)| string_kv(k, v))
+                .collect(),
+            ..Resource::default()
+        }
+    }
+}
+
+/// `unknown_service:` and the executable's name, as the OpenTelemetry resource conventions
+/// say when no `service.name` is given.
+fn default_service_name() -> String {
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    if exe.is_empty() {
+        "unknown_service".to_owned()
+    } else {
+        format!("unknown_service:{exe}")
+    }
+}
+
+/// Checks that `url` is an `http://` URL with a host (no TLS client is built in).
+fn check_endpoint(key: &str, url: &str) -> Result<(), Error> {
+    let reject = |why: &str| Err(Error::invalid(key, format!("{url:?}"), why));
+    let Some(rest) = url.strip_prefix("http://") else {
+        return if url.starts_with("https://") {
+            reject("https is not supported: point it at a local collector over http://")
+        } else {
+            reject("an http:// URL")
+        };
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() || authority.contains(['@', ' ']) {
+        return reject("an http:// URL with a host (and an optional port)");
+    }
+    match ureq::http::Uri::try_from(url) {
+        Ok(uri) if uri.host().is_some() => Ok(()),
+        _ => reject("an http:// URL with a host (and an optional port)"),
+    }
+}
+
+/// Parses `OTEL_RESOURCE_ATTRIBUTES`: `key=value` pairs separated by commas, keys and values
+/// percent-decoded after splitting, surrounding spaces trimmed. Per the specification an
+/// invalid list is refused whole.
+fn parse_resource_attributes(text: &str) -> Result<Vec<(String, String)>, Error> {
+    let bad = |why: &str| Error::invalid(ENV_RESOURCE_ATTRIBUTES, format!("{text:?}"), why);
+    let mut out: Vec<(String, String)> = Vec::new();
+    for pair in text.split(',') {
+        if pair.trim().is_empty() {
+            continue;
+        }
+        let Some((k, v)) = pair.split_once('=') else {
+            return Err(bad("comma-separated key=value pairs"));
+        };
+        let k = percent_decode(k.trim()).ok_or_else(|| bad("invalid percent-encoding"))?;
+        let v = percent_decode(v.trim()).ok_or_else(|| bad("invalid percent-encoding"))?;
+        if k.is_empty() {
+            return Err(bad("a key may not be empty"));
+        }
+        match out.iter_mut().find(|(key, _)| *key == k) {
+            Some(kv) => kv.1 = v,
+            None => out.push((k, v)),
+        }
+    }
+    Ok(out)
+}
+
+/// `%XX` sequences decoded; `None` for a broken sequence or bytes that are not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The resource of `service_name` and `attributes` (for [`request`] without an
+/// [`OtlpConfig`]).
+pub fn resource(service_name: &str, attributes: &[(&str, &str)]) -> Resource {
+    let mut attrs = vec![string_kv("service.name", service_name)];
+    attrs.extend(attributes.iter().map(|(k, v)| string_kv(k, v)));
+    Resource {
+        attributes: attrs,
+        ..Resource::default()
+    }
+}
+
+fn string_kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_owned())),
+        }),
+        ..KeyValue::default()
+    }
+}
+
+fn int_kv(key: &str, value: i64) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::IntValue(value)),
+        }),
+        ..KeyValue::default()
+    }
+}
+
+fn seconds(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+/// The per-operation delta counters of a window: metric name, description, value.
+type OpCounter = (&'static str, &'static str, fn(&OpStats) -> u64);
+const OP_COUNTERS: [OpCounter; 6] = [
+    (
+        "ringmeter.calls",
+        "Calls issued: recorded, unsampled and dropped.",
+        OpStats::calls,
+    ),
+    (
+        "ringmeter.errors",
+        "Failed calls, including failures among unsampled and dropped calls.",
+        |s| s.errors,
+    ),
+    (
+        "ringmeter.slow_calls",
+        "Recorded calls longer than the slow threshold.",
+        |s| s.slow,
+    ),
+    (
+        "ringmeter.unsampled_calls",
+        "Calls counted but not timed, as the operation's sampling says.",
+        |s| s.unsampled,
+    ),
+    (
+        "ringmeter.dropped_calls",
+        "Calls lost to a full ring.",
+        |s| s.dropped,
+    ),
+    (
+        "ringmeter.late_calls",
+        "Calls counted after their own window had closed.",
+        |s| s.late,
+    ),
+];
+
+/// The request carrying one closed window: `report`'s operations, with histograms bucketed at
+/// `bounds_ns` (the snapshot's [`bucket_bounds_ns`](crate::Snapshot::bucket_bounds_ns)), and
+/// the `counters` and `gauges` published with it (cumulative counters starting at
+/// `counters_start_unix_ns`). See the [module docs](self) for the mapping.
+pub fn request(
+    resource: &Resource,
+    report: &WindowReport,
+    bounds_ns: &[u64],
+    counters: &[CounterValue],
+    gauges: &[GaugeValue],
+    counters_start_unix_ns: u64,
+) -> ExportMetricsServiceRequest {
+    let start = report.start_unix_ns;
+    let end = start.saturating_add(report.length_ns);
+    let mut metrics = Vec::with_capacity(1 + OP_COUNTERS.len() + counters.len() + gauges.len());
+    let points: Vec<HistogramDataPoint> = report
+        .ops
+        .iter()
+        .filter(|o| !o.histogram.is_empty())
+        .map(|o| histogram_point(o, bounds_ns, start, end))
+        .collect();
+    if !points.is_empty() {
+        metrics.push(Metric {
+            name: "ringmeter.latency".to_owned(),
+            description:
+                "Latency of recorded calls (each sampled call counted with the calls it stands for)."
+                    .to_owned(),
+            unit: "s".to_owned(),
+            data: Some(metric::Data::Histogram(Histogram {
+                data_points: points,
+                aggregation_temporality: AggregationTemporality::Delta as i32,
+            })),
+            ..Metric::default()
+        });
+    }
+    if !report.ops.is_empty() {
+        for (name, description, value) in OP_COUNTERS {
+            let points = report
+                .ops
+                .iter()
+                .map(|o| number_point(vec![string_kv("op", &o.name)], start, end, value(&o.stats)))
+                .collect();
+            metrics.push(sum(
+                name,
+                description,
+                "{call}",
+                points,
+                AggregationTemporality::Delta,
+            ));
+        }
+    }
+    let mut i = 0;
+    while i < counters.len() {
+        let name = &counters[i].name;
+        let same = counters[i..].iter().take_while(|c| c.name == *name).count();
+        let group = &counters[i..i + same];
+        let points = group
+            .iter()
+            .map(|c| {
+                number_point(
+                    labels(&c.labels),
+                    counters_start_unix_ns.min(end),
+                    end,
+                    c.value,
+                )
+            })
+            .collect();
+        let description = group.iter().find_map(|c| c.help.as_deref()).unwrap_or("");
+        metrics.push(sum(
+            name,
+            description,
+            "",
+            points,
+            AggregationTemporality::Cumulative,
+        ));
+        i += same;
+    }
+    let mut i = 0;
+    while i < gauges.len() {
+        let name = &gauges[i].name;
+        let same = gauges[i..].iter().take_while(|g| g.name == *name).count();
+        let group = &gauges[i..i + same];
+        let data_points = group
+            .iter()
+            .map(|g| NumberDataPoint {
+                attributes: labels(&g.labels),
+                time_unix_nano: end,
+                value: Some(number_data_point::Value::AsDouble(g.value)),
+                ..NumberDataPoint::default()
+            })
+            .collect();
+        metrics.push(Metric {
+            name: name.to_string(),
+            description: group
+                .iter()
+                .find_map(|g| g.help.as_deref())
+                .unwrap_or("")
+                .to_owned(),
+            data: Some(metric::Data::Gauge(Gauge { data_points })),
+            ..Metric::default()
+        });
+        i += same;
+    }
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(resource.clone()),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope {
+                    name: SCOPE_NAME.to_owned(),
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                    ..InstrumentationScope::default()
+                }),
+                metrics,
+                ..ScopeMetrics::default()
+            }],
+            ..ResourceMetrics::default()
+        }],
+    }
+}
+
+fn labels(labels: &Labels) -> Vec<KeyValue> {
+    labels.iter().map(|(k, v)| string_kv(k, v)).collect()
+}
+
+fn sum(
+    name: &str,
+    description: &str,
+    unit: &str,
+    data_points: Vec<NumberDataPoint>,
+    temporality: AggregationTemporality,
+) -> Metric {
+    Metric {
+        name: name.to_owned(),
+        description: description.to_owned(),
+        unit: unit.to_owned(),
+        data: Some(metric::Data::Sum(Sum {
+            data_points,
+            aggregation_temporality: temporality as i32,
+            is_monotonic: true,
+        })),
+        ..Metric::default()
+    }
+}
+
+fn number_point(attributes: Vec<KeyValue>, start: u64, end: u64, value: u64) -> NumberDataPoint {
+    NumberDataPoint {
+        attributes,
+        start_time_unix_nano: start,
+        time_unix_nano: end,
+        // OTLP integers are signed; a count above i64::MAX saturates.
+        value: Some(number_data_point::Value::AsInt(
+            i64::try_from(value).unwrap_or(i64::MAX),
+        )),
+        ..NumberDataPoint::default()
+    }
+}
+
+/// One operation's histogram point: bucket counts at `bounds_ns` (not cumulative, one more
+/// than the bounds), exact count, sum, min and max, the slowest calls as exemplars.
+fn histogram_point(o: &OpWindow, bounds_ns: &[u64], start: u64, end: u64) -> HistogramDataPoint {
+    let mut bucket_counts = vec![0u64; bounds_ns.len() + 1];
+    for b in o.histogram.iter_recorded() {
+        let slot = bounds_ns.partition_point(|&bound| bound < b.lowest());
+        bucket_counts[slot] = bucket_counts[slot].saturating_add(b.count());
+    }
+    let count = o.histogram.len();
+    let s = &o.stats;
+    // mean_ns is the exact sum divided by the weight; multiplying back and rounding recovers
+    // the integer sum while it stays below 2^52 ns.
+    let sum_ns = (s.mean_ns * count as f64).round();
+    let exemplars = o
+        .slowest
+        .iter()
+        .map(|e| {
+            let mut attrs = vec![int_kv(
+                "thread.id",
+                i64::try_from(e.thread).unwrap_or(i64::MAX),
+            )];
+            if let Some(name) = &e.thread_name {
+                attrs.push(string_kv("thread.name", name));
+            }
+            Exemplar {
+                filtered_attributes: attrs,
+                time_unix_nano: e.end_unix_ns,
+                value: Some(exemplar::Value::AsDouble(seconds(e.duration_ns))),
+                ..Exemplar::default()
+            }
+        })
+        .collect();
+    HistogramDataPoint {
+        attributes: vec![string_kv("op", &o.name)],
+        start_time_unix_nano: start,
+        time_unix_nano: end,
+        count,
+        sum: Some(sum_ns / 1e9),
+        bucket_counts,
+        explicit_bounds: bounds_ns.iter().map(|&b| seconds(b)).collect(),
+        exemplars,
+        min: (s.count > 0).then(|| seconds(s.min_ns)),
+        max: (s.count > 0).then(|| seconds(s.max_ns)),
+        ..HistogramDataPoint::default()
+    }
+}
+
+/// The protobuf encoding of `request`: an OTLP/HTTP request body.
+pub fn encode(request: &ExportMetricsServiceRequest) -> Vec<u8> {
+    prost::Message::encode_to_vec(request)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn endpoints_follow_the_specification_order() {
+        let none = OtlpConfig::new().resolve_with(env_of(&[])).unwrap();
+        assert_eq!(none.endpoint(), DEFAULT_ENDPOINT);
+        assert_eq!(none.request_timeout(), Duration::from_secs(10));
+        let base = OtlpConfig::new()
+            .resolve_with(env_of(&[(ENV_ENDPOINT, "http://c:4318/")]))
+            .unwrap();
+        assert_eq!(base.endpoint(), "http://c:4318/v1/metrics");
+        let base = OtlpConfig::new()
+            .resolve_with(env_of(&[(ENV_ENDPOINT, "http://c:4318/otlp")]))
+            .unwrap();
+        assert_eq!(base.endpoint(), "http://c:4318/otlp/v1/metrics");
+        let both = OtlpConfig::new()
+            .resolve_with(env_of(&[
+                (ENV_ENDPOINT, "http://c:4318"),
+                (ENV_METRICS_ENDPOINT, "http://m:9000/custom"),
+            ]))
+            .unwrap();
+        assert_eq!(both.endpoint(), "http://m:9000/custom");
+        let code = OtlpConfig::new()
+            .endpoint("http://x:1/y")
+            .resolve_with(env_of(&[(ENV_METRICS_ENDPOINT, "http://m:9000/custom")]))
+            .unwrap();
+        assert_eq!(code.endpoint(), "http://x:1/y");
+        let ignored = OtlpConfig::new()
+            .ignore_env()
+            .resolve_with(env_of(&[(ENV_METRICS_ENDPOINT, "nonsense")]))
+            .unwrap();
+        assert_eq!(ignored.endpoint(), DEFAULT_ENDPOINT);
+    }
+
+    #[test]
+    fn bad_endpoints_and_values_are_typed_errors() {
+        for (key, value) in [
+            (ENV_METRICS_ENDPOINT, "collector:4318"),
+            (ENV_METRICS_ENDPOINT, "https://c:4318/v1/metrics"),
+            (ENV_METRICS_ENDPOINT, "http:///v1/metrics"),
+            (ENV_ENDPOINT, "ftp://c"),
+            (ENV_TIMEOUT, "10s"),
+            (ENV_METRICS_TIMEOUT, "0"),
+            (ENV_PROTOCOL, "grpc"),
+            (ENV_RESOURCE_ATTRIBUTES, "a=1,b"),
+            (ENV_RESOURCE_ATTRIBUTES, "a=%zz"),
+            (ENV_RESOURCE_ATTRIBUTES, "=x"),
+        ] {
+            let pairs: &'static [(&'static str, &'static str)] =
+                Box::leak(vec![(key, value)].into_boxed_slice());
+            match OtlpConfig::new().resolve_with(env_of(pairs)) {
+                Err(Error::InvalidConfig { key: k, .. }) => assert_eq!(k, key, "{value}"),
+                other => panic!("{key}={value}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            OtlpConfig::new().attempts(0).resolve_with(env_of(&[])),
+            Err(Error::InvalidConfig { .. })
+        ));
+        assert!(matches!(
+            OtlpConfig::new()
+                .endpoint("localhost:4318")
+                .resolve_with(env_of(&[])),
+            Err(Error::InvalidConfig { .. })
+        ));
+    }
+
+    #[test]
+    fn resource_attributes_are_decoded_and_ranked() {
+        let r = OtlpConfig::new()
+            .resolve_with(env_of(&[(
+                ENV_RESOURCE_ATTRIBUTES,
+                " service.name = env-attr , k%3D1=v%2C2%20x,,empty=",
+            )]))
+            .unwrap();
+        assert_eq!(r.attribute("service.name"), Some("env-attr"));
+        assert_eq!(r.attribute("k=1"), Some("v,2 x"));
+        assert_eq!(r.attribute("empty"), Some(""));
+        let r = OtlpConfig::new()
+            .resolve_with(env_of(&[
+                (ENV_RESOURCE_ATTRIBUTES, "service.name=attr"),
+                (ENV_SERVICE_NAME, "svc"),
+            ]))
+            .unwrap();
+        assert_eq!(r.attribute("service.name"), Some("svc"));
+        let r = OtlpConfig::new()
+            .service_name("code")
+            .resource_attribute("team", "t")
+            .resolve_with(env_of(&[
+                (ENV_SERVICE_NAME, "svc"),
+                (ENV_RESOURCE_ATTRIBUTES, "team=e"),
+            ]))
+            .unwrap();
+        assert_eq!(
+            (r.attribute("service.name"), r.attribute("team")),
+            (Some("code"), Some("t"))
+        );
+        let r = OtlpConfig::new().resolve_with(env_of(&[])).unwrap();
+        assert!(r
+            .attribute("service.name")
+            .unwrap()
+            .starts_with("unknown_service"));
+        assert_eq!(r.resource().attributes.len(), 1);
+    }
+
+    fn window_of(durations: &[u64]) -> (crate::Engine, Arc<WindowReport>, Arc<crate::Snapshot>) {
+        let (clock, mock) = crate::Clock::mock();
+        let engine = crate::Engine::builder()
+            .clock(clock)
+            .prometheus_buckets([Duration::from_micros(1), Duration::from_micros(10)])
+            .start_manual()
+            .unwrap();
+        let windows = engine.subscribe(4);
+        let op = engine.op("db.query").unwrap();
+        for &ns in durations {
+            op.record_ns(ns);
+        }
+        op.record_error_ns(5);
+        engine
+            .counter("jobs.done", &[("queue", "a")])
+            .unwrap()
+            .increment(3);
+        engine
+            .counter("jobs.done", &[("queue", "b")])
+            .unwrap()
+            .increment(4);
+        engine.gauge("queue.depth", &[]).unwrap().set(2.5);
+        engine.flush().unwrap(); // the durations enter the open window
+        mock.advance(Duration::from_secs(3));
+        engine.flush().unwrap();
+        let w = windows.try_recv().expect("a closed window");
+        (engine.clone(), w, engine.snapshot())
+    }
+
+    fn metric<'a>(req: &'a ExportMetricsServiceRequest, name: &str) -> &'a Metric {
+        req.resource_metrics[0].scope_metrics[0]
+            .metrics
+            .iter()
+            .find(|m| m.name == name)
+            .unwrap_or_else(|| panic!("no metric {name}"))
+    }
+
+    #[test]
+    fn a_window_becomes_delta_points_with_exact_figures() {
+        let (_engine, w, snap) = window_of(&[500, 1_000, 1_001, 7_000, 2_000_000]);
+        let res = resource("svc", &[("k", "v")]);
+        let req = request(
+            &res,
+            &w,
+            &snap.bucket_bounds_ns,
+            &snap.counters,
+            &snap.gauges,
+            42,
+        );
+        // The protobuf round trip keeps everything.
+        let bytes = encode(&req);
+        let back = <ExportMetricsServiceRequest as prost::Message>::decode(&bytes[..]).unwrap();
+        assert_eq!(back, req);
+        let rm = &req.resource_metrics[0];
+        assert_eq!(rm.resource.as_ref().unwrap().attributes.len(), 2);
+        let scope = rm.scope_metrics[0].scope.as_ref().unwrap();
+        assert_eq!(
+            (scope.name.as_str(), scope.version.as_str()),
+            ("ringmeter", env!("CARGO_PKG_VERSION"))
+        );
+        let (start, end) = (w.start_unix_ns, w.start_unix_ns + w.length_ns);
+        let Some(metric::Data::Histogram(h)) = &metric(&req, "ringmeter.latency").data else {
+            panic!("not a histogram")
+        };
+        assert_eq!(
+            h.aggregation_temporality,
+            AggregationTemporality::Delta as i32
+        );
+        let p = &h.data_points[0];
+        assert_eq!((p.start_time_unix_nano, p.time_unix_nano), (start, end));
+        assert_eq!(p.explicit_bounds, vec![1e-6, 1e-5]);
+        // 5 (the error), 500 and 1_000 at or below 1 µs; 1_001 and 7_000 below 10 µs.
+        assert_eq!(p.bucket_counts, vec![3, 2, 1]);
+        assert_eq!(p.count, 6);
+        let sum_ns: u64 = 5 + 500 + 1_000 + 1_001 + 7_000 + 2_000_000;
+        assert_eq!(p.sum, Some(sum_ns as f64 / 1e9));
+        assert_eq!((p.min, p.max), (Some(5e-9), Some(2e-3)));
+        assert_eq!(p.attributes, vec![string_kv("op", "db.query")]);
+        let slowest = &w.op("db.query").unwrap().slowest;
+        assert!(!slowest.is_empty());
+        assert_eq!(p.exemplars.len(), slowest.len());
+        assert_eq!(p.exemplars[0].value, Some(exemplar::Value::AsDouble(2e-3)));
+        assert_eq!(p.exemplars[0].time_unix_nano, slowest[0].end_unix_ns);
+        assert!(p.exemplars[0].trace_id.is_empty());
+        let int = |name: &str| {
+            let Some(metric::Data::Sum(s)) = &metric(&req, name).data else {
+                panic!("{name} is not a sum")
+            };
+            assert!(s.is_monotonic);
+            let p = &s.data_points[0];
+            (
+                s.aggregation_temporality,
+                p.start_time_unix_nano,
+                p.time_unix_nano,
+                p.value,
+            )
+        };
+        let delta = AggregationTemporality::Delta as i32;
+        let v = |n| Some(number_data_point::Value::AsInt(n));
+        assert_eq!(int("ringmeter.calls"), (delta, start, end, v(6)));
+        assert_eq!(int("ringmeter.errors"), (delta, start, end, v(1)));
+        assert_eq!(int("ringmeter.dropped_calls"), (delta, start, end, v(0)));
+        let Some(metric::Data::Sum(jobs)) = &metric(&req, "jobs_done").data else {
+            panic!("jobs_done is not a sum")
+        };
+        assert_eq!(
+            jobs.aggregation_temporality,
+            AggregationTemporality::Cumulative as i32
+        );
+        let values: Vec<_> = jobs
+            .data_points
+            .iter()
+            .map(|p| (p.attributes.clone(), p.value, p.start_time_unix_nano))
+            .collect();
+        assert_eq!(
+            values,
+            vec![
+                (vec![string_kv("queue", "a")], v(3), 42),
+                (vec![string_kv("queue", "b")], v(4), 42)
+            ]
+        );
+        let Some(metric::Data::Gauge(g)) = &metric(&req, "queue_depth").data else {
+            panic!("queue_depth is not a gauge")
+        };
+        assert_eq!(
+            g.data_points[0].value,
+            Some(number_data_point::Value::AsDouble(2.5))
+        );
+        assert_eq!(g.data_points[0].time_unix_nano, end);
+    }
+
+    #[test]
+    fn a_window_without_operations_has_no_metrics() {
+        let empty = WindowReport {
+            index: 0,
+            start_unix_ns: 0,
+            length_ns: 1,
+            ops: Vec::new(),
+        };
+        let req = request(&resource("svc", &[]), &empty, &[], &[], &[], 0);
+        assert!(req.resource_metrics[0].scope_metrics[0].metrics.is_empty());
+    }
+}
