@@ -1,8 +1,8 @@
 //! OpenTelemetry metrics (OTLP): closed windows as `ExportMetricsServiceRequest`s (feature
 //! `otlp`).
 //!
-//! [`request`] turns one closed [`WindowReport`], plus the counters and gauges of the snapshot
-//! published with it, into the protocol's own generated message (the `opentelemetry-proto`
+//! [`request`] turns one closed [`WindowReport`], plus the counters and gauges of a snapshot,
+//! into the protocol's own generated message (the `opentelemetry-proto`
 //! crate, re-exported as [`proto`]); [`OtlpExporter`] pushes those messages from a thread of
 //! its own to an OTLP/HTTP endpoint, protobuf-encoded. The conversion is pure and keeps the
 //! engine's exact figures; the mapping, the environment variables and the retry behaviour are
@@ -22,9 +22,12 @@
 //! | each [`Engine::gauge`](crate::Engine::gauge) (and `metrics` gauge) | Gauge | its value, its labels as attributes |
 //!
 //! Data points of a window run from its start (`start_time_unix_nano`) to its end
-//! (`time_unix_nano`). The counters and gauges carry the window's end as their time; the
-//! counters' start is the start of the first window the exporter saw (their values count from
-//! registration, which may be earlier: a backend sees one series from that point on).
+//! (`time_unix_nano`). The counters and gauges carry the window's end as their time, with the
+//! values of the latest snapshot when the window is converted ([`OtlpExporter`] does so as it
+//! sends it, so they may include changes made since the window ended: cumulative counters
+//! stay exact over time, only their sampling instant is late). The counters' start is the
+//! start of the first window the exporter saw (their values count from registration, which
+//! may be earlier: a backend sees one series from that point on).
 //!
 //! **Why explicit buckets, in seconds.** The histogram points use the same bounds as the
 //! Prometheus exposition's `ringmeter_latency_seconds` (so a dashboard reads the same buckets

@@ -157,6 +157,12 @@ impl OtlpExporter {
         }
     }
 
+    /// Whether the thread still runs: it ends by itself once the engine has shut down and
+    /// every window it closed was handled.
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
     /// Sends the windows still queued (until the shutdown timeout), stops the thread and
     /// returns the final counts.
     pub fn shutdown(mut self) -> OtlpStats {
