@@ -15,7 +15,7 @@
 //!
 //! | metric | type | value |
 //! |---|---|---|
-//! | `ringmeter.latency` (unit `s`) | Histogram, DELTA | per window: explicit buckets at [`Snapshot::bucket_bounds_ns`], count, sum, min, max, exemplars |
+//! | `ringmeter.latency` (unit `s`) | Histogram, DELTA | per window: explicit buckets at [`Snapshot::bucket_bounds_ns`](crate::Snapshot::bucket_bounds_ns), count, sum, min, max, exemplars |
 //! | `ringmeter.calls` | Sum, monotonic, DELTA | [`OpStats::calls`](crate::OpStats::calls) |
 //! | `ringmeter.errors`, `ringmeter.slow_calls`, `ringmeter.unsampled_calls`, `ringmeter.dropped_calls`, `ringmeter.late_calls` | Sum, monotonic, DELTA | `errors`, `slow`, `unsampled`, `dropped`, `late` |
 //! | each [`Engine::counter`](crate::Engine::counter) (and `metrics` counter) | Sum, monotonic, CUMULATIVE | its value, its labels as attributes |
