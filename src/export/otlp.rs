@@ -82,13 +82,16 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
+use super::Interval;
 use crate::error::Error;
 use crate::metric::{CounterValue, GaugeValue, Labels};
 use crate::report::{OpStats, OpWindow, WindowReport};
 
 mod exporter;
+mod json;
 
 pub use exporter::{OtlpExporter, OtlpStats};
+pub use json::to_json;
 
 /// The generated OTLP message types (the `opentelemetry-proto` crate's `tonic` module: prost
 /// messages, no gRPC transport).
@@ -565,18 +568,7 @@ pub fn request(
         .map(|o| histogram_point(o, bounds_ns, start, end))
         .collect();
     if !points.is_empty() {
-        metrics.push(Metric {
-            name: "ringmeter.latency".to_owned(),
-            description:
-                "Latency of recorded calls (each sampled call counted with the calls it stands for)."
-                    .to_owned(),
-            unit: "s".to_owned(),
-            data: Some(metric::Data::Histogram(Histogram {
-                data_points: points,
-                aggregation_temporality: AggregationTemporality::Delta as i32,
-            })),
-            ..Metric::default()
-        });
+        metrics.push(latency(points));
     }
     if !report.ops.is_empty() {
         for (name, description, value) in OP_COUNTERS {
@@ -646,6 +638,25 @@ pub fn request(
         });
         i += same;
     }
+    wrap(resource, metrics)
+}
+
+fn latency(data_points: Vec<HistogramDataPoint>) -> Metric {
+    Metric {
+        name: "ringmeter.latency".to_owned(),
+        description:
+            "Latency of recorded calls (each sampled call counted with the calls it stands for)."
+                .to_owned(),
+        unit: "s".to_owned(),
+        data: Some(metric::Data::Histogram(Histogram {
+            data_points,
+            aggregation_temporality: AggregationTemporality::Delta as i32,
+        })),
+        ..Metric::default()
+    }
+}
+
+fn wrap(resource: &Resource, metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(resource.clone()),
@@ -705,35 +716,61 @@ fn number_point(attributes: Vec<KeyValue>, start: u64, end: u64, value: u64) -> 
 fn histogram_point(o: &OpWindow, bounds_ns: &[u64], start: u64, end: u64) -> HistogramDataPoint {
     let mut bucket_counts = vec![0u64; bounds_ns.len() + 1];
     for b in o.histogram.iter_recorded() {
-        let slot = bounds_ns.partition_point(|&bound| bound < b.lowest());
-        bucket_counts[slot] = bucket_counts[slot].saturating_add(b.count());
+        add_to_bucket(&mut bucket_counts, bounds_ns, b.lowest(), b.count());
     }
-    let count = o.histogram.len();
-    let s = &o.stats;
+    let exemplars = o.slowest.iter().map(exemplar).collect();
+    point(
+        &o.name,
+        &o.stats,
+        o.histogram.len(),
+        bucket_counts,
+        bounds_ns,
+        exemplars,
+        (start, end),
+    )
+}
+
+/// Adds `count` calls whose HdrHistogram bucket starts at `lowest` to the first bound at or
+/// above it (the exposition's rule).
+fn add_to_bucket(bucket_counts: &mut [u64], bounds_ns: &[u64], lowest: u64, count: u64) {
+    let slot = bounds_ns.partition_point(|&bound| bound < lowest);
+    bucket_counts[slot] = bucket_counts[slot].saturating_add(count);
+}
+
+fn exemplar(e: &crate::report::Exemplar) -> Exemplar {
+    let mut attrs = vec![int_kv(
+        "thread.id",
+        i64::try_from(e.thread).unwrap_or(i64::MAX),
+    )];
+    if let Some(name) = &e.thread_name {
+        attrs.push(string_kv("thread.name", name));
+    }
+    Exemplar {
+        filtered_attributes: attrs,
+        time_unix_nano: e.end_unix_ns,
+        value: Some(exemplar::Value::AsDouble(seconds(e.duration_ns))),
+        ..Exemplar::default()
+    }
+}
+
+fn point(
+    op: &str,
+    s: &OpStats,
+    count: u64,
+    bucket_counts: Vec<u64>,
+    bounds_ns: &[u64],
+    exemplars: Vec<Exemplar>,
+    (start, end): (u64, u64),
+) -> HistogramDataPoint {
     // mean_ns is the exact sum divided by the weight; multiplying back and rounding recovers
     // the integer sum while it stays below 2^52 ns.
-    let sum_ns = (s.mean_ns * count as f64).round();
-    let exemplars = o
-        .slowest
-        .iter()
-        .map(|e| {
-            let mut attrs = vec![int_kv(
-                "thread.id",
-                i64::try_from(e.thread).unwrap_or(i64::MAX),
-            )];
-            if let Some(name) = &e.thread_name {
-                attrs.push(string_kv("thread.name", name));
-            }
-            Exemplar {
-                filtered_attributes: attrs,
-                time_unix_nano: e.end_unix_ns,
-                value: Some(exemplar::Value::AsDouble(seconds(e.duration_ns))),
-                ..Exemplar::default()
-            }
-        })
-        .collect();
+    let sum_ns = if s.mean_ns.is_finite() {
+        (s.mean_ns * count as f64).round()
+    } else {
+        0.0
+    };
     HistogramDataPoint {
-        attributes: vec![string_kv("op", &o.name)],
+        attributes: vec![string_kv("op", op)],
         start_time_unix_nano: start,
         time_unix_nano: end,
         count,
@@ -745,6 +782,52 @@ fn histogram_point(o: &OpWindow, bounds_ns: &[u64], start: u64, end: u64) -> His
         max: (s.count > 0).then(|| seconds(s.max_ns)),
         ..HistogramDataPoint::default()
     }
+}
+
+/// The request carrying one interval read back from a window log (`ringmeter dump --format
+/// otlp-json`): as [`request`] for a window of one operation, without exemplars (the log does
+/// not keep them), counters or gauges. `interval.histogram` must be decoded.
+pub fn interval_request(
+    resource: &Resource,
+    interval: &Interval,
+    bounds_ns: &[u64],
+) -> ExportMetricsServiceRequest {
+    let (start, end) = (interval.start_unix_ns, interval.end_unix_ns());
+    let h = &interval.histogram;
+    let mut metrics = Vec::with_capacity(1 + OP_COUNTERS.len());
+    if !h.is_empty() {
+        let mut bucket_counts = vec![0u64; bounds_ns.len() + 1];
+        for v in h.iter_recorded() {
+            let lowest = h.lowest_equivalent(v.value_iterated_to());
+            add_to_bucket(&mut bucket_counts, bounds_ns, lowest, v.count_at_value());
+        }
+        let p = point(
+            &interval.op,
+            &interval.stats,
+            h.len(),
+            bucket_counts,
+            bounds_ns,
+            Vec::new(),
+            (start, end),
+        );
+        metrics.push(latency(vec![p]));
+    }
+    for (name, description, value) in OP_COUNTERS {
+        let p = number_point(
+            vec![string_kv("op", &interval.op)],
+            start,
+            end,
+            value(&interval.stats),
+        );
+        metrics.push(sum(
+            name,
+            description,
+            "{call}",
+            vec![p],
+            AggregationTemporality::Delta,
+        ));
+    }
+    wrap(resource, metrics)
 }
 
 /// The protobuf encoding of `request`: an OTLP/HTTP request body.

@@ -508,3 +508,105 @@ fn the_exporter_ends_by_itself_when_the_engine_is_gone() {
     assert_eq!((stats.sent, stats.failed), (closed, 0), "{stats:?}");
     assert!(receiver.requests().len() as u64 == closed);
 }
+
+/// Parses each line of an OTLP/JSON dump with the official package's JSON parser and prints
+/// `op count sum bucket_counts start end` per histogram point, `op calls errors` per window.
+#[cfg(feature = "cli")]
+const PARSE_JSON: &str = r#"
+import sys
+from google.protobuf import json_format
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+for line in sys.stdin:
+    req = json_format.Parse(line, ExportMetricsServiceRequest())
+    for rm in req.resource_metrics:
+        for sm in rm.scope_metrics:
+            assert sm.scope.name == 'ringmeter'
+            calls = {}
+            for m in sm.metrics:
+                if m.HasField('histogram'):
+                    assert m.histogram.aggregation_temporality == 1
+                    for p in m.histogram.data_points:
+                        print('hist', p.attributes[0].value.string_value, p.count, repr(p.sum),
+                              ','.join(str(c) for c in p.bucket_counts), p.start_time_unix_nano, p.time_unix_nano)
+                elif m.HasField('sum'):
+                    for p in m.sum.data_points:
+                        calls.setdefault(p.attributes[0].value.string_value, []).append((m.name, p.as_int))
+            for op, values in calls.items():
+                d = dict(values)
+                print('calls', op, d['ringmeter.calls'], d['ringmeter.errors'])
+"#;
+
+#[cfg(feature = "cli")]
+#[test]
+fn dump_otlp_json_is_read_by_the_official_json_parser() {
+    use crate::util::cli::{json_u64, ok, write_log, TempDir};
+
+    if !decoder_available() {
+        return;
+    }
+    let dir = TempDir::new("otlp-json");
+    let log = dir.join("log");
+    write_log(&log, 3);
+    let log = log.to_str().unwrap();
+    let otlp = ok(&["dump", log, "--format", "otlp-json"]);
+    let json = ok(&["dump", log, "--format", "json"]);
+    assert_eq!(otlp.lines().count(), json.lines().count());
+    assert_eq!(otlp.lines().count(), 6, "3 windows of 2 operations");
+    let mut child = Command::new(python())
+        .args(["-c", PARSE_JSON])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(otlp.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the official parser refused the dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let hists: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| l.starts_with("hist "))
+        .map(|l| l.split(' ').collect())
+        .collect();
+    let calls: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| l.starts_with("calls "))
+        .map(|l| l.split(' ').collect())
+        .collect();
+    assert_eq!((hists.len(), calls.len()), (6, 6));
+    // The exact sums of write_log's durations, and its counts, per window.
+    let db_sum: u64 = (1..=1000u64).map(|i| i * 1000).sum();
+    let cache_sum: u64 = (1..=200u64).map(|i| i * 10).sum();
+    for ((h, c), j) in hists.iter().zip(&calls).zip(json.lines()) {
+        let (count, sum) = match h[1] {
+            "db.query" => (1000, db_sum),
+            "cache.get" => (200, cache_sum),
+            op => panic!("unexpected operation {op}"),
+        };
+        assert_eq!(h[2], count.to_string());
+        assert_eq!(h[2], json_u64(j, "count").to_string());
+        assert_eq!(
+            h[3].parse::<f64>().unwrap(),
+            sum as f64 / 1e9,
+            "sum of {}",
+            h[1]
+        );
+        let buckets: u64 = h[4].split(',').map(|c| c.parse::<u64>().unwrap()).sum();
+        assert_eq!(buckets, count);
+        let start = json_u64(j, "start_unix_ns");
+        assert_eq!(h[5], start.to_string());
+        assert_eq!(h[6], (start + json_u64(j, "length_ns")).to_string());
+        assert_eq!(c[1], h[1]);
+        assert_eq!(c[2], count.to_string());
+        assert_eq!(c[3], json_u64(j, "errors").to_string());
+    }
+}
