@@ -11,7 +11,7 @@ use super::{
 };
 use crate::error::Error;
 
-/// Where and how an [`OtlpExporter`] sends, and the resource it describes.
+/// Where and how an [`OtlpExporter`](super::OtlpExporter) sends, and the resource it describes.
 ///
 /// Settings made here win over the environment; what is not set here comes from the
 /// OpenTelemetry environment variables (unless [`ignore_env`](Self::ignore_env)), then from
