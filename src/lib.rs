@@ -166,8 +166,8 @@ struct ReadmeDoctests;
 #[doc = include_str!("../docs/configuration.md")]
 struct ConfigurationDoctests;
 
-/// The exporting guide's examples (they need the `http` and `metrics` features).
-#[cfg(all(doctest, feature = "http", feature = "metrics"))]
+/// The exporting guide's examples (they need the `http`, `metrics` and `otlp` features).
+#[cfg(all(doctest, feature = "http", feature = "metrics", feature = "otlp"))]
 #[doc = include_str!("../docs/exporting.md")]
 struct ExportingDoctests;
 

@@ -163,8 +163,9 @@ impl OtlpExporter {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 
-    /// Sends the windows still queued (until the shutdown timeout), stops the thread and
-    /// returns the final counts.
+    /// Sends the windows still queued (until the shutdown timeout; a request already in
+    /// flight may run to its own timeout), stops the thread and returns the final counts.
+    /// Windows still queued then are counted as failed.
     pub fn shutdown(mut self) -> OtlpStats {
         self.stop_and_join();
         self.stats()
@@ -178,6 +179,10 @@ impl OtlpExporter {
         if let Some(thread) = self.thread.take() {
             // A panic in the thread has nothing left to clean up here.
             let _ = thread.join();
+        }
+        // Windows that arrived after the thread's last look: never sent.
+        while self.windows.try_recv().is_some() {
+            self.shared.failed.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
