@@ -16,6 +16,7 @@
 //! | [`Clock`], [`MockClock`] | the TSC clock and a hand-moved clock for tests |
 //! | [`log`] | the window log ([`Builder::log_dir`]): crash-safe segment files and their [`log::Reader`] |
 //! | [`export`] | windows as JSON lines, CSV, HdrHistogram interval logs, Prometheus text; exact rollups |
+//! | `OtlpExporter`, `OtlpConfig` | closed windows pushed to an OpenTelemetry collector over OTLP/HTTP (feature `otlp`) |
 //!
 //! Every call is accounted for: it is either recorded or counted as dropped (when its
 //! thread's ring is full), per operation and window.
@@ -124,6 +125,8 @@ pub use clock::{Clock, MockClock};
 pub use config::{EffectiveRule, Rule, Rules, Sampling};
 pub use engine::{global, init_global, Builder, Engine, OpCache, WeakEngine, OVERFLOW_OP};
 pub use error::Error;
+#[cfg(feature = "otlp")]
+pub use export::otlp::{OtlpConfig, OtlpExporter};
 pub use hist::{CompactHistogram, PooledHistogram, RecordedBucket};
 pub use limits::{
     DEFAULT_BUCKETS_NS, MAX_BUCKETS, MAX_EXEMPLARS, MAX_NAME_LEN, MAX_OPERATIONS,
@@ -163,8 +166,8 @@ struct ReadmeDoctests;
 #[doc = include_str!("../docs/configuration.md")]
 struct ConfigurationDoctests;
 
-/// The exporting guide's examples (they need the `http` and `metrics` features).
-#[cfg(all(doctest, feature = "http", feature = "metrics"))]
+/// The exporting guide's examples (they need the `http`, `metrics` and `otlp` features).
+#[cfg(all(doctest, feature = "http", feature = "metrics", feature = "otlp"))]
 #[doc = include_str!("../docs/exporting.md")]
 struct ExportingDoctests;
 

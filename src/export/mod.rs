@@ -11,6 +11,7 @@
 //! | [`csv`] | CSV with a header row, one row per interval |
 //! | [`hlog`] | HdrHistogram interval log, readable by HdrHistogram's own tools |
 //! | [`prom`] | Prometheus text exposition format 0.0.4 |
+//! | `otlp` | OpenTelemetry `ExportMetricsServiceRequest`s, and a thread pushing them over OTLP/HTTP (feature `otlp`) |
 //!
 //! # Examples
 //! ```
@@ -44,6 +45,8 @@ use crate::report::{OpStats, WindowReport};
 pub mod csv;
 pub mod hlog;
 pub mod json;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod prom;
 mod rollup;
 pub mod time;

@@ -47,4 +47,6 @@ mod log_fuzz_replay;
 mod log_records;
 mod log_recovery;
 mod log_writer;
+#[cfg(feature = "otlp")]
+mod otlp;
 mod rules;

@@ -93,6 +93,10 @@ pub enum Format {
     Hlog,
     /// Prometheus text format 0.0.4: totals over the range, one sample per operation.
     Prom,
+    /// OTLP/JSON: one `ExportMetricsServiceRequest` per line, per window record (feature
+    /// `otlp`).
+    #[cfg(feature = "otlp")]
+    OtlpJson,
 }
 
 /// `ringmeter dump`.

@@ -1,5 +1,5 @@
-//! `ringmeter dump`: export windows as JSON lines, CSV, an HdrHistogram interval log or
-//! Prometheus text.
+//! `ringmeter dump`: export windows as JSON lines, CSV, an HdrHistogram interval log,
+//! Prometheus text or OTLP/JSON lines.
 
 use std::fs;
 use std::io::{self, IsTerminal, Write};
@@ -12,6 +12,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ringmeter::export::csv::CsvWriter;
 use ringmeter::export::hlog::HlogWriter;
 use ringmeter::export::json::JsonWriter;
+#[cfg(feature = "otlp")]
+use ringmeter::export::otlp::{
+    interval_request, proto::resource::v1::Resource, to_json, OtlpConfig,
+};
 use ringmeter::export::prom::{
     cumulative_buckets, write, Format as PromFormat, PromHistogram, PromOp,
 };
@@ -69,6 +73,9 @@ enum Sink<W: Write> {
     Json(JsonWriter<W>),
     Csv(CsvWriter<W>),
     Hlog(HlogWriter<W>),
+    /// One OTLP/JSON request per interval, with this resource.
+    #[cfg(feature = "otlp")]
+    OtlpJson(W, Resource),
 }
 
 impl<W: Write> Sink<W> {
@@ -83,6 +90,11 @@ impl<W: Write> Sink<W> {
                 ))),
                 e => e.into(),
             })?,
+            #[cfg(feature = "otlp")]
+            Sink::OtlpJson(out, resource) => {
+                let req = interval_request(resource, i, &DEFAULT_BUCKETS_NS);
+                writeln!(out, "{}", to_json(&req))?;
+            }
         }
         Ok(())
     }
@@ -93,6 +105,11 @@ impl<W: Write> Sink<W> {
             Sink::Json(w) => w.finish(),
             Sink::Csv(w) => w.finish(),
             Sink::Hlog(w) => w.finish(),
+            #[cfg(feature = "otlp")]
+            Sink::OtlpJson(mut out, _) => {
+                out.flush()?;
+                Ok(out)
+            }
         }
     }
 }
@@ -255,12 +272,20 @@ fn dump<W: Write>(
         Format::Json => Sink::Json(JsonWriter::new(out)),
         Format::Csv => Sink::Csv(CsvWriter::new(out)),
         Format::Hlog if args.untagged => Sink::Hlog(HlogWriter::untagged(out)),
+        // The resource from OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES.
+        #[cfg(feature = "otlp")]
+        Format::OtlpJson => match OtlpConfig::new().resolve() {
+            Ok(r) => Sink::OtlpJson(out, r.resource()),
+            Err(e) => usage!("{e}"),
+        },
         _ => Sink::Hlog(HlogWriter::new(out)),
     };
     // JSON and CSV write the records' own statistics, and hlog the histograms as stored:
-    // unless they are rolled up, the histograms need not be decoded, which makes reading
-    // several times faster.
+    // unless they are rolled up (or bucketed for OTLP), the histograms need not be decoded,
+    // which makes reading several times faster.
     let histograms = rollup.is_some();
+    #[cfg(feature = "otlp")]
+    let histograms = histograms || matches!(sink, Sink::OtlpJson(..));
     let summary = read(
         &args.dir,
         filter,
