@@ -98,6 +98,8 @@ mod engine;
 pub mod facade;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 
 #[cfg(doctest)]
 mod compile_fail_tests;
@@ -126,7 +128,7 @@ pub use config::{EffectiveRule, Rule, Rules, Sampling};
 pub use engine::{global, init_global, Builder, Engine, OpCache, WeakEngine, OVERFLOW_OP};
 pub use error::Error;
 #[cfg(feature = "otlp")]
-pub use export::otlp::{OtlpConfig, OtlpExporter};
+pub use export::otlp::OtlpConfig;
 pub use hist::{CompactHistogram, PooledHistogram, RecordedBucket};
 pub use limits::{
     DEFAULT_BUCKETS_NS, MAX_BUCKETS, MAX_EXEMPLARS, MAX_NAME_LEN, MAX_OPERATIONS,
@@ -135,6 +137,8 @@ pub use limits::{
 pub use metric::{Counter, Gauge};
 pub use name::{prometheus_name, validate_name, NameError};
 pub use op::{ErrorKind, Op, Timer};
+#[cfg(feature = "otlp")]
+pub use otlp::{OtlpExporter, OtlpStats};
 pub use report::{Exemplar, OpStats, OpTotals, OpWindow, Snapshot, WindowReport};
 
 /// The calling thread's number: ringmeter numbers threads from 1 in the order they first

@@ -3,7 +3,7 @@
 //!
 //! [`request`] turns one closed [`WindowReport`], plus the counters and gauges of a snapshot,
 //! into the protocol's own generated message (the `opentelemetry-proto`
-//! crate, re-exported as [`proto`]); [`OtlpExporter`] pushes those messages from a thread of
+//! crate, re-exported as [`proto`]); [`OtlpExporter`](crate::otlp::OtlpExporter) pushes those messages from a thread of
 //! its own to an OTLP/HTTP endpoint, protobuf-encoded. The conversion is pure and keeps the
 //! engine's exact figures; the mapping, the environment variables and the retry behaviour are
 //! described in `docs/exporting.md`.
@@ -23,7 +23,7 @@
 //!
 //! Data points of a window run from its start (`start_time_unix_nano`) to its end
 //! (`time_unix_nano`). The counters and gauges carry the window's end as their time, with the
-//! values of the latest snapshot when the window is converted ([`OtlpExporter`] does so as it
+//! values of the latest snapshot when the window is converted ([`OtlpExporter`](crate::otlp::OtlpExporter) does so as it
 //! sends it, so they may include changes made since the window ended: cumulative counters
 //! stay exact over time, only their sampling instant is late). The counters' start is the
 //! start of the first window the exporter saw (their values count from registration, which
@@ -85,11 +85,9 @@ use crate::metric::{CounterValue, GaugeValue, Labels};
 use crate::report::{Exemplar as CallExemplar, OpStats, OpWindow, WindowReport};
 
 mod config;
-mod exporter;
 mod json;
 
 pub use config::{OtlpConfig, Resolved};
-pub use exporter::{OtlpExporter, OtlpStats};
 pub use json::to_json;
 
 /// The generated OTLP message types (the `opentelemetry-proto` crate's `tonic` module: prost

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use ringmeter::export::otlp::{OtlpConfig, OtlpExporter};
 use ringmeter::{Clock, Engine, MockClock};
+use ringmeter::{OtlpConfig, OtlpExporter};
 
 /// One request as the receiver saw it.
 #[derive(Clone, Debug)]

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::error::Error;
 
-/// Where and how an [`OtlpExporter`](super::OtlpExporter) sends, and the resource it describes.
+/// Where and how an [`OtlpExporter`](crate::otlp::OtlpExporter) sends, and the resource it describes.
 ///
 /// Settings made here win over the environment; what is not set here comes from the
 /// OpenTelemetry environment variables (unless [`ignore_env`](Self::ignore_env)), then from
@@ -238,13 +238,13 @@ impl OtlpConfig {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Resolved {
-    pub(super) endpoint: String,
-    pub(super) timeout: Duration,
-    pub(super) attributes: Vec<(String, String)>,
-    pub(super) attempts: u32,
-    pub(super) initial_backoff: Duration,
-    pub(super) max_backoff: Duration,
-    pub(super) shutdown_timeout: Duration,
+    pub(crate) endpoint: String,
+    pub(crate) timeout: Duration,
+    pub(crate) attributes: Vec<(String, String)>,
+    pub(crate) attempts: u32,
+    pub(crate) initial_backoff: Duration,
+    pub(crate) max_backoff: Duration,
+    pub(crate) shutdown_timeout: Duration,
 }
 
 impl Resolved {

@@ -1,4 +1,6 @@
-//! The OTLP/HTTP push: a thread that sends every window of a [`Subscription`].
+//! The OTLP/HTTP push: a thread that sends every window of a [`Subscription`] (feature
+//! `otlp`). It sits on top of the engine, beside `http`: the conversion to OTLP messages is
+//! [`export::otlp`](crate::export::otlp), which knows nothing of engines or threads.
 //!
 //! The subscription is the bounded queue: the aggregator puts each closed window in it
 //! without waiting and counts the windows that find it full
@@ -14,9 +16,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender};
 use ureq::Agent;
 
-use super::{encode, request, Resolved, CONTENT_TYPE};
 use crate::aggregator::Subscription;
 use crate::error::Error;
+use crate::export::otlp::proto::resource::v1::Resource;
+use crate::export::otlp::{encode, request, OtlpConfig, Resolved, CONTENT_TYPE};
 use crate::report::{Snapshot, WindowReport};
 
 /// What an [`OtlpExporter`] has done so far. Every window it was handed is, in the end, in
@@ -53,7 +56,7 @@ struct Shared {
 ///
 /// # Examples
 /// ```no_run
-/// use ringmeter::export::otlp::{OtlpConfig, OtlpExporter};
+/// use ringmeter::{OtlpConfig, OtlpExporter};
 ///
 /// let engine = ringmeter::Engine::builder().start()?;
 /// let weak = engine.downgrade();
@@ -85,12 +88,12 @@ impl OtlpExporter {
     /// [`Engine::subscribe`](crate::Engine::subscribe) is the queue's.
     ///
     /// # Errors
-    /// From [`OtlpConfig::resolve`](super::OtlpConfig::resolve) (invalid settings or
+    /// From [`OtlpConfig::resolve`](crate::export::otlp::OtlpConfig::resolve) (invalid settings or
     /// `OTEL_*` values); [`Error::Spawn`] if the thread cannot be started.
     pub fn start(
         windows: Subscription,
         snapshot: impl Fn() -> Option<Arc<Snapshot>> + Send + 'static,
-        config: &super::OtlpConfig,
+        config: &OtlpConfig,
     ) -> Result<OtlpExporter, Error> {
         let settings = config.resolve()?;
         Self::start_resolved(windows, snapshot, settings)
@@ -202,7 +205,7 @@ struct Worker {
     /// Set once a stop arrives: the time by which every queued window must be sent or given up.
     deadline: Option<Instant>,
     snapshot: SnapshotFn,
-    resource: super::proto::resource::v1::Resource,
+    resource: Resource,
     settings: Resolved,
     agent: Agent,
     /// Start of the first window seen: the start of the cumulative counters.
