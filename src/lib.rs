@@ -16,6 +16,7 @@
 //! | [`Clock`], [`MockClock`] | the TSC clock and a hand-moved clock for tests |
 //! | [`log`] | the window log ([`Builder::log_dir`]): crash-safe segment files and their [`log::Reader`] |
 //! | [`export`] | windows as JSON lines, CSV, HdrHistogram interval logs, Prometheus text; exact rollups |
+//! | `TracingLayer` (feature `tracing`) | a `tracing_subscriber::Layer`: spans timed into operations |
 //!
 //! Every call is accounted for: it is either recorded or counted as dropped (when its
 //! thread's ring is full), per operation and window.
@@ -97,6 +98,8 @@ mod engine;
 pub mod facade;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "tracing")]
+pub mod tracing_layer;
 
 #[cfg(doctest)]
 mod compile_fail_tests;
@@ -133,6 +136,8 @@ pub use metric::{Counter, Gauge};
 pub use name::{prometheus_name, validate_name, NameError};
 pub use op::{ErrorKind, Op, Timer};
 pub use report::{Exemplar, OpStats, OpTotals, OpWindow, Snapshot, WindowReport};
+#[cfg(feature = "tracing")]
+pub use tracing_layer::TracingLayer;
 
 /// The calling thread's number: ringmeter numbers threads from 1 in the order they first
 /// record into any engine (or ask for their number). Window exemplars name threads by it

@@ -47,3 +47,5 @@ mod log_records;
 mod log_recovery;
 mod log_writer;
 mod rules;
+#[cfg(feature = "tracing")]
+mod tracing_layer;
