@@ -168,8 +168,8 @@ struct ReadmeDoctests;
 #[doc = include_str!("../docs/configuration.md")]
 struct ConfigurationDoctests;
 
-/// The exporting guide's examples (they need the `http` and `metrics` features).
-#[cfg(all(doctest, feature = "http", feature = "metrics"))]
+/// The exporting guide's examples (they need the `http`, `metrics` and `tracing` features).
+#[cfg(all(doctest, feature = "http", feature = "metrics", feature = "tracing"))]
 #[doc = include_str!("../docs/exporting.md")]
 struct ExportingDoctests;
 

@@ -96,6 +96,7 @@ const MAX_CACHED_REFUSALS: usize = 4096;
 
 /// What a span's duration is (see the [module docs](self)).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Timing {
     /// From the span's creation to its close: the span's lifetime, the duration a trace shows
     /// for it, including the time it waited between being entered (the default).
