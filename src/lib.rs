@@ -17,6 +17,7 @@
 //! | [`log`] | the window log ([`Builder::log_dir`]): crash-safe segment files and their [`log::Reader`] |
 //! | [`export`] | windows as JSON lines, CSV, HdrHistogram interval logs, Prometheus text; exact rollups |
 //! | `OtlpExporter`, `OtlpConfig` | closed windows pushed to an OpenTelemetry collector over OTLP/HTTP (feature `otlp`) |
+//! | `TracingLayer` (feature `tracing`) | a `tracing_subscriber::Layer`: spans timed into operations |
 //!
 //! Every call is accounted for: it is either recorded or counted as dropped (when its
 //! thread's ring is full), per operation and window.
@@ -94,7 +95,7 @@ mod aggregator;
 
 // The handle on top, and what serves it.
 mod engine;
-#[cfg(feature = "metrics")]
+#[cfg(any(feature = "metrics", feature = "tracing"))]
 pub mod facade;
 #[cfg(feature = "http")]
 pub mod http;
@@ -129,6 +130,8 @@ pub use engine::{global, init_global, Builder, Engine, OpCache, WeakEngine, OVER
 pub use error::Error;
 #[cfg(feature = "otlp")]
 pub use export::otlp::OtlpConfig;
+#[cfg(feature = "tracing")]
+pub use facade::tracing::TracingLayer;
 pub use hist::{CompactHistogram, PooledHistogram, RecordedBucket};
 pub use limits::{
     DEFAULT_BUCKETS_NS, MAX_BUCKETS, MAX_EXEMPLARS, MAX_NAME_LEN, MAX_OPERATIONS,
@@ -170,8 +173,15 @@ struct ReadmeDoctests;
 #[doc = include_str!("../docs/configuration.md")]
 struct ConfigurationDoctests;
 
-/// The exporting guide's examples (they need the `http`, `metrics` and `otlp` features).
-#[cfg(all(doctest, feature = "http", feature = "metrics", feature = "otlp"))]
+/// The exporting guide's examples (they need the `http`, `metrics`, `otlp` and `tracing`
+/// features).
+#[cfg(all(
+    doctest,
+    feature = "http",
+    feature = "metrics",
+    feature = "otlp",
+    feature = "tracing"
+))]
 #[doc = include_str!("../docs/exporting.md")]
 struct ExportingDoctests;
 

@@ -246,6 +246,34 @@ impl Timer {
     /// Ends the call now (the same as dropping the guard).
     #[inline]
     pub fn stop(self) {}
+
+    /// Ends the call now as one that lasted `ticks` of the engine's clock instead of the time
+    /// since [`Op::start`]: the busy time of a `tracing` span, which leaves out the intervals
+    /// the span was not entered. The event is stamped with the current reading, as a dropped
+    /// guard's is, and the call's sampling decision, failure and panic flag are kept.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn stop_with_ticks(self, ticks: u64) {
+        // The same steps as `drop`, with the start moved back from the end by `ticks`.
+        let this = core::mem::ManuallyDrop::new(self);
+        let mut flags = this.flags;
+        if std::thread::panicking() {
+            flags |= Event::PANIC;
+        }
+        if flags & Event::UNSAMPLED != 0 {
+            if flags & (Event::ERROR | Event::PANIC) != 0 {
+                local::note_unsampled_error(this.op.key, this.op.id, flags);
+            }
+            return;
+        }
+        let end = this.op.key.clock().raw();
+        local::push_timed(
+            this.op.key,
+            this.op.id,
+            flags,
+            end.saturating_sub(ticks),
+            end,
+        );
+    }
 }
 
 impl Drop for Timer {

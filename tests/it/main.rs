@@ -50,3 +50,5 @@ mod log_writer;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod rules;
+#[cfg(feature = "tracing")]
+mod tracing_layer;

@@ -8,6 +8,7 @@
 //! | `record` | record of a pre-measured value, one thread |
 //! | `unsampled` | ringmeter calls that the operation's rule does not sample (`Sampling::CountOnly`: `time`, a guard, `record_ns`), and a guard on an operation sampled one call in 64 |
 //! | `threads` | per-thread cost with 1 and 2 threads recording at once (`record_1t/…`, `record_2t/…`); peers that share one metric share it |
+//! | `span` | one span through `tracing` (`info_span!("compare.span").in_scope(\|\| ())`, the subscriber the thread's default): the registry alone, ringmeter's `TracingLayer` (wall and busy time), tracing-timing's layer; fastrace's own `LocalSpan` and ringmeter's guard for reference |
 //!
 //! Every scenario checks before timing that its calls arrive, and after timing that every
 //! timed call was aggregated (ringmeter: recorded, none dropped). Calls are timed in chunks
@@ -24,11 +25,12 @@ use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use ringmeter::facade::tracing::Timing;
 use ringmeter::{Engine, Op, Rule, Sampling};
 use ringmeter_compare::{
     begin, check, chunked, meter, quanta_clock, since, Bucket, Call, Facade, Fastrace, HdrMutex,
-    HdrOwned, HdrSync, Metriken, Peer, PromLocal, PromShared, Ringmeter, Workers, CHUNK,
-    PRE_MEASURED_NS,
+    HdrOwned, HdrSync, Metriken, Peer, PromLocal, PromShared, Ringmeter, TracingSpans, Workers,
+    CHUNK, PRE_MEASURED_NS,
 };
 
 /// Ring of the manual engines (twice a chunk, so it never fills).
@@ -326,11 +328,42 @@ fn threads(c: &mut Criterion) {
     g.finish();
 }
 
+/// One span per call through `tracing`, each subscriber installed as the thread's default;
+/// fastrace's local span and ringmeter's own guard (no `tracing`) for reference.
+fn span(c: &mut Criterion) {
+    let mut g = c.benchmark_group("span");
+    let what = Call::Timed;
+    one(
+        &mut g,
+        "tracing_registry_only",
+        TracingSpans::registry(),
+        what,
+    );
+    let wall = TracingSpans::ringmeter(RING, Timing::Wall);
+    one(&mut g, "ringmeter_layer", wall, what);
+    let busy = TracingSpans::ringmeter(RING, Timing::Busy);
+    one(&mut g, "ringmeter_layer_busy", busy, what);
+    one(
+        &mut g,
+        "tracing_timing_layer",
+        TracingSpans::tracing_timing(),
+        what,
+    );
+    one(&mut g, "fastrace_local_span", Fastrace::default(), what);
+    one(
+        &mut g,
+        "ringmeter_guard",
+        Ringmeter::manual(RING, "span.guard"),
+        what,
+    );
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_millis(1000));
-    targets = floor, timed, record, unsampled, threads
+    targets = floor, timed, record, unsampled, threads, span
 }
 criterion_main!(benches);

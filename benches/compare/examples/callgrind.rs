@@ -11,8 +11,9 @@
 
 use std::hint::black_box;
 
+use ringmeter::facade::tracing::Timing;
 use ringmeter::{Engine, Op, Rule, Sampling};
-use ringmeter_compare::{Local, Metriken, Peer, PRE_MEASURED_NS};
+use ringmeter_compare::{Local, Metriken, Peer, TracingSpans, PRE_MEASURED_NS};
 
 /// Calls per scenario (the ring holds them all, so none is dropped).
 const N: u64 = 1 << 20;
@@ -73,6 +74,27 @@ fn per_call_rdtsc_pair() {
     }
 }
 
+/// One span per call through `tracing` (`info_span!(..).in_scope(|| ())`), the peer's
+/// subscriber the thread's default. (Each loop passes its own value through `black_box`, so
+/// that the linker does not fold the two into one.)
+#[inline(never)]
+fn per_call_span_registry_only(peer: &TracingSpans) {
+    let mut l = peer.local();
+    for _ in 0..N {
+        l.timed();
+        black_box(1);
+    }
+}
+
+#[inline(never)]
+fn per_call_span_ringmeter_layer(peer: &TracingSpans) {
+    let mut l = peer.local();
+    for _ in 0..N {
+        l.timed();
+        black_box(2);
+    }
+}
+
 #[inline(never)]
 fn per_call_ringmeter_drain(engine: &Engine) {
     engine.flush().expect("flush");
@@ -125,13 +147,20 @@ fn main() {
     l.record(1);
     per_call_metriken_record(&mut l);
 
+    let registry = TracingSpans::registry();
+    per_call_span_registry_only(&registry);
+    let layer = TracingSpans::ringmeter(N as usize, Timing::Wall);
+    per_call_span_ringmeter_layer(&layer);
+
     let snap = engine.snapshot();
     let get = |n: &str| snap.totals(n).map(|s| (s.count, s.unsampled, s.dropped));
     println!(
-        "record {:?} timed {:?} count_only {:?} metriken {}",
+        "record {:?} timed {:?} count_only {:?} metriken {} spans {} {}",
         get("cg.record"),
         get("cg.timed"),
         get("cg.count_only"),
-        metriken.count()
+        metriken.count(),
+        registry.count(),
+        layer.count()
     );
 }

@@ -12,7 +12,10 @@ use std::sync::{mpsc, Arc, Barrier, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ringmeter::{Engine, Op};
+use ringmeter::facade::tracing::Timing;
+use ringmeter::{Engine, Op, TracingLayer};
+use tracing::Dispatch;
+use tracing_subscriber::layer::SubscriberExt;
 
 /// Calls timed between two untimed drains (flush, upkeep, span collection). A ring of twice
 /// this never fills, and fastrace's per-thread span queue holds it.
@@ -638,6 +641,117 @@ impl Drop for FastraceLocal {
     fn drop(&mut self) {
         self.sync();
         self.collector = None;
+    }
+}
+
+/// The span every `tracing` peer times.
+pub const SPAN: &str = "compare.span";
+
+/// A `tracing` subscriber (the registry and one layer) that each recording thread installs as
+/// its default; a call is `info_span!("compare.span").in_scope(|| ())`: the span created,
+/// entered, exited and closed. A span only times: it takes no pre-measured value.
+pub struct TracingSpans {
+    dispatch: Dispatch,
+    count: Box<dyn Fn(&Dispatch) -> u64 + Send + Sync>,
+    drain: Box<dyn Fn() + Send + Sync>,
+}
+
+/// The spans closed, counted by the floor's layer.
+struct CountCloses(Arc<AtomicU64>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountCloses {
+    fn on_close(&self, _id: tracing::span::Id, _ctx: tracing_subscriber::layer::Context<'_, S>) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl TracingSpans {
+    /// The floor: the registry's own span bookkeeping, with a layer that only counts closes.
+    pub fn registry() -> Self {
+        let closed = Arc::new(AtomicU64::new(0));
+        let layer = CountCloses(Arc::clone(&closed));
+        Self {
+            dispatch: Dispatch::new(tracing_subscriber::registry().with(layer)),
+            count: Box::new(move |_| closed.load(Ordering::Relaxed)),
+            drain: Box::new(|| {}),
+        }
+    }
+
+    /// ringmeter's `TracingLayer` on a manual engine (ring of `ring` events), flushed between
+    /// chunks.
+    pub fn ringmeter(ring: usize, timing: Timing) -> Self {
+        let engine = Engine::builder()
+            .ring_capacity(ring)
+            .start_manual()
+            .expect("manual engine");
+        let layer = TracingLayer::new(&engine).timing(timing);
+        let (e1, e2) = (engine.clone(), engine);
+        Self {
+            dispatch: Dispatch::new(tracing_subscriber::registry().with(layer)),
+            count: Box::new(move |_| {
+                e1.flush().expect("flush");
+                let snap = e1.snapshot();
+                let s = snap.totals(SPAN).cloned().unwrap_or_default();
+                assert_eq!(s.dropped, 0, "ringmeter layer: dropped events");
+                s.count
+            }),
+            drain: Box::new(move || e2.flush().expect("flush")),
+        }
+    }
+
+    /// tracing-timing's `TimingLayer` with span close events, so that a span without events
+    /// records its creation-to-close time (as a "close" event) into the histogram of the span's
+    /// name. It is read (`force_synchronize`) only when counting: synchronizing clears the
+    /// threads' recorders, which the next span would then rebuild.
+    pub fn tracing_timing() -> Self {
+        let layer = tracing_timing::Builder::default()
+            .span_close_events()
+            .layer(|| tracing_timing::Histogram::new_with_max(1_000_000_000, 3).expect("bounds"));
+        let downcaster = layer.downcaster();
+        Self {
+            dispatch: Dispatch::new(tracing_subscriber::registry().with(layer)),
+            count: Box::new(move |d| {
+                let layer = downcaster.downcast(d).expect("the tracing-timing layer");
+                layer.force_synchronize();
+                layer.with_histograms(|hs| {
+                    hs.get_mut(SPAN)
+                        .and_then(|events| events.get_mut("close"))
+                        .map_or(0, |h| h.len())
+                })
+            }),
+            drain: Box::new(|| {}),
+        }
+    }
+}
+
+impl Peer for TracingSpans {
+    type Local = TracingLocal;
+    const RECORDS: bool = false;
+    fn local(&self) -> TracingLocal {
+        TracingLocal {
+            _default: tracing::dispatcher::set_default(&self.dispatch),
+        }
+    }
+    fn drain(&self) {
+        (self.drain)();
+    }
+    fn count(&self) -> u64 {
+        (self.count)(&self.dispatch)
+    }
+}
+
+/// The subscriber installed as the thread's default while the handle lives.
+pub struct TracingLocal {
+    _default: tracing::dispatcher::DefaultGuard,
+}
+
+impl Local for TracingLocal {
+    #[inline(always)]
+    fn timed(&mut self) {
+        tracing::info_span!("compare.span").in_scope(|| black_box(()));
+    }
+    fn record(&mut self, _ns: u64) {
+        unreachable!("a span takes no pre-measured value")
     }
 }
 
