@@ -16,57 +16,15 @@
 //! totals and pools all included), per operation. Each result is printed as a
 //! `compare-json:` line (kind `memory`) for `scripts/bench_report.py`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use ringmeter::{Engine, Op};
 
-struct Counting;
+#[path = "../tests/support/live_heap.rs"]
+mod live_heap;
 
-static LIVE: AtomicI64 = AtomicI64::new(0);
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so the
-// `GlobalAlloc` contract is `System`'s; the counting touches only an atomic and never
-// allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees (`layout` has a non-zero size).
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as in `alloc`.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
-        // SAFETY: `ptr` was allocated by `System` (through this allocator) with `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees about `ptr`, `layout` and `new_size`.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
-        }
-        p
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+use live_heap::{live, Spread};
 
 const WINDOW: Duration = Duration::from_millis(100);
 /// Calls per operation and window.
@@ -84,24 +42,6 @@ fn emit(kind: &str, id: &str, fields: &[(&str, String)]) {
     }
     s.push('}');
     println!("compare-json: {s}");
-}
-
-/// Durations log-uniform over 20 µs–1.28 ms.
-struct Spread(u64);
-
-impl Spread {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        let doubling = (self.0 >> 40) % 6;
-        let base = 20_000_u64 << doubling;
-        base + (self.0 & 0xFFFF_FFFF) % base
-    }
-}
-
-fn live() -> i64 {
-    LIVE.load(Ordering::Relaxed)
 }
 
 fn run(ops: usize, windows: u32, measured: u32) {

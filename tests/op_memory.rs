@@ -6,70 +6,14 @@
 //! The engine is manual (no aggregator thread) and every call, flush and window close runs
 //! on the test's thread, so the live heap counted is the engine's.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use ringmeter::{Clock, Engine, Op};
 
-struct Counting;
+#[path = "support/live_heap.rs"]
+mod live_heap;
 
-static LIVE: AtomicI64 = AtomicI64::new(0);
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so the
-// `GlobalAlloc` contract is `System`'s; the counting touches only an atomic and never
-// allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees (`layout` has a non-zero size).
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as in `alloc`.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
-        // SAFETY: `ptr` was allocated by `System` (through this allocator) with `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees about `ptr`, `layout` and `new_size`.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
-        }
-        p
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Durations log-uniform over 20 µs–1.28 ms, as in `benches/memory.rs`.
-struct Spread(u64);
-
-impl Spread {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        let doubling = (self.0 >> 40) % 6;
-        let base = 20_000_u64 << doubling;
-        base + (self.0 & 0xFFFF_FFFF) % base
-    }
-}
+use live_heap::{live, Spread};
 
 #[test]
 fn an_active_operation_costs_at_most_64_kib() {
@@ -89,7 +33,7 @@ fn an_active_operation_costs_at_most_64_kib() {
     engine.flush().expect("flush");
     mock.advance(Duration::from_secs(2));
     engine.flush().expect("flush");
-    let base = LIVE.load(Ordering::Relaxed);
+    let base = live();
 
     let mut spread = Spread(0x9E37_79B9_7F4A_7C15);
     let mut levels = Vec::new();
@@ -102,7 +46,7 @@ fn an_active_operation_costs_at_most_64_kib() {
         // Past the window's end and grace: this flush drains and closes it.
         mock.advance(Duration::from_millis(1_100));
         engine.flush().expect("flush");
-        levels.push(LIVE.load(Ordering::Relaxed) - base);
+        levels.push(live() - base);
     }
     let per_op: Vec<i64> = levels.iter().map(|b| b / OPS as i64).collect();
     println!("live heap per operation after each window (bytes): {per_op:?}");

@@ -534,6 +534,15 @@ mod tests {
         }
     }
 
+    /// An engine with its aggregator thread closing a window every 10 ms.
+    fn fast_windows() -> Engine {
+        Engine::builder()
+            .window(Duration::from_millis(10))
+            .grace(Duration::from_millis(1))
+            .start()
+            .unwrap()
+    }
+
     /// Runs `f` on a thread of its own and waits at most 20 s for it: a deadlock fails the
     /// test instead of hanging it (the stuck thread is left behind).
     fn within_deadline<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -598,14 +607,7 @@ mod tests {
     #[test]
     fn callbacks_of_two_engines_flushing_each_other_do_not_deadlock() {
         let results = within_deadline(|| {
-            let build = || {
-                Engine::builder()
-                    .window(Duration::from_millis(10))
-                    .grace(Duration::from_millis(1))
-                    .start()
-                    .unwrap()
-            };
-            let (a, b) = (build(), build());
+            let (a, b) = (fast_windows(), fast_windows());
             // Both callbacks first meet, each inside its own engine's pass on its own
             // aggregator thread, then each flushes the other engine, once.
             let meet = Arc::new(std::sync::Barrier::new(2));
@@ -641,14 +643,7 @@ mod tests {
     #[test]
     fn a_shutdown_waiting_for_a_callback_that_waits_for_it_is_refused() {
         let results = within_deadline(|| {
-            let build = || {
-                Engine::builder()
-                    .window(Duration::from_millis(10))
-                    .grace(Duration::from_millis(1))
-                    .start()
-                    .unwrap()
-            };
-            let (a, b) = (build(), build());
+            let (a, b) = (fast_windows(), fast_windows());
             let meet = Arc::new(std::sync::Barrier::new(2));
             let (tx, rx) = mpsc::channel();
             // A's callback shuts B down (joining B's thread) while B's callback flushes A.
