@@ -32,6 +32,12 @@ use crate::loom::{Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering, UnsafeCell}
 /// Most values [`Consumer::drain_chunks`] hands over at once.
 pub const CHUNK: usize = 1024;
 
+/// A chunk is at most this fraction of the ring (`capacity / HELD_SHARE`, at least 1): its
+/// slots stay unavailable to the producer until the consumer is done with them, so a large
+/// chunk in a small ring would take a share of the producer's room while the consumer
+/// works (or is descheduled) on it.
+pub const HELD_SHARE: usize = 128;
+
 /// The state both sides share.
 struct Shared<T> {
     /// Index of the next slot the consumer reads. Written only by the consumer; never more
@@ -382,10 +388,17 @@ impl<T: Copy> Consumer<T> {
         self.drain_chunks(max, |chunk| chunk.iter().for_each(|&v| f(v)))
     }
 
-    /// Hands up to `max` values, oldest first, to `f` in chunks of at most [`CHUNK`] values.
-    /// A chunk is the values' own slots in the ring (never across the wrap, so the chunk that
-    /// reaches the end of the buffer may be shorter), not a copy; its slots are released (one
-    /// store) when `f` returns. Returns how many values were handed over.
+    /// Most values a chunk of [`drain_chunks`](Self::drain_chunks) holds: [`CHUNK`], or a
+    /// [`HELD_SHARE`]th of the ring if that is less.
+    pub fn chunk_len(&self) -> usize {
+        ((self.shared.mask + 1) / HELD_SHARE).clamp(1, CHUNK)
+    }
+
+    /// Hands up to `max` values, oldest first, to `f` in chunks of at most
+    /// [`chunk_len`](Self::chunk_len) values. A chunk is the values' own slots in the ring
+    /// (never across the wrap, so the chunk that reaches the end of the buffer may be
+    /// shorter), not a copy; its slots are released (one store) when `f` returns. Returns how
+    /// many values were handed over.
     #[inline]
     pub fn drain_chunks(&mut self, max: usize, mut f: impl FnMut(&[T])) -> usize {
         if self.cached_tail.wrapping_sub(self.head) < max {
@@ -396,11 +409,12 @@ impl<T: Copy> Consumer<T> {
         let available = self.cached_tail.wrapping_sub(self.head);
         debug_assert!(available <= self.shared.mask + 1);
         let n = available.min(max);
+        let chunk = self.chunk_len();
         let mut done = 0;
         while done < n {
             // The chunk: from `head` on, up to the end of the buffer at most.
             let at = self.head & self.shared.mask;
-            let k = (n - done).min(CHUNK).min(self.shared.slots.len() - at);
+            let k = (n - done).min(chunk).min(self.shared.slots.len() - at);
             self.with_chunk(at, k, &mut f);
             self.head = self.head.wrapping_add(k);
             // Release: `f`'s reads of those slots happen before the producer reuses them.
@@ -541,58 +555,73 @@ mod tests {
 
     #[test]
     fn drain_chunks_hands_over_bounded_chunks_in_order_across_wrap() {
-        const C: usize = CHUNK;
-        let (mut p, mut c) = channel::<usize>(4 * C, 1);
-        for v in 0..3 * C {
-            p.push(v).unwrap();
+        for (capacity, chunk) in [(1 << 10, 8), (1 << 14, 128), (1 << 18, CHUNK), (2, 1)] {
+            let (mut p, mut c) = channel::<usize>(capacity, 1);
+            assert_eq!(c.chunk_len(), chunk, "capacity {capacity}");
+            // Move the head near the end of the buffer, then fill across the wrap.
+            let lead = capacity - capacity / 4 - 1;
+            for v in 0..lead {
+                p.push(v).unwrap();
+            }
+            assert_eq!(c.drain(lead, |_| {}), lead);
+            for v in lead..lead + capacity {
+                p.push(v).unwrap();
+            }
+            // `max` cuts a chunk short.
+            let mut got = Vec::new();
+            let mut sizes = Vec::new();
+            let cut = chunk.min(3);
+            assert_eq!(
+                c.drain_chunks(cut, |ch| {
+                    sizes.push(ch.len());
+                    got.extend_from_slice(ch);
+                }),
+                cut
+            );
+            assert_eq!(sizes, [cut]);
+            sizes.clear();
+            let n = c.drain_chunks(usize::MAX, |ch| {
+                sizes.push(ch.len());
+                got.extend_from_slice(ch);
+            });
+            assert_eq!(n, capacity - cut);
+            assert_eq!(got, (lead..lead + capacity).collect::<Vec<_>>());
+            assert!(sizes.iter().all(|&k| (1..=chunk).contains(&k)), "{sizes:?}");
+            // No chunk crosses the end of the buffer: the sizes add up to it exactly.
+            let to_end = capacity - (lead + cut) % capacity;
+            let mut sum = 0;
+            assert!(
+                to_end > n
+                    || sizes.iter().any(|&k| {
+                        sum += k;
+                        sum == to_end
+                    }),
+                "capacity {capacity}: {sizes:?}"
+            );
+            // Every slot was released: the ring takes a full lap again.
+            for v in 0..capacity {
+                p.push(v).unwrap();
+            }
+            assert!(p.push(0).is_err());
         }
-        assert_eq!(c.drain(2 * C + C / 2, |_| {}), 2 * C + C / 2);
-        for v in 3 * C..6 * C {
-            p.push(v).unwrap(); // slots 3C..4C, then 0..2C
-        }
-        // `max` cuts a chunk short.
-        let mut sizes = Vec::new();
-        let mut got = Vec::new();
-        assert_eq!(
-            c.drain_chunks(C + 3, |chunk| {
-                sizes.push(chunk.len());
-                got.extend_from_slice(chunk);
-            }),
-            C + 3
-        );
-        assert_eq!(sizes, [C, 3]);
-        // The rest: up to the end of the buffer (the chunk that reaches it is shorter), then
-        // whole chunks from its start.
-        sizes.clear();
-        let n = c.drain_chunks(usize::MAX, |chunk| {
-            sizes.push(chunk.len());
-            got.extend_from_slice(chunk);
-        });
-        assert_eq!(n, 3 * C + C / 2 - C - 3);
-        assert_eq!(sizes, [C / 2 - 3, C, C]);
-        assert_eq!(got, (2 * C + C / 2..6 * C).collect::<Vec<_>>());
-        // Every slot was released: the ring takes a full lap again.
-        for v in 0..4 * C {
-            p.push(v).unwrap();
-        }
-        assert!(p.push(0).is_err());
     }
 
     #[test]
     fn drain_chunks_releases_a_chunk_only_after_the_callback_returns() {
         let (mut p, mut c) = channel::<usize>(2 * CHUNK, 1);
+        let len = c.chunk_len();
         for v in 0..2 * CHUNK {
             p.push(v).unwrap();
         }
         let mut seen = 0;
-        c.drain_chunks(CHUNK, |chunk| {
+        c.drain_chunks(len, |chunk| {
             // The chunk is the ring's own slots: none of them may be refilled yet.
             assert_eq!(p.push(usize::MAX), Err(usize::MAX));
-            assert_eq!(chunk, (0..CHUNK).collect::<Vec<_>>());
+            assert_eq!(chunk, (0..len).collect::<Vec<_>>());
             seen += chunk.len();
         });
-        assert_eq!(seen, CHUNK);
-        for v in 0..CHUNK {
+        assert_eq!(seen, len);
+        for v in 0..len {
             p.push(v).unwrap();
         }
         assert!(p.push(0).is_err());

@@ -8,9 +8,10 @@
 //! - **One thread that issues 10,000 calls back to back after a 10 ms hold-up (what a thread
 //!   paced at 1 M calls/s owes after one), between spans of 40 ms paced at 500 k calls/s,
 //!   into the default ring, has none dropped**, even when only the ring's doorbell wakes the
-//!   aggregator: the burst and what the ring may hold while the
-//!   aggregator sleeps (a sleeping aggregator is rung before its ring holds three eighths,
-//!   6,143 events) fit in the ring without any drain (16,143 of 16,384).
+//!   aggregator: the burst, what the ring may hold while the aggregator sleeps (a sleeping
+//!   aggregator is rung before its ring holds three eighths, 6,143 events) and the chunk the
+//!   aggregator may be reading (1/128 of the ring, 128 events, unavailable to the producer
+//!   until it is read) fit in the ring without any drain (16,271 of 16,384).
 //!
 //! In the first, the pauses let the aggregator back off to sleep before each burst. A ring
 //! wakes a sleeping aggregator before it holds three eighths of its capacity
