@@ -30,25 +30,20 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
         integrity.segments,
         integrity.records
     );
-    for d in &integrity.torn_tails {
-        outln!(
-            out,
-            "torn tail: {} at byte {} ({} bytes): {}",
-            d.segment.display(),
-            d.offset,
-            d.len,
-            d.reason
-        );
-    }
-    for d in &integrity.missing {
-        outln!(
-            out,
-            "records missing: {} at byte {} ({} bytes): {}",
-            d.segment.display(),
-            d.offset,
-            d.len,
-            d.reason
-        );
+    for (what, found) in [
+        ("torn tail", &integrity.torn_tails),
+        ("records missing", &integrity.missing),
+    ] {
+        for d in found {
+            outln!(
+                out,
+                "{what}: {} at byte {} ({} bytes): {}",
+                d.segment.display(),
+                d.offset,
+                d.len,
+                d.reason
+            );
+        }
     }
     for p in &integrity.unsealed {
         outln!(out, "unsealed: {}", p.display());
