@@ -6,6 +6,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::reader::work_bound;
 use super::{Reader, Record};
 
 /// Decodes `data[0]` as a record kind and the rest as its payload; a record that decodes
@@ -63,6 +64,10 @@ pub fn check_segment_bytes(data: &[u8]) {
             assert!((e.offset as usize) < data.len());
         }
         assert_eq!(reader.integrity().records, records);
+        // Linear work, however the bytes were crafted.
+        let examined = reader.examined();
+        let bound = work_bound(data.len() as u64, 1);
+        assert!(examined <= bound, "{examined} bytes examined, bound {bound}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -148,6 +153,20 @@ fn read_dir_log(dir: &std::path::Path, finished: bool) -> Option<(Vec<Vec<u8>>, 
     assert_eq!(reader.integrity().records, out.len() as u64);
     // Nothing more appears without a writer.
     assert!(matches!(reader.next_entry(), Ok(None)));
+    // Linear work, however the bytes were crafted.
+    let (total, files) = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .fold((0, 0), |(t, n), m| (t + m.len(), n + 1))
+        })
+        .unwrap_or((0, 0));
+    let bound = work_bound(total, files);
+    assert!(
+        reader.examined() <= bound,
+        "{} bytes examined, bound {bound}",
+        reader.examined()
+    );
     Some((out, reader.integrity().verdict()))
 }
 

@@ -209,6 +209,8 @@ pub struct Reader {
     /// Whether no writer is expected to add anything: the last segment is then checked to
     /// its end like the others (zero gaps, headerless files).
     final_pass: bool,
+    /// [`OpenSegment::examined`] of the segments already left.
+    examined: u64,
 }
 
 #[derive(Debug)]
@@ -243,6 +245,10 @@ struct OpenSegment {
     finished: bool,
     /// Whether a commit slot is damaged (neither empty nor valid).
     commit_damaged: bool,
+    /// Bytes read from the file, checked by CRC or decoded so far (see [`Reader::examined`]).
+    examined: u64,
+    /// Bytes checked by CRC or decoded so far, against [`OpenSegment::budget`].
+    checked: u64,
 }
 
 fn slot_valid(bytes: &[u8]) -> bool {
@@ -251,6 +257,20 @@ fn slot_valid(bytes: &[u8]) -> bool {
 
 /// Bytes read ahead per file read, and the largest buffer used before a frame's CRC matched.
 const CHUNK: usize = 1 << 20;
+
+/// Bytes a segment's frames may cost to check (CRC and decoding) per byte of the segment,
+/// and in any case ([`OpenSegment::budget`]).
+const BUDGET_PER_BYTE: u64 = 8;
+const BUDGET_BASE: u64 = 64 << 10;
+
+/// The most work ([`Reader::examined`]) that reading `segments` segment files of `total`
+/// bytes in all may cost, whatever their bytes: each byte read once, a look at the commit
+/// block and the frame header again at each damaged frame (at most one per 8 bytes), and
+/// each segment's budget of checked bytes, which may have been read once more.
+pub(crate) fn work_bound(total: u64, segments: u64) -> u64 {
+    let reads = total + (2 * COMMIT_SLOT_LEN + FRAME_HEADER_LEN) as u64 * total.div_ceil(8);
+    reads + 3 * (BUDGET_PER_BYTE * total + BUDGET_BASE * segments) + 4096 * segments
+}
 
 impl OpenSegment {
     /// Makes sure the cache holds `[off, off + need)`; false when the file is shorter.
@@ -269,9 +289,35 @@ impl OpenSegment {
         self.chunk.resize(want, 0);
         let n =
             read_at(&self.file, &mut self.chunk, off).map_err(|e| LogError::io(path, "read", e))?;
+        self.examined += n as u64;
         self.chunk.truncate(n);
         self.chunk_at = off;
         Ok(n >= need)
+    }
+
+    /// Whether the cache holds `[off, off + len)`.
+    fn covers(&self, off: u64, len: usize) -> bool {
+        off >= self.chunk_at && off + len as u64 <= self.chunk_at + self.chunk.len() as u64
+    }
+
+    /// The most bytes that checking frames (CRC and decoding, every attempt counted) may
+    /// cost in this segment: a writer's frames never overlap, so reading a segment checks
+    /// each byte about twice (once where damage is found, once when the frame after it is
+    /// recognised and read), however damaged it is. Only frames crafted to overlap, each
+    /// claiming the bytes of the next ones, can ask for more.
+    fn budget(&self) -> u64 {
+        BUDGET_PER_BYTE * self.len + BUDGET_BASE
+    }
+
+    /// Counts `n` bytes about to be checked by CRC or decoded; false when that would pass
+    /// the segment's [`budget`](Self::budget) (the bytes are then not checked).
+    fn charge(&mut self, n: u64) -> bool {
+        if self.checked + n > self.budget() {
+            return false;
+        }
+        self.checked += n;
+        self.examined += n;
+        true
     }
 
     /// Cached bytes `[off, off + len)`; call after a successful `fill`.
@@ -280,16 +326,22 @@ impl OpenSegment {
         &self.chunk[a..a + len]
     }
 
-    /// Forgets the cache, re-reads the commit block, then the file length (in that order:
-    /// the writer completes frames before it commits them).
+    /// Re-reads the commit block, then the file length (in that order: the writer completes
+    /// frames before it commits them), and forgets the cache unless the frame header at the
+    /// current position still reads as cached.
+    ///
+    /// Only the frame at the position can have changed since it was cached: a writer
+    /// appends, and completes a frame by rewriting its length word (clearing the in-progress
+    /// bit), so a frame whose header is unchanged is unchanged. Keeping the cache then keeps
+    /// every byte of a damaged segment read once, rather than once per damaged frame.
     fn invalidate(&mut self, path: &Path) -> Result<(), LogError> {
-        self.chunk.clear();
-        self.chunk_at = 0;
+        let old_len = self.len;
         if self.version >= 2 {
             let mut block = [0_u8; 2 * COMMIT_SLOT_LEN];
             for attempt in 0..2 {
                 let n = read_at(&self.file, &mut block, COMMIT_BLOCK_AT as u64)
                     .map_err(|e| LogError::io(path, "read", e))?;
+                self.examined += n as u64;
                 self.commit = CommitSlot::newest(&block[..n]);
                 // A slot that is neither empty nor valid: a live writer may be writing it
                 // right now, so look once more before calling it damaged.
@@ -310,6 +362,18 @@ impl OpenSegment {
             .map_err(|e| LogError::io(path, "stat", e))?
             .len()
             .min(MAX_SEGMENT_FILE_LEN);
+        let pos = self.pos;
+        let keep = self.len == old_len && self.covers(pos, FRAME_HEADER_LEN) && {
+            let mut header = [0_u8; FRAME_HEADER_LEN];
+            let n =
+                read_at(&self.file, &mut header, pos).map_err(|e| LogError::io(path, "read", e))?;
+            self.examined += n as u64;
+            n == FRAME_HEADER_LEN && header[..] == *self.bytes(pos, FRAME_HEADER_LEN)
+        };
+        if !keep {
+            self.chunk.clear();
+            self.chunk_at = 0;
+        }
         Ok(())
     }
 
@@ -550,6 +614,19 @@ enum Step {
     End,
     /// Damage, with the reason.
     Damaged(String),
+    /// Checking the frame would pass the segment's budget of checked bytes: frames crafted
+    /// to overlap (see [`OpenSegment::budget`]).
+    OverBudget,
+}
+
+/// What a scan for a valid frame after damage found.
+enum Scan {
+    /// A valid frame: its offset and sequence number.
+    Found(u64, u64),
+    /// No valid frame up to the end of the file.
+    None,
+    /// Checking the candidate frame at this offset would pass the segment's budget.
+    OverBudget,
 }
 
 impl Reader {
@@ -582,6 +659,7 @@ impl Reader {
             integrity: Integrity::default(),
             histograms: true,
             final_pass: false,
+            examined: 0,
         };
         if reader.is_dir {
             reader.refresh()?;
@@ -682,6 +760,13 @@ impl Reader {
         &self.segments
     }
 
+    /// The work done so far, in bytes: read from segment files, checked by CRC or decoded
+    /// (every attempt counted). Recovery keeps it linear in the size of the files read,
+    /// whatever their bytes (tests and the fuzz harness check this).
+    pub(crate) fn examined(&self) -> u64 {
+        self.examined + self.open.as_ref().map_or(0, |o| o.examined)
+    }
+
     /// The path this reader was opened on.
     pub fn path(&self) -> &Path {
         &self.root
@@ -739,7 +824,9 @@ impl Reader {
                         return Ok(None);
                     }
                     self.cur += 1;
-                    self.open = None;
+                    if let Some(open) = self.open.take() {
+                        self.examined += open.examined;
+                    }
                 }
             }
         }
@@ -830,6 +917,8 @@ impl Reader {
                         tail_memo: None,
                         finished: false,
                         commit_damaged: false,
+                        examined: 0,
+                        checked: 0,
                     };
                     open.invalidate(&path)?;
                     if open.commit_damaged {
@@ -960,9 +1049,16 @@ impl Reader {
             )));
         }
         let total = FRAME_HEADER_LEN + plen as usize;
+        // The CRC check and the decoding that follows it; a torn tail looked at again (a
+        // reader following a live log) costs nothing new.
+        let again = open.tail_memo.is_some_and(|(at, ..)| at == pos);
+        if !again && !open.charge(2 * total as u64) {
+            return Ok(Step::OverBudget);
+        }
         if total > CHUNK {
             // Check the CRC in fixed pieces before a buffer of this size is made.
             let mut buf = Vec::new();
+            open.examined += u64::from(plen);
             if !crc_matches(&open.file, &h, pos, &mut buf)
                 .map_err(|e| LogError::io(path, "read", e))?
             {
@@ -995,6 +1091,10 @@ impl Reader {
                 step = self.look()?;
             }
             let reason = match step {
+                Step::OverBudget => {
+                    self.give_up(&path);
+                    return Ok(None);
+                }
                 Step::End => match self.at_end(&path)? {
                     true => continue,
                     false => return Ok(None),
@@ -1064,16 +1164,23 @@ impl Reader {
         if below || (!open.sealed() && (!last || self.final_pass)) {
             // Valid frames after zeros: their writer wrote them, so what lies between was
             // written too and is lost.
-            if let Some((at, seq)) = self.scan(pos)? {
-                self.clear_tail(path);
-                self.integrity.missing.push(Damage {
-                    segment: path.to_owned(),
-                    offset: pos,
-                    len: at - pos,
-                    reason: "zeroed bytes before valid frames".into(),
-                });
-                self.resume(at, seq);
-                return Ok(true);
+            match self.scan(pos)? {
+                Scan::Found(at, seq) => {
+                    self.clear_tail(path);
+                    self.integrity.missing.push(Damage {
+                        segment: path.to_owned(),
+                        offset: pos,
+                        len: at - pos,
+                        reason: "zeroed bytes before valid frames".into(),
+                    });
+                    self.resume(at, seq);
+                    return Ok(true);
+                }
+                Scan::OverBudget => {
+                    self.give_up(path);
+                    return Ok(false);
+                }
+                Scan::None => {}
             }
         }
         let Some(open) = self.open.as_mut() else {
@@ -1122,7 +1229,11 @@ impl Reader {
         let committed = open.committed_end();
         let v1 = open.version < 2;
         match self.scan(start + FRAME_ALIGN as u64)? {
-            Some((at, seq)) => {
+            Scan::OverBudget => {
+                self.give_up(path);
+                Ok(false)
+            }
+            Scan::Found(at, seq) => {
                 self.clear_tail(path);
                 self.integrity.corrupt.push(Damage {
                     segment: path.to_owned(),
@@ -1133,7 +1244,7 @@ impl Reader {
                 self.resume(at, seq);
                 Ok(true)
             }
-            None => {
+            Scan::None => {
                 let Some(open) = self.open.as_mut() else {
                     return Ok(false);
                 };
@@ -1174,6 +1285,28 @@ impl Reader {
         }
     }
 
+    /// Ends the current segment at its current position because checking more frames would
+    /// pass its budget: the rest of the file is one corrupt range.
+    fn give_up(&mut self, path: &Path) {
+        let Some(open) = self.open.as_mut() else {
+            return;
+        };
+        open.finished = true;
+        let pos = open.pos;
+        let len = open.len.max(open.committed_end());
+        self.integrity.torn_tails.retain(|d| d.segment != path);
+        self.integrity.unsealed.retain(|p| p != path);
+        self.integrity.corrupt.push(Damage {
+            segment: path.to_owned(),
+            offset: pos,
+            len: len.saturating_sub(pos),
+            reason: format!(
+                "overlapping frames: checking them would cost more than {} bytes; not read",
+                open.budget()
+            ),
+        });
+    }
+
     /// Continues reading at the valid frame `at` with sequence `seq` found after damage.
     fn resume(&mut self, at: u64, seq: u64) {
         if let Some(open) = self.open.as_mut() {
@@ -1193,53 +1326,50 @@ impl Reader {
 
     /// Finds the first valid frame at or after `from` (at [`FRAME_ALIGN`] steps) whose
     /// sequence number is at least the expected one and no larger than the frames that fit
-    /// in between allow. Reads the file forward in [`CHUNK`]-sized pieces, once.
-    fn scan(&mut self, from: u64) -> Result<Option<(u64, u64)>, LogError> {
+    /// in between allow. Reads the file forward through the segment's cache (so bytes
+    /// already read for the damaged frame are not read again), skipping the holes of a
+    /// sparse file; the CRC and decoding of each candidate are charged to the segment's
+    /// budget.
+    fn scan(&mut self, from: u64) -> Result<Scan, LogError> {
         let path = self.segments[self.cur].path.clone();
-        let Some(open) = self.open.as_ref() else {
-            return Ok(None);
+        let Some(open) = self.open.as_mut() else {
+            return Ok(Scan::None);
         };
         let len = open.len;
         let base_seq = open.next_seq;
         let damage_at = open.pos;
-        let mut at = from.div_ceil(FRAME_ALIGN as u64) * FRAME_ALIGN as u64;
-        let mut buf = vec![0_u8; CHUNK];
+        let align = FRAME_ALIGN as u64;
+        let header_len = FRAME_HEADER_LEN as u64;
+        let mut at = from.div_ceil(align) * align;
         let mut crc_buf = Vec::new();
-        let mut payload = Vec::new();
-        let mut buf_at = u64::MAX;
-        let mut buf_len = 0_usize;
-        while at + FRAME_HEADER_LEN as u64 <= len {
-            if buf_at == u64::MAX || at + FRAME_HEADER_LEN as u64 > buf_at + buf_len as u64 {
+        while at + header_len <= len {
+            if !open.covers(at, FRAME_HEADER_LEN) {
                 // Holes of a sparse file hold no frame: skip to the next data.
                 match next_data(&open.file, at) {
                     Some(d) if d > at => {
-                        at = d.div_ceil(FRAME_ALIGN as u64) * FRAME_ALIGN as u64;
-                        if at + FRAME_HEADER_LEN as u64 > len {
+                        at = d.div_ceil(align) * align;
+                        if at + header_len > len {
                             break;
                         }
                     }
                     Some(_) => {}
                     None => break,
                 }
-                let want = ((len - at) as usize).min(CHUNK);
-                buf_len = read_at(&open.file, &mut buf[..want], at)
-                    .map_err(|e| LogError::io(&path, "read", e))?;
-                buf_at = at;
-                if buf_len < FRAME_HEADER_LEN {
+                if !open.fill(&path, at, FRAME_HEADER_LEN)? {
                     break;
                 }
             }
-            let i = (at - buf_at) as usize;
-            if buf[i..i + 8] == [0; 8] {
+            let bytes = open.bytes(at, FRAME_HEADER_LEN);
+            if bytes[..8] == [0; 8] {
                 // A zero length word: no frame starts here.
-                at += FRAME_ALIGN as u64;
+                at += align;
                 continue;
             }
-            let h: FrameHeader = bytemuck::pod_read_unaligned(&buf[i..i + FRAME_HEADER_LEN]);
+            let h: FrameHeader = bytemuck::pod_read_unaligned(bytes);
             let plen = h.payload_len();
             let seq = h.seq.get();
             // At most one frame per 24 bytes between the damage and here.
-            let max_seq = base_seq.saturating_add((at - damage_at) / FRAME_HEADER_LEN as u64 + 1);
+            let max_seq = base_seq.saturating_add((at - damage_at) / header_len + 1);
             if h.len.get() != 0
                 && h.len_valid()
                 && !h.in_progress()
@@ -1250,25 +1380,27 @@ impl Reader {
                 && (base_seq..=max_seq).contains(&seq)
             {
                 let total = FRAME_HEADER_LEN + plen as usize;
-                let ok = if i + total <= buf_len {
-                    h.compute_crc(&buf[i + FRAME_HEADER_LEN..i + total]) == h.crc.get()
+                if !open.charge(2 * total as u64) {
+                    return Ok(Scan::OverBudget);
+                }
+                let ok = if total <= CHUNK {
+                    open.fill(&path, at, total)?
+                        && h.compute_crc(&open.bytes(at, total)[FRAME_HEADER_LEN..]) == h.crc.get()
                 } else {
+                    open.examined += u64::from(plen);
                     crc_matches(&open.file, &h, at, &mut crc_buf)
                         .map_err(|e| LogError::io(&path, "read", e))?
+                        && open.fill(&path, at, total)?
                 };
-                if ok {
-                    payload.clear();
-                    payload.resize(plen as usize, 0);
-                    let n = read_at(&open.file, &mut payload, at + FRAME_HEADER_LEN as u64)
-                        .map_err(|e| LogError::io(&path, "read", e))?;
-                    if n == payload.len() && Record::decode(h.kind, &payload).is_ok() {
-                        return Ok(Some((at, seq)));
-                    }
+                if ok
+                    && Record::decode(h.kind, &open.bytes(at, total)[FRAME_HEADER_LEN..]).is_ok()
+                {
+                    return Ok(Scan::Found(at, seq));
                 }
             }
-            at += FRAME_ALIGN as u64;
+            at += align;
         }
-        Ok(None)
+        Ok(Scan::None)
     }
 }
 
@@ -1277,5 +1409,204 @@ impl Iterator for Reader {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.next_entry().transpose().map(|r| r.map(|e| e.record))
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::log::format::{CommitSlot, FrameHeader, U32Le};
+    use crate::log::{LogConfig, Writer};
+
+    /// A directory of its own under the system's temporary directory, removed on drop.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "ringmeter-reader-{name}-{}",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            Self(dir)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Writes `n` records of `payload` bytes into one segment of `size` bytes and returns
+    /// its path.
+    fn segment(dir: &Path, size: u64, n: usize, payload: usize) -> PathBuf {
+        let mut cfg = LogConfig::new(dir);
+        cfg.segment_size = size;
+        let mut w = Writer::open(cfg).unwrap();
+        let rec = Record::Unknown {
+            kind: 200,
+            payload: vec![7; payload],
+        };
+        for _ in 0..n {
+            w.append(&rec).unwrap();
+        }
+        let path = w.segment_path().unwrap().to_owned();
+        drop(w);
+        path
+    }
+
+    /// Reads the whole log as finished; returns the records, the report and the work done.
+    fn read(dir: &Path) -> (u64, Integrity, u64) {
+        let mut r = Reader::open(dir).unwrap();
+        r.expect_no_writer(true);
+        let mut records = 0;
+        while r.next_entry().unwrap().is_some() {
+            records += 1;
+        }
+        (records, r.integrity().clone(), r.examined())
+    }
+
+    /// Replaces the commit block with "nothing committed", so that every frame is looked at
+    /// as data a writer may not have committed.
+    fn uncommit(bytes: &mut [u8]) {
+        bytes[COMMIT_BLOCK_AT..FIRST_FRAME_V2].fill(0);
+    }
+
+    /// A frame header claiming `len` bytes with sequence `seq` and a CRC that cannot match.
+    fn bogus(len: u32, seq: u64) -> [u8; FRAME_HEADER_LEN] {
+        let mut h = FrameHeader::new(200, seq, &[]);
+        h.len = U32Le::new(len);
+        h.crc = U32Le::new(h.crc.get() ^ 1);
+        bytemuck::cast(h)
+    }
+
+    /// The most work reading a segment of `n` bytes may cost (see [`work_bound`]), about
+    /// 36 bytes per byte; re-checking every candidate frame would cost about n²/48.
+    fn linear_bound(n: u64) -> u64 {
+        work_bound(n, 1)
+    }
+
+    /// Frames crafted so that each claims the rest of the segment: checking every one of
+    /// them reads the rest of the file again (about n²/48 bytes). Recovery checks them only
+    /// up to a budget linear in the file, then reports the rest as one corrupt range.
+    #[test]
+    fn overlapping_frames_cost_linear_work() {
+        let dir = Dir::new("overlap");
+        let size = 256 << 10;
+        let seg = segment(&dir.0, size, 1, 8);
+        let mut bytes = std::fs::read(&seg).unwrap();
+        uncommit(&mut bytes);
+        let n = bytes.len() as u64;
+        let mut at = FIRST_FRAME_V2;
+        while at + FRAME_HEADER_LEN <= bytes.len() {
+            let len = (n - at as u64 - 8) as u32;
+            bytes[at..at + FRAME_HEADER_LEN].copy_from_slice(&bogus(len, 0));
+            at += FRAME_HEADER_LEN;
+        }
+        std::fs::write(&seg, &bytes).unwrap();
+        let (records, integrity, examined) = read(&dir.0);
+        assert_eq!(records, 0);
+        assert_eq!(integrity.verdict(), Verdict::Corrupt, "{integrity:?}");
+        let bound = linear_bound(n);
+        assert!(
+            examined <= bound,
+            "{examined} bytes examined for a file of {n} (bound {bound})"
+        );
+    }
+
+    /// Valid frames, each followed by a damaged one that claims the rest of the segment:
+    /// the damaged frames are where reading looks first, not where it scans.
+    #[test]
+    fn damaged_frames_claiming_the_rest_cost_linear_work() {
+        let dir = Dir::new("claim");
+        let size = 256 << 10;
+        let seg = segment(&dir.0, size, 1, 8);
+        let mut bytes = std::fs::read(&seg).unwrap();
+        uncommit(&mut bytes);
+        let n = bytes.len() as u64;
+        let payload = [7_u8; 8];
+        let mut at = FIRST_FRAME_V2;
+        let mut seq = 0;
+        while at + 2 * FRAME_HEADER_LEN + payload.len() <= bytes.len() {
+            let good = FrameHeader::new(200, seq, &payload);
+            bytes[at..at + FRAME_HEADER_LEN].copy_from_slice(bytemuck::bytes_of(&good));
+            bytes[at + FRAME_HEADER_LEN..at + FRAME_HEADER_LEN + 8].copy_from_slice(&payload);
+            at += FRAME_HEADER_LEN + 8;
+            seq += 1;
+            let len = (n - at as u64 - 8) as u32;
+            bytes[at..at + FRAME_HEADER_LEN].copy_from_slice(&bogus(len, seq));
+            at += FRAME_HEADER_LEN;
+        }
+        std::fs::write(&seg, &bytes).unwrap();
+        let (records, integrity, examined) = read(&dir.0);
+        assert!(records > 0);
+        assert_eq!(integrity.verdict(), Verdict::Corrupt, "{integrity:?}");
+        let bound = linear_bound(n);
+        assert!(
+            examined <= bound,
+            "{examined} bytes examined for a file of {n} (bound {bound})"
+        );
+    }
+
+    /// Every other frame of a segment damaged: every record in between is read, and each
+    /// byte is read about once (not once per damaged frame, which a fresh read-ahead per
+    /// recovery would cost).
+    #[test]
+    fn every_other_frame_damaged_is_read_once() {
+        let dir = Dir::new("every-other");
+        let seg = segment(&dir.0, 2 << 20, 8000, 200);
+        let offsets: Vec<u64> = {
+            let mut r = Reader::open(&seg).unwrap();
+            std::iter::from_fn(|| r.next_entry().unwrap().map(|e| e.offset)).collect()
+        };
+        assert_eq!(offsets.len(), 8000);
+        let mut bytes = std::fs::read(&seg).unwrap();
+        for &o in offsets.iter().step_by(2) {
+            bytes[o as usize + 100] ^= 1;
+        }
+        std::fs::write(&seg, &bytes).unwrap();
+        let n = bytes.len() as u64;
+        let (records, integrity, examined) = read(&dir.0);
+        assert!(examined <= linear_bound(n));
+        assert_eq!(records, 4000);
+        assert_eq!(integrity.corrupt.len(), 4000, "{integrity:?}");
+        // Read once, each frame checked at most three times (the damaged ones where they
+        // are found and once more after a fresh look, the others by the scan and by the
+        // read that returns them), plus the header looks of each recovery.
+        assert!(examined <= 8 * n, "{examined} bytes examined for a file of {n}");
+    }
+
+    /// A commit slot in front of a torn tail, for the budget's exemption of repeated looks.
+    #[test]
+    fn a_torn_tail_looked_at_again_costs_nothing_new() {
+        let dir = Dir::new("tail-again");
+        let seg = segment(&dir.0, 64 << 10, 4, 100);
+        let mut bytes = std::fs::read(&seg).unwrap();
+        let slot = CommitSlot::newest(&bytes[COMMIT_BLOCK_AT..FIRST_FRAME_V2]).unwrap();
+        let end = slot.end.get() as usize;
+        // Unsealed, with a damaged frame after the committed end: a torn tail.
+        uncommit(&mut bytes);
+        let fresh = CommitSlot::new(1, end as u64, 4, 0);
+        bytes[COMMIT_BLOCK_AT + COMMIT_SLOT_LEN..FIRST_FRAME_V2]
+            .copy_from_slice(bytemuck::bytes_of(&fresh));
+        let payload = [9_u8; 1000];
+        let mut h = FrameHeader::new(200, 4, &payload);
+        h.crc = U32Le::new(h.crc.get() ^ 1);
+        bytes[end..end + FRAME_HEADER_LEN].copy_from_slice(bytemuck::bytes_of(&h));
+        bytes[end + FRAME_HEADER_LEN..end + FRAME_HEADER_LEN + payload.len()]
+            .copy_from_slice(&payload);
+        std::fs::write(&seg, &bytes).unwrap();
+        let mut r = Reader::open(&dir.0).unwrap();
+        while r.next_entry().unwrap().is_some() {}
+        assert_eq!(r.integrity().verdict(), Verdict::TornTail);
+        let checked = r.open.as_ref().unwrap().checked;
+        for _ in 0..100 {
+            assert!(r.next_entry().unwrap().is_none());
+        }
+        assert_eq!(r.integrity().verdict(), Verdict::TornTail);
+        assert_eq!(r.open.as_ref().unwrap().checked, checked);
     }
 }
