@@ -6,6 +6,7 @@
 //! | [`Reader`] | reads a log directory in order, across segments, while a writer may be live |
 //! | [`Record`], [`WindowRecord`], [`EngineEvent`], [`DictEntry`] | decoded records |
 //! | [`Integrity`], [`Damage`], [`Verdict`], [`Health`] | what the reader found: clean (sealed), unsealed, torn tail, records missing, corrupt |
+//! | [`writer_state`], [`WriterState`] | whether a writer holds the directory now (a log without one is closed) |
 //! | [`Writer`], [`LogConfig`], [`Durability`], [`WriteMode`] | appends records (one writer per directory); the engine runs one on its aggregator thread |
 //! | [`LogStatus`] | the engine's log state, in every [`Snapshot`](crate::Snapshot) |
 //! | [`format`](mod@format) | the fixed headers and constants of the on-disk format |
@@ -50,12 +51,14 @@ use std::path::PathBuf;
 pub mod format;
 #[doc(hidden)]
 pub mod fuzzing;
+mod liveness;
 mod reader;
 mod record;
 mod sink;
 mod writer;
 
 pub use crate::report::LogStatus;
+pub use liveness::{writer_state, WriterState};
 pub use reader::{Damage, Entry, Health, Integrity, Reader, SegmentInfo, Verdict};
 pub use record::{
     DecodeError, DictEntry, EncodeError, EngineEvent, EngineEventKind, Exemplar, Record,

@@ -29,6 +29,7 @@ use super::format::{
     COMMIT_BLOCK_AT, COMMIT_SLOT_LEN, FIRST_FRAME_V2, FORMAT_VERSION, FRAME_ALIGN,
     FRAME_HEADER_LEN, MAGIC, MAX_PAYLOAD, MAX_SEGMENT_FILE_LEN, OLDEST_VERSION, SEGMENT_HEADER_LEN,
 };
+use super::liveness::{writer_state, WriterState};
 use super::record::Record;
 use super::LogError;
 
@@ -747,6 +748,19 @@ impl Reader {
     pub fn expect_no_writer(&mut self, finished: bool) -> &mut Self {
         self.final_pass = finished;
         self
+    }
+
+    /// Whether a writer holds the log's directory now (see [`writer_state`]): a reader of
+    /// a [`Closed`](WriterState::Closed) log can
+    /// [expect no writer](Self::expect_no_writer), so that an empty, zeroed or unsealed
+    /// newest segment is reported instead of waited on.
+    pub fn writer_state(&self) -> WriterState {
+        if self.is_dir {
+            writer_state(&self.root)
+        } else {
+            let dir = self.root.parent().filter(|p| !p.as_os_str().is_empty());
+            writer_state(dir.unwrap_or(Path::new(".")))
+        }
     }
 
     /// What has been found so far (complete once the iterator has returned `None`).

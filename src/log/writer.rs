@@ -201,7 +201,20 @@ fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
 struct DirLock {
     /// Closing it releases the lock (never unlocked explicitly: a forked child shares the
     /// lock with its parent, and an explicit unlock would release it for both).
-    _file: File,
+    file: File,
+    /// The process that took it.
+    pid: u32,
+}
+
+impl Drop for DirLock {
+    /// Empties the lock file before the lock goes, so that it names no process once no
+    /// writer holds it (`log::writer_state` reads the process id of a lock it cannot see).
+    /// A forked child's copy leaves it alone: the lock is still its parent's.
+    fn drop(&mut self) {
+        if std::process::id() == self.pid {
+            let _ = self.file.set_len(0);
+        }
+    }
 }
 
 impl DirLock {
@@ -233,11 +246,11 @@ impl DirLock {
                 return Err(LogError::io(&path, "lock", e));
             }
         }
-        let pid = format!("{}\n", std::process::id());
+        let pid = std::process::id();
         file.set_len(0)
-            .and_then(|()| write_all_at(&file, pid.as_bytes(), 0))
+            .and_then(|()| write_all_at(&file, format!("{pid}\n").as_bytes(), 0))
             .map_err(|e| LogError::io(&path, "write lock file", e))?;
-        Ok(DirLock { _file: file })
+        Ok(DirLock { file, pid })
     }
 }
 

@@ -218,9 +218,10 @@ fn check_reports_clean_torn_and_corrupt_logs() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("corrupt"));
-    // Reading a damaged log still works, with a warning.
+    // Reading a damaged log still works, with a warning, and fails as `check` does.
     let stats = ringmeter(&["stats", path(&dir)]);
-    assert!(stats.status.success());
+    assert_eq!(stats.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&stats.stdout).contains("db.query"));
     assert!(String::from_utf8_lossy(&stats.stderr).contains("corrupt"));
 
     // Everything after the start of the last record wiped: it was committed, so corrupt.
@@ -243,6 +244,7 @@ fn check_reports_clean_torn_and_corrupt_logs() {
     let stats = ringmeter(&["stats", path(&dir)]);
     let warning = String::from_utf8_lossy(&stats.stderr);
     assert!(warning.contains("missing committed records"), "{warning}");
+    assert_eq!(stats.status.code(), Some(5));
 
     // The last record in progress and not committed (a kill inside the append): a torn
     // tail only.
@@ -701,4 +703,79 @@ fn counts_near_u64_max_saturate() {
     }
     let tail = ok(&["tail", path(&dir), "--all", "-n", "1"]);
     assert!(tail.contains(&format!("count {}", u64::MAX - 1)), "{tail}");
+}
+
+/// A log no writer holds is closed: what its newest segment lacks is missing, and every
+/// reading subcommand says so, not only `check`. The same bytes while a writer holds the
+/// directory are a log still being written.
+#[test]
+fn a_closed_log_with_an_empty_newest_segment_fails_every_reader() {
+    let dir = TempDir::new("closed-empty");
+    write_log(dir.path(), 2);
+    let next = Reader::open(dir.path()).unwrap().segments().last().unwrap().seq + 1;
+    let empty = dir
+        .path()
+        .join(ringmeter::log::format::segment_file_name(next));
+    std::fs::write(&empty, b"").unwrap();
+    assert_eq!(
+        ringmeter::log::writer_state(dir.path()),
+        ringmeter::log::WriterState::Closed
+    );
+    for args in [
+        vec!["stats", path(&dir)],
+        vec!["dump", path(&dir), "--format", "json"],
+        // Reads to the end, warns, prints nothing.
+        vec!["tail", path(&dir), "-n", "0"],
+        vec!["check", path(&dir)],
+    ] {
+        let out = ringmeter(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(5), "{args:?}: {err} {text}");
+        if args[0] != "check" {
+            assert!(err.contains("missing committed records"), "{args:?}: {err}");
+        }
+        if args[0] == "stats" || args[0] == "dump" {
+            assert!(!text.is_empty(), "{args:?}: the windows are still printed");
+        }
+    }
+    // A writer holding the directory (a second engine would fail; a bare writer takes the
+    // lock and starts a segment of its own): the empty file is no longer the newest, and
+    // the log is live, so the readers succeed and wait for more.
+    std::fs::remove_file(&empty).unwrap();
+    let writer = ringmeter::log::Writer::open(ringmeter::log::LogConfig::new(dir.path())).unwrap();
+    assert!(matches!(
+        ringmeter::log::writer_state(dir.path()),
+        ringmeter::log::WriterState::Live { pid: Some(_) }
+    ));
+    let out = ringmeter(&["stats", path(&dir)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).is_empty());
+    drop(writer);
+}
+
+/// A writer killed before it sealed its segment: `check` says the log is intact, and now
+/// also that no writer holds it, so the windows it had not written are missing; `stats`
+/// warns the same way (exit 0: every committed record was read).
+#[test]
+fn a_killed_writer_is_named_by_every_reader() {
+    use ringmeter::log::format::{CommitSlot, COMMIT_BLOCK_AT};
+    let dir = TempDir::new("closed-unsealed");
+    write_log(dir.path(), 2);
+    let (seg, _, _) = frame_offsets(dir.path());
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let slot = CommitSlot::newest(&bytes[COMMIT_BLOCK_AT..COMMIT_BLOCK_AT + 64]).unwrap();
+    let g = slot.generation.get() + 1;
+    let open = CommitSlot::new(g, slot.end.get(), slot.records.get(), 0);
+    let at = CommitSlot::offset(g);
+    bytes[at..at + 32].copy_from_slice(bytemuck::bytes_of(&open));
+    std::fs::write(&seg, &bytes).unwrap();
+    let out = ringmeter(&["check", path(&dir)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("no writer holds the log"), "{text}");
+    let stats = ringmeter(&["stats", path(&dir)]);
+    let err = String::from_utf8_lossy(&stats.stderr);
+    assert_eq!(stats.status.code(), Some(0), "{err}");
+    assert!(err.contains("was not closed by its writer"), "{err}");
 }

@@ -1,10 +1,11 @@
 //! `ringmeter check`: integrity report.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use ringmeter::log::{Reader, Verdict};
+use ringmeter::log::{writer_state, Reader, Verdict, WriterState};
 
 use crate::cli::CheckArgs;
 use crate::out::{outln, Out};
@@ -67,11 +68,31 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
             ExitCode::SUCCESS
         }
         Verdict::Unsealed => {
-            outln!(
-                out,
-                "intact but unsealed: every committed record read; a writer is running or was \
-                 killed"
-            );
+            let dir_of_log = if dir.is_dir() {
+                dir.as_path()
+            } else {
+                dir.parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."))
+            };
+            match writer_state(dir_of_log) {
+                WriterState::Closed => outln!(
+                    out,
+                    "intact but unsealed: every committed record read; no writer holds the log, \
+                     so its writer was killed (or is of format version 1) and the windows it had \
+                     not yet written are missing"
+                ),
+                WriterState::Live { pid: Some(pid) } => outln!(
+                    out,
+                    "intact but unsealed: every committed record read; a writer (process {pid}) \
+                     is running"
+                ),
+                _ => outln!(
+                    out,
+                    "intact but unsealed: every committed record read; a writer is running or \
+                     was killed"
+                ),
+            }
             ExitCode::SUCCESS
         }
         Verdict::TornTail => {

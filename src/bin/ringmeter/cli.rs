@@ -15,7 +15,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// not writable, no window in the selected range); 2 bad usage (bad option, time, time
 /// range, pattern or rollup, `-o` inside the log directory); `check` also returns 3 when
 /// only a torn tail was found, 4 when records are corrupt and 5 when committed records are
-/// missing.
+/// missing; `stats`, `dump` and `tail` return 4 and 5 too, after their output, when they
+/// read past corrupt or missing records. A log that no writer holds is read as finished.
 #[derive(Debug, Parser)]
 #[command(name = "ringmeter", version, about, long_about)]
 pub struct Cli {

@@ -58,6 +58,10 @@ fn main() -> ExitCode {
         return ExitCode::from(EXIT_ERROR);
     }
     match result {
+        // Damage a read went past (stats, dump, tail) fails the command after its output.
+        Ok(code) if code == ExitCode::SUCCESS && select::damage_exit() != 0 => {
+            ExitCode::from(select::damage_exit())
+        }
         Ok(code) => code,
         Err(e) => {
             out::warn(format_args!("ringmeter: {}", message(&e)));

@@ -2,13 +2,14 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use ringmeter::export::time::{format_rfc3339, parse_rfc3339};
 use ringmeter::export::Interval;
-use ringmeter::log::{Reader, Record, Verdict};
+use ringmeter::log::{Reader, Record, Verdict, WriterState};
 
 use crate::cli::Selection;
 use crate::out::warn;
@@ -199,6 +200,47 @@ pub fn open(dir: &Path) -> Result<Reader> {
     Reader::open(dir).with_context(|| format!("cannot read the log {}", dir.display()))
 }
 
+/// Looks whether a writer holds the log now, and has `reader` read it as finished when
+/// none does: a closed log's newest segment never grows again, so an empty, zeroed or
+/// unsealed end of it is reported rather than waited on. Returns what it found.
+pub fn expect_writer_if_live(reader: &mut Reader) -> WriterState {
+    let state = reader.writer_state();
+    reader.expect_no_writer(state == WriterState::Closed);
+    state
+}
+
+/// The exit code for the damage the reads of this process went past: `check`'s code of
+/// the worst verdict (`4` corrupt, `5` records missing), 0 for none. Set by [`warn_damage`].
+static DAMAGE_EXIT: AtomicU8 = AtomicU8::new(0);
+
+/// See [`DAMAGE_EXIT`].
+pub fn damage_exit() -> u8 {
+    DAMAGE_EXIT.load(Ordering::Relaxed)
+}
+
+/// The findings already reported on stderr, so that a command that reads on (`tail`)
+/// reports each once.
+#[derive(Debug, Default)]
+pub struct Reported {
+    torn: usize,
+    missing: usize,
+    corrupt: usize,
+    killed: bool,
+    /// Whether the log is followed as it grows (`tail`).
+    following: bool,
+}
+
+impl Reported {
+    /// For a command that follows a log: a live writer's record in progress looks torn
+    /// until it is finished, so only a closed log's torn tails are reported.
+    pub fn following() -> Self {
+        Self {
+            following: true,
+            ..Self::default()
+        }
+    }
+}
+
 /// What a read found.
 #[derive(Debug, Default)]
 pub struct ReadSummary {
@@ -224,6 +266,7 @@ pub fn read(
     mut each: impl FnMut(Interval) -> Result<()>,
 ) -> Result<ReadSummary> {
     let mut reader = open(dir)?;
+    let state = expect_writer_if_live(&mut reader);
     reader.decode_histograms(histograms);
     let mut summary = ReadSummary::default();
     let mut records = 0u64;
@@ -257,7 +300,7 @@ pub fn read(
         each(Interval::from_record(*w))?;
     }
     progress(records);
-    warn_damage(dir, &reader);
+    warn_damage(dir, &reader, state, &mut Reported::default());
     if let Some(p) = filter.pattern() {
         if !summary.ops.iter().any(|o| filter.op_matches(o)) {
             let known: Vec<&str> = summary.ops.iter().map(|o| &**o).collect();
@@ -313,29 +356,56 @@ pub fn require_windows(dir: &Path, summary: &ReadSummary) -> Result<(u64, u64)> 
     })
 }
 
-/// Warns on stderr when a log read was damaged.
-pub fn warn_damage(dir: &Path, reader: &Reader) {
+/// Warns on stderr about what a read of `dir` found and `reported` does not hold yet:
+/// damage (recorded for the exit code, see [`damage_exit`]), a torn tail, and a log that
+/// no writer holds whose newest segment is not sealed (its writer was killed: the windows
+/// it had not yet written are missing).
+pub fn warn_damage(dir: &Path, reader: &Reader, state: WriterState, reported: &mut Reported) {
     let i = reader.integrity();
-    match i.verdict() {
-        Verdict::Clean | Verdict::Unsealed => {}
-        Verdict::TornTail => warn(format_args!(
-            "ringmeter: note: {} ends in a torn tail (a writer stopped mid-record); \
-             everything before it was read",
+    let code = match i.verdict() {
+        Verdict::RecordsMissing => 5,
+        Verdict::Clean | Verdict::Unsealed | Verdict::TornTail => 0,
+        _ => 4,
+    };
+    DAMAGE_EXIT.fetch_max(code, Ordering::Relaxed);
+    if i.corrupt.len() > reported.corrupt {
+        reported.corrupt = i.corrupt.len();
+        warn(format_args!(
+            "ringmeter: warning: {} has {} corrupt range(s), skipped; see `ringmeter check {}`",
+            dir.display(),
+            i.corrupt.len(),
             dir.display()
-        )),
-        Verdict::RecordsMissing => warn(format_args!(
+        ));
+    }
+    if i.missing.len() > reported.missing {
+        reported.missing = i.missing.len();
+        warn(format_args!(
             "ringmeter: warning: {} is missing committed records ({} range(s) or file(s)); \
              see `ringmeter check {}`",
             dir.display(),
             i.missing.len(),
             dir.display()
-        )),
-        _ => warn(format_args!(
-            "ringmeter: warning: {} has {} corrupt range(s), skipped; see `ringmeter check {}`",
-            dir.display(),
-            i.corrupt.len(),
+        ));
+    }
+    if i.torn_tails.len() > reported.torn
+        && (!reported.following || state == WriterState::Closed)
+    {
+        reported.torn = i.torn_tails.len();
+        warn(format_args!(
+            "ringmeter: note: {} ends in a torn tail (a writer stopped mid-record); \
+             everything before it was read",
             dir.display()
-        )),
+        ));
+    }
+    if state == WriterState::Closed && !i.unsealed.is_empty() && !reported.killed {
+        reported.killed = true;
+        warn(format_args!(
+            "ringmeter: warning: {} was not closed by its writer (no process holds its lock and \
+             {} segment(s) are not sealed): the writer was killed or its machine stopped, and \
+             the windows it had not yet written are missing",
+            dir.display(),
+            i.unsealed.len()
+        ));
     }
 }
 

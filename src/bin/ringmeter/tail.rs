@@ -10,7 +10,7 @@ use ringmeter::log::Record;
 
 use crate::cli::TailArgs;
 use crate::out::{outln, Out};
-use crate::select::{open, Filter};
+use crate::select::{expect_writer_if_live, open, warn_damage, Filter, Reported};
 use crate::show::{Ns, Pct};
 use crate::stats::error_rate;
 
@@ -20,8 +20,12 @@ pub fn run(args: &TailArgs) -> Result<ExitCode> {
     // Only the statistics are printed.
     reader.decode_histograms(false);
     let context = || format!("cannot read the log {}", args.dir.display());
+    // Looked at again each time the reader reaches the end: writers come and go.
+    let mut state = expect_writer_if_live(&mut reader);
+    let mut reported = Reported::following();
     if !args.all {
         while reader.next_entry().with_context(context)?.is_some() {}
+        warn_damage(&args.dir, &reader, state, &mut reported);
     }
     let out = &mut Out::stdout();
     let mut printed = 0u64;
@@ -30,7 +34,9 @@ pub fn run(args: &TailArgs) -> Result<ExitCode> {
     }
     loop {
         let Some(entry) = reader.next_entry().with_context(context)? else {
+            warn_damage(&args.dir, &reader, state, &mut reported);
             std::thread::sleep(Duration::from_millis(args.poll_ms));
+            state = expect_writer_if_live(&mut reader);
             continue;
         };
         let Record::Window(w) = entry.record else {
