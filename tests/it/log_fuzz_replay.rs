@@ -17,7 +17,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
-use ringmeter::log::fuzzing::{check_dir_bytes, check_record_bytes, check_segment_bytes};
+use ringmeter::log::format::segment_file_name;
+use ringmeter::log::fuzzing::{
+    check_dir_bytes, check_record_bytes, check_segment_bytes, SEGMENT_SEPARATOR,
+};
 use ringmeter::log::{Reader, Record};
 
 /// The `record_roundtrip` target's input and check, shared with `fuzz/`.
@@ -300,11 +303,16 @@ fn fuzz_segment_reader_on_stable() {
 }
 
 #[test]
+fn fuzz_log_dir_reader_on_stable() {
+    fuzz_on_stable("log_dir_reader", check_dir_bytes);
+}
+
+#[test]
 fn fuzz_record_roundtrip_on_stable() {
     fuzz_on_stable("record_roundtrip", check_roundtrip_bytes);
 }
 
-/// Every target has a seed holding an alert record (kind 4).
+/// Every target has a seed holding an alert record (kind 4), the directory reader's too.
 #[test]
 fn every_target_has_an_alert_seed() {
     let is_alert = |r: &Record| matches!(r, Record::Alert(_));
@@ -313,6 +321,17 @@ fn every_target_has_an_alert_seed() {
     }));
     assert!(inputs("segment_reader").iter().any(|(name, _)| {
         Reader::read_all(Path::new(name)).is_ok_and(|(records, _)| records.iter().any(is_alert))
+    }));
+    // A directory input's first segment, alone in a directory of its own.
+    let dir = crate::util::log::TempDir::new("alert-seed");
+    assert!(inputs("log_dir_reader").iter().any(|(_, b)| {
+        let first = b
+            .windows(SEGMENT_SEPARATOR.len())
+            .position(|w| w == SEGMENT_SEPARATOR)
+            .map_or(&b[..], |i| &b[..i]);
+        let path = dir.path().join(segment_file_name(0));
+        std::fs::write(&path, first).unwrap();
+        Reader::read_all(dir.path()).is_ok_and(|(records, _)| records.iter().any(is_alert))
     }));
     assert!(inputs("record_roundtrip").iter().any(|(_, b)| {
         roundtrip::Input::arbitrary_take_rest(Unstructured::new(b))
