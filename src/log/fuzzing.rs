@@ -67,7 +67,10 @@ pub fn check_segment_bytes(data: &[u8]) {
         // Linear work, however the bytes were crafted.
         let examined = reader.examined();
         let bound = work_bound(data.len() as u64, 1);
-        assert!(examined <= bound, "{examined} bytes examined, bound {bound}");
+        assert!(
+            examined <= bound,
+            "{examined} bytes examined, bound {bound}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

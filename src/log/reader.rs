@@ -1406,8 +1406,7 @@ impl Reader {
                         .map_err(|e| LogError::io(&path, "read", e))?
                         && open.fill(&path, at, total)?
                 };
-                if ok
-                    && Record::decode(h.kind, &open.bytes(at, total)[FRAME_HEADER_LEN..]).is_ok()
+                if ok && Record::decode(h.kind, &open.bytes(at, total)[FRAME_HEADER_LEN..]).is_ok()
                 {
                     return Ok(Scan::Found(at, seq));
                 }
@@ -1439,10 +1438,8 @@ mod tests {
 
     impl Dir {
         fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!(
-                "ringmeter-reader-{name}-{}",
-                std::process::id()
-            ));
+            let dir = std::env::temp_dir()
+                .join(format!("ringmeter-reader-{name}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             Self(dir)
         }
@@ -1590,7 +1587,10 @@ mod tests {
         // Read once, each frame checked at most three times (the damaged ones where they
         // are found and once more after a fresh look, the others by the scan and by the
         // read that returns them), plus the header looks of each recovery.
-        assert!(examined <= 8 * n, "{examined} bytes examined for a file of {n}");
+        assert!(
+            examined <= 8 * n,
+            "{examined} bytes examined for a file of {n}"
+        );
     }
 
     /// A commit slot in front of a torn tail, for the budget's exemption of repeated looks.

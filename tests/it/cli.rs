@@ -712,7 +712,13 @@ fn counts_near_u64_max_saturate() {
 fn a_closed_log_with_an_empty_newest_segment_fails_every_reader() {
     let dir = TempDir::new("closed-empty");
     write_log(dir.path(), 2);
-    let next = Reader::open(dir.path()).unwrap().segments().last().unwrap().seq + 1;
+    let next = Reader::open(dir.path())
+        .unwrap()
+        .segments()
+        .last()
+        .unwrap()
+        .seq
+        + 1;
     let empty = dir
         .path()
         .join(ringmeter::log::format::segment_file_name(next));
@@ -749,7 +755,11 @@ fn a_closed_log_with_an_empty_newest_segment_fails_every_reader() {
         ringmeter::log::WriterState::Live { pid: Some(_) }
     ));
     let out = ringmeter(&["stats", path(&dir)]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).is_empty());
     drop(writer);
 }

@@ -387,9 +387,7 @@ pub fn warn_damage(dir: &Path, reader: &Reader, state: WriterState, reported: &m
             dir.display()
         ));
     }
-    if i.torn_tails.len() > reported.torn
-        && (!reported.following || state == WriterState::Closed)
-    {
+    if i.torn_tails.len() > reported.torn && (!reported.following || state == WriterState::Closed) {
         reported.torn = i.torn_tails.len();
         warn(format_args!(
             "ringmeter: note: {} ends in a torn tail (a writer stopped mid-record); \
