@@ -146,5 +146,28 @@ mod linux {
             );
             assert_eq!(flock_holder("garbage\n\n1:", 5), None);
         }
+
+        /// Without a lock listed, the process the lock file names decides: running (pid 1
+        /// always is) means live, gone or unnamed means closed, as does no file at all.
+        #[test]
+        fn an_unlisted_lock_falls_back_to_the_recorded_process() {
+            use super::super::{writer_state, WriterState, LOCK_FILE};
+            let dir =
+                std::env::temp_dir().join(format!("ringmeter-liveness-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            assert_eq!(writer_state(&dir), WriterState::Closed);
+            let lock = dir.join(LOCK_FILE);
+            for (text, want) in [
+                ("1\n", WriterState::Live { pid: Some(1) }),
+                ("4000000000\n", WriterState::Closed),
+                ("", WriterState::Closed),
+                ("not a pid", WriterState::Closed),
+            ] {
+                std::fs::write(&lock, text).unwrap();
+                assert_eq!(writer_state(&dir), want, "{text:?}");
+            }
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
     }
 }
