@@ -48,6 +48,14 @@ fn exchange(addr: SocketAddr, request: &[u8]) -> Answer {
     read_answer(&mut conn)
 }
 
+/// Reads until the server closes; true if it closed without answering.
+fn closed_unanswered(conn: &mut TcpStream) -> bool {
+    let mut raw = Vec::new();
+    // A reset counts as closed too.
+    let _ = conn.read_to_end(&mut raw);
+    raw.is_empty()
+}
+
 fn read_answer(conn: &mut TcpStream) -> Answer {
     let mut raw = Vec::new();
     conn.read_to_end(&mut raw).expect("read answer");
@@ -64,7 +72,11 @@ fn parse_answer(raw: &[u8]) -> Answer {
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap();
     let mut parts = status_line.splitn(3, ' ');
-    assert_eq!(parts.next(), Some("HTTP/1.1"), "{status_line}");
+    // HTTP/1.0 requests are answered in HTTP/1.0.
+    assert!(
+        matches!(parts.next(), Some("HTTP/1.1" | "HTTP/1.0")),
+        "{status_line}"
+    );
     let status = parts.next().unwrap().parse().unwrap();
     let headers = lines
         .map(|l| {
@@ -153,7 +165,13 @@ fn other_paths_and_methods() {
     let server = serve(&engine, local()).unwrap();
     let addr = server.local_addr();
 
-    for path in ["/", "/metricsx", "/metrics/", "/favicon.ico"] {
+    for path in [
+        "/metricsx",
+        "/metrics/",
+        "/favicon.ico",
+        "/api",
+        "/api/snapshot/",
+    ] {
         assert_eq!(get(addr, path, None).status, 404, "{path}");
     }
     for method in ["POST", "PUT", "DELETE", "OPTIONS", "get"] {
@@ -165,7 +183,8 @@ fn other_paths_and_methods() {
         assert_eq!(a.status, 405, "{method}");
         assert_eq!(a.header("Allow"), Some("GET, HEAD"));
     }
-    assert_eq!(exchange(addr, b"GET /metrics HTTP/2.0\r\n\r\n").status, 505);
+    // Only HTTP/1.0 and 1.1 request lines parse.
+    assert_eq!(exchange(addr, b"GET /metrics HTTP/2.0\r\n\r\n").status, 400);
 }
 
 #[test]
@@ -191,11 +210,13 @@ fn malformed_requests_get_400_and_the_server_keeps_serving() {
         );
     }
 
-    // Closed in the middle of the head.
+    // Closed in the middle of the head: nothing to answer, closed.
     let mut conn = TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     conn.write_all(b"GET /metr").unwrap();
     conn.shutdown(std::net::Shutdown::Write).unwrap();
-    assert_eq!(read_answer(&mut conn).status, 400);
+    assert!(closed_unanswered(&mut conn));
 
     // Closed before sending anything: no answer, nothing breaks.
     drop(TcpStream::connect(addr).unwrap());
@@ -233,31 +254,31 @@ fn a_silent_client_times_out_while_others_are_served() {
     // Another client is served while the silent one holds its connection.
     let a = get(addr, "/metrics", None);
     assert_eq!(a.status, 200);
-    // The silent one is told so and closed.
-    assert_eq!(read_answer(&mut silent).status, 408);
+    // The silent one is closed.
+    assert!(closed_unanswered(&mut silent));
 
     // A client that sends its head one byte at a time slower than the deadline allows.
     let mut slow = TcpStream::connect(addr).unwrap();
     slow.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-    let mut answered = None;
+    let mut closed = false;
     for b in b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n" {
         if slow.write_all(&[*b]).is_err() {
             break;
         }
         std::thread::sleep(Duration::from_millis(30));
-        // Stop once the server has answered (it closes after the deadline).
+        // Stop once the server has closed (after the deadline).
         slow.set_nonblocking(true).unwrap();
         let mut probe = [0u8; 1];
         let ready = !matches!(slow.peek(&mut probe), Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock);
         slow.set_nonblocking(false).unwrap();
         if ready {
-            answered = Some(read_answer(&mut slow));
+            closed = true;
             break;
         }
     }
-    let answered = answered.unwrap_or_else(|| read_answer(&mut slow));
-    assert_eq!(answered.status, 408);
+    assert!(closed, "the whole head was sent before the deadline");
+    assert!(closed_unanswered(&mut slow));
     server.shutdown();
 }
 
@@ -285,7 +306,8 @@ fn connections_above_the_limit_get_503() {
         .unwrap();
     let a = read_answer(&mut refused);
     assert_eq!(a.status, 503);
-    assert_eq!(read_answer(&mut holder).status, 408);
+    assert_eq!(a.text(), "too many connections, try again later\n");
+    assert!(closed_unanswered(&mut holder));
     drop(holder);
 
     // The slot comes back once the holder's worker ends.
