@@ -745,3 +745,138 @@ fn server_handle_is_send_and_sync() {
     assert_send_sync::<MetricsServer>();
     assert_send_sync::<ServeOptions>();
 }
+
+#[test]
+fn a_scrape_succeeds_while_500_idle_connections_are_held() {
+    const IDLE: usize = 500;
+    let engine = manual_engine();
+    // The default options: the connection limit, the timeouts as shipped.
+    let server = serve(&engine, local()).unwrap();
+    let addr = server.local_addr();
+    let idle: Vec<TcpStream> = (0..IDLE)
+        .map(|_| TcpStream::connect(addr).expect("connect an idle client"))
+        .collect();
+    // Each scrape connects after every idle client (they are accepted in order) and is
+    // answered while they are all still open.
+    for _ in 0..3 {
+        let a = get(addr, "/metrics", None);
+        assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+        assert!(a
+            .text()
+            .contains("ringmeter_calls_total{op=\"db.query\"} 8\n"));
+        assert_eq!(get(addr, "/api/snapshot", None).status, 200);
+    }
+    // Still open: the server has neither answered nor closed them.
+    for conn in [&idle[0], &idle[IDLE / 2], &idle[IDLE - 1]] {
+        conn.set_nonblocking(true).unwrap();
+        let mut probe = [0u8; 1];
+        let e = conn
+            .peek(&mut probe)
+            .expect_err("an idle connection was answered");
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+    }
+    drop(idle);
+    server.shutdown();
+}
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+
+fn get_with_auth(addr: SocketAddr, path: &str, authorization: &str) -> Answer {
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: test\r\nAuthorization: {authorization}\r\n\r\n");
+    exchange(addr, request.as_bytes())
+}
+
+#[test]
+fn a_token_is_required_beyond_loopback() {
+    let engine = manual_engine();
+    // Every address but loopback needs a token.
+    for addr in ["0.0.0.0:0", "[::]:0"] {
+        match serve(&engine, ServeOptions::new(addr)) {
+            Err(Error::InvalidConfig { key, .. }) => assert_eq!(key, "http.bearer_token"),
+            other => panic!("{addr}: expected InvalidConfig, got {other:?}"),
+        }
+    }
+    // Tokens that are too short, too long or not visible ASCII are refused.
+    for bad in [
+        "short",
+        "has a space in the middle",
+        "tab\tinside-0123456789",
+        "é-not-ascii-0123456789",
+    ] {
+        let err = serve(&engine, local().bearer_token(bad)).unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig { ref key, .. } if key == "http.bearer_token"));
+        assert!(!err.to_string().contains(bad), "the token leaks into {err}");
+    }
+    let long = "x".repeat(4097);
+    assert!(serve(&engine, local().bearer_token(long)).is_err());
+
+    let server = serve(&engine, ServeOptions::new("0.0.0.0:0").bearer_token(TOKEN)).unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], server.local_addr().port()));
+    for path in ["/metrics", "/api/snapshot"] {
+        let a = get(addr, path, None);
+        assert_eq!(a.status, 401, "{path}");
+        assert_eq!(
+            a.header("WWW-Authenticate"),
+            Some("Bearer realm=\"ringmeter\"")
+        );
+        for wrong in [
+            "Bearer test-token-0123456789abcdeF".to_owned(),
+            "Bearer test-token-0123456789abcde".to_owned(),
+            format!("Bearer {TOKEN}x"),
+            format!("Basic {TOKEN}"),
+            "Bearer".to_owned(),
+        ] {
+            let a = get_with_auth(addr, path, &wrong);
+            assert_eq!(a.status, 401, "{path} {wrong}");
+            assert!(a.body.len() < 100 && !a.text().contains(TOKEN));
+        }
+        let a = get_with_auth(addr, path, &format!("Bearer {TOKEN}"));
+        assert_eq!(a.status, 200, "{path}");
+        let a = get_with_auth(addr, path, &format!("bearer {TOKEN}"));
+        assert_eq!(a.status, 200, "{path}");
+    }
+    let a = get_with_auth(addr, "/metrics", &format!("Bearer {TOKEN}"));
+    assert_eq!(a.body, engine.render_metrics(Format::Text));
+    // The page holds no data and is served without the token.
+    assert_eq!(get(addr, "/", None).status, 200);
+    server.shutdown();
+
+    // A token set on loopback is required there too.
+    let server = serve(&engine, local().bearer_token(TOKEN)).unwrap();
+    let addr = server.local_addr();
+    assert_eq!(get(addr, "/metrics", None).status, 401);
+    assert_eq!(
+        get_with_auth(addr, "/metrics", &format!("Bearer {TOKEN}")).status,
+        200
+    );
+    // Without a token, loopback answers anyone.
+    let open = serve(&engine, local()).unwrap();
+    assert_eq!(get(open.local_addr(), "/metrics", None).status, 200);
+    assert_eq!(
+        get_with_auth(open.local_addr(), "/metrics", "Bearer anything").status,
+        200
+    );
+}
+
+#[test]
+fn the_dashboard_page_is_served_with_its_assets_inline() {
+    let engine = manual_engine();
+    let server = serve(&engine, local()).unwrap();
+    let a = get(server.local_addr(), "/", None);
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("Content-Type"), Some("text/html; charset=utf-8"));
+    let csp = a.header("Content-Security-Policy").unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"));
+    let page = a.text();
+    assert!(page.contains(include_str!("../../assets/uplot/uPlot.iife.min.js")));
+    assert!(page.contains(include_str!("../../assets/dashboard/dashboard.js")));
+    assert!(!page.contains("<script src") && !page.contains("<link rel=\"stylesheet\""));
+    let head = exchange(server.local_addr(), b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert_eq!(
+        head.header("Content-Length"),
+        Some(&*a.body.len().to_string())
+    );
+}
