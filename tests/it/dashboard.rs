@@ -366,3 +366,50 @@ fn the_dashboard_asks_for_the_token_when_one_is_required() {
     assert!(page.dom.contains("<form id=\"auth\" hidden"));
     assert!(page.dom.contains("windows closed"));
 }
+
+/// `ringmeter demo --serve ADDR`: the dashboard and the snapshot are served while the demo
+/// runs, at the address it prints.
+#[cfg(feature = "cli")]
+#[test]
+fn the_demo_serves_the_dashboard() {
+    use std::io::BufRead;
+
+    let dir = crate::util::cli::TempDir::new("demo-serve");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringmeter"))
+        .args([
+            "demo",
+            "--serve",
+            "127.0.0.1:0",
+            "--seconds",
+            "3",
+            "--window-ms",
+            "100",
+        ])
+        .arg("--log-dir")
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr: SocketAddr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("dashboard: http://")
+                .and_then(|rest| rest.split('/').next())
+                .map(|a| a.parse().unwrap())
+        })
+        .expect("the demo prints the dashboard's address");
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, page) = get(addr, "/");
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&page).contains("ringmeter live"));
+    let (status, body) = get(addr, "/api/snapshot");
+    assert_eq!(status, 200);
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    assert!(!doc["totals"].as_array().unwrap().is_empty(), "{doc}");
+    // The rest of the output is read so the demo never blocks on a full pipe.
+    lines.for_each(drop);
+    assert!(child.wait().unwrap().success());
+}
