@@ -34,12 +34,11 @@ const PAGE_POLICY: &str = "default-src 'none'; script-src 'unsafe-inline'; \
 style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; \
 form-action 'none'; frame-ancestors 'none'";
 
-/// The paths the server answers.
+/// The paths that answer with data (and need the token when one is set).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Route {
+enum Data {
     Metrics,
     Snapshot,
-    Page,
 }
 
 /// What every answer needs: the engine (weakly) and the token, if one is required.
@@ -61,10 +60,11 @@ impl Routes {
         if !well_formed(request) {
             return plain(StatusCode::BAD_REQUEST, "bad request\n");
         }
-        let route = match request.uri().path() {
-            "/metrics" => Route::Metrics,
-            "/api/snapshot" => Route::Snapshot,
-            "/" | "/index.html" => Route::Page,
+        // `None`: the page.
+        let data = match request.uri().path() {
+            "/metrics" => Some(Data::Metrics),
+            "/api/snapshot" => Some(Data::Snapshot),
+            "/" | "/index.html" => None,
             _ => {
                 return plain(
                     StatusCode::NOT_FOUND,
@@ -77,11 +77,11 @@ impl Routes {
             set(&mut a, header::ALLOW, "GET, HEAD");
             return a;
         }
-        if route == Route::Page {
+        let Some(data) = data else {
             let mut a = answer(StatusCode::OK, "text/html; charset=utf-8", PAGE);
             set(&mut a, header::CONTENT_SECURITY_POLICY, PAGE_POLICY);
             return a;
-        }
+        };
         if let Some(denied) = self.check_token(request.headers()) {
             return denied;
         }
@@ -92,8 +92,8 @@ impl Routes {
                 "the engine has shut down\n",
             );
         };
-        match route {
-            Route::Metrics => {
+        match data {
+            Data::Metrics => {
                 let accept = request
                     .headers()
                     .get_all(header::ACCEPT)
@@ -105,8 +105,7 @@ impl Routes {
                 let body = engine.render_metrics(format);
                 answer(StatusCode::OK, format.content_type(), body)
             }
-            Route::Snapshot | Route::Page => {
-                // (`Page` was answered above.)
+            Data::Snapshot => {
                 let snapshot = engine.snapshot();
                 drop(engine);
                 match serde_json::to_vec(&*snapshot) {
@@ -206,7 +205,7 @@ mod tests {
         assert!(PAGE.starts_with("<!doctype html>"));
         assert!(PAGE.trim_end().ends_with("</html>"));
         // Nothing loaded from elsewhere.
-        for external in ["src=\"http", "href=\"http", "@import", "<link "] {
+        for external in ["src=\"http", "href=\"http", "@import", "rel=\"stylesheet\""] {
             assert!(!PAGE.contains(external), "{external}");
         }
         // uPlot's code is inline.

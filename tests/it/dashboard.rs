@@ -266,13 +266,13 @@ fn chromium_shows_the_live_dashboard() {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 db.record_ns(20_000 + (i % 50) * 1_000);
-                if i % 10 == 0 {
+                if i.is_multiple_of(10) {
                     web.record_error_ns(2_000_000);
                 } else {
                     web.record_ns(300_000 + (i % 7) * 10_000);
                 }
                 i += 1;
-                if i % 20 == 0 {
+                if i.is_multiple_of(20) {
                     std::thread::sleep(Duration::from_millis(2));
                 }
             }

@@ -510,7 +510,7 @@ fn concurrent_scrapes_while_recording() {
             .map(|k| {
                 s.spawn(move || {
                     for j in 0..SCRAPES {
-                        // max_connections is 8 and 4 scrapers run: never refused.
+                        // max_connections is 1024 and 4 scrapers run: never refused.
                         let accept = (k + j) % 2 == 0;
                         let a = get(
                             addr,
