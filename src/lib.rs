@@ -18,6 +18,7 @@
 //! | [`export`] | windows as JSON lines, CSV, HdrHistogram interval logs, Prometheus text; exact rollups |
 //! | `OtlpExporter`, `OtlpConfig` | closed windows pushed to an OpenTelemetry collector over OTLP/HTTP (feature `otlp`) |
 //! | `TracingLayer` (feature `tracing`) | a `tracing_subscriber::Layer`: spans timed into operations |
+//! | `http::serve` (feature `http`) | `GET /metrics`, the snapshot as JSON and a live dashboard page; `Serialize` on the report types (feature `serde`) |
 //!
 //! Every call is accounted for: it is either recorded or counted as dropped (when its
 //! thread's ring is full), per operation and window.
@@ -184,6 +185,11 @@ struct ConfigurationDoctests;
 ))]
 #[doc = include_str!("../docs/exporting.md")]
 struct ExportingDoctests;
+
+/// The dashboard guide's example (feature `http`).
+#[cfg(all(doctest, feature = "http"))]
+#[doc = include_str!("../docs/dashboard.md")]
+struct DashboardDoctests;
 
 /// The alerts guide's examples.
 #[cfg(doctest)]

@@ -9,6 +9,10 @@
 //! nanoseconds in a `u64` whose name ends in `_ns` (`_unix_ns` for instants since the Unix
 //! epoch), exact and ready for arithmetic and export; the settings a program passes in
 //! ([`Builder`](crate::Builder), [`Rule`](crate::Rule)) are [`std::time::Duration`]s.
+//!
+//! With the `serde` feature every type here implements `serde::Serialize` (field names as
+//! written here; the forms of the contained values are in `docs/dashboard.md`, "The
+//! snapshot as JSON"): what `GET /api/snapshot` of the [`http`](crate::http) endpoint sends.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +21,8 @@ use crate::alert::Alert;
 use crate::config::Sampling;
 use crate::hist::PooledHistogram;
 use crate::metric::{CounterValue, GaugeValue};
+#[cfg(feature = "serde")]
+use serde::Serialize;
 
 /// Statistics of one operation over one window, or since the engine started.
 ///
@@ -25,6 +31,7 @@ use crate::metric::{CounterValue, GaugeValue};
 /// computed from exact sums; with sampling both are weighted by the calls each sample stands
 /// for, like the histogram. The percentiles come from the HdrHistogram and are within its
 /// configured precision ([`Builder::significant_digits`](crate::Builder::significant_digits)).
+#[cfg_attr(feature = "serde", derive(Serialize))]
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct OpStats {
@@ -84,6 +91,7 @@ impl OpStats {
 }
 
 /// One of the slowest calls of a window: something to look up in the program's own logs.
+#[cfg_attr(feature = "serde", derive(Serialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Exemplar {
@@ -126,6 +134,7 @@ impl Exemplar {
 }
 
 /// One operation's share of a closed window.
+#[cfg_attr(feature = "serde", derive(Serialize))]
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct OpWindow {
@@ -140,8 +149,10 @@ pub struct OpWindow {
     /// bucket layout; [`to_hdrhistogram`](crate::CompactHistogram::to_hdrhistogram) gives an
     /// `hdrhistogram::Histogram`). With sampling each recorded duration counts with its weight,
     /// so `histogram.len()` estimates `stats.count + stats.unsampled`.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "ser::histogram"))]
     pub histogram: PooledHistogram,
     /// The operation's sampling when the window closed.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "ser::sampling"))]
     pub sampling: Sampling,
     /// Whether the operation was enabled when the window closed.
     pub enabled: bool,
@@ -159,6 +170,7 @@ pub struct OpWindow {
 }
 
 /// A closed window: every operation that saw a call (or a drop) in it.
+#[cfg_attr(feature = "serde", derive(Serialize))]
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct WindowReport {
@@ -180,6 +192,7 @@ impl WindowReport {
 }
 
 /// Cumulative statistics of one operation since the engine started.
+#[cfg_attr(feature = "serde", derive(Serialize))]
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct OpTotals {
@@ -212,6 +225,7 @@ pub struct OpTotals {
 /// assert_eq!(snap.totals("demo.step").unwrap().count, 1);
 /// # Ok::<(), ringmeter::Error>(())
 /// ```
+#[cfg_attr(feature = "serde", derive(Serialize))]
 #[derive(Debug, Default)]
 #[non_exhaustive]
 pub struct Snapshot {
@@ -233,12 +247,15 @@ pub struct Snapshot {
     pub bucket_bounds_ns: Arc<[u64]>,
     /// Every counter ([`Engine::counter`](crate::Engine::counter)) as read at publication,
     /// sorted by name and labels.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "ser::counters"))]
     pub counters: Vec<CounterValue>,
     /// Every gauge ([`Engine::gauge`](crate::Engine::gauge)) as read at publication, sorted
     /// by name and labels.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "ser::gauges"))]
     pub gauges: Vec<GaugeValue>,
     /// Alerts firing as of the latest window close, as their firing notices said
     /// ([`Builder::alert`](crate::Builder::alert)).
+    #[cfg_attr(feature = "serde", serde(serialize_with = "ser::alerts"))]
     pub alerts: Vec<Alert>,
 }
 
@@ -254,10 +271,12 @@ impl Snapshot {
 
 /// The state of an engine's window log, published in every [`Snapshot`]
 /// ([`Builder::log_dir`](crate::Builder::log_dir); see [`log`](crate::log)).
+#[cfg_attr(feature = "serde", derive(Serialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LogStatus {
     /// The log directory.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "ser::path"))]
     pub dir: PathBuf,
     /// Whether the log is being written (false after a fault, until a retry succeeds).
     pub writing: bool,
@@ -272,6 +291,144 @@ pub struct LogStatus {
     /// Closed windows that will never be in the log (dropped while waiting, or half written
     /// when a fault struck).
     pub windows_lost: u64,
+}
+
+/// The JSON forms of the values the report types contain but do not own (their types
+/// belong to other layers and keep no serde code of their own).
+#[cfg(feature = "serde")]
+mod ser {
+    use std::path::Path;
+
+    use serde::ser::{SerializeMap, SerializeSeq, SerializeStruct, Serializer};
+
+    use crate::alert::Alert;
+    use crate::config::Sampling;
+    use crate::hist::PooledHistogram;
+    use crate::metric::{CounterValue, GaugeValue, Labels};
+
+    /// The non-zero buckets, lowest first, each `[lowest_ns, highest_ns, count]`: exact,
+    /// and a few dozen entries for a typical window (percentiles are in `stats`).
+    pub(super) fn histogram<S: Serializer>(h: &PooledHistogram, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(h.buckets_recorded()))?;
+        for b in h.iter_recorded() {
+            seq.serialize_element(&[b.lowest(), b.highest(), b.count()])?;
+        }
+        seq.end()
+    }
+
+    /// `{"mode": "all" | "every" | "probability" | "count_only"}`, with `n` for `every` and
+    /// `p` for `probability`.
+    pub(super) fn sampling<S: Serializer>(v: &Sampling, s: S) -> Result<S::Ok, S::Error> {
+        let fields = match v {
+            Sampling::Every(_) | Sampling::Probability(_) => 2,
+            Sampling::All | Sampling::CountOnly => 1,
+        };
+        let mut st = s.serialize_struct("Sampling", fields)?;
+        match *v {
+            Sampling::All => st.serialize_field("mode", "all")?,
+            Sampling::Every(n) => {
+                st.serialize_field("mode", "every")?;
+                st.serialize_field("n", &n)?;
+            }
+            Sampling::Probability(p) => {
+                st.serialize_field("mode", "probability")?;
+                st.serialize_field("p", &p)?;
+            }
+            Sampling::CountOnly => st.serialize_field("mode", "count_only")?,
+        }
+        st.end()
+    }
+
+    /// Labels as an object, in label-name order.
+    struct LabelMap<'a>(&'a Labels);
+
+    impl serde::Serialize for LabelMap<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut map = s.serialize_map(Some(self.0.len()))?;
+            for (k, v) in self.0.iter() {
+                map.serialize_entry(&**k, &**v)?;
+            }
+            map.end()
+        }
+    }
+
+    /// `[{"name", "labels": {..}, "help", "value"}]`.
+    pub(super) fn counters<S: Serializer>(v: &[CounterValue], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(v.len()))?;
+        for c in v {
+            seq.serialize_element(&Series {
+                name: &c.name,
+                labels: LabelMap(&c.labels),
+                help: c.help.as_deref(),
+                value: c.value,
+            })?;
+        }
+        seq.end()
+    }
+
+    /// As `counters`, with a number value (`null` for NaN).
+    pub(super) fn gauges<S: Serializer>(v: &[GaugeValue], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(v.len()))?;
+        for g in v {
+            seq.serialize_element(&Series {
+                name: &g.name,
+                labels: LabelMap(&g.labels),
+                help: g.help.as_deref(),
+                value: g.value,
+            })?;
+        }
+        seq.end()
+    }
+
+    #[derive(serde::Serialize)]
+    struct Series<'a, V> {
+        name: &'a str,
+        labels: LabelMap<'a>,
+        help: Option<&'a str>,
+        value: V,
+    }
+
+    /// Each alert with its state and condition as text (`"firing"`, the condition as its
+    /// `Display` writes it) and its threshold as a number.
+    pub(super) fn alerts<S: Serializer>(v: &[Alert], s: S) -> Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct A<'a> {
+            rule: &'a str,
+            operation: &'a str,
+            state: String,
+            condition: String,
+            threshold: f64,
+            value: Option<f64>,
+            calls: u64,
+            window_start_unix_ns: u64,
+            window_end_unix_ns: u64,
+            since_unix_ns: u64,
+            windows_breached: u32,
+        }
+        let mut seq = s.serialize_seq(Some(v.len()))?;
+        for a in v {
+            seq.serialize_element(&A {
+                rule: &a.rule,
+                operation: &a.operation,
+                state: a.state.to_string().to_ascii_lowercase(),
+                condition: a.condition.to_string(),
+                threshold: a.threshold(),
+                value: a.value,
+                calls: a.calls,
+                window_start_unix_ns: a.window_start_unix_ns,
+                window_end_unix_ns: a.window_end_unix_ns,
+                since_unix_ns: a.since_unix_ns,
+                windows_breached: a.windows_breached,
+            })?;
+        }
+        seq.end()
+    }
+
+    /// A path as text (bytes that are not UTF-8 as U+FFFD), so a log directory never fails
+    /// serialization.
+    pub(super) fn path<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&p.to_string_lossy())
+    }
 }
 
 #[cfg(test)]

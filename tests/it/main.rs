@@ -32,6 +32,8 @@ mod aggregator_panic;
 mod alerts;
 #[cfg(feature = "cli")]
 mod cli;
+#[cfg(feature = "http")]
+mod dashboard;
 mod exactness;
 mod exposition;
 #[cfg(feature = "metrics")]

@@ -62,15 +62,20 @@ pub struct DemoArgs {
     /// system's temporary directory].
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
-    /// How long the workload runs.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub seconds: u64,
+    /// How long the workload runs [default: 5, or 600 with --serve].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub seconds: Option<u64>,
     /// Window length in milliseconds [default: RINGMETER_WINDOW_SECS, else 500].
     #[arg(long, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub window_ms: Option<u64>,
     /// Worker threads.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub threads: u64,
+    /// Serve the live dashboard (and /metrics, /api/snapshot) on this address while the
+    /// workload runs, e.g. 127.0.0.1:9464; beyond loopback a random bearer token is made and
+    /// printed.
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<String>,
 }
 
 /// `ringmeter stats`.

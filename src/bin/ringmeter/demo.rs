@@ -10,6 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use ringmeter::http::{serve, MetricsServer, ServeOptions};
 use ringmeter::Builder;
 
 use crate::cli::DemoArgs;
@@ -48,14 +49,20 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     let started_ns = now_ns();
     let engine = builder.start().context("cannot start the engine")?;
     let ops = Ops::register(&engine)?;
+    let seconds = args
+        .seconds
+        .unwrap_or(if args.serve.is_some() { 600 } else { 5 });
     outln!(
         out,
-        "ringmeter demo: {} worker threads for {} s, {} windows, logging to {}",
+        "ringmeter demo: {} worker threads for {seconds} s, {} windows, logging to {}",
         args.threads,
-        args.seconds,
         Ns(window.as_nanos() as u64),
         dir.display()
     );
+    let _server = match &args.serve {
+        Some(addr) => Some(start_dashboard(&engine, addr, out)?),
+        None => None,
+    };
     out.flush()?;
     let windows = engine.subscribe(256);
     let stop = Arc::new(AtomicBool::new(false));
@@ -68,7 +75,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         })
         .collect::<Result<_, _>>()
         .context("cannot spawn a worker thread")?;
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut closed = 0u64;
     // The earliest start of this run's windows: the first can start before the run when it
     // is longer than the run.
@@ -130,6 +137,50 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     );
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serves the dashboard on `addr` and says where; beyond loopback with a fresh random token,
+/// printed in the page's address (the fragment is never sent to the server).
+fn start_dashboard(engine: &ringmeter::Engine, addr: &str, out: &mut Out) -> Result<MetricsServer> {
+    let loopback = addr
+        .trim()
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| a.ip().is_loopback());
+    let mut options = ServeOptions::new(addr);
+    let mut token = None;
+    if !loopback {
+        let t = random_token().context("cannot make a token for the dashboard")?;
+        options = options.bearer_token(t.clone());
+        token = Some(t);
+    }
+    let server = serve(engine, options).context("cannot serve the dashboard")?;
+    let mut shown = server.local_addr();
+    if shown.ip().is_unspecified() {
+        shown.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    match token {
+        Some(t) => {
+            outln!(out, "dashboard: http://{shown}/#token={t}");
+            outln!(
+                out,
+                "  (listening on {}: /metrics and /api/snapshot need `Authorization: Bearer {t}`)",
+                server.local_addr()
+            );
+        }
+        None => outln!(
+            out,
+            "dashboard: http://{shown}/  (metrics: http://{shown}/metrics)"
+        ),
+    }
+    Ok(server)
+}
+
+/// 32 hex digits from the system's random source.
+fn random_token() -> Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The log error a snapshot reports, if any.

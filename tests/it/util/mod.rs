@@ -3,4 +3,7 @@
 // Runs the `ringmeter` binary, which is built only with feature `cli`.
 #[cfg(feature = "cli")]
 pub mod cli;
+// Headless Chromium for the page tests (the dashboard's).
+#[cfg(feature = "http")]
+pub mod chromium;
 pub mod log;

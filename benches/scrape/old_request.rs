@@ -1,7 +1,7 @@
-//! Parsing a request head: the request line, the headers the endpoint reads, and the
-//! `Accept` negotiation; plain functions over bytes.
+//! The hand-written request parser of the old endpoint (src/http/request.rs at the same
+//! commit as `old_server.rs`), unchanged but for its imports.
 
-use crate::export::prom::Format;
+use ringmeter::export::prom::Format;
 
 /// Where the head in `bytes` ends: the offset of the newline that ends the last header
 /// line, found as `\n\r\n` or `\n\n` (bare newlines are accepted as line ends).
@@ -121,58 +121,4 @@ fn request_path(target: &str) -> Option<&str> {
 /// RFC 9110 `tchar`: the characters of a method or header name.
 fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn head_end_accepts_crlf_and_bare_lf() {
-        assert_eq!(head_end(b"GET / HTTP/1.0\r\n\r\n"), Some(16));
-        assert_eq!(head_end(b"GET / HTTP/1.0\n\n"), Some(15));
-        assert_eq!(head_end(b"GET / HTTP/1.0\r\nHost: x\r\n"), None);
-        assert_eq!(head_end(b""), None);
-        assert_eq!(head_end(b"\n"), None);
-    }
-
-    #[test]
-    fn parses_requests() {
-        let r = parse_request(
-            b"GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\nAccept: text/plain\r\naccept: */*\r\n",
-        )
-        .unwrap();
-        assert_eq!(r.method, "GET");
-        assert_eq!(r.path, "/metrics");
-        assert_eq!(r.accept.as_deref(), Some("text/plain,*/*"));
-        let r = parse_request(b"HEAD http://h:1/metrics HTTP/1.0\n").unwrap();
-        assert_eq!((r.method, r.path, r.accept), ("HEAD", "/metrics", None));
-    }
-
-    #[test]
-    fn rejects_malformed_heads() {
-        for bad in [
-            &b""[..],
-            b"GET /metrics",
-            b"GET  /metrics HTTP/1.1\r\nHost: a\r\n",
-            b"GET /metrics HTTP/1.1\r\n",
-            b"GET /metrics HTTP/1.1\r\nHost: a\r\nHost: b\r\n",
-            b"GET /metrics HTTP/1.1\r\nHost : a\r\n",
-            b"GET /metrics HTTP/1.1\r\nHost: a\r\n folded\r\n",
-            b"GET /metrics HTTP/1.1\r\nHost: a\r\nnocolon\r\n",
-            b"GET metrics HTTP/1.0\r\n",
-            b"G(T /metrics HTTP/1.0\r\n",
-            b"GET /metrics HTTP/1.0\r\nX: \x01\r\n",
-            b"GET /metrics HTTP/1.0\r\nX: \xff\r\n",
-            b"GET /metrics FTP/1.0\r\n",
-        ] {
-            assert_eq!(
-                parse_request(bad),
-                Err(400),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
-        }
-        assert_eq!(parse_request(b"GET /metrics HTTP/2.0\r\n"), Err(505));
-    }
 }
