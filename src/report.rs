@@ -17,6 +17,7 @@ use crate::alert::Alert;
 use crate::config::Sampling;
 use crate::hist::PooledHistogram;
 use crate::metric::{CounterValue, GaugeValue};
+use crate::process::ProcessStats;
 
 /// Statistics of one operation over one window, or since the engine started.
 ///
@@ -170,6 +171,9 @@ pub struct WindowReport {
     pub length_ns: u64,
     /// Operations, in id order.
     pub ops: Vec<OpWindow>,
+    /// The process's resources, sampled when the window closed; `None` when the engine
+    /// samples none ([`Builder::process_gauges`](crate::Builder::process_gauges)).
+    pub process: Option<ProcessStats>,
 }
 
 impl WindowReport {
@@ -240,6 +244,10 @@ pub struct Snapshot {
     /// Alerts firing as of the latest window close, as their firing notices said
     /// ([`Builder::alert`](crate::Builder::alert)).
     pub alerts: Vec<Alert>,
+    /// The process's resources as sampled at the latest window close (the same as
+    /// `last_window`'s); `None` before the first close or when the engine samples none
+    /// ([`Builder::process_gauges`](crate::Builder::process_gauges)).
+    pub process: Option<ProcessStats>,
 }
 
 impl Snapshot {

@@ -624,6 +624,7 @@ mod tests {
             start_unix_ns: 0,
             length_ns: 1,
             ops: Vec::new(),
+            process: None,
         };
         let req = request(&resource("svc", &[]), &empty, &[], &[], &[], 0);
         assert!(req.resource_metrics[0].scope_metrics[0].metrics.is_empty());
