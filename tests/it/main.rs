@@ -49,6 +49,7 @@ mod log_recovery;
 mod log_writer;
 #[cfg(feature = "otlp")]
 mod otlp;
+mod process;
 mod rules;
 #[cfg(feature = "tracing")]
 mod tracing_layer;
