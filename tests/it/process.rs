@@ -353,3 +353,96 @@ fn the_configuration_file_sets_and_checks_the_process_keys() {
         .to_string();
     assert!(err.contains("rss_growth_windows"), "{err}");
 }
+
+/// The window's OTLP request, decoded by the official Python `opentelemetry-proto` package:
+/// the semantic-convention process metrics with their types and values.
+#[cfg(feature = "otlp")]
+#[test]
+fn otlp_carries_the_semantic_convention_process_metrics() {
+    use ringmeter::export::otlp::{encode, request, resource};
+
+    let python = std::env::var("RINGMETER_PYTHON").unwrap_or_else(|_| "python3".into());
+    let probe = Command::new(&python)
+        .args([
+            "-c",
+            "import opentelemetry.proto.collector.metrics.v1.metrics_service_pb2",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !probe {
+        missing("python opentelemetry-proto");
+        return;
+    }
+    let feed = Feed::of_rss(&[10 << 20, 11 << 20]);
+    let (engine, mock) = engine(&feed, 1, None);
+    close_window(&engine, &mock);
+    close_window(&engine, &mock);
+    let snap = engine.snapshot();
+    let window = snap.last_window.as_ref().unwrap();
+    let req = request(
+        &resource("svc", &[]),
+        window,
+        &snap.bucket_bounds_ns,
+        &[],
+        &[],
+        0,
+    );
+    let script = r#"
+import sys
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+req = ExportMetricsServiceRequest()
+req.ParseFromString(sys.stdin.buffer.read())
+for m in req.resource_metrics[0].scope_metrics[0].metrics:
+    kind = m.WhichOneof('data')
+    if not (m.name.startswith('process.') or m.name.startswith('ringmeter.process.')):
+        continue
+    d = getattr(m, kind)
+    mono = ' monotonic' if kind == 'sum' and d.is_monotonic else ''
+    for p in d.data_points:
+        attrs = ','.join(a.key + '=' + a.value.string_value for a in p.attributes)
+        v = p.as_int if p.WhichOneof('value') == 'as_int' else p.as_double
+        print(m.name, m.unit, kind + mono, attrs, v, p.start_time_unix_nano, p.time_unix_nano)
+"#;
+    let mut child = Command::new(&python)
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&encode(&req)).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let start = 1_699_999_000_000_000_000_u64;
+    let end = window.start_unix_ns + window.length_ns;
+    let want = [
+        format!("process.cpu.time s sum monotonic cpu.mode=user 1.25 {start} {end}"),
+        format!("process.cpu.time s sum monotonic cpu.mode=system 0.5 {start} {end}"),
+        format!("process.memory.usage By sum  11534336 {start} {end}"),
+        format!("process.memory.virtual By sum  46137344 {start} {end}"),
+        format!("process.thread.count {{thread}} sum  5 {start} {end}"),
+        format!("process.unix.file_descriptor.count {{file_descriptor}} sum  12 {start} {end}"),
+        format!("ringmeter.process.memory.heap By sum  5767168 {start} {end}"),
+        format!(
+            "process.uptime s gauge  {:.1} 0 {end}",
+            (end - start) as f64 / 1e9
+        ),
+        format!("ringmeter.process.file_descriptor.limit {{file_descriptor}} gauge  1024 0 {end}"),
+        format!("ringmeter.process.memory.rss_rises {{window}} gauge  1 0 {end}"),
+        format!("ringmeter.process.memory.rss_growing  gauge  1 0 {end}"),
+    ];
+    let got: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(got, want);
+}
