@@ -364,7 +364,10 @@ mod tests {
         assert_eq!(buf.len(), 24 + 9 * 8);
         assert_eq!(buf[..8], [8, 7, 6, 5, 4, 3, 2, 1]);
         // Present: resident (bit 0) and threads (bit 5); flags: growing; rises 5; 9 figures.
-        assert_eq!(buf[8..24], [0x21, 0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 9, 0, 0, 0]);
+        assert_eq!(
+            buf[8..24],
+            [0x21, 0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 9, 0, 0, 0]
+        );
         assert_eq!(buf[24..32], 0x1000u64.to_le_bytes());
         assert_eq!(buf[64..72], 3u64.to_le_bytes());
         assert_eq!(Record::decode(6, &buf).unwrap(), Record::Process(p));
@@ -380,7 +383,10 @@ mod tests {
             panic!("decodes")
         };
         assert_eq!(q.sample.resident_bytes, Some(0x1000));
-        assert_eq!((q.sample.virtual_bytes, q.sample.heap_bytes), (Some(0), Some(0)));
+        assert_eq!(
+            (q.sample.virtual_bytes, q.sample.heap_bytes),
+            (Some(0), Some(0))
+        );
         assert_eq!(q.rss_rises, 5);
 
         // A presence bit beyond the figures stored, or figures that do not fit, are errors.
