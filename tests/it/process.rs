@@ -446,3 +446,65 @@ for m in req.resource_metrics[0].scope_metrics[0].metrics:
         .collect();
     assert_eq!(got, want);
 }
+
+/// `ringmeter stats` prints a process line from the log's process records, and
+/// `dump --format prom` ends with the process families, which promtool accepts.
+#[cfg(feature = "cli")]
+#[test]
+fn the_cli_shows_the_process_records() {
+    use crate::util::cli::ok;
+
+    let dir = TempDir::new("process-cli");
+    let mib = 1 << 20;
+    // The fifth sample is taken at shutdown, when the last (empty) window closes.
+    let feed = Feed::of_rss(&[40 * mib, 41 * mib, 42 * mib, 43 * mib, 43 * mib]);
+    let (engine, mock) = engine(&feed, 2, Some(&dir));
+    for _ in 0..4 {
+        close_window(&engine, &mock);
+    }
+    engine.shutdown().unwrap();
+    drop(engine);
+    let p = dir.path().to_str().unwrap();
+    let out = ok(&["stats", p]);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("process: "))
+        .unwrap_or_else(|| panic!("no process line in\n{out}"));
+    assert_eq!(
+        line,
+        "process: resident 43.0 MiB (max 43.0 MiB), heap 21.5 MiB, cpu 1.00 s user + 0 ns system \
+         over the range, 5 threads, 12/1024 fds; resident memory growing in 3 of 5 windows, \
+         still at the end (3 rises)"
+    );
+    // A range with one window: no CPU over it, the growth as of that window.
+    let one = ok(&["stats", p, "--until", "@1700000001"]);
+    assert!(
+        one.contains("process: resident 40.0 MiB (max 40.0 MiB), heap 20.0 MiB, 5 threads"),
+        "{one}"
+    );
+    assert!(!one.contains("growing"), "{one}");
+
+    let prom = ok(&["dump", p, "--format", "prom"]);
+    assert!(
+        prom.contains("\nprocess_resident_memory_bytes 45088768 1700000005000\n"),
+        "{prom}"
+    );
+    assert!(prom.contains("\nringmeter_process_rss_growing 1 1700000005000\n"));
+    let promtool = Command::new("promtool")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !promtool {
+        missing("promtool");
+        return;
+    }
+    let out = pipe(Command::new("promtool").args(["check", "metrics"]), &prom);
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool: {} {}\n{prom}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
