@@ -213,7 +213,7 @@ pub fn write(
     write_with_process(out, format, ops, counters, gauges, None)
 }
 
-/// [`write`], with the process's families (see the [module docs](self)) after the gauges.
+/// [`write()`], with the process's families (see the [module docs](self)) after the gauges.
 ///
 /// # Errors
 /// The output's I/O error.

@@ -153,16 +153,17 @@ fn decode_process(payload: &[u8]) -> Result<ProcessStats, DecodeError> {
     }
     let [resident_bytes, virtual_bytes, heap_bytes, cpu_user_ns, cpu_system_ns, threads, open_fds, max_fds, start_unix_ns] =
         figures;
-    let mut sample = ProcessSample::default();
-    sample.resident_bytes = resident_bytes;
-    sample.virtual_bytes = virtual_bytes;
-    sample.heap_bytes = heap_bytes;
-    sample.cpu_user_ns = cpu_user_ns;
-    sample.cpu_system_ns = cpu_system_ns;
-    sample.threads = threads;
-    sample.open_fds = open_fds;
-    sample.max_fds = max_fds;
-    sample.start_unix_ns = start_unix_ns;
+    let sample = ProcessSample {
+        resident_bytes,
+        virtual_bytes,
+        heap_bytes,
+        cpu_user_ns,
+        cpu_system_ns,
+        threads,
+        open_fds,
+        max_fds,
+        start_unix_ns,
+    };
     Ok(ProcessStats::new(
         unix_ns,
         sample,
