@@ -12,6 +12,7 @@
 //! | [`Op`], [`op!`] | `Copy` handle of one operation; the hot-path calls |
 //! | [`Timer`] | guard that records a call when dropped |
 //! | [`Snapshot`], [`WindowReport`], [`OpStats`] | what the aggregator publishes |
+//! | [`ProcessStats`], [`ProcessSample`], [`ProcessReader`] | the process's memory, CPU time, threads and descriptors, sampled at every window close |
 //! | [`Subscription`] | a channel of closed windows |
 //! | [`Clock`], [`MockClock`] | the TSC clock and a hand-moved clock for tests |
 //! | [`log`] | the window log ([`Builder::log_dir`]): crash-safe segment files and their [`log::Reader`] |
@@ -71,6 +72,7 @@ pub mod limits;
 mod loom;
 mod name;
 mod pattern;
+mod process;
 
 // Lock-free primitives and shared values.
 pub mod metric;
@@ -143,6 +145,7 @@ pub use name::{prometheus_name, validate_name, NameError};
 pub use op::{ErrorKind, Op, Timer};
 #[cfg(feature = "otlp")]
 pub use otlp::{OtlpExporter, OtlpStats};
+pub use process::{ProcessReader, ProcessSample, ProcessStats};
 pub use report::{Exemplar, OpStats, OpTotals, OpWindow, Snapshot, WindowReport};
 
 /// The calling thread's number: ringmeter numbers threads from 1 in the order they first

@@ -41,6 +41,13 @@ pub const MIN_WINDOW: Duration = Duration::from_millis(1);
 /// Longest accepted window.
 pub const MAX_WINDOW: Duration = Duration::from_secs(86_400);
 
+/// Default number of rises of the resident memory, with no fall in between, that sets the
+/// process's growth flag ([`Builder::rss_growth_windows`](crate::Builder::rss_growth_windows)).
+pub const DEFAULT_RSS_GROWTH_WINDOWS: u32 = 10;
+
+/// Most windows [`Builder::rss_growth_windows`](crate::Builder::rss_growth_windows) accepts.
+pub const MAX_RSS_GROWTH_WINDOWS: u32 = 100_000;
+
 /// Default grace period: how long after its end a window stays open for stragglers.
 pub const DEFAULT_GRACE: Duration = Duration::from_millis(100);
 

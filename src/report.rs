@@ -23,6 +23,7 @@ use crate::hist::PooledHistogram;
 use crate::metric::{CounterValue, GaugeValue};
 #[cfg(feature = "serde")]
 use serde::Serialize;
+use crate::process::ProcessStats;
 
 /// Statistics of one operation over one window, or since the engine started.
 ///
@@ -182,6 +183,11 @@ pub struct WindowReport {
     pub length_ns: u64,
     /// Operations, in id order.
     pub ops: Vec<OpWindow>,
+    /// The process's resources, sampled when the window closed; `None` when the engine
+    /// samples none ([`Builder::process_gauges`](crate::Builder::process_gauges)). Not in
+    /// the JSON form of a window: the snapshot carries the latest one at its top level.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub process: Option<ProcessStats>,
 }
 
 impl WindowReport {
@@ -257,6 +263,12 @@ pub struct Snapshot {
     /// ([`Builder::alert`](crate::Builder::alert)).
     #[cfg_attr(feature = "serde", serde(serialize_with = "ser::alerts"))]
     pub alerts: Vec<Alert>,
+    /// The process's resources as sampled at the latest window close (the same as
+    /// `last_window`'s); `None` before the first close or when the engine samples none
+    /// ([`Builder::process_gauges`](crate::Builder::process_gauges)). Left out of the JSON
+    /// form when `None`.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub process: Option<ProcessStats>,
 }
 
 impl Snapshot {

@@ -10,7 +10,7 @@ use ringmeter::hdrhistogram::Histogram;
 use ringmeter::log::{
     DictEntry, EngineEvent, EngineEventKind, Exemplar, Record, SamplingMode, WindowRecord,
 };
-use ringmeter::OpStats;
+use ringmeter::{OpStats, ProcessSample, ProcessStats};
 
 /// A record as the fuzzer draws it.
 #[derive(Arbitrary, Debug)]
@@ -42,6 +42,14 @@ pub enum Input {
         calls: u64,
         window: (u64, u64, u64),
         windows_breached: u32,
+    },
+    Process {
+        unix_ns: u64,
+        /// Resident, virtual, heap, CPU user, CPU system, threads, open and maximum
+        /// descriptors, start.
+        figures: [Option<u64>; 9],
+        rises: u32,
+        growing: bool,
     },
 }
 
@@ -172,6 +180,31 @@ pub fn build(input: Input) -> Option<Record> {
                 since_unix_ns: since,
                 windows_breached,
             })
+        }
+        Input::Process {
+            unix_ns,
+            figures: f,
+            rises,
+            growing,
+        } => {
+            let mut s = ProcessSample::default();
+            let set = |s: ProcessSample,
+                       v: Option<u64>,
+                       with: fn(ProcessSample, u64) -> ProcessSample| {
+                v.map_or(s, |v| with(s, v))
+            };
+            s = set(s, f[0], ProcessSample::with_resident_bytes);
+            s = set(s, f[1], ProcessSample::with_virtual_bytes);
+            s = set(s, f[2], ProcessSample::with_heap_bytes);
+            if let (Some(user), Some(system)) = (f[3], f[4]) {
+                s = s.with_cpu_ns(user, system);
+            }
+            s = set(s, f[5], ProcessSample::with_threads);
+            if let Some(open) = f[6] {
+                s = s.with_fds(open, f[7]);
+            }
+            s = set(s, f[8], ProcessSample::with_start_unix_ns);
+            Record::Process(ProcessStats::new(unix_ns, s, rises, growing))
         }
     })
 }

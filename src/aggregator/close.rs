@@ -165,11 +165,14 @@ impl Aggregator {
         }
         touched.clear();
         w.touched = touched;
+        // Once per window, off the hot path: a few reads of `/proc/self` on Linux.
+        let process = self.process.as_mut().map(|p| p.sample(w.end_ns));
         let report = Arc::new(WindowReport {
             index: w.index,
             start_unix_ns: w.start_ns,
             length_ns: self.window_ns,
             ops,
+            process,
         });
         if let Some(log) = &mut self.log {
             let (counters, gauges) = hub.read_metrics();
@@ -179,6 +182,9 @@ impl Aggregator {
                     counters,
                     gauges,
                 }));
+            }
+            if let Some(p) = report.process {
+                log.record(&Record::Process(p));
             }
             log.window(&report);
         }

@@ -250,6 +250,7 @@ impl Aggregator {
             } else {
                 self.alerts.active()
             },
+            process: self.last_window.as_ref().and_then(|w| w.process),
         })
     }
 }

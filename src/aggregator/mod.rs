@@ -40,6 +40,7 @@ use crate::event::Event;
 use crate::hist::{CountsPool, HistPool, IndexTable, Layout};
 use crate::hub::Hub;
 use crate::log::{EngineEventKind, LogConfig, LogSink};
+use crate::process::ProcessGauges;
 use crate::report::{Snapshot, WindowReport};
 use crate::ring::Consumer;
 use close::Total;
@@ -69,6 +70,8 @@ pub(crate) struct Settings {
     /// Alert rules and their state.
     pub(crate) alerts: Evaluator,
     pub(crate) alert_callbacks: Vec<AlertCallback>,
+    /// The process gauges sampled at every window close, if enabled.
+    pub(crate) process: Option<ProcessGauges>,
 }
 
 /// What a pass should do besides draining.
@@ -165,6 +168,8 @@ pub(crate) struct Aggregator {
     /// Alert rules, evaluated at every window close.
     alerts: Evaluator,
     alert_callbacks: Vec<AlertCallback>,
+    /// The process gauges, sampled at every window close (see `crate::process`), if enabled.
+    process: Option<ProcessGauges>,
 }
 
 impl Aggregator {
@@ -211,6 +216,7 @@ impl Aggregator {
             bucket_bounds: settings.bucket_bounds,
             alerts: settings.alerts,
             alert_callbacks: settings.alert_callbacks,
+            process: settings.process,
         };
         if let Some(cfg) = settings.log {
             let now = agg.base.now_ns(&agg.clock);

@@ -14,7 +14,10 @@ use crate::env::{
     SLOW_THRESHOLD_MS as ENV_SLOW_THRESHOLD_MS, WINDOW_SECS as ENV_WINDOW_SECS,
 };
 use crate::error::Error;
-use crate::limits::{MAX_EXEMPLARS, MAX_RING_CAPACITY, MAX_SAMPLE_EVERY, MIN_SAMPLE_PROBABILITY};
+use crate::limits::{
+    MAX_EXEMPLARS, MAX_RING_CAPACITY, MAX_RSS_GROWTH_WINDOWS, MAX_SAMPLE_EVERY,
+    MIN_SAMPLE_PROBABILITY,
+};
 use crate::pattern::Pattern;
 
 /// Environment variable naming the window log's durability policy (`os`, `window` or a
@@ -32,6 +35,10 @@ pub(crate) struct Layer {
     pub(crate) rules: Rules,
     /// Alert rules (`[[alert]]`; the configuration file only).
     pub(crate) alerts: Vec<AlertRule>,
+    /// Whether process gauges are sampled (`process_gauges`).
+    pub(crate) process_gauges: Option<bool>,
+    /// Rises of resident memory that set the growth flag (`rss_growth_windows`; 0: off).
+    pub(crate) rss_growth_windows: Option<u32>,
 }
 
 impl Layer {
@@ -45,6 +52,8 @@ impl Layer {
         self.log_durability = over.log_durability.or(self.log_durability);
         self.rules.overlay(&over.rules);
         self.alerts.extend(over.alerts.iter().cloned());
+        self.process_gauges = over.process_gauges.or(self.process_gauges);
+        self.rss_growth_windows = over.rss_growth_windows.or(self.rss_growth_windows);
     }
 }
 
@@ -197,12 +206,26 @@ pub(crate) fn from_toml(text: &str, origin: &str) -> Result<Layer, ParseError> {
                 }
             }
             "alert" => layer.alerts = alert::from_toml(origin, value).map_err(cfg)?,
+            "process_gauges" => match value.as_bool() {
+                Some(on) => layer.process_gauges = Some(on),
+                None => return Err(cfg(Error::invalid(&k, value, "true or false"))),
+            },
+            "rss_growth_windows" => match value.as_integer().map(u32::try_from) {
+                Some(Ok(n)) if n <= MAX_RSS_GROWTH_WINDOWS => layer.rss_growth_windows = Some(n),
+                _ => {
+                    return Err(cfg(Error::invalid(
+                        &k,
+                        value,
+                        "an integer from 0 (off) to 100000",
+                    )))
+                }
+            },
             _ => {
                 return Err(cfg(Error::invalid(
                     &k,
                     value,
                     "unknown key (known: window_secs, ring_capacity, log_dir, log_durability, \
-                     slow_threshold_ms, \
+                     process_gauges, rss_growth_windows, slow_threshold_ms, \
                      error_rate_threshold, sample_every, [defaults], [rules.\"pattern\"], [[alert]])",
                 )))
             }

@@ -23,11 +23,13 @@ use crate::hub::{Hub, HubSettings, Names};
 use crate::limits::{
     DEFAULT_BUCKETS_NS, DEFAULT_DRAIN_INTERVAL, DEFAULT_GRACE, DEFAULT_HIGHEST_TRACKABLE,
     DEFAULT_IDLE_INTERVAL, DEFAULT_MAX_OPERATIONS, DEFAULT_RING_CAPACITY,
-    DEFAULT_SIGNIFICANT_DIGITS, DEFAULT_WINDOW, MAX_BUCKETS, MAX_OPERATIONS, MAX_RING_CAPACITY,
-    MAX_SEGMENT_SIZE, MAX_WINDOW, MIN_SEGMENT_SIZE, MIN_WINDOW,
+    DEFAULT_RSS_GROWTH_WINDOWS, DEFAULT_SIGNIFICANT_DIGITS, DEFAULT_WINDOW, MAX_BUCKETS,
+    MAX_OPERATIONS, MAX_RING_CAPACITY, MAX_RSS_GROWTH_WINDOWS, MAX_SEGMENT_SIZE, MAX_WINDOW,
+    MIN_SEGMENT_SIZE, MIN_WINDOW,
 };
 use crate::log::{check_dir_lock, LogConfig};
 use crate::name::prometheus_name;
+use crate::process::{ProcessGauges, ProcessSample, Sampler};
 use crate::report::WindowReport;
 
 /// Configures and starts an [`Engine`].
@@ -61,6 +63,8 @@ pub struct Builder {
     /// Exposition histogram bucket bounds, nanoseconds.
     buckets: Vec<u64>,
     alert_callbacks: Vec<AlertCallback>,
+    /// The program's process sampler, if it gave one.
+    process_sampler: Option<Sampler>,
 }
 
 impl Default for Builder {
@@ -79,6 +83,7 @@ impl Default for Builder {
             log: LogConfig::new(""),
             buckets: DEFAULT_BUCKETS_NS.to_vec(),
             alert_callbacks: Vec::new(),
+            process_sampler: None,
         }
     }
 }
@@ -386,6 +391,50 @@ impl Builder {
         self
     }
 
+    // --- Process gauges (see `crate::process`) -----------------------------------------
+
+    /// Whether the aggregator samples the process's resources (memory, CPU time, threads,
+    /// file descriptors) at every window close, for [`WindowReport::process`],
+    /// [`Snapshot::process`](crate::Snapshot::process), the window log, the exposition and
+    /// OTLP (default: on). Overrides the configuration file's `process_gauges`.
+    ///
+    /// # Examples
+    /// ```
+    /// let engine = ringmeter::Engine::builder().process_gauges(false).start_manual()?;
+    /// engine.shutdown()?;
+    /// assert!(engine.snapshot().process.is_none());
+    /// # Ok::<(), ringmeter::Error>(())
+    /// ```
+    pub fn process_gauges(mut self, on: bool) -> Self {
+        self.layers.api.process_gauges = Some(on);
+        self
+    }
+
+    /// Rises of the resident memory from window to window, with no fall in between, that set
+    /// the growth flag ([`ProcessStats::rss_growing`](crate::ProcessStats::rss_growing));
+    /// 0 turns the flag off (default
+    /// [`DEFAULT_RSS_GROWTH_WINDOWS`](crate::limits::DEFAULT_RSS_GROWTH_WINDOWS), at most
+    /// [`MAX_RSS_GROWTH_WINDOWS`](crate::limits::MAX_RSS_GROWTH_WINDOWS)). Overrides the
+    /// configuration file's `rss_growth_windows`.
+    pub fn rss_growth_windows(mut self, windows: u32) -> Self {
+        self.layers.api.rss_growth_windows = Some(windows);
+        self
+    }
+
+    /// Takes the process's figures from `sampler` instead of reading them from the operating
+    /// system: to add the heap figure of the program's allocator to
+    /// [`ProcessReader::read`](crate::ProcessReader::read) (see
+    /// [`ProcessSample::with_heap_bytes`]), or to feed made-up samples in tests. Called on the
+    /// aggregator thread once per closed window; a sampler that panics is dropped and the
+    /// figures are absent from then on.
+    pub fn process_sampler(
+        mut self,
+        sampler: impl FnMut() -> ProcessSample + Send + 'static,
+    ) -> Self {
+        self.process_sampler = Some(Box::new(sampler));
+        self
+    }
+
     fn check_buckets(&self) -> Result<(), Error> {
         let b = &self.buckets;
         let reason = if b.is_empty() {
@@ -470,6 +519,12 @@ impl Builder {
                 "at least drain_interval, at most 1 s",
             ));
         }
+        if let Some(n) = eff
+            .rss_growth_windows
+            .filter(|&n| n > MAX_RSS_GROWTH_WINDOWS)
+        {
+            return Err(bad("rss_growth_windows", n, "0 (off) to 100000"));
+        }
         if !(1..=5).contains(&self.significant_digits) {
             return Err(bad("significant_digits", self.significant_digits, "1 to 5"));
         }
@@ -546,6 +601,12 @@ impl Builder {
             bucket_bounds: self.buckets.clone().into(),
             alerts: Evaluator::new(eff.alerts.clone())?,
             alert_callbacks: std::mem::take(&mut self.alert_callbacks),
+            process: eff.process_gauges.unwrap_or(true).then(|| {
+                ProcessGauges::new(
+                    self.process_sampler.take(),
+                    eff.rss_growth_windows.unwrap_or(DEFAULT_RSS_GROWTH_WINDOWS),
+                )
+            }),
         };
         let hub = Hub::new(HubSettings {
             id,
@@ -562,6 +623,8 @@ impl Builder {
             ring_capacity,
             log_dir: eff.log_dir,
             log_durability: eff.log_durability.unwrap_or_default(),
+            process_gauges: eff.process_gauges,
+            rss_growth_windows: eff.rss_growth_windows,
         };
         let inner = Arc::new(Inner::new(hub, Aggregator::new(settings), config));
         inner.apply_rules_in_force();

@@ -23,6 +23,9 @@ pub(super) struct ConfigState {
     pub(super) ring_capacity: usize,
     pub(super) log_dir: Option<PathBuf>,
     pub(super) log_durability: Durability,
+    /// The process gauges' settings as given (`None`: the default).
+    pub(super) process_gauges: Option<bool>,
+    pub(super) rss_growth_windows: Option<u32>,
 }
 
 impl Inner {
@@ -97,6 +100,20 @@ impl Inner {
             return Err(Error::invalid(
                 "log_durability",
                 format_args!("{durability:?}"),
+                fixed,
+            ));
+        }
+        if eff.process_gauges != config.process_gauges {
+            return Err(Error::invalid(
+                "process_gauges",
+                format_args!("{:?}", eff.process_gauges),
+                fixed,
+            ));
+        }
+        if eff.rss_growth_windows != config.rss_growth_windows {
+            return Err(Error::invalid(
+                "rss_growth_windows",
+                format_args!("{:?}", eff.rss_growth_windows),
                 fixed,
             ));
         }

@@ -20,6 +20,7 @@
 //! | `ringmeter.errors`, `ringmeter.slow_calls`, `ringmeter.unsampled_calls`, `ringmeter.dropped_calls`, `ringmeter.late_calls` | Sum, monotonic, DELTA | `errors`, `slow`, `unsampled`, `dropped`, `late` |
 //! | each [`Engine::counter`](crate::Engine::counter) (and `metrics` counter) | Sum, monotonic, CUMULATIVE | its value, its labels as attributes |
 //! | each [`Engine::gauge`](crate::Engine::gauge) (and `metrics` gauge) | Gauge | its value, its labels as attributes |
+//! | the window's [`ProcessStats`](crate::ProcessStats) | `process.*` semantic-convention metrics | see `src/export/otlp/process.rs` and `docs/exporting.md` |
 //!
 //! Data points of a window run from its start (`start_time_unix_nano`) to its end
 //! (`time_unix_nano`). The counters and gauges carry the window's end as their time, with the
@@ -86,6 +87,7 @@ use crate::report::{Exemplar as CallExemplar, OpStats, OpWindow, WindowReport};
 
 mod config;
 mod json;
+mod process;
 
 pub use config::{OtlpConfig, Resolved};
 pub use json::to_json;
@@ -281,6 +283,9 @@ pub fn request(
             ..Metric::default()
         });
         i += same;
+    }
+    if let Some(p) = &report.process {
+        metrics.extend(process::metrics(p));
     }
     wrap(resource, metrics)
 }
@@ -624,6 +629,7 @@ mod tests {
             start_unix_ns: 0,
             length_ns: 1,
             ops: Vec::new(),
+            process: None,
         };
         let req = request(&resource("svc", &[]), &empty, &[], &[], &[], 0);
         assert!(req.resource_metrics[0].scope_metrics[0].metrics.is_empty());

@@ -27,6 +27,22 @@
 //! | `ringmeter_latency_seconds` | summary | quantiles 0.5, 0.9, 0.95, 0.99, 0.999; `_sum`, `_count` = `count` |
 //! | `ringmeter_latency_max_seconds` | gauge | `max_ns` |
 //!
+//! Then the process's figures ([`ProcessStats`], when the engine samples them), under the
+//! names Prometheus's client libraries give them, each only when the figure is known:
+//!
+//! | family | type | value |
+//! |---|---|---|
+//! | `process_resident_memory_bytes` | gauge | `resident_bytes` |
+//! | `process_virtual_memory_bytes` | gauge | `virtual_bytes` |
+//! | `process_heap_bytes` | gauge | `heap_bytes` |
+//! | `process_cpu_seconds_total` | counter | user + system CPU time |
+//! | `ringmeter_process_cpu_seconds_total{mode="user"\|"system"}` | counter | each CPU time |
+//! | `process_threads` | gauge | `threads` |
+//! | `process_open_fds`, `process_max_fds` | gauge | `open_fds`, `max_fds` |
+//! | `process_start_time_seconds` | gauge | `start_unix_ns` |
+//! | `ringmeter_process_rss_rises` | gauge | [`ProcessStats::rss_rises`] |
+//! | `ringmeter_process_rss_growing` | gauge | 1 while [`ProcessStats::rss_growing`], else 0 |
+//!
 //! A sample carries the operation's timestamp (milliseconds since the epoch) when one is
 //! given. Label values are escaped (`\\`, `\"`, `\n`).
 
@@ -40,6 +56,7 @@ use hdrhistogram::Histogram;
 use super::QUANTILES;
 use crate::hist::buckets;
 use crate::metric::{CounterValue, GaugeValue};
+use crate::process::ProcessStats;
 use crate::report::{OpStats, Snapshot};
 
 /// The content type of the text format 0.0.4.
@@ -140,6 +157,15 @@ pub struct PromHistogram<'a> {
     pub sum_ns: f64,
 }
 
+/// The process's figures as input to the exposition.
+#[derive(Clone, Copy, Debug)]
+pub struct PromProcess<'a> {
+    /// The figures.
+    pub stats: &'a ProcessStats,
+    /// Timestamp of the samples in milliseconds since the Unix epoch, or none.
+    pub timestamp_ms: Option<i64>,
+}
+
 /// A counter or gauge that is not an operation (see [`CounterValue`], [`GaugeValue`]).
 #[derive(Clone, Copy, Debug)]
 struct Series<'a> {
@@ -183,6 +209,37 @@ pub fn write(
     ops: &[PromOp<'_>],
     counters: &[CounterValue],
     gauges: &[GaugeValue],
+) -> io::Result<()> {
+    write_with_process(out, format, ops, counters, gauges, None)
+}
+
+/// [`write()`], with the process's families (see the [module docs](self)) after the gauges.
+///
+/// # Errors
+/// The output's I/O error.
+///
+/// # Examples
+/// ```
+/// use ringmeter::export::prom::{write_with_process, Format, PromProcess};
+/// use ringmeter::{ProcessSample, ProcessStats};
+///
+/// let sample = ProcessSample::default().with_resident_bytes(1 << 20).with_cpu_ns(1_500_000_000, 500_000_000);
+/// let stats = ProcessStats::new(0, sample, 0, false);
+/// let mut out = Vec::new();
+/// let process = PromProcess { stats: &stats, timestamp_ms: None };
+/// write_with_process(&mut out, Format::Text, &[], &[], &[], Some(process))?;
+/// let text = String::from_utf8(out).unwrap();
+/// assert!(text.contains("process_resident_memory_bytes 1048576\n"));
+/// assert!(text.contains("process_cpu_seconds_total 2\n"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn write_with_process(
+    out: &mut impl Write,
+    format: Format,
+    ops: &[PromOp<'_>],
+    counters: &[CounterValue],
+    gauges: &[GaugeValue],
+    process: Option<PromProcess<'_>>,
 ) -> io::Result<()> {
     let mut w = Writer {
         text: String::new(),
@@ -303,6 +360,9 @@ pub fn write(
         })
         .collect();
     w.series(&gauges, "gauge");
+    if let Some(p) = process {
+        w.process(&p);
+    }
     if format == Format::OpenMetrics {
         w.text.push_str("# EOF\n");
     }
@@ -335,8 +395,19 @@ pub fn render(snapshot: &Snapshot, format: Format) -> Vec<u8> {
         })
         .collect();
     let mut out = Vec::new();
+    let process = snapshot.process.as_ref().map(|stats| PromProcess {
+        stats,
+        timestamp_ms: None,
+    });
     // Writing into a Vec cannot fail.
-    let _ = write(&mut out, format, &ops, &snapshot.counters, &snapshot.gauges);
+    let _ = write_with_process(
+        &mut out,
+        format,
+        &ops,
+        &snapshot.counters,
+        &snapshot.gauges,
+        process,
+    );
     out
 }
 
@@ -510,6 +581,98 @@ impl Writer {
             }
             i += n;
         }
+    }
+}
+
+impl Writer {
+    /// The process's families, each when its figure is known.
+    fn process(&mut self, p: &PromProcess<'_>) {
+        let s = &p.stats.sample;
+        let ts = p.timestamp_ms;
+        let gauge = |w: &mut Self, family: &str, help: &str, value: Option<String>| {
+            if let Some(v) = value {
+                w.header(family, help, "gauge");
+                w.sample(family, &[], None, &v, ts);
+            }
+        };
+        let secs = |ns: Option<u64>| ns.map(|ns| seconds(ns as f64));
+        let int = |v: Option<u64>| v.map(|v| v.to_string());
+        gauge(
+            self,
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            int(s.resident_bytes),
+        );
+        gauge(
+            self,
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+            int(s.virtual_bytes),
+        );
+        gauge(
+            self,
+            "process_heap_bytes",
+            "Heap in use in bytes, as the program's allocator reports it.",
+            int(s.heap_bytes),
+        );
+        if let Some(cpu) = s.cpu_ns() {
+            let family = "process_cpu_seconds";
+            self.header(
+                family,
+                "Total user and system CPU time spent in seconds.",
+                "counter",
+            );
+            self.sample(
+                &format!("{family}_total"),
+                &[],
+                None,
+                &seconds(cpu as f64),
+                ts,
+            );
+            let family = "ringmeter_process_cpu_seconds";
+            self.header(family, "CPU time spent in seconds, by mode.", "counter");
+            let name = format!("{family}_total");
+            for (mode, ns) in [("user", s.cpu_user_ns), ("system", s.cpu_system_ns)] {
+                let v = seconds(ns.unwrap_or(0) as f64);
+                self.sample(&name, &[("mode", mode)], None, &v, ts);
+            }
+        }
+        gauge(
+            self,
+            "process_threads",
+            "Number of OS threads in the process.",
+            int(s.threads),
+        );
+        gauge(
+            self,
+            "process_open_fds",
+            "Number of open file descriptors.",
+            int(s.open_fds),
+        );
+        gauge(
+            self,
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+            int(s.max_fds),
+        );
+        gauge(
+            self,
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            secs(s.start_unix_ns),
+        );
+        gauge(
+            self,
+            "ringmeter_process_rss_rises",
+            "Rises of resident memory from window to window since the last fall.",
+            Some(p.stats.rss_rises.to_string()),
+        );
+        gauge(
+            self,
+            "ringmeter_process_rss_growing",
+            "1 while resident memory has risen over the configured number of windows.",
+            Some(u8::from(p.stats.rss_growing).to_string()),
+        );
     }
 }
 

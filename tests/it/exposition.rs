@@ -30,6 +30,7 @@ fn engine() -> Engine {
         .window(Duration::from_secs(1))
         .rule("bulk.*", Rule::new().sampling(Sampling::Every(4)))
         .prometheus_buckets([10, 100, 1_000, 10_000].map(Duration::from_micros))
+        .process_gauges(false) // the process families are checked in `process`
         .start_manual()
         .unwrap();
     let query = engine.op("db.query").unwrap();

@@ -429,3 +429,110 @@ fn write_alert_seeds() {
         .expect("an alert input");
     std::fs::write(root.join("record_roundtrip/seed-alert"), bytes).unwrap();
 }
+
+/// Process records of every shape the seeds need: all figures, none, some.
+fn process_records() -> Vec<Record> {
+    use ringmeter::{ProcessSample, ProcessStats};
+
+    let full = ProcessSample::default()
+        .with_resident_bytes(48 << 20)
+        .with_virtual_bytes(1 << 30)
+        .with_heap_bytes(20 << 20)
+        .with_cpu_ns(3_250_000_000, 750_000_000)
+        .with_threads(9)
+        .with_fds(17, Some(1024))
+        .with_start_unix_ns(1_699_999_000_000_000_000);
+    let some = ProcessSample::default()
+        .with_resident_bytes(50 << 20)
+        .with_threads(9);
+    [
+        ProcessStats::new(1_700_000_001_000_000_000, full, 0, false),
+        ProcessStats::new(
+            1_700_000_002_000_000_000,
+            ProcessSample::default(),
+            0,
+            false,
+        ),
+        ProcessStats::new(1_700_000_003_000_000_000, some, 12, true),
+    ]
+    .into_iter()
+    .map(Record::Process)
+    .collect()
+}
+
+/// Every target has a seed holding a process record (kind 6).
+#[test]
+fn every_target_has_a_process_seed() {
+    let is_process = |r: &Record| matches!(r, Record::Process(_));
+    assert!(inputs("record_decode").iter().any(|(_, b)| {
+        b.first() == Some(&6) && Record::decode(6, &b[1..]).is_ok_and(|r| is_process(&r))
+    }));
+    assert!(inputs("segment_reader").iter().any(|(name, _)| {
+        Reader::read_all(Path::new(name)).is_ok_and(|(records, _)| records.iter().any(is_process))
+    }));
+    assert!(inputs("record_roundtrip").iter().any(|(_, b)| {
+        roundtrip::Input::arbitrary_take_rest(Unstructured::new(b))
+            .ok()
+            .and_then(roundtrip::build)
+            .is_some_and(|r| is_process(&r))
+    }));
+}
+
+/// Writes the process seeds of the three targets into `fuzz/seeds/` (run by hand with
+/// `cargo test --test it -- --ignored write_process_seeds`; the files are committed).
+#[test]
+#[ignore = "writes the committed seed files"]
+fn write_process_seeds() {
+    use ringmeter::log::{LogConfig, Writer};
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    let records = process_records();
+    // record_decode: the kind byte, then the payload of the record with every figure.
+    let mut bytes = vec![6u8];
+    records[0].encode(&mut bytes).unwrap();
+    std::fs::write(root.join("record_decode/seed-process"), &bytes).unwrap();
+    // segment_reader: a small segment with process records among windows.
+    let dir = std::env::temp_dir().join(format!("ringmeter-process-seed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cfg = LogConfig::new(&dir);
+    cfg.segment_size = 4096;
+    let mut w = Writer::open(cfg).unwrap();
+    for (r, p) in crate::util::log::sample_records(3).iter().zip(&records) {
+        w.append(p).unwrap();
+        w.append(r).unwrap();
+    }
+    let segment = w.segment_path().unwrap().to_owned();
+    drop(w);
+    let (back, integrity) = Reader::read_all(&segment).unwrap();
+    assert!(integrity.is_clean());
+    let logged: Vec<&Record> = back
+        .iter()
+        .filter(|r| matches!(r, Record::Process(_)))
+        .collect();
+    assert_eq!(logged, records.iter().collect::<Vec<_>>());
+    std::fs::copy(&segment, root.join("segment_reader/seed-process.rml")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    // record_roundtrip: the first of a fixed sequence of byte strings that `arbitrary` reads
+    // as a process record with at least four figures.
+    let mut rng = Rng(0x9c0f_3e55_d1a2_7b64);
+    let bytes = (0..100_000)
+        .map(|_| (0..160).map(|_| rng.next() as u8).collect::<Vec<u8>>())
+        .find(|b| {
+            matches!(
+                roundtrip::Input::arbitrary_take_rest(Unstructured::new(b))
+                    .ok()
+                    .and_then(roundtrip::build),
+                Some(Record::Process(p)) if [
+                    p.sample.resident_bytes,
+                    p.sample.virtual_bytes,
+                    p.sample.heap_bytes,
+                    p.sample.cpu_user_ns,
+                    p.sample.threads,
+                    p.sample.open_fds,
+                    p.sample.start_unix_ns,
+                ].iter().filter(|f| f.is_some()).count() >= 4
+            )
+        })
+        .expect("a process input");
+    std::fs::write(root.join("record_roundtrip/seed-process"), bytes).unwrap();
+}

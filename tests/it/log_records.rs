@@ -11,7 +11,7 @@ use ringmeter::log::{
     SeriesRecord, WindowRecord, Writer,
 };
 use ringmeter::metric::{CounterValue, GaugeValue};
-use ringmeter::OpStats;
+use ringmeter::{OpStats, ProcessSample, ProcessStats};
 
 use crate::util::log as log_util;
 
@@ -86,6 +86,36 @@ fn window() -> impl Strategy<Value = WindowRecord> {
 }
 
 /// Counter and gauge values (finite gauges: records are compared with `==`).
+/// Process figures, each present or absent.
+fn process() -> impl Strategy<Value = ProcessStats> {
+    (
+        any::<u64>(),
+        proptest::array::uniform9(any::<Option<u64>>()),
+        any::<u32>(),
+        any::<bool>(),
+    )
+        .prop_map(|(unix_ns, f, rises, growing)| {
+            let mut s = ProcessSample::default();
+            let set = |s: ProcessSample,
+                       v: Option<u64>,
+                       with: fn(ProcessSample, u64) -> ProcessSample| {
+                v.map_or(s, |v| with(s, v))
+            };
+            s = set(s, f[0], ProcessSample::with_resident_bytes);
+            s = set(s, f[1], ProcessSample::with_virtual_bytes);
+            s = set(s, f[2], ProcessSample::with_heap_bytes);
+            if let (Some(u), Some(k)) = (f[3], f[4]) {
+                s = s.with_cpu_ns(u, k);
+            }
+            s = set(s, f[5], ProcessSample::with_threads);
+            if let Some(open) = f[6] {
+                s = s.with_fds(open, f[7]);
+            }
+            s = set(s, f[8], ProcessSample::with_start_unix_ns);
+            ProcessStats::new(unix_ns, s, rises, growing)
+        })
+}
+
 fn series() -> impl Strategy<Value = SeriesRecord> {
     let labels = proptest::collection::vec(("[a-z_]{1,8}", ".{0,12}"), 0..4).prop_map(|v| {
         v.into_iter()
@@ -187,6 +217,7 @@ fn record() -> impl Strategy<Value = Record> {
         }),
         series().prop_map(Record::Series),
         alert().prop_map(Record::Alert),
+        process().prop_map(Record::Process),
         (16..=255_u8, proptest::collection::vec(any::<u8>(), 0..64))
             .prop_map(|(kind, payload)| Record::Unknown { kind, payload }),
     ]
@@ -312,7 +343,9 @@ fn records_read_without_histograms_keep_the_stored_bytes() {
 /// decoding error, not a panic and not an alert.
 #[test]
 fn an_empty_payload_of_a_known_kind_is_an_error() {
-    assert!(Record::decode(4, &[]).is_err());
+    for kind in [4, 5, 6] {
+        assert!(Record::decode(kind, &[]).is_err(), "kind {kind}");
+    }
     let r = Record::Unknown {
         kind: 4,
         payload: Vec::new(),

@@ -8,6 +8,8 @@
 //! - `engine.rs`: a `#[global_allocator]` that pauses a thread inside an allocation, and the
 //!   process-wide global engine (`op!`, `ringmeter::global()`, `init_global`);
 //! - `heap_growth.rs`: a counting `#[global_allocator]`;
+//! - `process_rss.rs`: allocates and frees 64 MiB and expects the process's resident memory
+//!   to follow, so no other test may allocate meanwhile;
 //! - `global_env.rs`, `global_env_bad.rs`: set process environment variables, then start the
 //!   global engine from them (once per process, so one binary each);
 //! - `loom.rs`: the loom models, built only under `RUSTFLAGS="--cfg loom"` (`.ci/run` runs
@@ -51,6 +53,7 @@ mod log_recovery;
 mod log_writer;
 #[cfg(feature = "otlp")]
 mod otlp;
+mod process;
 mod rules;
 #[cfg(feature = "tracing")]
 mod tracing_layer;

@@ -17,7 +17,8 @@ use ringmeter::export::otlp::{
     interval_request, proto::resource::v1::Resource, to_json, OtlpConfig,
 };
 use ringmeter::export::prom::{
-    cumulative_buckets, write, Format as PromFormat, PromHistogram, PromOp,
+    cumulative_buckets, write_with_process, Format as PromFormat, PromHistogram, PromOp,
+    PromProcess,
 };
 use ringmeter::export::{ExportError, Interval, Rollup, Totals};
 use ringmeter::DEFAULT_BUCKETS_NS;
@@ -265,7 +266,12 @@ fn dump<W: Write>(
             .series
             .as_ref()
             .map_or((&[][..], &[][..]), |r| (&r.counters[..], &r.gauges[..]));
-        write(&mut out, PromFormat::Text, &ops, counters, gauges)?;
+        // The latest process figures of the range, stamped with their time.
+        let process = summary.process.as_ref().map(|p| PromProcess {
+            stats: &p.last,
+            timestamp_ms: Some(i64::try_from(p.last.unix_ns / 1_000_000).unwrap_or(i64::MAX)),
+        });
+        write_with_process(&mut out, PromFormat::Text, &ops, counters, gauges, process)?;
         return Ok(());
     }
     let mut sink = match args.format {

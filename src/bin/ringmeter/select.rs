@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use ringmeter::export::time::{format_rfc3339, parse_rfc3339};
 use ringmeter::export::Interval;
 use ringmeter::log::{Reader, Record, Verdict, WriterState};
+use ringmeter::ProcessStats;
 
 use crate::cli::Selection;
 use crate::out::warn;
@@ -252,6 +253,44 @@ pub struct ReadSummary {
     pub span: Option<(u64, u64)>,
     /// The last counter and gauge values in the time range.
     pub series: Option<ringmeter::log::SeriesRecord>,
+    /// The process records in the time range.
+    pub process: Option<ProcessRange>,
+}
+
+/// The process records (one per window close) of a time range.
+#[derive(Debug)]
+pub struct ProcessRange {
+    /// The earliest.
+    pub first: ProcessStats,
+    /// The latest.
+    pub last: ProcessStats,
+    /// How many there are.
+    pub samples: u64,
+    /// The highest resident memory among them.
+    pub max_resident: Option<u64>,
+    /// How many had the growth flag set.
+    pub growing: u64,
+}
+
+impl ProcessRange {
+    fn add(range: &mut Option<ProcessRange>, p: ProcessStats) {
+        let r = range.get_or_insert(ProcessRange {
+            first: p,
+            last: p,
+            samples: 0,
+            max_resident: None,
+            growing: 0,
+        });
+        if p.unix_ns < r.first.unix_ns {
+            r.first = p;
+        }
+        if p.unix_ns >= r.last.unix_ns {
+            r.last = p;
+        }
+        r.samples += 1;
+        r.max_resident = r.max_resident.max(p.sample.resident_bytes);
+        r.growing += u64::from(p.rss_growing);
+    }
 }
 
 /// Reads every window record of `dir` that `filter` selects, in log order, and hands it to
@@ -281,6 +320,10 @@ pub fn read(
             // Read at a window's end: select it with the window it closed.
             Record::Series(r) if filter.time_matches(r.unix_ns.saturating_sub(1)) => {
                 summary.series = Some(r);
+                continue;
+            }
+            Record::Process(p) if filter.time_matches(p.unix_ns.saturating_sub(1)) => {
+                ProcessRange::add(&mut summary.process, p);
                 continue;
             }
             _ => continue,

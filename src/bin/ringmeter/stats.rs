@@ -11,7 +11,7 @@ use ringmeter::OpStats;
 
 use crate::cli::StatsArgs;
 use crate::out::{outln, Out};
-use crate::select::{read, require_windows, Filter};
+use crate::select::{read, require_windows, Filter, ProcessRange};
 use crate::show::{Ns, Pct};
 
 pub fn run(args: &StatsArgs) -> Result<ExitCode> {
@@ -39,7 +39,80 @@ pub fn print_stats(out: &mut Out, dir: &Path, filter: &Filter) -> Result<()> {
         dir.display()
     );
     print_table(out, &totals.finish())?;
+    if let Some(p) = &summary.process {
+        outln!(out, "{}", process_line(p));
+    }
     Ok(())
+}
+
+/// The process line: the latest figures of the range, the CPU time spent over it, and the
+/// growth flag (`docs/cli.md`).
+pub fn process_line(p: &ProcessRange) -> String {
+    let s = &p.last.sample;
+    let mut parts = Vec::new();
+    if let Some(rss) = s.resident_bytes {
+        let max = p.max_resident.unwrap_or(rss);
+        parts.push(format!("resident {} (max {})", Bytes(rss), Bytes(max)));
+    }
+    if let Some(heap) = s.heap_bytes {
+        parts.push(format!("heap {}", Bytes(heap)));
+    }
+    let first = &p.first.sample;
+    if let (true, Some(u1), Some(k1), Some(u0), Some(k0)) = (
+        p.samples > 1,
+        s.cpu_user_ns,
+        s.cpu_system_ns,
+        first.cpu_user_ns,
+        first.cpu_system_ns,
+    ) {
+        parts.push(format!(
+            "cpu {} user + {} system over the range",
+            Ns(u1.saturating_sub(u0)),
+            Ns(k1.saturating_sub(k0))
+        ));
+    }
+    if let Some(t) = s.threads {
+        parts.push(format!("{t} threads"));
+    }
+    match (s.open_fds, s.max_fds) {
+        (Some(open), Some(max)) => parts.push(format!("{open}/{max} fds")),
+        (Some(open), None) => parts.push(format!("{open} fds")),
+        _ => {}
+    }
+    if parts.is_empty() {
+        parts.push("no figures".to_owned());
+    }
+    let mut line = format!("process: {}", parts.join(", "));
+    if p.growing > 0 {
+        line.push_str(&format!(
+            "; resident memory growing in {} of {} windows{}",
+            p.growing,
+            p.samples,
+            if p.last.rss_growing {
+                format!(", still at the end ({} rises)", p.last.rss_rises)
+            } else {
+                String::new()
+            }
+        ));
+    }
+    line
+}
+
+/// Bytes, shown in KiB, MiB or GiB with one decimal.
+struct Bytes(u64);
+
+impl std::fmt::Display for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = self.0 as f64;
+        let (v, unit) = if b >= (1u64 << 30) as f64 {
+            (b / (1u64 << 30) as f64, "GiB")
+        } else if b >= (1u64 << 20) as f64 {
+            (b / (1u64 << 20) as f64, "MiB")
+        } else {
+            (b / 1024.0, "KiB")
+        };
+        write!(f, "{v:.1} {unit}")
+    }
 }
 
 /// Prints one row per interval.

@@ -13,6 +13,7 @@ use super::{
 use crate::alert::{Alert, AlertState, Condition};
 use crate::hist::{check_frame, decode as decode_histogram};
 use crate::metric::{CounterValue, GaugeValue, Labels};
+use crate::process::{ProcessSample, ProcessStats};
 use crate::report::OpStats;
 
 impl Record {
@@ -45,6 +46,7 @@ impl Record {
             Some(RecordKind::Event) => decode_event(payload).map(Record::Event),
             Some(RecordKind::Series) => decode_series(payload).map(Record::Series),
             Some(RecordKind::Alert) => decode_alert(payload).map(Record::Alert),
+            Some(RecordKind::Process) => decode_process(payload).map(Record::Process),
             None => Ok(Record::Unknown {
                 kind,
                 payload: payload.to_vec(),
@@ -125,6 +127,49 @@ impl<'a> Cursor<'a> {
         }
         Ok(n)
     }
+}
+
+/// A process payload. Figures after the ones this version knows, and their presence bits, are
+/// skipped (a later writer may append some); a presence bit for a figure the payload does not
+/// hold is an error.
+fn decode_process(payload: &[u8]) -> Result<ProcessStats, DecodeError> {
+    let mut c = Cursor::new(payload);
+    let unix_ns = c.u64("time")?;
+    let present = c.u32("presence bits")?;
+    let flags = c.u32("flags")?;
+    let rss_rises = c.u32("rises")?;
+    let n = c.count(8, "figures")?;
+    if n < 32 && present >> n != 0 {
+        return Err(c.err(format!(
+            "presence bits {present:#x} name figures beyond the {n} stored"
+        )));
+    }
+    let mut figures = [None; super::encode::PROCESS_FIGURES];
+    for i in 0..n {
+        let v = c.u64("figure")?;
+        if let Some(f) = figures.get_mut(i) {
+            *f = (present >> i & 1 == 1).then_some(v);
+        }
+    }
+    let [resident_bytes, virtual_bytes, heap_bytes, cpu_user_ns, cpu_system_ns, threads, open_fds, max_fds, start_unix_ns] =
+        figures;
+    let sample = ProcessSample {
+        resident_bytes,
+        virtual_bytes,
+        heap_bytes,
+        cpu_user_ns,
+        cpu_system_ns,
+        threads,
+        open_fds,
+        max_fds,
+        start_unix_ns,
+    };
+    Ok(ProcessStats::new(
+        unix_ns,
+        sample,
+        rss_rises,
+        flags & 1 == 1,
+    ))
 }
 
 fn decode_dictionary(payload: &[u8]) -> Result<Vec<DictEntry>, DecodeError> {

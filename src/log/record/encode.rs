@@ -11,6 +11,7 @@ use crate::alert::{Alert, AlertState, Condition};
 use crate::hist::{Encoder, HistEncodeError, HistRef};
 use crate::log::format::{U32Le, U64Le};
 use crate::metric::{CounterValue, GaugeValue};
+use crate::process::{ProcessSample, ProcessStats};
 use crate::report::{OpStats, OpWindow, WindowReport};
 
 impl Record {
@@ -37,6 +38,7 @@ impl Record {
             Self::Event(e) => encode_event(e, buf)?,
             Self::Series(r) => encode_series(r.unix_ns, &r.counters, &r.gauges, buf)?,
             Self::Alert(a) => encode_alert(a, buf)?,
+            Self::Process(p) => encode_process(p, buf),
             Self::Unknown { payload, .. } => buf.extend_from_slice(payload),
         }
         Ok(self.kind())
@@ -212,6 +214,43 @@ pub(crate) fn encode_alert(a: &Alert, buf: &mut Vec<u8>) -> Result<(), EncodeErr
     Ok(())
 }
 
+/// The figures of a process record, in their stored order (`docs/log-format.md`, kind 6).
+pub(super) fn process_figures(s: &ProcessSample) -> [Option<u64>; PROCESS_FIGURES] {
+    [
+        s.resident_bytes,
+        s.virtual_bytes,
+        s.heap_bytes,
+        s.cpu_user_ns,
+        s.cpu_system_ns,
+        s.threads,
+        s.open_fds,
+        s.max_fds,
+        s.start_unix_ns,
+    ]
+}
+
+/// Figures a process record of this version stores.
+pub(super) const PROCESS_FIGURES: usize = 9;
+
+/// Appends a process payload: time, which figures are present, the growth state, then every
+/// figure (0 when absent).
+pub(crate) fn encode_process(p: &ProcessStats, buf: &mut Vec<u8>) {
+    let figures = process_figures(&p.sample);
+    let present = figures
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.is_some())
+        .fold(0u32, |bits, (i, _)| bits | 1 << i);
+    put_u64(buf, p.unix_ns);
+    put_u32(buf, present);
+    put_u32(buf, u32::from(p.rss_growing));
+    put_u32(buf, p.rss_rises);
+    put_u32(buf, PROCESS_FIGURES as u32);
+    for f in figures {
+        put_u64(buf, f.unwrap_or(0));
+    }
+}
+
 /// Appends a window payload, serializing the histogram with `hist` (reused across calls).
 pub(crate) fn encode_window(
     w: &WindowFields<'_>,
@@ -312,5 +351,52 @@ mod tests {
             buf,
             [3, 0, 0, 0, 8, 7, 6, 5, 4, 3, 2, 1, 3, 0, 0, 0, b'b', b'y', b'e']
         );
+    }
+
+    #[test]
+    fn process_records_are_laid_out_as_documented_and_skip_later_figures() {
+        let sample = ProcessSample::default()
+            .with_resident_bytes(0x1000)
+            .with_threads(3);
+        let p = ProcessStats::new(0x0102_0304_0506_0708, sample, 5, true);
+        let mut buf = Vec::new();
+        assert_eq!(Record::Process(p).encode(&mut buf).unwrap(), 6);
+        assert_eq!(buf.len(), 24 + 9 * 8);
+        assert_eq!(buf[..8], [8, 7, 6, 5, 4, 3, 2, 1]);
+        // Present: resident (bit 0) and threads (bit 5); flags: growing; rises 5; 9 figures.
+        assert_eq!(
+            buf[8..24],
+            [0x21, 0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 9, 0, 0, 0]
+        );
+        assert_eq!(buf[24..32], 0x1000u64.to_le_bytes());
+        assert_eq!(buf[64..72], 3u64.to_le_bytes());
+        assert_eq!(Record::decode(6, &buf).unwrap(), Record::Process(p));
+
+        // A later writer's tenth figure, present, is skipped; so are trailing bytes.
+        let mut later = buf.clone();
+        later[8] |= 1 << 1 | 1 << 2; // virtual and heap present, holding 0
+        later[9] = 0x02; // bit 9
+        later[20] = 10;
+        later.extend_from_slice(&7u64.to_le_bytes());
+        later.extend_from_slice(b"more");
+        let Ok(Record::Process(q)) = Record::decode(6, &later) else {
+            panic!("decodes")
+        };
+        assert_eq!(q.sample.resident_bytes, Some(0x1000));
+        assert_eq!(
+            (q.sample.virtual_bytes, q.sample.heap_bytes),
+            (Some(0), Some(0))
+        );
+        assert_eq!(q.rss_rises, 5);
+
+        // A presence bit beyond the figures stored, or figures that do not fit, are errors.
+        let mut bad = buf.clone();
+        bad[20] = 2;
+        bad.truncate(24 + 16);
+        assert!(Record::decode(6, &bad).is_err());
+        let mut short = buf.clone();
+        short.truncate(24 + 8 * 8);
+        assert!(Record::decode(6, &short).is_err());
+        assert!(Record::decode(6, &buf[..20]).is_err());
     }
 }

@@ -22,6 +22,7 @@ use super::format::{U32Le, U64Le};
 use crate::alert::Alert;
 pub use crate::limits::MAX_HISTOGRAM_COUNTS;
 use crate::metric::{CounterValue, GaugeValue};
+use crate::process::ProcessStats;
 use crate::report::OpStats;
 
 mod decode;
@@ -43,6 +44,8 @@ pub enum RecordKind {
     Alert = 4,
     /// Counter and gauge values at a window close.
     Series = 5,
+    /// The process's resources at a window close.
+    Process = 6,
 }
 
 impl RecordKind {
@@ -54,6 +57,7 @@ impl RecordKind {
             3 => Some(Self::Event),
             4 => Some(Self::Alert),
             5 => Some(Self::Series),
+            6 => Some(Self::Process),
             _ => None,
         }
     }
@@ -73,6 +77,9 @@ pub enum Record {
     Series(SeriesRecord),
     /// An alert notice.
     Alert(Alert),
+    /// The process's resources, sampled when a window closed (written before that window's
+    /// records).
+    Process(ProcessStats),
     /// A record of a kind this version does not decode, returned as its raw payload.
     Unknown {
         /// The frame's kind byte.
@@ -91,6 +98,7 @@ impl Record {
             Self::Event(_) => RecordKind::Event as u8,
             Self::Series(_) => RecordKind::Series as u8,
             Self::Alert(_) => RecordKind::Alert as u8,
+            Self::Process(_) => RecordKind::Process as u8,
             Self::Unknown { kind, .. } => *kind,
         }
     }
