@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::alert::Alert;
+use crate::alert::{Alert, BudgetBurn};
 use crate::config::Sampling;
 use crate::hist::PooledHistogram;
 use crate::metric::{CounterValue, GaugeValue};
@@ -240,6 +240,10 @@ pub struct Snapshot {
     /// Alerts firing as of the latest window close, as their firing notices said
     /// ([`Builder::alert`](crate::Builder::alert)).
     pub alerts: Vec<Alert>,
+    /// The burn of every performance budget ([`AlertRule::budget`](crate::alert::AlertRule::budget))
+    /// on every operation with a recorded call in the budget's period, as of the latest
+    /// window close: in rule order, then operation name.
+    pub budgets: Vec<BudgetBurn>,
 }
 
 impl Snapshot {

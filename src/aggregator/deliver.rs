@@ -250,6 +250,11 @@ impl Aggregator {
             } else {
                 self.alerts.active()
             },
+            budgets: if self.alerts.is_empty() {
+                Vec::new()
+            } else {
+                self.alerts.budgets()
+            },
         })
     }
 }
