@@ -611,6 +611,235 @@ mod tests {
     }
 
     #[test]
+    fn anomaly_and_budget_rules_parse() {
+        let rules = parse(
+            r#"
+            [[alert]]
+            name = "p99-anomaly"
+            op = "http.*"
+            anomaly = "p99"
+            for_windows = 3
+
+            [[alert]]
+            name = "errors-anomaly"
+            op = "db.*"
+            anomaly = "error_rate"
+            deviations = 4.5
+            baseline_windows = 60
+            warmup_windows = 20
+            min_deviation = 0.02
+            min_relative_deviation = 0
+
+            [[alert]]
+            name = "p97-anomaly"
+            op = "x"
+            min_deviation_ms = 2.5
+            anomaly = 0.97
+
+            [[alert]]
+            name = "checkout-budget"
+            op = "http.checkout"
+            budget_p95_ms = 200
+
+            [[alert]]
+            name = "q-budget"
+            op = "x"
+            budget_ms = 1.5
+            period_secs = 60
+            budget_quantile = 0.8
+            burn_above = 2
+            "#,
+        )
+        .unwrap();
+        let want = vec![
+            AlertRule::anomaly(
+                "p99-anomaly",
+                "http.*",
+                Signal::Latency { quantile: 0.99 },
+                3.0,
+            )
+            .for_windows(3),
+            AlertRule::anomaly("errors-anomaly", "db.*", Signal::ErrorRate, 4.5)
+                .baseline_windows(60)
+                .warmup_windows(20)
+                .min_deviation(0.02)
+                .min_relative_deviation(0.0),
+            AlertRule::anomaly("p97-anomaly", "x", Signal::Latency { quantile: 0.97 }, 3.0)
+                .min_deviation(2_500_000.0),
+            AlertRule::budget(
+                "checkout-budget",
+                "http.checkout",
+                0.95,
+                Duration::from_millis(200),
+                Duration::from_secs(3600),
+            ),
+            AlertRule::budget(
+                "q-budget",
+                "x",
+                0.8,
+                Duration::from_micros(1500),
+                Duration::from_secs(60),
+            )
+            .burn_above(2.0),
+        ];
+        assert_eq!(rules, want);
+        for (key, q) in BUDGET_KEYS {
+            let r = parse(&format!("[[alert]]\nname = \"a\"\nop = \"b\"\n{key} = 7\n")).unwrap();
+            assert!(matches!(
+                r[0].condition(),
+                Condition::BudgetBurn { quantile, above_ns: 7_000_000, .. } if quantile == q
+            ));
+        }
+    }
+
+    #[test]
+    fn bad_anomaly_and_budget_settings_name_the_key() {
+        let head = "[[alert]]\nname = \"a\"\nop = \"db.*\"\n";
+        let cases: Vec<(String, &str, &str)> = vec![
+            (
+                format!("{head}anomaly = \"p42\"\n"),
+                "app.toml: alert[0].anomaly",
+                "quantile",
+            ),
+            (
+                format!("{head}anomaly = 1.5\n"),
+                "app.toml: alert[0].anomaly",
+                "quantile",
+            ),
+            (
+                format!("{head}anomaly = \"p99\"\ndeviations = 0\n"),
+                "app.toml: alert[0].deviations",
+                "above 0",
+            ),
+            (
+                format!("{head}anomaly = \"p99\"\ndeviations = nan\n"),
+                "app.toml: alert[0].deviations",
+                "above 0",
+            ),
+            (
+                format!("{head}anomaly = \"p99\"\nbaseline_windows = 2\n"),
+                "app.toml: alert[0].baseline_windows",
+                "from 3 to 1024",
+            ),
+            (
+                format!("{head}anomaly = \"p99\"\nbaseline_windows = 1025\n"),
+                "app.toml: alert[0].baseline_windows",
+                "from 3 to 1024",
+            ),
+            (
+                format!("{head}anomaly = \"p99\"\nbaseline_windows = -1\n"),
+                "app.toml: alert[0].baseline_windows",
+                "from 3 to 1024",
+            ),
+            (
+                format!("{head}anomaly = \"p99\"\nbaseline_windows = 5\nwarmup_windows = 6\n"),
+                "app.toml: alert[0].warmup_windows",
+                "baseline's length",
+            ),
+            (
+                format!("{head}anomaly = \"p99\"\nwarmup_windows = 2\n"),
+                "app.toml: alert[0].warmup_windows",
+                "from 3",
+            ),
+            (
+                format!("{head}anomaly = \"p99\"\nmin_deviation_ms = -1\n"),
+                "app.toml: alert[0].min_deviation_ms",
+                "0 or more",
+            ),
+            (
+                format!("{head}anomaly = \"p99\"\nmin_deviation = 0.1\n"),
+                "app.toml: alert[0].min_deviation",
+                "min_deviation_ms",
+            ),
+            (
+                format!("{head}anomaly = \"error_rate\"\nmin_deviation_ms = 1\n"),
+                "app.toml: alert[0].min_deviation_ms",
+                "is min_deviation",
+            ),
+            (
+                format!("{head}anomaly = \"p99\"\nmin_relative_deviation = \"x\"\n"),
+                "app.toml: alert[0].min_relative_deviation",
+                "0 or more",
+            ),
+            (
+                format!("{head}error_rate_above = 0.1\ndeviations = 3\n"),
+                "app.toml: alert[0].deviations",
+                "anomaly rules only",
+            ),
+            (
+                format!("{head}error_rate_above = 0.1\nbaseline_windows = 30\n"),
+                "app.toml: alert[0].baseline_windows",
+                "anomaly rules only",
+            ),
+            (
+                format!("{head}budget_p95_ms = 200\nwarmup_windows = 3\n"),
+                "app.toml: alert[0].warmup_windows",
+                "anomaly rules only",
+            ),
+            (
+                format!("{head}anomaly = \"p99\"\nperiod_secs = 60\n"),
+                "app.toml: alert[0].period_secs",
+                "budget rules only",
+            ),
+            (
+                format!("{head}slow_calls_above = 1\nburn_above = 2\n"),
+                "app.toml: alert[0].burn_above",
+                "budget rules only",
+            ),
+            (
+                format!("{head}anomaly = \"p99\"\nerror_rate_above = 0.1\n"),
+                "app.toml: alert[0].error_rate_above",
+                "exactly one condition",
+            ),
+            (
+                format!("{head}budget_p95_ms = 200\nanomaly = \"p99\"\n"),
+                "app.toml: alert[0].anomaly",
+                "exactly one condition",
+            ),
+            (
+                format!("{head}budget_quantile = 1\nbudget_ms = 5\n"),
+                "app.toml: alert[0].budget_quantile",
+                "below 1",
+            ),
+            (
+                format!("{head}budget_quantile = 0.9\n"),
+                "app.toml: alert[0].budget_quantile",
+                "needs budget_ms",
+            ),
+            (
+                format!("{head}budget_ms = 5\nslow_calls_above = 1\n"),
+                "app.toml: alert[0].budget_ms",
+                "needs budget_quantile",
+            ),
+            (
+                format!("{head}budget_p99_ms = -1\n"),
+                "app.toml: alert[0].budget_p99_ms",
+                "milliseconds",
+            ),
+            (
+                format!("{head}budget_p99_ms = 5\nperiod_secs = 0\n"),
+                "app.toml: alert[0].period_secs",
+                "above 0",
+            ),
+            (
+                format!("{head}budget_p99_ms = 5\nperiod_secs = 1e9\n"),
+                "app.toml: alert[0].period_secs",
+                "a year",
+            ),
+            (
+                format!("{head}budget_p99_ms = 5\nburn_above = -0.5\n"),
+                "app.toml: alert[0].burn_above",
+                "0 or more",
+            ),
+        ];
+        for (text, want_key, want_reason) in cases {
+            let (key, _value, reason) = rejected(&text);
+            assert_eq!(key, want_key, "{text}");
+            assert!(reason.contains(want_reason), "{text}: {reason}");
+        }
+    }
+
+    #[test]
     fn bad_tables_name_the_key() {
         let head = "[[alert]]\nname = \"a\"\nop = \"db.*\"\n";
         let cases: Vec<(String, &str, &str)> = vec![

@@ -854,6 +854,131 @@ mod tests {
     }
 
     #[test]
+    fn anomaly_and_budget_settings_are_checked() {
+        let lat = Signal::Latency { quantile: 0.99 };
+        let ok = [
+            AlertRule::anomaly("a", "x", lat, 3.0),
+            AlertRule::anomaly("a", "x", Signal::ErrorRate, 0.1)
+                .baseline_windows(3)
+                .warmup_windows(3)
+                .min_deviation(0.0)
+                .min_relative_deviation(0.0),
+            AlertRule::anomaly("a", "x", lat, 3.0).baseline_windows(1024),
+            AlertRule::budget("b", "x", 0.5, Duration::ZERO, Duration::from_nanos(1)),
+            AlertRule::budget("b", "x", 0.999, Duration::MAX, Duration::MAX).burn_above(0.0),
+        ];
+        for rule in ok {
+            rule.validate().unwrap();
+        }
+        let day = Duration::from_secs(86_400);
+        let ms = Duration::from_millis(200);
+        let cases: Vec<(AlertRule, &str, &str)> = vec![
+            (AlertRule::anomaly("a", "x", lat, 0.0), "k", "0"),
+            (AlertRule::anomaly("a", "x", lat, f64::NAN), "k", "NaN"),
+            (AlertRule::anomaly("a", "x", lat, f64::INFINITY), "k", "inf"),
+            (
+                AlertRule::anomaly("a", "x", Signal::Latency { quantile: 0.0 }, 3.0),
+                "quantile",
+                "0",
+            ),
+            (
+                AlertRule::anomaly("a", "x", lat, 3.0).baseline_windows(2),
+                "baseline_windows",
+                "2",
+            ),
+            (
+                AlertRule::anomaly("a", "x", lat, 3.0).baseline_windows(1025),
+                "baseline_windows",
+                "1025",
+            ),
+            (
+                AlertRule::anomaly("a", "x", lat, 3.0).warmup_windows(31),
+                "warmup_windows",
+                "31",
+            ),
+            (
+                AlertRule::anomaly("a", "x", lat, 3.0).warmup_windows(2),
+                "warmup_windows",
+                "2",
+            ),
+            (
+                AlertRule::anomaly("a", "x", lat, 3.0).min_deviation(-1.0),
+                "min_deviation",
+                "-1",
+            ),
+            (
+                AlertRule::anomaly("a", "x", lat, 3.0).min_relative_deviation(f64::NAN),
+                "min_relative_deviation",
+                "NaN",
+            ),
+            (AlertRule::budget("b", "x", 1.0, ms, day), "quantile", "1"),
+            (AlertRule::budget("b", "x", 0.0, ms, day), "quantile", "0"),
+            (
+                AlertRule::budget("b", "x", 0.9, ms, Duration::ZERO),
+                "period",
+                "0",
+            ),
+            (
+                AlertRule::budget("b", "x", 0.9, ms, day).burn_above(-1.0),
+                "burn_above",
+                "-1",
+            ),
+            (
+                AlertRule::budget("b", "x", 0.9, ms, day).burn_above(f64::INFINITY),
+                "burn_above",
+                "inf",
+            ),
+        ];
+        for (rule, field, value) in cases {
+            let name = rule.name().to_owned();
+            let (key, got, why) = reason(rule);
+            assert_eq!(
+                (key, got.as_str()),
+                (format!("alert.{name:?}.{field}"), value)
+            );
+            assert!(!why.is_empty());
+        }
+        // Settings of one kind of rule on another are refused, not ignored.
+        let stray = [
+            (
+                AlertRule::error_rate("a", "x", 0.1).burn_above(2.0),
+                "burn_above",
+                "budget",
+            ),
+            (
+                AlertRule::anomaly("a", "x", lat, 3.0).burn_above(2.0),
+                "burn_above",
+                "budget",
+            ),
+            (
+                AlertRule::slow_calls("a", "x", 1).baseline_windows(30),
+                "baseline_windows",
+                "anomaly",
+            ),
+            (
+                AlertRule::error_rate("a", "x", 0.1).warmup_windows(5),
+                "warmup_windows",
+                "anomaly",
+            ),
+            (
+                AlertRule::budget("a", "x", 0.9, ms, day).min_deviation(1.0),
+                "min_deviation",
+                "anomaly",
+            ),
+            (
+                AlertRule::percentile("a", "x", 0.9, ms).min_relative_deviation(0.1),
+                "min_relative_deviation",
+                "anomaly",
+            ),
+        ];
+        for (rule, field, kind) in stray {
+            let (key, _, why) = reason(rule);
+            assert_eq!(key, format!("alert.\"a\".{field}"));
+            assert!(why.contains(kind), "{why}");
+        }
+    }
+
+    #[test]
     fn duplicate_names_are_rejected() {
         let rules = [
             AlertRule::error_rate("a", "x", 0.1),
