@@ -59,6 +59,8 @@ pub(crate) struct BudgetRing {
     /// Windows per bucket (`g`).
     width: u64,
     period_windows: u64,
+    /// The newest bucket id added to.
+    newest: u64,
 }
 
 impl BudgetRing {
@@ -72,6 +74,7 @@ impl BudgetRing {
             buckets: vec![(u64::MAX, 0, 0); n as usize].into_boxed_slice(),
             width,
             period_windows,
+            newest: 0,
         }
     }
 
@@ -90,6 +93,13 @@ impl BudgetRing {
         }
         slot.1 = slot.1.saturating_add(calls);
         slot.2 = slot.2.saturating_add(over);
+        self.newest = id;
+    }
+
+    /// Whether every bucket has left the period ending with window `index` (one compare,
+    /// so that forgetting idle operations costs nothing per window).
+    pub(crate) fn is_stale(&self, index: u64) -> bool {
+        self.newest.saturating_add(self.buckets.len() as u64) <= index / self.width
     }
 
     /// `(calls, over)` of the period ending with window `index`.
@@ -124,7 +134,9 @@ mod tests {
         }
         assert_eq!(r.sums(3), (30, 9)); // windows 1 to 3
         assert_eq!(r.sums(4), (20, 7), "window 4 saw nothing: windows 2 and 3");
+        assert!(!r.is_stale(5));
         assert_eq!(r.sums(6), (0, 0), "all stale");
+        assert!(r.is_stale(6));
         r.add(10, 5, 5);
         assert_eq!(r.sums(10), (5, 5), "a gap clears the old buckets");
         assert!((burn(20, 1, 0.95).unwrap() - 1.0).abs() < 1e-12);

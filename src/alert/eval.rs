@@ -540,7 +540,7 @@ impl Evaluator {
             if matches!(info.condition, Condition::BudgetBurn { .. }) {
                 // A budget whose period holds no call is forgotten.
                 slot.tracks.retain(|_, t| match &t.kind {
-                    TrackKind::Budget(ring) => ring.sums(at.index).0 > 0,
+                    TrackKind::Budget(ring) => !ring.is_stale(at.index),
                     TrackKind::Baseline(_) => true,
                 });
             }
