@@ -15,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use ringmeter::alert::{AlertRule, Signal};
 use ringmeter::{Clock, Engine, MockClock, Op};
 

@@ -242,7 +242,7 @@ pub struct Snapshot {
     pub alerts: Vec<Alert>,
     /// The burn of every performance budget ([`AlertRule::budget`](crate::alert::AlertRule::budget))
     /// on every operation with a recorded call in the budget's period, as of the latest
-    /// window close: in rule order, then operation name.
+    /// window close: in rule order, then operation id (as `totals`).
     pub budgets: Vec<BudgetBurn>,
 }
 

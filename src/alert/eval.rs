@@ -17,8 +17,8 @@
 //! rules match an operation is computed once per operation id and cached; evaluating a window
 //! allocates only when a pair starts a breach or a track, or a notice goes out.
 
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::baseline::Baseline;
@@ -63,8 +63,9 @@ struct Slot {
     info: RuleInfo,
     /// Pending, firing or cooling-down operations, by operation id.
     states: HashMap<u32, OpState>,
-    /// Baselines or budget sums of an anomaly or budget rule, by operation id.
-    tracks: HashMap<u32, Track>,
+    /// Baselines or budget sums of an anomaly or budget rule, by operation id (ordered, so
+    /// that the published burns come in id order without a sort).
+    tracks: BTreeMap<u32, Track>,
 }
 
 /// What an anomaly or budget rule remembers of one operation across windows.
@@ -119,7 +120,7 @@ impl Slot {
                 rule,
             },
             states: HashMap::new(),
-            tracks: HashMap::new(),
+            tracks: BTreeMap::new(),
         }
     }
 }
@@ -129,7 +130,7 @@ impl RuleInfo {
     /// track; `eligible` says whether the window had the rule's `min_calls`.
     fn observe_tracked<O: OpSample>(
         &self,
-        tracks: &mut HashMap<u32, Track>,
+        tracks: &mut BTreeMap<u32, Track>,
         op: &O,
         eligible: bool,
         at: Position,
@@ -184,15 +185,14 @@ impl RuleInfo {
         }
     }
 
-    /// The burns of a budget rule's operations at window `index`, in operation-name order.
-    fn burns(&self, tracks: &HashMap<u32, Track>, index: u64, out: &mut Vec<BudgetBurn>) {
+    /// The burns of a budget rule's operations at window `index`, in operation id order.
+    fn burns(&self, tracks: &BTreeMap<u32, Track>, index: u64, out: &mut Vec<BudgetBurn>) {
         let Condition::BudgetBurn {
             quantile, above_ns, ..
         } = self.condition
         else {
             return;
         };
-        let first = out.len();
         for t in tracks.values() {
             let TrackKind::Budget(ring) = &t.kind else {
                 continue;
@@ -211,14 +211,13 @@ impl RuleInfo {
                 });
             }
         }
-        out[first..].sort_by(|a, b| a.operation.cmp(&b.operation));
     }
 }
 
 /// The track of `op`, made by `make` when there is none or its id now names another
 /// operation.
 fn track<'a, O: OpSample>(
-    tracks: &'a mut HashMap<u32, Track>,
+    tracks: &'a mut BTreeMap<u32, Track>,
     op: &O,
     make: impl FnOnce() -> TrackKind,
 ) -> &'a mut Track {
@@ -456,7 +455,7 @@ impl Evaluator {
     }
 
     /// The burn of every budget rule on every operation with a recorded call in the rule's
-    /// period, as of the last evaluated window: in rule order, then operation name.
+    /// period, as of the last evaluated window: in rule order, then operation id.
     pub(crate) fn budgets(&self) -> Vec<BudgetBurn> {
         let mut out = Vec::new();
         if self.last.is_some() {
