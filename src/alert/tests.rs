@@ -1099,3 +1099,16 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn budget_counts_sampled_calls_with_their_weight() {
+    // One timed call standing for 9 (sampling every 9th) over the limit, 3 unweighted within.
+    let rule = AlertRule::budget("b", "x", 0.5, Duration::from_millis(10), 2 * SEC);
+    let mut t = Timeline::new(vec![rule]);
+    let mut op = lat(0, "x", &[MS, MS, MS]);
+    op.hist.record_n(20 * MS, 9).unwrap();
+    op.stats.max_ns = 20 * MS;
+    assert_eq!(brief(&t.window(&[op])), [(Firing, "b", "x")]);
+    let b = &t.ev.budgets()[0];
+    assert_eq!((b.calls, b.over, b.burn), (12, 9, 9.0 / 12.0 / 0.5));
+}
