@@ -144,3 +144,25 @@ pub const FIRST_RETRY: Duration = Duration::from_secs(1);
 
 /// Longest wait between retries after window log faults.
 pub const MAX_RETRY: Duration = Duration::from_secs(60);
+
+/// Windows in an anomaly rule's baseline by default.
+pub const DEFAULT_BASELINE_WINDOWS: u32 = 30;
+
+/// Most windows in an anomaly rule's baseline (8 bytes each per rule and operation).
+pub const MAX_BASELINE_WINDOWS: u32 = 1024;
+
+/// Windows an anomaly rule's baseline needs before a window can breach, by default.
+pub const DEFAULT_WARMUP_WINDOWS: u32 = 10;
+
+/// An anomaly rule's smallest deviation as a fraction of its baseline's median, by default.
+pub const DEFAULT_MIN_RELATIVE_DEVIATION: f64 = 0.1;
+
+/// A budget's rolling period in the configuration file when `period_secs` is not given.
+pub const DEFAULT_BUDGET_PERIOD: Duration = Duration::from_secs(3600);
+
+/// Most buckets of a budget's rolling period (24 bytes each per rule and operation): a
+/// period of more windows sums them in buckets of several windows.
+pub const MAX_BUDGET_BUCKETS: u64 = 64;
+
+/// An anomaly rule's `deviations` in the configuration file when not given.
+pub const DEFAULT_DEVIATIONS: f64 = 3.0;

@@ -17,7 +17,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::alert::Alert;
+use crate::alert::{Alert, BudgetBurn};
 use crate::config::Sampling;
 use crate::hist::PooledHistogram;
 use crate::metric::{CounterValue, GaugeValue};
@@ -269,6 +269,11 @@ pub struct Snapshot {
     /// form when `None`.
     #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub process: Option<ProcessStats>,
+    /// The burn of every performance budget ([`AlertRule::budget`](crate::alert::AlertRule::budget))
+    /// on every operation with a recorded call in the budget's period, as of the latest
+    /// window close: in rule order, then operation id (as `totals`).
+    #[cfg_attr(feature = "serde", serde(serialize_with = "ser::budgets"))]
+    pub budgets: Vec<BudgetBurn>,
 }
 
 impl Snapshot {
@@ -313,7 +318,7 @@ mod ser {
 
     use serde::ser::{SerializeMap, SerializeSeq, SerializeStruct, Serializer};
 
-    use crate::alert::Alert;
+    use crate::alert::{Alert, BudgetBurn};
     use crate::config::Sampling;
     use crate::hist::PooledHistogram;
     use crate::metric::{CounterValue, GaugeValue, Labels};
@@ -402,6 +407,34 @@ mod ser {
 
     /// Each alert with its state and condition as text (`"firing"`, the condition as its
     /// `Display` writes it) and its threshold as a number.
+    pub(super) fn budgets<S: Serializer>(v: &[BudgetBurn], s: S) -> Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct B<'a> {
+            rule: &'a str,
+            operation: &'a str,
+            quantile: f64,
+            limit_ns: u64,
+            period_windows: u64,
+            calls: u64,
+            over: u64,
+            burn: f64,
+        }
+        let mut seq = s.serialize_seq(Some(v.len()))?;
+        for b in v {
+            seq.serialize_element(&B {
+                rule: &b.rule,
+                operation: &b.operation,
+                quantile: b.quantile,
+                limit_ns: b.limit_ns,
+                period_windows: b.period_windows,
+                calls: b.calls,
+                over: b.over,
+                burn: b.burn,
+            })?;
+        }
+        seq.end()
+    }
+
     pub(super) fn alerts<S: Serializer>(v: &[Alert], s: S) -> Result<S::Ok, S::Error> {
         #[derive(serde::Serialize)]
         struct A<'a> {

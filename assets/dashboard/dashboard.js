@@ -146,6 +146,26 @@
     document.getElementById("no-alerts").hidden = firing.length !== 0;
   }
 
+  // Performance budgets: shown only when the snapshot carries a burn (a budget rule with a
+  // recorded call in its period); a burn above 1 means the allowance is used up.
+  function renderBudgets(budgets) {
+    const section = document.getElementById("budgets-section");
+    const body = document.querySelector("#budgets tbody");
+    body.textContent = "";
+    (budgets || []).forEach(function (b) {
+      const tr = document.createElement("tr");
+      cell(tr, b.rule);
+      cell(tr, b.operation);
+      cell(tr, "p" + String(+(b.quantile * 100).toPrecision(4)) + " ≤ " + fmtNs(b.limit_ns));
+      cell(tr, String(b.calls));
+      cell(tr, String(b.over));
+      cell(tr, String(+b.burn.toPrecision(3)));
+      if (b.burn > 1) tr.className = "over";
+      body.appendChild(tr);
+    });
+    section.hidden = !budgets || budgets.length === 0;
+  }
+
   function renderTotals(totals) {
     const body = document.querySelector("#totals tbody");
     body.textContent = "";
@@ -194,6 +214,7 @@
       redraw();
     }
     renderAlerts(snap.alerts);
+    renderBudgets(snap.budgets);
     renderTotals(snap.totals);
     renderProcess(snap.process);
     setStatus("window #" + (w ? w.index : "–") + " · " + snap.windows_closed +

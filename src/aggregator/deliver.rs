@@ -251,6 +251,11 @@ impl Aggregator {
                 self.alerts.active()
             },
             process: self.last_window.as_ref().and_then(|w| w.process),
+            budgets: if self.alerts.is_empty() {
+                Vec::new()
+            } else {
+                self.alerts.budgets()
+            },
         })
     }
 }

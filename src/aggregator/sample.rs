@@ -33,4 +33,17 @@ impl OpSample for OpWindow {
     fn value_at_quantile(&self, quantile: f64) -> u64 {
         self.histogram.value_at_quantile(quantile)
     }
+    fn timed_weight(&self) -> u64 {
+        self.histogram.len()
+    }
+    fn weight_above(&self, limit_ns: u64) -> u64 {
+        if self.stats.max_ns <= limit_ns {
+            return 0;
+        }
+        self.histogram
+            .iter_recorded()
+            .filter(|b| b.lowest() > limit_ns)
+            .map(|b| b.count())
+            .sum()
+    }
 }

@@ -11,33 +11,49 @@
 //! ```
 //!
 //! A state exists only while its pair is pending, firing or cooling down, so memory is
-//! bounded by the pairs in one of those phases. Which rules match an operation is computed
-//! once per operation id and cached; evaluating a window allocates only when a pair starts a
-//! breach or a notice goes out.
+//! bounded by the pairs in one of those phases. Anomaly and budget rules also keep a track
+//! per (rule, operation): a fixed ring of baseline values (at most 1024 `f64`) or of budget
+//! buckets (at most 64); a budget's track is dropped once its period holds no call. Which
+//! rules match an operation is computed once per operation id and cached; evaluating a window
+//! allocates only when a pair starts a breach or a track, or a notice goes out.
 
-use std::collections::HashMap;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use super::baseline::Baseline;
+use super::budget::{burn, BudgetBurn, BudgetRing};
 use super::notice::{Alert, AlertState};
-use super::rule::{validate_all, AlertRule, Condition};
+use super::rule::{validate_all, AlertRule, Condition, Signal};
 use super::sample::OpSample;
 use crate::error::Error;
 use crate::limits::MAX_OPERATIONS;
 use crate::pattern::Pattern;
 
-/// The value a condition compares in one window, or `None` when there is none to compare.
+/// The window's error rate, or `None` without calls.
+fn error_rate<O: OpSample>(op: &O) -> Option<f64> {
+    let calls = op.calls();
+    (calls > 0).then(|| op.errors() as f64 / calls as f64)
+}
+
+/// The window's latency at `quantile`, clamped to the exact bounds; `None` without a timed
+/// call.
+fn latency<O: OpSample>(op: &O, quantile: f64) -> Option<f64> {
+    (op.recorded() > 0).then(|| {
+        let (min, max) = (op.min_ns(), op.max_ns());
+        let v = op.value_at_quantile(quantile);
+        v.clamp(min, max.max(min)) as f64
+    })
+}
+
+/// The value a stateless condition compares in one window, or `None` when there is none to
+/// compare (the anomaly and budget conditions are read by [`Tracks::observe`]).
 fn observed<O: OpSample>(condition: &Condition, op: &O) -> Option<f64> {
     match *condition {
-        Condition::ErrorRate { .. } => {
-            let calls = op.calls();
-            (calls > 0).then(|| op.errors() as f64 / calls as f64)
-        }
-        Condition::Percentile { quantile, .. } => (op.recorded() > 0).then(|| {
-            let (min, max) = (op.min_ns(), op.max_ns());
-            let v = op.value_at_quantile(quantile);
-            v.clamp(min, max.max(min)) as f64
-        }),
+        Condition::ErrorRate { .. } => error_rate(op),
+        Condition::Percentile { quantile, .. } => latency(op, quantile),
         Condition::SlowCalls { .. } => Some(op.slow() as f64),
+        Condition::Anomaly { .. } | Condition::BudgetBurn { .. } => None,
     }
 }
 
@@ -47,6 +63,31 @@ struct Slot {
     info: RuleInfo,
     /// Pending, firing or cooling-down operations, by operation id.
     states: HashMap<u32, OpState>,
+    /// Baselines or budget sums of an anomaly or budget rule, by operation id (ordered, so
+    /// that the published burns come in id order without a sort).
+    tracks: BTreeMap<u32, Track>,
+}
+
+/// What an anomaly or budget rule remembers of one operation across windows.
+#[derive(Debug)]
+struct Track {
+    /// The operation's name (an id that now names another operation starts over).
+    name: Arc<str>,
+    kind: TrackKind,
+}
+
+#[derive(Debug)]
+enum TrackKind {
+    Baseline(Baseline),
+    Budget(BudgetRing),
+}
+
+/// The window being evaluated, as the tracks need it.
+#[derive(Clone, Copy, Debug)]
+struct Position {
+    /// `start / length`.
+    index: u64,
+    length_ns: u64,
 }
 
 /// One rule, compiled.
@@ -57,6 +98,11 @@ struct RuleInfo {
     pattern: Pattern,
     condition: Condition,
     cooldown_ns: u64,
+    /// Anomaly rules: the baseline's length, its warm-up and the floors.
+    baseline_len: usize,
+    warmup: usize,
+    floor: f64,
+    relative: f64,
 }
 
 impl Slot {
@@ -67,10 +113,130 @@ impl Slot {
                 pattern: rule.compiled_pattern(),
                 condition: rule.condition(),
                 cooldown_ns: u64::try_from(rule.cooldown_period().as_nanos()).unwrap_or(u64::MAX),
+                baseline_len: rule.baseline_len() as usize,
+                warmup: rule.warmup_len() as usize,
+                floor: rule.deviation_floor(),
+                relative: rule.relative_deviation_floor(),
                 rule,
             },
             states: HashMap::new(),
+            tracks: BTreeMap::new(),
         }
+    }
+}
+
+impl RuleInfo {
+    /// The value of an anomaly or budget condition in this window, updating the operation's
+    /// track; `eligible` says whether the window had the rule's `min_calls`.
+    fn observe_tracked<O: OpSample>(
+        &self,
+        tracks: &mut BTreeMap<u32, Track>,
+        op: &O,
+        eligible: bool,
+        at: Position,
+        scratch: &mut Vec<f64>,
+    ) -> Option<f64> {
+        match self.condition {
+            Condition::Anomaly { signal, .. } => {
+                let value = match signal {
+                    Signal::ErrorRate => error_rate(op),
+                    Signal::Latency { quantile } => latency(op, quantile),
+                }
+                .filter(|_| eligible)?;
+                let track = track(tracks, op, || {
+                    TrackKind::Baseline(Baseline::new(self.baseline_len))
+                });
+                let TrackKind::Baseline(baseline) = &mut track.kind else {
+                    unreachable!("an anomaly rule keeps baselines")
+                };
+                // Compared with the windows before it, then part of the baseline.
+                let score = if baseline.len() >= self.warmup {
+                    baseline
+                        .spread(scratch)
+                        .map(|s| s.score(value, self.floor, self.relative))
+                } else {
+                    None
+                };
+                baseline.push(value);
+                score
+            }
+            Condition::BudgetBurn {
+                quantile,
+                above_ns,
+                period_ns,
+                ..
+            } => {
+                let calls = op.timed_weight();
+                if calls == 0 && !tracks.contains_key(&op.op_id()) {
+                    return None;
+                }
+                let over = op.weight_above(above_ns);
+                let track = track(tracks, op, || {
+                    TrackKind::Budget(BudgetRing::new(period_ns.div_ceil(at.length_ns.max(1))))
+                });
+                let TrackKind::Budget(ring) = &mut track.kind else {
+                    unreachable!("a budget rule keeps budget sums")
+                };
+                ring.add(at.index, calls, over);
+                let (calls, over) = ring.sums(at.index);
+                burn(calls, over, quantile)
+            }
+            _ => None,
+        }
+    }
+
+    /// The burns of a budget rule's operations at window `index`, in operation id order.
+    fn burns(&self, tracks: &BTreeMap<u32, Track>, index: u64, out: &mut Vec<BudgetBurn>) {
+        let Condition::BudgetBurn {
+            quantile, above_ns, ..
+        } = self.condition
+        else {
+            return;
+        };
+        for t in tracks.values() {
+            let TrackKind::Budget(ring) = &t.kind else {
+                continue;
+            };
+            let (calls, over) = ring.sums(index);
+            if let Some(burn) = burn(calls, over, quantile) {
+                out.push(BudgetBurn {
+                    rule: Arc::clone(&self.name),
+                    operation: Arc::clone(&t.name),
+                    quantile,
+                    limit_ns: above_ns,
+                    period_windows: ring.period_windows(),
+                    calls,
+                    over,
+                    burn,
+                });
+            }
+        }
+    }
+}
+
+/// The track of `op`, made by `make` when there is none or its id now names another
+/// operation.
+fn track<'a, O: OpSample>(
+    tracks: &'a mut BTreeMap<u32, Track>,
+    op: &O,
+    make: impl FnOnce() -> TrackKind,
+) -> &'a mut Track {
+    let name = op.op_name();
+    match tracks.entry(op.op_id()) {
+        Entry::Occupied(e) => {
+            let t = e.into_mut();
+            if !Arc::ptr_eq(&t.name, name) && *t.name != **name {
+                *t = Track {
+                    name: Arc::clone(name),
+                    kind: make(),
+                };
+            }
+            t
+        }
+        Entry::Vacant(e) => e.insert(Track {
+            name: Arc::clone(name),
+            kind: make(),
+        }),
     }
 }
 
@@ -174,6 +340,10 @@ pub(crate) struct Evaluator {
     epoch: u64,
     /// The last window evaluated.
     last: Option<Window>,
+    /// Index of the last (real) window evaluated: the budgets' time line.
+    index: u64,
+    /// Reused by the baselines' median and MAD.
+    scratch: Vec<f64>,
 }
 
 impl Evaluator {
@@ -189,6 +359,8 @@ impl Evaluator {
             cache: Vec::new(),
             epoch: 0,
             last: None,
+            index: 0,
+            scratch: Vec::new(),
         })
     }
 
@@ -220,6 +392,7 @@ impl Evaluator {
                     .and_then(Option::take);
                 if let Some(kept) = kept {
                     slot.states = kept.states;
+                    slot.tracks = kept.tracks;
                 }
                 slot
             })
@@ -262,6 +435,10 @@ impl Evaluator {
             start: start_unix_ns,
             end: start_unix_ns.saturating_add(length_ns),
         };
+        let at = Position {
+            index: start_unix_ns / length_ns.max(1),
+            length_ns,
+        };
         let mut out = Notices::new();
         if let Some(last) = self.last {
             if window.start > last.end {
@@ -269,11 +446,24 @@ impl Evaluator {
                     start: last.end,
                     end: window.start,
                 };
-                self.step::<O>(gap, &[], &mut out);
+                self.step::<O>(gap, at, &[], &mut out);
             }
         }
-        self.step(window, ops, &mut out);
+        self.index = at.index;
+        self.step(window, at, ops, &mut out);
         ordered(out)
+    }
+
+    /// The burn of every budget rule on every operation with a recorded call in the rule's
+    /// period, as of the last evaluated window: in rule order, then operation id.
+    pub(crate) fn budgets(&self) -> Vec<BudgetBurn> {
+        let mut out = Vec::new();
+        if self.last.is_some() {
+            for slot in &self.slots {
+                slot.info.burns(&slot.tracks, self.index, &mut out);
+            }
+        }
+        out
     }
 
     /// The alerts firing now, in rule then operation order, as firing notices carrying the
@@ -309,22 +499,36 @@ impl Evaluator {
         self.cache.len()
     }
 
-    fn step<O: OpSample>(&mut self, w: Window, ops: &[O], out: &mut Notices) {
+    /// How many (rule, operation) pairs have a baseline or budget track.
+    #[cfg(test)]
+    pub(crate) fn tracks(&self) -> usize {
+        self.slots.iter().map(|s| s.tracks.len()).sum()
+    }
+
+    fn step<O: OpSample>(&mut self, w: Window, at: Position, ops: &[O], out: &mut Notices) {
         self.epoch += 1;
         self.last = Some(w);
         let epoch = self.epoch;
-        let Self { slots, cache, .. } = self;
+        let Self {
+            slots,
+            cache,
+            scratch,
+            ..
+        } = self;
+        let mut visit = |slot: &mut Slot, idx: usize, op: &O| {
+            visit(slot, idx, op, Visit { epoch, w, at }, scratch, out)
+        };
         for op in ops {
             match cached_matches(cache, slots, op.op_id(), op.op_name()) {
                 Some(rules) => {
                     for &idx in rules {
-                        visit(&mut slots[idx], idx, op, epoch, w, out);
+                        visit(&mut slots[idx], idx, op);
                     }
                 }
                 None => {
                     for (idx, slot) in slots.iter_mut().enumerate() {
                         if slot.info.pattern.matches(op.op_name()) {
-                            visit(slot, idx, op, epoch, w, out);
+                            visit(slot, idx, op);
                         }
                     }
                 }
@@ -332,6 +536,13 @@ impl Evaluator {
         }
         for (idx, slot) in slots.iter_mut().enumerate() {
             let info = &slot.info;
+            if matches!(info.condition, Condition::BudgetBurn { .. }) {
+                // A budget whose period holds no call is forgotten.
+                slot.tracks.retain(|_, t| match &t.kind {
+                    TrackKind::Budget(ring) => !ring.is_stale(at.index),
+                    TrackKind::Baseline(_) => true,
+                });
+            }
             slot.states.retain(|_, st| {
                 if st.seen != epoch {
                     // Absent from the window: no call, so no breach.
@@ -345,23 +556,40 @@ impl Evaluator {
     }
 }
 
+/// Where a window is, for [`visit`].
+#[derive(Clone, Copy, Debug)]
+struct Visit {
+    epoch: u64,
+    w: Window,
+    at: Position,
+}
+
 /// Steps the state of (`slot`, `op`) with the operation's window.
 fn visit<O: OpSample>(
     slot: &mut Slot,
     idx: usize,
     op: &O,
-    epoch: u64,
-    w: Window,
+    Visit { epoch, w, at }: Visit,
+    scratch: &mut Vec<f64>,
     out: &mut Notices,
 ) {
-    let info = &slot.info;
+    let Slot {
+        info,
+        states,
+        tracks,
+    } = slot;
     let calls = op.calls();
-    let value = observed(&info.condition, op);
-    let breach = calls >= info.rule.min_calls_per_window()
-        && value.is_some_and(|v| info.condition.breached(v));
-    let st = match slot.states.get_mut(&op.op_id()) {
+    let eligible = calls >= info.rule.min_calls_per_window();
+    let value = match info.condition {
+        Condition::Anomaly { .. } | Condition::BudgetBurn { .. } => {
+            info.observe_tracked(tracks, op, eligible, at, scratch)
+        }
+        ref c => observed(c, op),
+    };
+    let breach = eligible && value.is_some_and(|v| info.condition.breached(v));
+    let st = match states.get_mut(&op.op_id()) {
         Some(st) => st,
-        None if breach => slot.states.entry(op.op_id()).or_insert(OpState {
+        None if breach => states.entry(op.op_id()).or_insert(OpState {
             name: Arc::clone(op.op_name()),
             run: 0,
             since_unix_ns: w.start,

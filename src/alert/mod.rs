@@ -36,16 +36,19 @@
 //! # Ok::<(), ringmeter::Error>(())
 //! ```
 
+mod baseline;
+mod budget;
 mod eval;
 mod file;
 mod notice;
 mod rule;
 mod sample;
 
+pub use budget::BudgetBurn;
 pub(crate) use eval::Evaluator;
 pub(crate) use file::from_toml;
 pub use notice::{Alert, AlertState};
-pub use rule::{AlertRule, Condition};
+pub use rule::{AlertRule, Condition, Signal};
 pub(crate) use sample::OpSample;
 
 #[cfg(test)]

@@ -28,7 +28,8 @@ impl fmt::Display for AlertState {
 /// One alert notice for one rule and one operation.
 ///
 /// Values are in the unit of the condition: a fraction for an error rate, nanoseconds for a
-/// percentile, a count for slow calls (see [`Condition::threshold`]).
+/// percentile, a count for slow calls, a score in deviations for an anomaly, a burn for a
+/// budget (see [`Condition::threshold`]).
 ///
 /// # Examples
 /// A notice prints as one line, ready for a log:
@@ -115,6 +116,27 @@ impl fmt::Display for Alert {
                 show(f, value, |f, v| write!(f, "{v}"))?;
                 write!(f, " {} {above}", relation(self))?;
             }
+            Condition::Anomaly { signal, k } => {
+                write!(f, "{signal} anomaly ")?;
+                show(f, value, |f, v| write!(f, "{v:.3}"))?;
+                write!(f, " {} {k} deviations", relation(self))?;
+            }
+            Condition::BudgetBurn {
+                quantile,
+                above_ns,
+                period_ns,
+                burn_above,
+            } => {
+                write!(
+                    f,
+                    "budget p{} <= {:?} over {:?}: burn ",
+                    quantile_label(quantile),
+                    Duration::from_nanos(above_ns),
+                    Duration::from_nanos(period_ns)
+                )?;
+                show(f, value, |f, v| write!(f, "{v:.3}"))?;
+                write!(f, " {} {burn_above}", relation(self))?;
+            }
         }
         write!(
             f,
@@ -148,6 +170,7 @@ fn show(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::Signal;
 
     #[test]
     fn notices_print_as_one_line() {
@@ -177,5 +200,26 @@ mod tests {
             "RESOLVED lat on http.get: slow calls n/a <= 2 (12 calls), 1 window since 0 ns"
         );
         assert_eq!(a.threshold(), 2.0);
+        a.state = AlertState::Firing;
+        a.value = Some(4.25);
+        a.condition = Condition::Anomaly {
+            signal: Signal::Latency { quantile: 0.99 },
+            k: 3.0,
+        };
+        assert_eq!(
+            a.to_string(),
+            "FIRING lat on http.get: p99 anomaly 4.250 > 3 deviations (12 calls), 1 window since 0 ns"
+        );
+        a.value = Some(1.5);
+        a.condition = Condition::BudgetBurn {
+            quantile: 0.95,
+            above_ns: 200_000_000,
+            period_ns: 3_600_000_000_000,
+            burn_above: 1.0,
+        };
+        assert_eq!(
+            a.to_string(),
+            "FIRING lat on http.get: budget p95 <= 200ms over 3600s: burn 1.500 > 1 (12 calls), 1 window since 0 ns"
+        );
     }
 }

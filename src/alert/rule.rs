@@ -5,11 +5,49 @@ use core::fmt;
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::limits::MAX_NAME_LEN;
+use crate::limits::{
+    DEFAULT_BASELINE_WINDOWS, DEFAULT_MIN_RELATIVE_DEVIATION, DEFAULT_WARMUP_WINDOWS,
+    MAX_BASELINE_WINDOWS, MAX_NAME_LEN,
+};
 use crate::pattern::Pattern;
+
+/// What an [`Anomaly`](Condition::Anomaly) condition watches in each window.
+///
+/// # Examples
+/// ```
+/// use ringmeter::alert::Signal;
+/// assert_eq!(Signal::Latency { quantile: 0.99 }.to_string(), "p99");
+/// assert_eq!(Signal::ErrorRate.to_string(), "error rate");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Signal {
+    /// The window's error rate (errors over calls, from 0 to 1).
+    ErrorRate,
+    /// The window's latency at `quantile`, in nanoseconds (read as the
+    /// [`Percentile`](Condition::Percentile) condition reads it).
+    Latency {
+        /// The quantile, in (0, 1]: 0.99 is the 99th percentile.
+        quantile: f64,
+    },
+}
+
+impl fmt::Display for Signal {
+    /// `error rate`, `p99`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::ErrorRate => f.write_str("error rate"),
+            Self::Latency { quantile } => write!(f, "p{}", quantile_label(quantile)),
+        }
+    }
+}
 
 /// What an alert rule compares with its threshold in each closed window. A window breaches
 /// when the observed value is strictly above the threshold.
+///
+/// The observed value of [`Anomaly`](Self::Anomaly) is a score (how many robust deviations
+/// the window's signal lies above its operation's baseline) and that of
+/// [`BudgetBurn`](Self::BudgetBurn) the budget's burn; see docs/alerts.md.
 ///
 /// # Examples
 /// ```
@@ -19,6 +57,7 @@ use crate::pattern::Pattern;
 /// assert!(c.breached(2.5e8) && !c.breached(2e8));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Condition {
     /// The window's error rate ([`OpStats::error_rate`](crate::OpStats::error_rate): errors
     /// over calls, where calls count recorded, unsampled and dropped ones) is above `above`
@@ -42,17 +81,49 @@ pub enum Condition {
         /// The largest count that does not breach.
         above: u64,
     },
+    /// The window's `signal` lies more than `k` robust deviations above the operation's
+    /// baseline: the median of its last windows, with the deviation taken as 1.4826 times
+    /// their median absolute deviation (MAD), but never below the rule's floors. The observed
+    /// value is the score `(value - median) / deviation`; nothing is observed until the
+    /// baseline holds the rule's warm-up windows. See
+    /// [`AlertRule::anomaly`] for the baseline's settings.
+    Anomaly {
+        /// What is watched.
+        signal: Signal,
+        /// How many deviations above the baseline's median breach (above 0).
+        k: f64,
+    },
+    /// A performance budget, "latency at `quantile` at most `above_ns` over a rolling
+    /// `period_ns`", burns faster than `burn_above`. The burn is the share of the period's
+    /// recorded calls slower than `above_ns`, divided by the share the budget allows,
+    /// `1 - quantile`: 1 means the allowance is used up exactly (the period's latency at
+    /// `quantile` is then at the limit); see [`BudgetBurn`](super::BudgetBurn) and
+    /// docs/alerts.md.
+    BudgetBurn {
+        /// The budget's quantile, in (0, 1): 0.95 allows 5% of calls above `above_ns`.
+        quantile: f64,
+        /// The latency limit in nanoseconds.
+        above_ns: u64,
+        /// The rolling period in nanoseconds (a whole number of windows, rounded up).
+        period_ns: u64,
+        /// The burn above which a window breaches (the default, 1, breaches once the
+        /// allowance is used up).
+        burn_above: f64,
+    },
 }
 
 impl Condition {
     /// The threshold in the unit of the observed value: a fraction for
     /// [`ErrorRate`](Self::ErrorRate), nanoseconds for [`Percentile`](Self::Percentile), a
-    /// count for [`SlowCalls`](Self::SlowCalls).
+    /// count for [`SlowCalls`](Self::SlowCalls), deviations (`k`) for
+    /// [`Anomaly`](Self::Anomaly), a burn for [`BudgetBurn`](Self::BudgetBurn).
     pub fn threshold(&self) -> f64 {
         match *self {
             Self::ErrorRate { above } => above,
             Self::Percentile { above_ns, .. } => above_ns as f64,
             Self::SlowCalls { above } => above as f64,
+            Self::Anomaly { k, .. } => k,
+            Self::BudgetBurn { burn_above, .. } => burn_above,
         }
     }
 
@@ -64,7 +135,8 @@ impl Condition {
 }
 
 impl fmt::Display for Condition {
-    /// `error rate > 0.05`, `p95 > 200ms`, `slow calls > 10`.
+    /// `error rate > 0.05`, `p95 > 200ms`, `slow calls > 10`, `p99 anomaly > 3 deviations`,
+    /// `p95 <= 200ms over 1h burn > 1`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::ErrorRate { above } => write!(f, "error rate > {above}"),
@@ -75,6 +147,19 @@ impl fmt::Display for Condition {
                 Duration::from_nanos(above_ns)
             ),
             Self::SlowCalls { above } => write!(f, "slow calls > {above}"),
+            Self::Anomaly { signal, k } => write!(f, "{signal} anomaly > {k} deviations"),
+            Self::BudgetBurn {
+                quantile,
+                above_ns,
+                period_ns,
+                burn_above,
+            } => write!(
+                f,
+                "p{} <= {:?} over {:?} burn > {burn_above}",
+                quantile_label(quantile),
+                Duration::from_nanos(above_ns),
+                Duration::from_nanos(period_ns)
+            ),
         }
     }
 }
@@ -120,6 +205,13 @@ pub struct AlertRule {
     for_windows: u32,
     cooldown: Duration,
     min_calls: u64,
+    /// Anomaly rules only (`None`: the default).
+    baseline_windows: Option<u32>,
+    warmup_windows: Option<u32>,
+    min_deviation: Option<f64>,
+    min_relative_deviation: Option<f64>,
+    /// A setting given to a rule whose condition does not use it (reported by `check`).
+    stray: Option<Field>,
 }
 
 /// Which setting of a rule a validation error is about.
@@ -132,6 +224,15 @@ pub(crate) enum Field {
     Quantile,
     ForWindows,
     MinCalls,
+    /// An anomaly rule's `k`.
+    Deviations,
+    BaselineWindows,
+    WarmupWindows,
+    MinDeviation,
+    MinRelativeDeviation,
+    /// A budget's rolling period.
+    Period,
+    BurnAbove,
 }
 
 impl Field {
@@ -144,6 +245,13 @@ impl Field {
             Self::Quantile => "quantile",
             Self::ForWindows => "for_windows",
             Self::MinCalls => "min_calls",
+            Self::Deviations => "k",
+            Self::BaselineWindows => "baseline_windows",
+            Self::WarmupWindows => "warmup_windows",
+            Self::MinDeviation => "min_deviation",
+            Self::MinRelativeDeviation => "min_relative_deviation",
+            Self::Period => "period",
+            Self::BurnAbove => "burn_above",
         }
     }
 }
@@ -160,6 +268,11 @@ impl AlertRule {
             for_windows: 1,
             cooldown: Duration::ZERO,
             min_calls: 1,
+            baseline_windows: None,
+            warmup_windows: None,
+            min_deviation: None,
+            min_relative_deviation: None,
+            stray: None,
         }
     }
 
@@ -185,6 +298,84 @@ impl AlertRule {
     /// `above`.
     pub fn slow_calls(name: impl Into<String>, pattern: impl Into<String>, above: u64) -> Self {
         Self::new(name, pattern, Condition::SlowCalls { above })
+    }
+
+    /// A rule that breaches when an operation's `signal` in a window lies more than `k`
+    /// deviations above its baseline ([`Condition::Anomaly`]).
+    ///
+    /// The baseline is per operation: the values of the signal in the operation's last
+    /// [`baseline_windows`](Self::baseline_windows) windows (30 by default) that had at
+    /// least [`min_calls`](Self::min_calls) calls (and, for a latency, a timed call), kept in
+    /// a fixed ring. A window is compared with the baseline of the windows before it, then
+    /// joins it. Its score is `(value - median) / deviation`, where the deviation is the
+    /// largest of 1.4826 × MAD (the median absolute deviation, scaled to estimate a standard
+    /// deviation), [`min_deviation`](Self::min_deviation) and
+    /// [`min_relative_deviation`](Self::min_relative_deviation) × |median|, so a flat
+    /// baseline (MAD 0) does not fire on noise. No window breaches until the baseline holds
+    /// [`warmup_windows`](Self::warmup_windows) windows (10 by default, at most the
+    /// baseline's length). Only departures upwards count (slower, or failing more).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use ringmeter::alert::{AlertRule, Signal};
+    ///
+    /// let rule = AlertRule::anomaly("api-p99-anomaly", "http.*", Signal::Latency { quantile: 0.99 }, 4.0)
+    ///     .baseline_windows(60)
+    ///     .warmup_windows(20)
+    ///     .min_deviation(Duration::from_millis(2).as_nanos() as f64)
+    ///     .for_windows(3);
+    /// rule.validate()?;
+    /// assert_eq!((rule.baseline_len(), rule.warmup_len(), rule.deviation_floor()), (60, 20, 2e6));
+    /// # Ok::<(), ringmeter::Error>(())
+    /// ```
+    pub fn anomaly(
+        name: impl Into<String>,
+        pattern: impl Into<String>,
+        signal: Signal,
+        k: f64,
+    ) -> Self {
+        Self::new(name, pattern, Condition::Anomaly { signal, k })
+    }
+
+    /// A performance budget on every operation the pattern matches: latency at `quantile`
+    /// at most `limit` over a rolling `period` ([`Condition::BudgetBurn`]). Its burn is
+    /// published in every [`Snapshot`](crate::Snapshot) (`budgets`) and in the Prometheus
+    /// exposition (`ringmeter_budget_burn`), and a window breaches when the burn is above
+    /// [`burn_above`](Self::burn_above) (1 by default: the allowance is used up). Limits and
+    /// periods beyond `u64::MAX` nanoseconds are capped there.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use ringmeter::alert::AlertRule;
+    ///
+    /// // p95 at most 200 ms over a rolling hour; alert when 2x the allowance is burnt.
+    /// let rule = AlertRule::budget("checkout-p95", "http.checkout", 0.95,
+    ///         Duration::from_millis(200), Duration::from_secs(3600))
+    ///     .burn_above(2.0);
+    /// rule.validate()?;
+    /// assert_eq!(rule.condition().threshold(), 2.0);
+    /// # Ok::<(), ringmeter::Error>(())
+    /// ```
+    pub fn budget(
+        name: impl Into<String>,
+        pattern: impl Into<String>,
+        quantile: f64,
+        limit: Duration,
+        period: Duration,
+    ) -> Self {
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        Self::new(
+            name,
+            pattern,
+            Condition::BudgetBurn {
+                quantile,
+                above_ns: ns(limit),
+                period_ns: ns(period),
+                burn_above: 1.0,
+            },
+        )
     }
 
     /// A rule with any condition.
@@ -220,6 +411,81 @@ impl AlertRule {
     pub fn min_calls(mut self, n: u64) -> Self {
         self.min_calls = n;
         self
+    }
+
+    /// Anomaly rules: how many of the operation's last windows form its baseline (from 3 to
+    /// 1024; the default is 30). Memory per (rule, operation) is 8 bytes per window.
+    #[must_use]
+    pub fn baseline_windows(mut self, n: u32) -> Self {
+        self.baseline_windows = Some(n);
+        self
+    }
+
+    /// Anomaly rules: windows the baseline must hold before a window can breach (from 3 to
+    /// the baseline's length; the default is 10, or the baseline's length if shorter).
+    #[must_use]
+    pub fn warmup_windows(mut self, n: u32) -> Self {
+        self.warmup_windows = Some(n);
+        self
+    }
+
+    /// Anomaly rules: the smallest deviation, in the signal's unit (nanoseconds for a
+    /// latency, a fraction for an error rate); the defaults are 1 µs (1000) and 0.01.
+    #[must_use]
+    pub fn min_deviation(mut self, floor: f64) -> Self {
+        self.min_deviation = Some(floor);
+        self
+    }
+
+    /// Anomaly rules: the smallest deviation as a fraction of the baseline's median (the
+    /// default is 0.1: with `k` = 3, a flat baseline needs a rise of 30% to breach).
+    #[must_use]
+    pub fn min_relative_deviation(mut self, fraction: f64) -> Self {
+        self.min_relative_deviation = Some(fraction);
+        self
+    }
+
+    /// Budget rules: the burn above which a window breaches (0 or more; the default is 1).
+    /// On a rule of another condition it is an error reported by [`validate`](Self::validate).
+    #[must_use]
+    pub fn burn_above(mut self, level: f64) -> Self {
+        match &mut self.condition {
+            Condition::BudgetBurn { burn_above, .. } => *burn_above = level,
+            _ => self.stray = Some(Field::BurnAbove),
+        }
+        self
+    }
+
+    /// The baseline's length in windows (anomaly rules; set by
+    /// [`baseline_windows`](Self::baseline_windows)).
+    pub fn baseline_len(&self) -> u32 {
+        self.baseline_windows.unwrap_or(DEFAULT_BASELINE_WINDOWS)
+    }
+
+    /// Windows the baseline needs before a window can breach (anomaly rules; set by
+    /// [`warmup_windows`](Self::warmup_windows)).
+    pub fn warmup_len(&self) -> u32 {
+        self.warmup_windows
+            .unwrap_or(DEFAULT_WARMUP_WINDOWS.min(self.baseline_len()))
+    }
+
+    /// The smallest deviation in the signal's unit (anomaly rules; set by
+    /// [`min_deviation`](Self::min_deviation)).
+    pub fn deviation_floor(&self) -> f64 {
+        self.min_deviation.unwrap_or(match self.condition {
+            Condition::Anomaly {
+                signal: Signal::ErrorRate,
+                ..
+            } => 0.01,
+            _ => 1_000.0,
+        })
+    }
+
+    /// The smallest deviation as a fraction of the baseline's median (anomaly rules; set by
+    /// [`min_relative_deviation`](Self::min_relative_deviation)).
+    pub fn relative_deviation_floor(&self) -> f64 {
+        self.min_relative_deviation
+            .unwrap_or(DEFAULT_MIN_RELATIVE_DEVIATION)
     }
 
     /// The rule's name.
@@ -259,8 +525,12 @@ impl AlertRule {
     /// [`Error::InvalidConfig`] with the key `alert."<name>".<setting>` (`alert.name` for a bad
     /// name) when the name is empty, longer than 128 bytes or holds anything but ASCII
     /// letters, digits, `_`, `.` and `-`; the pattern is not an operation name or glob; an
-    /// error rate is NaN, negative or above 1; a quantile is NaN or outside (0, 1];
-    /// `for_windows` or `min_calls` is 0.
+    /// error rate is NaN, negative or above 1; a quantile is NaN or outside (0, 1] (a
+    /// budget's outside (0, 1)); `for_windows` or `min_calls` is 0; an anomaly's `k` is not
+    /// above 0 and finite, its baseline outside 3 to 1024 windows, its warm-up outside 3 to
+    /// the baseline's length, a floor negative or not finite; a budget's period is 0 or its
+    /// `burn_above` negative or not finite; an anomaly or budget setting is given to a rule
+    /// of another condition.
     pub fn validate(&self) -> Result<(), Error> {
         self.check().map_err(|(field, value, reason)| {
             let key = match field {
@@ -279,6 +549,17 @@ impl AlertRule {
         if let Err(reason) = Pattern::parse(&self.pattern) {
             return Err((Field::Pattern, format!("{:?}", self.pattern), reason));
         }
+        let check_quantile = |quantile: f64| {
+            if quantile > 0.0 && quantile <= 1.0 {
+                Ok(())
+            } else {
+                Err((
+                    Field::Quantile,
+                    quantile.to_string(),
+                    "a quantile above 0 and at most 1 (0.95 is the 95th percentile)",
+                ))
+            }
+        };
         match self.condition {
             Condition::ErrorRate { above } => {
                 if !(0.0..=1.0).contains(&above) {
@@ -289,16 +570,73 @@ impl AlertRule {
                     ));
                 }
             }
-            Condition::Percentile { quantile, .. } => {
-                if !(quantile > 0.0 && quantile <= 1.0) {
+            Condition::Percentile { quantile, .. } => check_quantile(quantile)?,
+            Condition::SlowCalls { .. } => {}
+            Condition::Anomaly { signal, k } => {
+                if let Signal::Latency { quantile } = signal {
+                    check_quantile(quantile)?;
+                }
+                if !(k > 0.0 && k.is_finite()) {
+                    return Err((
+                        Field::Deviations,
+                        k.to_string(),
+                        "a number of deviations above 0 (3 is usual)",
+                    ));
+                }
+                self.check_baseline()?;
+            }
+            Condition::BudgetBurn {
+                quantile,
+                period_ns,
+                burn_above,
+                ..
+            } => {
+                if !(quantile > 0.0 && quantile < 1.0) {
                     return Err((
                         Field::Quantile,
                         quantile.to_string(),
-                        "a quantile above 0 and at most 1 (0.95 is the 95th percentile)",
+                        "a budget's quantile is above 0 and below 1 (0.95 allows 5% of calls above the limit)",
+                    ));
+                }
+                if period_ns == 0 {
+                    return Err((
+                        Field::Period,
+                        "0".to_owned(),
+                        "a rolling period longer than 0 (it is rounded up to whole windows)",
+                    ));
+                }
+                if !(burn_above >= 0.0 && burn_above.is_finite()) {
+                    return Err((
+                        Field::BurnAbove,
+                        burn_above.to_string(),
+                        "a burn of 0 or more (1: the allowance is used up)",
                     ));
                 }
             }
-            Condition::SlowCalls { .. } => {}
+        }
+        if let Some(field) = self.stray {
+            return Err((
+                field,
+                format!("{:?}", self.condition),
+                "this setting applies to budget rules only",
+            ));
+        }
+        let is_anomaly = matches!(self.condition, Condition::Anomaly { .. });
+        let anomaly_settings = [
+            (Field::BaselineWindows, self.baseline_windows.is_some()),
+            (Field::WarmupWindows, self.warmup_windows.is_some()),
+            (Field::MinDeviation, self.min_deviation.is_some()),
+            (
+                Field::MinRelativeDeviation,
+                self.min_relative_deviation.is_some(),
+            ),
+        ];
+        if let Some((field, _)) = anomaly_settings.iter().find(|(_, set)| *set && !is_anomaly) {
+            return Err((
+                *field,
+                format!("{:?}", self.condition),
+                "this setting applies to anomaly rules only",
+            ));
         }
         if self.for_windows == 0 {
             return Err((
@@ -313,6 +651,35 @@ impl AlertRule {
                 "0".to_owned(),
                 "at least 1 call (a window without calls never breaches)",
             ));
+        }
+        Ok(())
+    }
+
+    /// The anomaly settings' ranges.
+    fn check_baseline(&self) -> Result<(), Rejection> {
+        let len = self.baseline_len();
+        if !(3..=MAX_BASELINE_WINDOWS).contains(&len) {
+            return Err((
+                Field::BaselineWindows,
+                len.to_string(),
+                "from 3 to 1024 windows",
+            ));
+        }
+        let warmup = self.warmup_len();
+        if !(3..=len).contains(&warmup) {
+            return Err((
+                Field::WarmupWindows,
+                warmup.to_string(),
+                "from 3 windows to the baseline's length",
+            ));
+        }
+        for (field, v) in [
+            (Field::MinDeviation, self.deviation_floor()),
+            (Field::MinRelativeDeviation, self.relative_deviation_floor()),
+        ] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return Err((field, v.to_string(), "a floor of 0 or more"));
+            }
         }
         Ok(())
     }
@@ -484,6 +851,131 @@ mod tests {
             msg,
             "invalid value NaN for alert.\"a\".above: an error rate from 0 to 1"
         );
+    }
+
+    #[test]
+    fn anomaly_and_budget_settings_are_checked() {
+        let lat = Signal::Latency { quantile: 0.99 };
+        let ok = [
+            AlertRule::anomaly("a", "x", lat, 3.0),
+            AlertRule::anomaly("a", "x", Signal::ErrorRate, 0.1)
+                .baseline_windows(3)
+                .warmup_windows(3)
+                .min_deviation(0.0)
+                .min_relative_deviation(0.0),
+            AlertRule::anomaly("a", "x", lat, 3.0).baseline_windows(1024),
+            AlertRule::budget("b", "x", 0.5, Duration::ZERO, Duration::from_nanos(1)),
+            AlertRule::budget("b", "x", 0.999, Duration::MAX, Duration::MAX).burn_above(0.0),
+        ];
+        for rule in ok {
+            rule.validate().unwrap();
+        }
+        let day = Duration::from_secs(86_400);
+        let ms = Duration::from_millis(200);
+        let cases: Vec<(AlertRule, &str, &str)> = vec![
+            (AlertRule::anomaly("a", "x", lat, 0.0), "k", "0"),
+            (AlertRule::anomaly("a", "x", lat, f64::NAN), "k", "NaN"),
+            (AlertRule::anomaly("a", "x", lat, f64::INFINITY), "k", "inf"),
+            (
+                AlertRule::anomaly("a", "x", Signal::Latency { quantile: 0.0 }, 3.0),
+                "quantile",
+                "0",
+            ),
+            (
+                AlertRule::anomaly("a", "x", lat, 3.0).baseline_windows(2),
+                "baseline_windows",
+                "2",
+            ),
+            (
+                AlertRule::anomaly("a", "x", lat, 3.0).baseline_windows(1025),
+                "baseline_windows",
+                "1025",
+            ),
+            (
+                AlertRule::anomaly("a", "x", lat, 3.0).warmup_windows(31),
+                "warmup_windows",
+                "31",
+            ),
+            (
+                AlertRule::anomaly("a", "x", lat, 3.0).warmup_windows(2),
+                "warmup_windows",
+                "2",
+            ),
+            (
+                AlertRule::anomaly("a", "x", lat, 3.0).min_deviation(-1.0),
+                "min_deviation",
+                "-1",
+            ),
+            (
+                AlertRule::anomaly("a", "x", lat, 3.0).min_relative_deviation(f64::NAN),
+                "min_relative_deviation",
+                "NaN",
+            ),
+            (AlertRule::budget("b", "x", 1.0, ms, day), "quantile", "1"),
+            (AlertRule::budget("b", "x", 0.0, ms, day), "quantile", "0"),
+            (
+                AlertRule::budget("b", "x", 0.9, ms, Duration::ZERO),
+                "period",
+                "0",
+            ),
+            (
+                AlertRule::budget("b", "x", 0.9, ms, day).burn_above(-1.0),
+                "burn_above",
+                "-1",
+            ),
+            (
+                AlertRule::budget("b", "x", 0.9, ms, day).burn_above(f64::INFINITY),
+                "burn_above",
+                "inf",
+            ),
+        ];
+        for (rule, field, value) in cases {
+            let name = rule.name().to_owned();
+            let (key, got, why) = reason(rule);
+            assert_eq!(
+                (key, got.as_str()),
+                (format!("alert.{name:?}.{field}"), value)
+            );
+            assert!(!why.is_empty());
+        }
+        // Settings of one kind of rule on another are refused, not ignored.
+        let stray = [
+            (
+                AlertRule::error_rate("a", "x", 0.1).burn_above(2.0),
+                "burn_above",
+                "budget",
+            ),
+            (
+                AlertRule::anomaly("a", "x", lat, 3.0).burn_above(2.0),
+                "burn_above",
+                "budget",
+            ),
+            (
+                AlertRule::slow_calls("a", "x", 1).baseline_windows(30),
+                "baseline_windows",
+                "anomaly",
+            ),
+            (
+                AlertRule::error_rate("a", "x", 0.1).warmup_windows(5),
+                "warmup_windows",
+                "anomaly",
+            ),
+            (
+                AlertRule::budget("a", "x", 0.9, ms, day).min_deviation(1.0),
+                "min_deviation",
+                "anomaly",
+            ),
+            (
+                AlertRule::percentile("a", "x", 0.9, ms).min_relative_deviation(0.1),
+                "min_relative_deviation",
+                "anomaly",
+            ),
+        ];
+        for (rule, field, kind) in stray {
+            let (key, _, why) = reason(rule);
+            assert_eq!(key, format!("alert.\"a\".{field}"));
+            assert!(why.contains(kind), "{why}");
+        }
     }
 
     #[test]

@@ -28,4 +28,10 @@ pub(crate) trait OpSample {
     /// The value at `quantile` of the window's latency histogram in nanoseconds
     /// (HdrHistogram's `value_at_quantile`).
     fn value_at_quantile(&self, quantile: f64) -> u64;
+    /// The calls the window's histogram holds: recorded calls, each with its sampling
+    /// weight (HdrHistogram's `len`).
+    fn timed_weight(&self) -> u64;
+    /// Those of [`timed_weight`](Self::timed_weight) whose histogram bucket lies wholly above
+    /// `limit_ns` (none when the exact maximum is at or below it).
+    fn weight_above(&self, limit_ns: u64) -> u64;
 }

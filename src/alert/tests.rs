@@ -7,7 +7,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use proptest::prelude::*;
 
-use super::{Alert, AlertRule, AlertState, Condition, Evaluator, OpSample};
+use super::{Alert, AlertRule, AlertState, Condition, Evaluator, OpSample, Signal};
 use crate::{Clock, Engine, Error, OpStats};
 
 /// Window length: one second.
@@ -49,6 +49,19 @@ impl OpSample for TestOp {
     }
     fn value_at_quantile(&self, quantile: f64) -> u64 {
         self.hist.value_at_quantile(quantile)
+    }
+    fn timed_weight(&self) -> u64 {
+        self.hist.len()
+    }
+    fn weight_above(&self, limit_ns: u64) -> u64 {
+        if self.stats.max_ns <= limit_ns {
+            return 0;
+        }
+        self.hist
+            .iter_recorded()
+            .filter(|v| self.hist.lowest_equivalent(v.value_iterated_to()) > limit_ns)
+            .map(|v| v.count_at_value())
+            .sum()
     }
 }
 
@@ -704,4 +717,398 @@ proptest! {
         let firing = got.iter().filter(|g| g.len() % 2 == 1).count();
         prop_assert_eq!(t.ev.active().len(), firing);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Anomaly rules
+
+const MS: u64 = 1_000_000;
+
+/// One window of one call of `ns`: its latency at every quantile is exactly `ns`.
+fn one(ns: u64) -> [TestOp; 1] {
+    [lat(0, "x", &[ns])]
+}
+
+/// An anomaly rule on the p99 of `x` with no floors, so only the MAD scales it.
+fn p99_anomaly(k: f64) -> AlertRule {
+    AlertRule::anomaly("a", "x", Signal::Latency { quantile: 0.99 }, k)
+        .min_deviation(0.0)
+        .min_relative_deviation(0.0)
+}
+
+/// Noise around 10 ms: a fixed pattern of 9.5 to 10.5 ms (MAD 0.25 ms).
+fn noisy(i: u64) -> u64 {
+    const STEPS: [u64; 8] = [0, 4, 1, 3, 2, 4, 0, 2];
+    9_500_000 + STEPS[(i % 8) as usize] * 250_000
+}
+
+#[test]
+fn a_step_change_fires_after_for_windows_and_resolves_when_the_level_returns() {
+    let mut t = Timeline::new(vec![p99_anomaly(3.0).for_windows(3)]);
+    for i in 0..20 {
+        assert!(t.window(&one(noisy(i))).is_empty(), "window {i}");
+    }
+    // A step to 30 ms: windows 20 and 21 pending, 22 fires.
+    assert!(t.windows(2, &one(30 * MS)).is_empty());
+    let f = t.window(&one(30 * MS));
+    assert_eq!(brief(&f), [(Firing, "a", "x")]);
+    assert_eq!((f[0].since_unix_ns, f[0].windows_breached), (20 * LEN, 3));
+    let score = f[0].value.unwrap();
+    assert!(score > 3.0 && score.is_finite(), "score {score}");
+    assert_eq!(
+        f[0].condition,
+        Condition::Anomaly {
+            signal: Signal::Latency { quantile: 0.99 },
+            k: 3.0
+        }
+    );
+    // Still breaching: no repeat while the step is shorter than half the baseline.
+    assert!(t.windows(5, &one(30 * MS)).is_empty());
+    // Back to the old level: resolved at once.
+    let r = t.window(&one(noisy(0)));
+    assert_eq!(brief(&r), [(Resolved, "a", "x")]);
+    assert_eq!(r[0].windows_breached, 8);
+    assert!(t.windows(10, &one(10 * MS)).is_empty());
+}
+
+#[test]
+fn a_step_longer_than_half_the_baseline_becomes_the_new_level() {
+    let mut t = Timeline::new(vec![p99_anomaly(3.0).baseline_windows(10)]);
+    for i in 0..10 {
+        assert!(t.window(&one(noisy(i))).is_empty());
+    }
+    let mut notices = Vec::new();
+    for _ in 0..10 {
+        notices.extend(t.window(&one(noisy(3) + 20 * MS)));
+    }
+    // Fires at once; once the ring holds more new values than old ones the median moves and
+    // the rise is no longer a departure (the sixth window of the step: five new of ten).
+    assert_eq!(brief(&notices), [(Firing, "a", "x"), (Resolved, "a", "x")]);
+    assert_eq!(notices[1].windows_breached, 5);
+}
+
+#[test]
+fn noise_of_the_baselines_own_spread_and_short_spikes_do_not_fire() {
+    let mut t = Timeline::new(vec![p99_anomaly(3.0).for_windows(3)]);
+    for i in 0..200 {
+        assert!(t.window(&one(noisy(i))).is_empty(), "window {i}");
+        // A spike every 20 windows, two windows long: shorter than for_windows.
+        if i % 20 == 10 {
+            assert!(t.windows(2, &one(50 * MS)).is_empty());
+            assert_eq!(t.ev.tracked(), 1, "pending");
+        }
+    }
+    assert!(t.ev.active().is_empty());
+}
+
+#[test]
+fn a_flat_baseline_needs_the_floor_to_stay_quiet() {
+    // MAD 0 and no floor: any rise is infinitely many deviations.
+    let mut t = Timeline::new(vec![p99_anomaly(3.0)]);
+    assert!(t.windows(10, &one(10 * MS)).is_empty());
+    let f = t.window(&one(10 * MS + 100_000));
+    assert_eq!((f[0].state, f[0].value), (Firing, Some(f64::INFINITY)));
+
+    // The default floors: 10% of the median (1 ms here), so a rise of 3 ms is needed.
+    let rule = AlertRule::anomaly("a", "x", Signal::Latency { quantile: 0.99 }, 3.0);
+    assert_eq!(
+        (rule.deviation_floor(), rule.relative_deviation_floor()),
+        (1_000.0, 0.1)
+    );
+    let mut t = Timeline::new(vec![rule]);
+    assert!(t.windows(10, &one(10 * MS)).is_empty());
+    assert!(t.window(&one(12 * MS)).is_empty(), "2 deviations");
+    let f = t.window(&one(13 * MS + 1_000));
+    assert_eq!(f[0].state, Firing);
+    assert!((f[0].value.unwrap() - 3.001).abs() < 1e-9);
+
+    // An absolute floor: 1 ms whatever the median.
+    let rule = p99_anomaly(2.0).min_deviation(MS as f64);
+    let mut t = Timeline::new(vec![rule]);
+    assert!(t.windows(10, &one(100_000)).is_empty());
+    assert!(t.window(&one(2 * MS)).is_empty(), "1.9 deviations");
+    assert_eq!(t.window(&one(3 * MS))[0].state, Firing);
+}
+
+#[test]
+fn nothing_fires_during_the_warm_up() {
+    let rule = p99_anomaly(3.0).baseline_windows(8).warmup_windows(5);
+    let mut t = Timeline::new(vec![rule]);
+    assert!(t.windows(3, &one(10 * MS)).is_empty());
+    // The fourth window: 3 windows in the baseline, fewer than 5, however high it is.
+    assert!(t.window(&one(1_000 * MS)).is_empty());
+    assert!(t.window(&one(10 * MS)).is_empty());
+    assert_eq!(t.ev.tracked(), 0, "no score, no breach");
+    // The baseline holds 5 (one of them the spike; the median ignores it).
+    assert_eq!(brief(&t.window(&one(1_000 * MS))), [(Firing, "a", "x")]);
+    // The default warm-up is 10, or the baseline's length when shorter.
+    let r = p99_anomaly(3.0);
+    assert_eq!((r.baseline_len(), r.warmup_len()), (30, 10));
+    assert_eq!(p99_anomaly(3.0).baseline_windows(4).warmup_len(), 4);
+}
+
+#[test]
+fn windows_without_enough_calls_stay_out_of_the_baseline() {
+    let rule = AlertRule::anomaly("e", "x", Signal::ErrorRate, 3.0)
+        .warmup_windows(3)
+        .min_calls(10);
+    let mut t = Timeline::new(vec![rule]);
+    // Flat at 0 errors: the absolute floor of 0.01 makes 3 deviations a rate of 0.03.
+    assert!(t.windows(2, &[errs(0, "x", 100, 0)]).is_empty());
+    // Few calls, all failing: neither a breach nor part of the baseline.
+    assert!(t.window(&[errs(0, "x", 5, 5)]).is_empty());
+    assert!(t.window(&[errs(0, "x", 100, 0)]).is_empty());
+    assert!(
+        t.window(&[errs(0, "x", 100, 3)]).is_empty(),
+        "exactly 3 deviations"
+    );
+    let f = t.window(&[errs(0, "x", 100, 20)]);
+    assert_eq!(brief(&f), [(Firing, "e", "x")]);
+    assert!((f[0].value.unwrap() - 20.0).abs() < 1e-9);
+    // An operation without a call in the window resolves, as for every rule.
+    assert_eq!(brief(&t.window(&[])), [(Resolved, "e", "x")]);
+}
+
+#[test]
+fn baselines_are_per_operation_bounded_and_restart_for_a_recycled_id() {
+    let rule = AlertRule::anomaly("a", "*", Signal::Latency { quantile: 0.5 }, 3.0)
+        .baseline_windows(5)
+        .warmup_windows(3);
+    let mut t = Timeline::new(vec![rule]);
+    // Two operations at very different levels do not share a baseline.
+    for _ in 0..5 {
+        assert!(t
+            .window(&[lat(0, "fast", &[MS]), lat(1, "slow", &[100 * MS])])
+            .is_empty());
+    }
+    assert_eq!(t.ev.tracks(), 2);
+    // Id 0 now names another operation: a new baseline, in warm-up again.
+    assert!(t.windows(3, &[lat(0, "other", &[100 * MS])]).is_empty());
+    assert_eq!(
+        brief(&t.window(&[lat(0, "other", &[300 * MS])])),
+        [(Firing, "a", "other")]
+    );
+    assert_eq!(t.ev.tracks(), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Budgets
+
+/// `fast` calls of 1 ms and `slow` calls of 50 ms.
+fn mix(fast: usize, slow: usize) -> [TestOp; 1] {
+    let mut d = vec![MS; fast];
+    d.resize(fast + slow, 50 * MS);
+    [lat(0, "x", &d)]
+}
+
+#[test]
+fn budget_burn_is_exact_on_a_known_sequence() {
+    // p75 at most 10 ms over 4 windows: a quarter of the calls may be slower.
+    let rule = AlertRule::budget("b", "x", 0.75, Duration::from_millis(10), 4 * SEC);
+    let mut t = Timeline::new(vec![rule]);
+    let burns = |t: &Timeline| -> Vec<(u64, u64, f64)> {
+        t.ev.budgets()
+            .iter()
+            .map(|b| (b.calls, b.over, b.burn))
+            .collect()
+    };
+    // (fast, slow) per window, and the period's sums after it.
+    let seq: [((usize, usize), (u64, u64)); 7] = [
+        ((10, 0), (10, 0)),
+        ((8, 2), (20, 2)),
+        ((6, 4), (30, 6)),
+        ((5, 5), (40, 11)),  // burn 11/40 × 4 = 1.1: breach
+        ((10, 0), (40, 11)), // the first window leaves: 0 slow with it
+        ((10, 0), (40, 9)),
+        ((10, 0), (40, 5)),
+    ];
+    let mut notices = Vec::new();
+    for (i, ((fast, slow), (calls, over))) in seq.into_iter().enumerate() {
+        notices.extend(t.window(&mix(fast, slow)).into_iter().map(|a| (i, a)));
+        let want = over as f64 / calls as f64 * 4.0;
+        assert_eq!(burns(&t), [(calls, over, want)], "window {i}");
+    }
+    let got: Vec<(usize, AlertState)> = notices.iter().map(|(i, a)| (*i, a.state)).collect();
+    assert_eq!(got, [(3, Firing), (5, Resolved)]);
+    assert_eq!(notices[0].1.value, Some(11.0 / 40.0 * 4.0));
+    let b = &t.ev.budgets()[0];
+    assert_eq!(
+        (
+            &*b.rule,
+            &*b.operation,
+            b.quantile,
+            b.limit_ns,
+            b.period_windows
+        ),
+        ("b", "x", 0.75, 10 * MS, 4)
+    );
+
+    // Windows without calls still move the period: its sums empty, the track goes.
+    t.next += 3;
+    assert!(t.window(&[]).is_empty());
+    assert!(t.ev.budgets().is_empty());
+    assert_eq!(t.ev.tracks(), 0);
+}
+
+#[test]
+fn budget_calls_count_by_histogram_bucket_and_burn_level_is_configurable() {
+    let rule = AlertRule::budget("b", "*", 0.5, Duration::from_millis(10), 2 * SEC).burn_above(1.5);
+    let mut t = Timeline::new(vec![rule]);
+    // Exactly at the limit is not over; the bucket above it is.
+    let at = [lat(0, "x", &[10 * MS, 10 * MS, 10 * MS, 10 * MS + 20_000])];
+    assert!(t.window(&at).is_empty());
+    assert_eq!(t.ev.budgets()[0].over, 1);
+    assert_eq!(t.ev.budgets()[0].burn, 0.5);
+    // 3 of 4 over in the next window: 4 of 8 over both, burn 1.
+    assert!(t
+        .window(&[lat(0, "x", &[MS, 20 * MS, 20 * MS, 20 * MS])])
+        .is_empty());
+    assert_eq!(t.ev.budgets()[0].burn, 1.0);
+    let f = t.window(&[lat(0, "x", &[20 * MS; 4])]);
+    assert_eq!((f[0].state, f[0].value), (Firing, Some(1.75)));
+    // Calls that were not timed (all dropped) add nothing.
+    let dropped = new_op(
+        0,
+        "x",
+        OpStats {
+            dropped: 10,
+            ..OpStats::default()
+        },
+    );
+    assert!(t.window(&[dropped]).is_empty(), "the period still burns 2");
+    assert_eq!((t.ev.budgets()[0].calls, t.ev.budgets()[0].burn), (4, 2.0));
+    // A window without the operation resolves, as for every rule.
+    assert_eq!(t.window(&[])[0].state, Resolved);
+    assert!(t.ev.budgets().is_empty(), "no call left in the period");
+}
+
+#[test]
+fn tracks_survive_an_unchanged_rule_set() {
+    let budget = AlertRule::budget("b", "x", 0.5, Duration::from_millis(10), 10 * SEC);
+    let anomaly = p99_anomaly(3.0).warmup_windows(3);
+    let mut t = Timeline::new(vec![budget.clone(), anomaly.clone()]);
+    assert!(t.windows(3, &mix(1, 1)).is_empty());
+    t.ev.set_rules(vec![anomaly.clone(), budget.clone()])
+        .unwrap();
+    assert_eq!(t.ev.tracks(), 2);
+    assert_eq!(t.ev.budgets()[0].calls, 6);
+    // The anomaly's baseline kept its 3 windows: a rise fires at once.
+    let notices = t.window(&[lat(0, "x", &[MS, 500 * MS])]);
+    assert_eq!(brief(&notices), [(Firing, "a", "x")]);
+    t.ev.set_rules(vec![budget.burn_above(2.0)]).unwrap();
+    assert_eq!(t.ev.tracks(), 0, "a changed rule starts over");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Anomaly rules against a naive model
+
+/// Median of a copy, sorted: the middle value or the mean of the two middle ones.
+fn naive_median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        v[n / 2 - 1] / 2.0 + v[n / 2] / 2.0
+    }
+}
+
+/// Whether each window breaches, by the definition: the window's value against the median
+/// and MAD of the last `len` values before it (windows with a value only), once there are
+/// `warmup` of them.
+fn anomaly_model(
+    values: &[Option<u64>],
+    len: usize,
+    warmup: usize,
+    k: f64,
+    floor: f64,
+    relative: f64,
+) -> Vec<Seen> {
+    let mut history: Vec<f64> = Vec::new();
+    values
+        .iter()
+        .map(|v| {
+            let Some(v) = v.map(|v| v as f64) else {
+                return Seen::Absent;
+            };
+            let base = &history[history.len().saturating_sub(len)..];
+            let mut breach = false;
+            if base.len() >= warmup {
+                let median = naive_median(base);
+                let deviations: Vec<f64> = base.iter().map(|x| (x - median).abs()).collect();
+                let mad = naive_median(&deviations);
+                let deviation = (1.4826 * mad).max(floor).max(relative * median.abs());
+                breach = v > median && (deviation == 0.0 || (v - median) / deviation > k);
+            }
+            history.push(v);
+            if breach {
+                Seen::Breach
+            } else {
+                Seen::Calm
+            }
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn anomaly_notices_follow_a_naive_median_and_mad(
+        seqs in prop::collection::vec(
+            prop::collection::vec(prop::option::weighted(0.9, 1u64..40), 1..60),
+            1..4,
+        ),
+        len in 3usize..9,
+        warmup in 3usize..9,
+        k in prop_oneof![Just(0.5), Just(1.0), Just(3.0)],
+        floor in prop_oneof![Just(0.0), Just(2.0)],
+        relative in prop_oneof![Just(0.0), Just(0.25)],
+        for_windows in 1u32..4,
+    ) {
+        let warmup = warmup.min(len);
+        let rule = AlertRule::anomaly("a", "op.*", Signal::Latency { quantile: 0.99 }, k)
+            .baseline_windows(len as u32)
+            .warmup_windows(warmup as u32)
+            .min_deviation(floor)
+            .min_relative_deviation(relative)
+            .for_windows(for_windows);
+        let mut t = Timeline::new(vec![rule]);
+        let windows = seqs.iter().map(Vec::len).max().unwrap_or(0);
+        let mut got: Vec<Vec<(u64, AlertState)>> = vec![Vec::new(); seqs.len()];
+        for i in 0..windows {
+            let ops: Vec<TestOp> = seqs
+                .iter()
+                .enumerate()
+                .filter_map(|(n, seq)| {
+                    let v = seq.get(i).copied().flatten()?;
+                    Some(lat(n as u32, &format!("op.{n}"), &[v]))
+                })
+                .collect();
+            for a in t.window(&ops) {
+                let n: usize = a.operation["op.".len()..].parse().unwrap();
+                got[n].push((i as u64, a.state));
+            }
+        }
+        for (n, seq) in seqs.iter().enumerate() {
+            let mut padded = seq.clone();
+            padded.resize(windows, None);
+            let seen = anomaly_model(&padded, len, warmup, k, floor, relative);
+            prop_assert_eq!(&got[n], &model(&seen, for_windows, 0), "op.{}", n);
+        }
+    }
+}
+
+#[test]
+fn budget_counts_sampled_calls_with_their_weight() {
+    // One timed call standing for 9 (sampling every 9th) over the limit, 3 unweighted within.
+    let rule = AlertRule::budget("b", "x", 0.5, Duration::from_millis(10), 2 * SEC);
+    let mut t = Timeline::new(vec![rule]);
+    let mut op = lat(0, "x", &[MS, MS, MS]);
+    op.hist.record_n(20 * MS, 9).unwrap();
+    op.stats.max_ns = 20 * MS;
+    assert_eq!(brief(&t.window(&[op])), [(Firing, "b", "x")]);
+    let b = &t.ev.budgets()[0];
+    assert_eq!((b.calls, b.over, b.burn), (12, 9, 9.0 / 12.0 / 0.5));
 }

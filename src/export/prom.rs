@@ -26,6 +26,7 @@
 //! | `ringmeter_late_calls_total` | counter | `late` |
 //! | `ringmeter_latency_seconds` | summary | quantiles 0.5, 0.9, 0.95, 0.99, 0.999; `_sum`, `_count` = `count` |
 //! | `ringmeter_latency_max_seconds` | gauge | `max_ns` |
+//! | `ringmeter_budget_burn` | gauge | a live snapshot's [`BudgetBurn::burn`], labelled `budget` (the rule) and `op` |
 //!
 //! Then the process's figures ([`ProcessStats`], when the engine samples them), under the
 //! names Prometheus's client libraries give them, each only when the figure is known:
@@ -54,6 +55,7 @@ use std::sync::Arc;
 use hdrhistogram::Histogram;
 
 use super::QUANTILES;
+use crate::alert::BudgetBurn;
 use crate::hist::buckets;
 use crate::metric::{CounterValue, GaugeValue};
 use crate::process::ProcessStats;
@@ -394,6 +396,18 @@ pub fn render(snapshot: &Snapshot, format: Format) -> Vec<u8> {
             timestamp_ms: None,
         })
         .collect();
+    let gauges: Vec<GaugeValue>;
+    let gauges = if snapshot.budgets.is_empty() {
+        &snapshot.gauges
+    } else {
+        gauges = snapshot
+            .gauges
+            .iter()
+            .cloned()
+            .chain(snapshot.budgets.iter().map(budget_gauge))
+            .collect();
+        &gauges
+    };
     let mut out = Vec::new();
     let process = snapshot.process.as_ref().map(|stats| PromProcess {
         stats,
@@ -405,10 +419,25 @@ pub fn render(snapshot: &Snapshot, format: Format) -> Vec<u8> {
         format,
         &ops,
         &snapshot.counters,
-        &snapshot.gauges,
+        gauges,
         process,
     );
     out
+}
+
+/// A budget's burn as the gauge `ringmeter_budget_burn{budget, op}`.
+fn budget_gauge(b: &BudgetBurn) -> GaugeValue {
+    GaugeValue {
+        name: Arc::from("ringmeter_budget_burn"),
+        labels: Arc::from([
+            (Arc::from("budget"), Arc::clone(&b.rule)),
+            (Arc::from("op"), Arc::clone(&b.operation)),
+        ]),
+        help: Some(Arc::from(
+            "Performance budget burn: the share of the period's calls slower than the limit over the share the budget allows (1: used up).",
+        )),
+        value: b.burn,
+    }
 }
 
 /// Cumulative counts of `histogram` at `bounds_ns` then its total, as

@@ -255,6 +255,13 @@ fn chromium_shows_the_live_dashboard() {
         .window(Duration::from_millis(200))
         .grace(Duration::from_millis(40))
         .alert(AlertRule::error_rate("http-errors", "http.*", 0.05))
+        .alert(AlertRule::budget(
+            "db-p95",
+            "db.*",
+            0.95,
+            Duration::from_micros(60),
+            Duration::from_secs(60),
+        ))
         .start()
         .unwrap();
     let db = engine.op("db.query").unwrap();
@@ -315,6 +322,15 @@ fn chromium_shows_the_live_dashboard() {
     }
     // The alert fires and is listed; no process section unless the snapshot carries one.
     assert!(dom.contains("<td>http-errors</td>"), "the firing alert");
+    // The budget's burn: 9 in 50 db.query calls (61–69 µs) are over its 60 µs limit, 18%
+    // where 5% are allowed, so the row is marked as over its allowance.
+    assert!(
+        !dom.contains("<section id=\"budgets-section\" hidden"),
+        "the budgets section"
+    );
+    assert!(dom.contains("<td>db-p95</td>"), "the budget's row");
+    assert!(dom.contains("<td>p95 ≤ 60.0 µs</td>"), "the budget's limit");
+    assert!(dom.contains("<tr class=\"over\"><td>db-p95</td>"), "burn above 1");
     let has_process = serde_json::from_slice::<Value>(&get(server.local_addr(), "/api/snapshot").1)
         .unwrap()
         .get("process")

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use ringmeter::alert::{Alert, AlertState, Condition};
+use ringmeter::alert::{Alert, AlertState, Condition, Signal};
 use ringmeter::hdrhistogram::Histogram;
 use ringmeter::log::{
     DictEntry, EngineEvent, EngineEventKind, Exemplar, LogConfig, Reader, Record, SamplingMode,
@@ -160,6 +160,24 @@ pub(crate) fn alert() -> impl Strategy<Value = Alert> {
         (0.000_001..=1.0_f64, any::<u64>())
             .prop_map(|(quantile, above_ns)| Condition::Percentile { quantile, above_ns }),
         any::<u64>().prop_map(|above| Condition::SlowCalls { above }),
+        (prop::option::of(0.000_001..=1.0_f64), 0.001..100.0_f64).prop_map(|(q, k)| {
+            let signal = q.map_or(Signal::ErrorRate, |quantile| Signal::Latency { quantile });
+            Condition::Anomaly { signal, k }
+        }),
+        (
+            0.000_001..0.999_f64,
+            any::<u64>(),
+            any::<u64>(),
+            0.0..100.0_f64
+        )
+            .prop_map(|(quantile, above_ns, period_ns, burn_above)| {
+                Condition::BudgetBurn {
+                    quantile,
+                    above_ns,
+                    period_ns,
+                    burn_above,
+                }
+            }),
     ];
     (
         (name(), name(), any::<bool>(), condition),

@@ -32,6 +32,7 @@ mod aggregation_props;
 #[cfg(feature = "test-hooks")]
 mod aggregator_panic;
 mod alerts;
+mod anomaly;
 #[cfg(feature = "cli")]
 mod cli;
 #[cfg(feature = "http")]

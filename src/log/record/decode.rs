@@ -10,7 +10,7 @@ use super::{
     DecodeError, DictEntry, EngineEvent, EngineEventKind, Exemplar, Record, RecordKind,
     SamplingMode, SeriesRecord, WindowFixed, WindowRecord, WINDOW_FIXED_LEN,
 };
-use crate::alert::{Alert, AlertState, Condition};
+use crate::alert::{Alert, AlertState, Condition, Signal};
 use crate::hist::{check_frame, decode as decode_histogram};
 use crate::metric::{CounterValue, GaugeValue, Labels};
 use crate::process::{ProcessSample, ProcessStats};
@@ -276,6 +276,22 @@ fn decode_alert(payload: &[u8]) -> Result<Alert, DecodeError> {
             above_ns: y,
         },
         3 => Condition::SlowCalls { above: x },
+        4 => Condition::Anomaly {
+            signal: match y {
+                0 => Signal::ErrorRate,
+                q => Signal::Latency {
+                    quantile: f64::from_bits(q),
+                },
+            },
+            k: f64::from_bits(x),
+        },
+        // The period and the burn level follow the names.
+        5 => Condition::BudgetBurn {
+            quantile: f64::from_bits(x),
+            above_ns: y,
+            period_ns: 0,
+            burn_above: 0.0,
+        },
         k => return Err(c.err(format!("unknown condition kind {k}"))),
     };
     let value = f64::from_bits(c.u64("value")?);
@@ -287,6 +303,16 @@ fn decode_alert(payload: &[u8]) -> Result<Alert, DecodeError> {
     let rule = Arc::from(c.str(len, "rule name")?);
     let len = c.u16("operation name length")? as usize;
     let operation = Arc::from(c.str(len, "operation name")?);
+    let mut condition = condition;
+    if let Condition::BudgetBurn {
+        period_ns,
+        burn_above,
+        ..
+    } = &mut condition
+    {
+        *period_ns = c.u64("budget period")?;
+        *burn_above = f64::from_bits(c.u64("budget burn level")?);
+    }
     if c.remaining() != 0 {
         return Err(c.err("trailing bytes after the alert"));
     }

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::{EncodeError, EngineEvent, Exemplar, Record, SamplingMode, WindowFixed, WindowRecord};
-use crate::alert::{Alert, AlertState, Condition};
+use crate::alert::{Alert, AlertState, Condition, Signal};
 use crate::hist::{Encoder, HistEncodeError, HistRef};
 use crate::log::format::{U32Le, U64Le};
 use crate::metric::{CounterValue, GaugeValue};
@@ -197,6 +197,10 @@ pub(crate) fn encode_alert(a: &Alert, buf: &mut Vec<u8>) -> Result<(), EncodeErr
         Condition::ErrorRate { above } => (1, above.to_bits(), 0),
         Condition::Percentile { quantile, above_ns } => (2, quantile.to_bits(), above_ns),
         Condition::SlowCalls { above } => (3, above, 0),
+        Condition::Anomaly { signal, k } => (4, k.to_bits(), signal_bits(signal)),
+        Condition::BudgetBurn {
+            quantile, above_ns, ..
+        } => (5, quantile.to_bits(), above_ns),
     };
     buf.push(kind);
     buf.push(u8::from(a.value.is_some()));
@@ -211,6 +215,15 @@ pub(crate) fn encode_alert(a: &Alert, buf: &mut Vec<u8>) -> Result<(), EncodeErr
     put_u64(buf, a.since_unix_ns);
     put_str16(buf, &a.rule, "alert rule name")?;
     put_str16(buf, &a.operation, "operation name")?;
+    if let Condition::BudgetBurn {
+        period_ns,
+        burn_above,
+        ..
+    } = a.condition
+    {
+        put_u64(buf, period_ns);
+        put_u64(buf, burn_above.to_bits());
+    }
     Ok(())
 }
 
@@ -248,6 +261,15 @@ pub(crate) fn encode_process(p: &ProcessStats, buf: &mut Vec<u8>) {
     put_u32(buf, PROCESS_FIGURES as u32);
     for f in figures {
         put_u64(buf, f.unwrap_or(0));
+    }
+}
+
+/// An anomaly's signal in a `u64`: the quantile's bits for a latency, 0 for the error rate
+/// (no quantile is 0).
+fn signal_bits(signal: Signal) -> u64 {
+    match signal {
+        Signal::Latency { quantile } => quantile.to_bits(),
+        _ => 0,
     }
 }
 
