@@ -28,7 +28,8 @@ pub fn run(args: &StatsArgs) -> Result<ExitCode> {
 /// No window selected (see [`require_windows`]), the log's errors, the output's.
 pub fn print_stats(out: &mut Out, dir: &Path, filter: &Filter) -> Result<()> {
     let mut totals = Totals::new();
-    let summary = read(dir, filter, true, |_| {}, |i| Ok(totals.add(i)?))?;
+    // Histograms as stored: `Totals` reads their non-zero counts straight from the bytes.
+    let summary = read(dir, filter, false, |_| {}, |i| Ok(totals.add(i)?))?;
     let (start, end) = require_windows(dir, &summary)?;
     outln!(
         out,
