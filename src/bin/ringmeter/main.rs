@@ -10,6 +10,8 @@ mod cli;
 mod demo;
 mod dump;
 mod out;
+mod progress;
+mod rows;
 mod select;
 mod show;
 mod stats;
