@@ -49,6 +49,8 @@ mod log_recovery;
 mod log_writer;
 #[cfg(feature = "otlp")]
 mod otlp;
+#[cfg(feature = "cli")]
+mod report;
 mod rules;
 #[cfg(feature = "tracing")]
 mod tracing_layer;

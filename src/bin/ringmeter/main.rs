@@ -11,6 +11,7 @@ mod demo;
 mod dump;
 mod out;
 mod progress;
+mod report;
 mod rows;
 mod select;
 mod show;
@@ -98,5 +99,6 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Dump(a) => dump::run(&a),
         Command::Check(a) => check::run(&a),
         Command::Tail(a) => tail::run(&a),
+        Command::Report(a) => report::run(&a),
     }
 }
