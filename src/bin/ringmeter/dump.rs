@@ -28,7 +28,7 @@ use crate::usage;
 /// The writer of one format.
 enum Sink<W: Write> {
     Json(JsonRows<W>),
-    Csv(CsvRows<W>),
+    Csv(Box<CsvRows<W>>),
     Hlog(HlogWriter<W>),
     /// One OTLP/JSON request per interval, with this resource.
     #[cfg(feature = "otlp")]
@@ -227,7 +227,7 @@ fn dump<W: Write>(
     }
     let mut sink = match args.format {
         Format::Json => Sink::Json(JsonRows::new(out)),
-        Format::Csv => Sink::Csv(CsvRows::new(out)),
+        Format::Csv => Sink::Csv(Box::new(CsvRows::new(out))),
         Format::Hlog if args.untagged => Sink::Hlog(HlogWriter::untagged(out)),
         // The resource from OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES.
         #[cfg(feature = "otlp")]
