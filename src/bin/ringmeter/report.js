@@ -6,7 +6,19 @@
   var data = JSON.parse(document.getElementById("report-data").textContent);
   var root = document.getElementById("ops");
   var width = Math.max(480, Math.min(900, window.innerWidth - 64));
-  var ms = function (v) { return v / 1e6; };
+  // A latency in nanoseconds, in the unit that suits it.
+  var dur = function (ns) {
+    if (ns == null) { return ""; }
+    var units = [[1e9, "s"], [1e6, "ms"], [1e3, "\u00b5s"], [1, "ns"]];
+    for (var i = 0; i < units.length; i++) {
+      if (Math.abs(ns) >= units[i][0] || i === units.length - 1) {
+        return +(ns / units[i][0]).toPrecision(3) + " " + units[i][1];
+      }
+    }
+    return "";
+  };
+  var durAxis = { label: "latency", size: 70,
+                  values: function (u, vals) { return vals.map(dur); } };
   var colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"];
 
   function chart(section, kind, title, opts, columns) {
@@ -41,11 +53,12 @@
     section.appendChild(charts);
     root.appendChild(section);
 
-    var lat = [d.t, d.p50.map(ms), d.p90.map(ms), d.p99.map(ms), d.p999.map(ms), d.max.map(ms)];
-    chart(charts, "latency", op + ": latency over time (ms)", {
-      series: [{}, series("p50", 0), series("p90", 1), series("p99", 2), series("p99.9", 3),
-               series("max", 4)],
-      axes: [{}, { label: "ms" }]
+    var lat = [d.t, d.p50, d.p90, d.p99, d.p999, d.max];
+    var v = { value: function (u, x) { return dur(x); } };
+    chart(charts, "latency", op + ": latency over time", {
+      series: [{}, series("p50", 0, v), series("p90", 1, v), series("p99", 2, v),
+               series("p99.9", 3, v), series("max", 4, v)],
+      axes: [{}, durAxis]
     }, lat);
 
     chart(charts, "calls", op + ": calls and errors per point", {
@@ -60,12 +73,12 @@
       axes: [{}, { label: "calls" }]
     }, [d.t, d.slow]);
 
-    chart(charts, "percentiles", op + ": latency by percentile over the range (ms)", {
+    chart(charts, "percentiles", op + ": latency by percentile over the range", {
       scales: { x: { time: false, distr: 3, log: 10, range: function (u, min, max) {
         return [1, Math.pow(10, Math.max(1, Math.ceil(Math.log10(max || 10))))]; } } },
       series: [{ label: "percentile", value: function (u, v) {
                  return v == null ? "" : (100 * (1 - 1 / v)).toPrecision(6) + "%"; } },
-               series("latency", 0)],
+               series("latency", 0, v)],
       axes: [{ label: "percentile", values: function (u, vals) {
                  // Labels at the powers of ten only: 0%, 90%, 99%, 99.9%, ...
                  return vals.map(function (v) {
@@ -74,8 +87,8 @@
                    if (Math.abs(Math.log10(v) - k) > 1e-9) { return ""; }
                    return (100 - 100 / Math.pow(10, k)).toFixed(Math.max(0, k - 2)) + "%";
                  }); } },
-             { label: "ms" }]
-    }, [d.pct_x, d.pct_v.map(ms)]);
+             durAxis]
+    }, [d.pct_x, d.pct_v]);
   });
   document.body.dataset.charts = String(document.querySelectorAll(".chart").length);
 })();

@@ -256,7 +256,7 @@ fn write_page(
          <meta name=\"viewport\" content=\"width=device-width\">\
          <title>{title}</title>\n<style>{UPLOT_CSS}</style>\n<style>{STYLE}</style>\n\
          </head><body>\n<h1>{title}</h1>\n<p>{windows} window records; operations: {pattern}. \
-         Latencies in nanoseconds in the table, milliseconds in the charts.</p>\n\
+         Latencies in nanoseconds in the table.</p>\n\
          <table id=\"totals\"><thead><tr><th>op</th><th>count</th><th>errors</th><th>slow</th>\
          <th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>dropped</th></tr>\
          </thead><tbody>{table}</tbody></table>\n<div id=\"ops\"></div>\n\
