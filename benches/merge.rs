@@ -11,11 +11,12 @@
 //! | `rollup_1m/stored` | the same into a 1-minute `Rollup`: `dump --rollup 1m` |
 //! | `totals/decoded` | `Reader` decoding every histogram into a full HdrHistogram, into `Totals`: the read before merging went sparse |
 //!
+//! | `totals_threads/stored` | as `totals/stored`, batches of 4096 records read on every core (`Totals::add_all`, what `stats` does) |
 //! | `read/stored` | `Reader` alone, histograms kept as stored: the floor under the merges |
 //!
 //! Each scenario is checked against the decoded path (same percentiles) before it is timed,
-//! then run 3 times; the best run is printed, as records per second of the thread's CPU time
-//! (on one core, whatever else the machine runs) and of wall time. Run: `cargo bench --bench merge`
+//! then run 3 times; the best run is printed, as records per second of the process's CPU time
+//! (all threads: per core, whatever else the machine runs) and of wall time. Run: `cargo bench --bench merge`
 //! (`cargo test --benches` runs a small log once).
 
 use std::path::{Path, PathBuf};
@@ -149,6 +150,20 @@ fn totals(dir: &Path, decode: bool) -> (u64, Vec<Interval>) {
     (n, t.finish())
 }
 
+fn totals_threads(dir: &Path, decode: bool) -> (u64, Vec<Interval>) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut t = Totals::new();
+    let mut batch = Vec::new();
+    let n = read(dir, decode, |i| {
+        batch.push(i);
+        if batch.len() == 4096 {
+            t.add_all(std::mem::take(&mut batch), threads).unwrap();
+        }
+    });
+    t.add_all(batch, threads).unwrap();
+    (n, t.finish())
+}
+
 fn rollup(dir: &Path, decode: bool) -> (u64, Vec<Interval>) {
     let mut r = Rollup::new(60 * S);
     let mut out = Vec::new();
@@ -163,14 +178,14 @@ fn read_only(dir: &Path, decode: bool) -> (u64, Vec<Interval>) {
     (n, last.into_iter().collect())
 }
 
-/// CPU time of the calling thread, in seconds.
-fn thread_cpu() -> f64 {
+/// CPU time of the process (all its threads), in seconds.
+fn process_cpu() -> f64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
     assert_eq!(rc, 0);
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
@@ -202,11 +217,13 @@ fn main() {
     // Check before timing: each scenario merges to what the decoded path merges to.
     let reference = totals(&dir, true).1;
     same(&totals(&dir, false).1, &reference);
+    same(&totals_threads(&dir, false).1, &reference);
     same(&rollup(&dir, false).1, &rollup(&dir, true).1);
     type Scenario = fn(&Path, bool) -> (u64, Vec<Interval>);
-    let scenarios: [(&str, Scenario, bool); 4] = [
+    let scenarios: [(&str, Scenario, bool); 5] = [
         ("read/stored", read_only, false),
         ("totals/stored", totals, false),
+        ("totals_threads/stored", totals_threads, false),
         ("rollup_1m/stored", rollup, false),
         ("totals/decoded", totals, true),
     ];
@@ -214,15 +231,15 @@ fn main() {
     for (name, f, decode) in scenarios {
         let (mut cpu, mut wall) = (f64::INFINITY, f64::INFINITY);
         for _ in 0..runs {
-            let (t, c) = (Instant::now(), thread_cpu());
+            let (t, c) = (Instant::now(), process_cpu());
             let (n, out) = f(&dir, decode);
-            let (secs, cpu_secs) = (t.elapsed().as_secs_f64(), thread_cpu() - c);
+            let (secs, cpu_secs) = (t.elapsed().as_secs_f64(), process_cpu() - c);
             assert_eq!(n, records);
             assert!(!out.is_empty());
             (cpu, wall) = (cpu.min(cpu_secs), wall.min(secs));
         }
         println!(
-            "merge/{name:<18} {:>10.0} records/s of CPU time ({cpu:.3} s), {:>10.0} of wall time",
+            "merge/{name:<22} {:>10.0} records/s of CPU time ({cpu:.3} s), {:>10.0} of wall time",
             records as f64 / cpu,
             records as f64 / wall
         );

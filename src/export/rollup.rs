@@ -139,27 +139,32 @@ impl Merger {
         Ok(layout)
     }
 
-    /// Reads the bounds and non-zero counts of `i`'s histogram into `self.pairs`: straight
-    /// from the stored bytes when it was read without decoding.
+    /// Reads the bounds and non-zero counts of `i`'s histogram into `self.pairs`.
     fn read(&mut self, i: &Interval) -> Result<Bounds, String> {
-        match &i.stored_histogram {
-            Some(bytes) if i.histogram.is_empty() => {
-                let h = decode_pairs(bytes, &mut self.pairs)?;
-                // `decode_pairs` checked the digits (at most 5).
-                Ok((h.low, h.high, h.digits as u8))
-            }
-            _ => {
-                let h = &i.histogram;
-                let layout = Layout::of(h);
-                self.pairs.clear();
-                self.pairs.extend(h.iter_recorded().map(|v| {
-                    (
-                        layout.index(v.value_iterated_to()) as u32,
-                        v.count_at_value(),
-                    )
-                }));
-                Ok((h.low(), h.high(), h.sigfig()))
-            }
+        read_pairs(i, &mut self.pairs)
+    }
+}
+
+/// Reads the bounds and non-zero counts of `i`'s histogram into `pairs`: straight from the
+/// stored bytes when it was read without decoding.
+fn read_pairs(i: &Interval, pairs: &mut Vec<(u32, u64)>) -> Result<Bounds, String> {
+    match &i.stored_histogram {
+        Some(bytes) if i.histogram.is_empty() => {
+            let h = decode_pairs(bytes, pairs)?;
+            // `decode_pairs` checked the digits (at most 5).
+            Ok((h.low, h.high, h.digits as u8))
+        }
+        _ => {
+            let h = &i.histogram;
+            let layout = Layout::of(h);
+            pairs.clear();
+            pairs.extend(h.iter_recorded().map(|v| {
+                (
+                    layout.index(v.value_iterated_to()) as u32,
+                    v.count_at_value(),
+                )
+            }));
+            Ok((h.low(), h.high(), h.sigfig()))
         }
     }
 }
@@ -193,9 +198,14 @@ impl Counts {
         }
     }
 
-    /// Adds the pairs `m.pairs` of a histogram of `bounds` (that of `other`).
-    fn add(&mut self, m: &Merger, bounds: Bounds, other: &Interval) -> Result<(), String> {
-        if m.pairs.is_empty() {
+    /// Adds the non-zero counts `pairs` of `other`'s histogram, of `bounds`.
+    fn add(
+        &mut self,
+        pairs: &[(u32, u64)],
+        bounds: Bounds,
+        other: &Interval,
+    ) -> Result<(), String> {
+        if pairs.is_empty() {
             return Ok(());
         }
         if let Counts::Sparse {
@@ -207,7 +217,7 @@ impl Counts {
         } = self
         {
             if *own == bounds {
-                add_pairs(base, counts, total, &m.pairs);
+                add_pairs(base, counts, total, pairs);
                 return Ok(());
             }
         }
@@ -297,11 +307,15 @@ struct Merged {
 }
 
 impl Merged {
-    /// Starts a merge from `first`, whose counts `m.read` has just read.
-    fn start(m: &mut Merger, bounds: Bounds, mut first: Interval) -> Result<Merged, String> {
-        let layout = m.layout(bounds)?;
+    /// Starts a merge from `first`, whose histogram has the non-zero counts `pairs`.
+    fn start(
+        layout: Layout,
+        bounds: Bounds,
+        pairs: &[(u32, u64)],
+        mut first: Interval,
+    ) -> Result<Merged, String> {
         let mut counts = Counts::new(bounds, layout);
-        counts.add(m, bounds, &first)?;
+        counts.add(pairs, bounds, &first)?;
         first.histogram = empty_histogram();
         first.stored_histogram = None;
         Ok(Merged {
@@ -310,9 +324,14 @@ impl Merged {
         })
     }
 
-    /// Adds `other`, whose counts `m.read` has just read.
-    fn add(&mut self, m: &Merger, bounds: Bounds, other: &Interval) -> Result<(), String> {
-        self.counts.add(m, bounds, other)?;
+    /// Adds `other`, whose histogram has the non-zero counts `pairs`.
+    fn add(
+        &mut self,
+        pairs: &[(u32, u64)],
+        bounds: Bounds,
+        other: &Interval,
+    ) -> Result<(), String> {
+        self.counts.add(pairs, bounds, other)?;
         merge_stats(&mut self.interval, other);
         Ok(())
     }
@@ -430,11 +449,15 @@ impl Rollup {
         let done = self.take_before(start);
         match self.open.get_mut(&(start, Arc::clone(&interval.op))) {
             Some(period) => period
-                .add(&self.merger, bounds, &interval)
+                .add(&self.merger.pairs, bounds, &interval)
                 .map_err(|r| merge_error(&interval.op, r))?,
             None => {
                 let op = Arc::clone(&interval.op);
-                let mut period = Merged::start(&mut self.merger, bounds, interval)
+                let layout = self
+                    .merger
+                    .layout(bounds)
+                    .map_err(|r| merge_error(&op, r))?;
+                let mut period = Merged::start(layout, bounds, &self.merger.pairs, interval)
                     .map_err(|r| merge_error(&op, r))?;
                 period.interval.start_unix_ns = start;
                 period.interval.length_ns = self.period_ns;
@@ -511,13 +534,70 @@ impl Totals {
             .merger
             .read(&interval)
             .map_err(|r| merge_error(&interval.op, r))?;
+        let pairs = std::mem::take(&mut self.merger.pairs);
+        let added = self.add_read(interval, bounds, &pairs);
+        self.merger.pairs = pairs;
+        added
+    }
+
+    /// Adds `intervals` in their order, as [`add`](Self::add) one by one would, reading
+    /// their histograms on up to `threads` threads first: reading (inflating) a stored
+    /// histogram is most of the cost of a merge, and the reads are independent. The result
+    /// is the same for any number of threads.
+    ///
+    /// # Errors
+    /// As [`add`](Self::add); the intervals before the failing one are added.
+    pub fn add_all(&mut self, intervals: Vec<Interval>, threads: usize) -> Result<(), ExportError> {
+        let threads = threads.clamp(1, 64);
+        if threads == 1 || intervals.len() < 2 * threads {
+            return intervals.into_iter().try_for_each(|i| self.add(i));
+        }
+        type Read = Result<(Bounds, Vec<(u32, u64)>), String>;
+        let chunk = intervals.len().div_ceil(threads);
+        let read: Vec<Read> = std::thread::scope(|s| {
+            let workers: Vec<_> = intervals
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|i| {
+                                let mut pairs = Vec::new();
+                                read_pairs(i, &mut pairs).map(|b| (b, pairs))
+                            })
+                            .collect::<Vec<Read>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        for (interval, r) in intervals.into_iter().zip(read) {
+            let (bounds, pairs) = r.map_err(|reason| merge_error(&interval.op, reason))?;
+            self.add_read(interval, bounds, &pairs)?;
+        }
+        Ok(())
+    }
+
+    /// Adds `interval`, whose histogram has the non-zero counts `pairs` and `bounds`.
+    fn add_read(
+        &mut self,
+        interval: Interval,
+        bounds: Bounds,
+        pairs: &[(u32, u64)],
+    ) -> Result<(), ExportError> {
         match self.ops.get_mut(&interval.op) {
             Some(total) => total
-                .add(&self.merger, bounds, &interval)
+                .add(pairs, bounds, &interval)
                 .map_err(|r| merge_error(&interval.op, r)),
             None => {
                 let op = Arc::clone(&interval.op);
-                let total = Merged::start(&mut self.merger, bounds, interval)
+                let layout = self
+                    .merger
+                    .layout(bounds)
+                    .map_err(|r| merge_error(&op, r))?;
+                let total = Merged::start(layout, bounds, pairs, interval)
                     .map_err(|r| merge_error(&op, r))?;
                 self.ops.insert(op, total);
                 Ok(())
@@ -711,6 +791,8 @@ mod tests {
             ) {
                 let mut enc = Encoder::new();
                 let mut totals = Totals::new();
+                let mut batched = Totals::new();
+                let mut batch = Vec::new();
                 let mut rollup = Rollup::new(4 * S);
                 let mut rolled = Vec::new();
                 let mut want: BTreeMap<&str, Histogram<u64>> = BTreeMap::new();
@@ -724,6 +806,7 @@ mod tests {
                     // Some windows come decoded, as a live report or an OTLP dump has them.
                     let i = if *keep { i } else { stored(i, &mut enc) };
                     totals.add(i.clone()).unwrap();
+                    batch.push(i.clone());
                     rolled.extend(rollup.push(i).unwrap());
                     match want.get_mut(op) {
                         Some(w) => {
@@ -738,7 +821,13 @@ mod tests {
                     }
                 }
                 rolled.extend(rollup.finish());
+                batched.add_all(batch, 3).unwrap();
                 let got = totals.finish();
+                // Read on three threads: the same intervals, bit for bit.
+                for (b, g) in batched.finish().iter().zip(&got) {
+                    prop_assert_eq!(&b.histogram, &g.histogram);
+                    prop_assert_eq!(&b.stats, &g.stats);
+                }
                 prop_assert_eq!(got.len(), want.len());
                 for (g, (op, w)) in got.iter().zip(&want) {
                     prop_assert_eq!(&*g.op, *op);

@@ -15,7 +15,7 @@ use ringmeter::export::otlp::{
 use ringmeter::export::prom::{
     cumulative_buckets, write, Format as PromFormat, PromHistogram, PromOp,
 };
-use ringmeter::export::{ExportError, Interval, Rollup, Totals};
+use ringmeter::export::{ExportError, Interval, Rollup};
 use ringmeter::DEFAULT_BUCKETS_NS;
 
 use crate::cli::{DumpArgs, Format};
@@ -23,6 +23,7 @@ use crate::out::Out;
 use crate::progress::Progress;
 use crate::rows::{CsvRows, JsonRows};
 use crate::select::{parse_duration, read, require_windows, Filter, NoWindows};
+use crate::stats::BatchTotals;
 use crate::usage;
 
 /// The writer of one format.
@@ -179,15 +180,15 @@ fn dump<W: Write>(
 ) -> Result<()> {
     let mut progress = Progress::new();
     if args.format == Format::Prom {
-        let mut totals = Totals::new();
+        let mut totals = BatchTotals::new();
         let summary = read(
             &args.dir,
             filter,
             false,
             |n| progress.records(n),
-            |i| Ok(totals.add(i)?),
+            |i| totals.add(i),
         )?;
-        let totals = totals.finish();
+        let totals = totals.finish()?;
         progress.finish();
         require_windows(&args.dir, &summary)?;
         let ts = summary.span.map(|(_, end)| (end / 1_000_000) as i64);

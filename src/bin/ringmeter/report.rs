@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use ringmeter::export::time::format_rfc3339;
-use ringmeter::export::{Interval, Rollup, Totals};
+use ringmeter::export::{Interval, Rollup};
 use serde::Serialize;
 
 use crate::cli::ReportArgs;
@@ -29,6 +29,7 @@ use crate::out::Out;
 use crate::progress::Progress;
 use crate::rows::Row;
 use crate::select::{read, require_windows, Filter, NoWindows};
+use crate::stats::BatchTotals;
 
 /// The most points a chart draws per operation; beyond, windows are rolled up.
 pub const MAX_POINTS: usize = 2_000;
@@ -139,7 +140,7 @@ pub fn run(args: &ReportArgs) -> Result<ExitCode> {
 /// Reads the selection and writes the page to `out`.
 fn report(dir: &Path, filter: &Filter, out: &mut Out) -> Result<()> {
     let mut progress = Progress::new();
-    let mut totals = Totals::new();
+    let mut totals = BatchTotals::new();
     let mut ops: BTreeMap<Arc<str>, OpData> = BTreeMap::new();
     let mut longest_window = 0;
     let summary = read(
@@ -153,7 +154,7 @@ fn report(dir: &Path, filter: &Filter, out: &mut Out) -> Result<()> {
             if data.t.len() <= MAX_POINTS {
                 data.push(&i);
             }
-            Ok(totals.add(i)?)
+            totals.add(i)
         },
     )?;
     let (start, end) = require_windows(dir, &summary)?;
@@ -187,7 +188,7 @@ fn report(dir: &Path, filter: &Filter, out: &mut Out) -> Result<()> {
         add(rollup.finish());
     }
     progress.finish();
-    for total in totals.finish() {
+    for total in totals.finish()? {
         let Some(d) = ops.get_mut(&total.op) else {
             continue;
         };

@@ -27,9 +27,10 @@ pub fn run(args: &StatsArgs) -> Result<ExitCode> {
 /// # Errors
 /// No window selected (see [`require_windows`]), the log's errors, the output's.
 pub fn print_stats(out: &mut Out, dir: &Path, filter: &Filter) -> Result<()> {
-    let mut totals = Totals::new();
+    let mut totals = BatchTotals::new();
     // Histograms as stored: `Totals` reads their non-zero counts straight from the bytes.
-    let summary = read(dir, filter, false, |_| {}, |i| Ok(totals.add(i)?))?;
+    let summary = read(dir, filter, false, |_| {}, |i| totals.add(i))?;
+    let totals = totals.finish()?;
     let (start, end) = require_windows(dir, &summary)?;
     outln!(
         out,
@@ -39,8 +40,57 @@ pub fn print_stats(out: &mut Out, dir: &Path, filter: &Filter) -> Result<()> {
         format_rfc3339(end),
         dir.display()
     );
-    print_table(out, &totals.finish())?;
+    print_table(out, &totals)?;
     Ok(())
+}
+
+/// Intervals handed to [`Totals::add_all`] at a time.
+const BATCH: usize = 4096;
+
+/// [`Totals`] fed in batches, so that the stored histograms of a batch are read (inflated)
+/// on every core before they are merged in order: the same totals as adding one by one.
+pub struct BatchTotals {
+    totals: Totals,
+    batch: Vec<Interval>,
+    threads: usize,
+}
+
+impl BatchTotals {
+    /// Reading on as many threads as the process may run at once.
+    pub fn new() -> Self {
+        BatchTotals {
+            totals: Totals::new(),
+            batch: Vec::new(),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+
+    /// Adds an interval (merged when its batch is full).
+    ///
+    /// # Errors
+    /// A histogram that cannot be merged.
+    pub fn add(&mut self, i: Interval) -> Result<()> {
+        self.batch.push(i);
+        if self.batch.len() >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let batch = std::mem::take(&mut self.batch);
+        self.totals.add_all(batch, self.threads)?;
+        Ok(())
+    }
+
+    /// One interval per operation, in name order, with percentiles.
+    ///
+    /// # Errors
+    /// A histogram that cannot be merged.
+    pub fn finish(mut self) -> Result<Vec<Interval>> {
+        self.flush()?;
+        Ok(self.totals.finish())
+    }
 }
 
 /// Prints one row per interval.
