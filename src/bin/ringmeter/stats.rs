@@ -56,12 +56,15 @@ pub struct BatchTotals {
 }
 
 impl BatchTotals {
-    /// Reading on as many threads as the process may run at once.
+    /// Reading on one thread for now: on the 2-vCPU machine the merge bench runs on
+    /// (`cargo bench --bench merge`, `totals_threads/stored`), a second reader thread cost a
+    /// quarter more CPU per record and gained no wall time, since no core was idle. Raise
+    /// `threads` once a machine with free cores shows a gain.
     pub fn new() -> Self {
         BatchTotals {
             totals: Totals::new(),
             batch: Vec::new(),
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: 1,
         }
     }
 
