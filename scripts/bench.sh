@@ -2,7 +2,8 @@
 # One command for every benchmark: the library's hot-path benches (benches/hot_path.rs) and
 # the comparison against peer crates (benches/compare: the per-call benches and the engine
 # scenarios: sustained throughput with drops, heap growth, drain rate, publication latency)
-# and the library's heap per active operation (benches/memory.rs),
+# and the library's heap per active operation (benches/memory.rs) and merge speed of stats and
+# dump --rollup (benches/merge.rs, its records/s in bench-reps/repN.merge.log),
 # REPS times (default 3), each repetition running the whole set in alternating order. Then
 # scripts/bench_report.py writes the tables: per scenario the median of the repetitions'
 # medians with their range (min–max), ratios taken within each repetition (then the median of
@@ -49,6 +50,7 @@ cargo metadata --format-version 1 --manifest-path "$cmp" >"$out/meta-cmp.json"
 
 cargo bench --bench hot_path --no-run >&2
 cargo bench --bench memory --no-run >&2
+cargo bench --bench merge --no-run >&2
 cargo bench --manifest-path "$cmp" --no-run >&2
 
 # Runs one criterion bench and keeps "<group>/<id> <median ns per iteration>" per scenario
@@ -90,6 +92,11 @@ for rep in $(seq 1 "$reps"); do
   if [ $# -eq 0 ]; then
     cargo bench --bench memory >"$out/rep$rep.memory.log" 2>&1 || {
       cat "$out/rep$rep.memory.log" >&2
+      exit 1
+    }
+    # Merge speed of stats and dump --rollup (benches/merge.rs): records/s, kept in the log.
+    cargo bench --bench merge >"$out/rep$rep.merge.log" 2>&1 || {
+      cat "$out/rep$rep.merge.log" >&2
       exit 1
     }
   fi

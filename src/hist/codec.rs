@@ -246,6 +246,75 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Histogram<u64>, String> {
         .map_err(|e| format!("histogram does not decode: {e:?}"))
 }
 
+/// Decodes a V2+deflate histogram into its non-zero `(index, count)` pairs, ascending, without
+/// building the full counts array: `pairs` is cleared, then filled; the header is returned.
+/// Indices and counts are those `decode` would set in the HdrHistogram (same bounds checks:
+/// an index past the counts array, a negative count or a normalizing offset is an error).
+///
+/// # Errors
+/// What is wrong, as a sentence for a decode error.
+pub(crate) fn decode_pairs(bytes: &[u8], pairs: &mut Vec<(u32, u64)>) -> Result<Header, String> {
+    thread_local! {
+        static PLAIN: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    pairs.clear();
+    let stream = zlib_stream(bytes)?;
+    PLAIN.with(|plain| {
+        let plain = &mut *plain.borrow_mut();
+        plain.clear();
+        plain.resize(HEADER_LEN, 0);
+        let header = with_inflater(|state| -> Result<Header, String> {
+            let (header, read) = inflate_header(state, stream, plain)?;
+            let rest = stream.get(read..).unwrap_or_default();
+            inflate_payload(state, rest, plain, header.payload_len)?;
+            Ok(header)
+        })?;
+        if be32(plain, 8) != 0 {
+            return Err("histogram has a normalizing offset".into());
+        }
+        if f64::from_bits(be64(plain, 32)) != 1.0 {
+            return Err("histogram has an integer-to-double ratio other than 1".into());
+        }
+        // `inflate_header` checked the parameters: the length fits.
+        let len = counts_len(header.low, header.high, header.digits).unwrap_or(0);
+        let mut payload = &plain[HEADER_LEN..];
+        let mut at = 0_u64;
+        while !payload.is_empty() {
+            let (v, n) = read_varint(payload)
+                .ok_or_else(|| "histogram payload ends inside a count".to_string())?;
+            payload = &payload[n..];
+            let v = ((v >> 1) as i64) ^ -((v & 1) as i64);
+            if v < 0 {
+                at = at.saturating_add(v.unsigned_abs());
+                continue;
+            }
+            if v > 0 {
+                if at >= len {
+                    return Err("histogram counts run past its counts array".into());
+                }
+                pairs.push((at as u32, v as u64));
+            }
+            at += 1;
+        }
+        Ok(header)
+    })
+}
+
+/// Reads one LEB128-64b9B varint from the front of `b`; returns it and the bytes read, or
+/// `None` when `b` ends inside it (HdrHistogram's reader fails there too).
+#[inline]
+fn read_varint(b: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0_u64;
+    for k in 0..8 {
+        let byte = *b.get(k)?;
+        v |= u64::from(byte & 0x7f) << (7 * k);
+        if byte & 0x80 == 0 {
+            return Some((v, k + 1));
+        }
+    }
+    Some((v | u64::from(*b.get(8)?) << 56, 9))
+}
+
 /// The zlib stream of a V2+deflate histogram, after checking the outer header.
 fn zlib_stream(bytes: &[u8]) -> Result<&[u8], String> {
     if bytes.len() < FRAME_LEN {
@@ -421,6 +490,39 @@ mod tests {
         let mut ours = Vec::new();
         Encoder::new().encode(&h, &mut ours).unwrap();
         assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn decode_pairs_gives_the_non_zero_counts_of_decode() {
+        let mut enc = Encoder::new();
+        let mut pairs = vec![(9, 9)];
+        for (high, digits) in [(60_000_000_000, 3), (u64::MAX, 2), (1_000, 5)] {
+            let mut h = sample(high, digits);
+            h.saturating_record_n(high, 1 << 40);
+            h.saturating_record(0);
+            let mut out = Vec::new();
+            enc.encode(&h, &mut out).unwrap();
+            let header = decode_pairs(&out, &mut pairs).unwrap();
+            assert_eq!((header.low, header.high), (1, high));
+            let full = decode(&out).unwrap();
+            let layout = super::super::layout::Layout::of(&full);
+            let want: Vec<(u32, u64)> = full
+                .iter_recorded()
+                .map(|v| {
+                    (
+                        layout.index(v.value_iterated_to()) as u32,
+                        v.count_at_value(),
+                    )
+                })
+                .collect();
+            assert_eq!(pairs, want);
+        }
+        let mut empty = Vec::new();
+        enc.encode(&Histogram::new_from(&sample(1_000, 2)), &mut empty)
+            .unwrap();
+        decode_pairs(&empty, &mut pairs).unwrap();
+        assert!(pairs.is_empty());
+        assert!(decode_pairs(&empty[..empty.len() - 1], &mut pairs).is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! | module | job |
 //! |---|---|
-//! | `codec` | HdrHistogram's V2 encoding compressed with deflate: [`Encoder`], bounded [`decode`], header [`peek`] |
+//! | `codec` | HdrHistogram's V2 encoding compressed with deflate: [`Encoder`], bounded [`decode`] (or [`decode_pairs`], to the non-zero counts only), header [`peek`] |
 //! | [`buckets`] | Prometheus bucket counts derived from an HdrHistogram |
 //! | `layout` | HdrHistogram's counts-array layout: value to index and back ([`Layout`]) |
 //! | `compact` | histograms without the full counts array: [`CompactHistogram`] (published windows), open windows' counts, totals' counts |
@@ -29,7 +29,9 @@ mod pool;
 mod props;
 mod quantiles;
 
-pub(crate) use codec::{check_frame, decode, peek, Encoder, HistEncodeError, HistRef};
+pub(crate) use codec::{
+    check_frame, decode, decode_pairs, peek, Encoder, HistEncodeError, HistRef,
+};
 pub(crate) use compact::{bump, CountsPool, RangeCounts, WindowCounts, LOG_CAPACITY};
 pub use compact::{CompactHistogram, RecordedBucket};
 pub(crate) use layout::{IndexTable, Layout};

@@ -440,8 +440,9 @@ fn every_subcommand(dir: &TempDir, stdout: fn() -> Stdio) -> Vec<(String, Option
     let p = path(dir);
     let demo_log = dir.join("demo-log");
     let demo_log = demo_log.to_str().unwrap();
-    let runs: [&[&str]; 9] = [
+    let runs: [&[&str]; 10] = [
         &["stats", p],
+        &["report", p],
         &["check", p],
         &["dump", p, "--format", "json"],
         &["dump", p, "--format", "csv"],
@@ -535,6 +536,7 @@ fn an_empty_selection_fails_alike_in_stats_and_dump() {
         runs.push(vec!["dump", p, "--format", format]);
     }
     runs.push(vec!["dump", p, "--format", "json", "--rollup", "1m"]);
+    runs.push(vec!["report", p]);
     for mut args in runs {
         args.extend(before);
         let out = ringmeter(&args);

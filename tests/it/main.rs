@@ -55,6 +55,8 @@ mod log_writer;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod process;
+#[cfg(feature = "cli")]
+mod report;
 mod rules;
 #[cfg(feature = "tracing")]
 mod tracing_layer;

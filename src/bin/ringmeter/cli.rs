@@ -39,6 +39,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Follow a live log, printing windows as they close.
     Tail(TailArgs),
+    /// Write one self-contained HTML page of charts: latency percentiles, calls, errors and
+    /// slow calls over time per operation, and the latency-by-percentile plot of the range.
+    Report(ReportArgs),
 }
 
 /// Which windows to read.
@@ -153,4 +156,17 @@ pub struct TailArgs {
     /// How often to look for new records, in milliseconds.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub poll_ms: u64,
+}
+
+/// `ringmeter report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The log directory (or one segment file).
+    pub dir: PathBuf,
+    /// Which windows.
+    #[command(flatten)]
+    pub select: Selection,
+    /// Write to this file instead of standard output (not inside the log directory).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }

@@ -2,16 +2,12 @@
 //! Prometheus text or OTLP/JSON lines.
 
 use std::fs;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
-use ringmeter::export::csv::CsvWriter;
 use ringmeter::export::hlog::HlogWriter;
-use ringmeter::export::json::JsonWriter;
 #[cfg(feature = "otlp")]
 use ringmeter::export::otlp::{
     interval_request, proto::resource::v1::Resource, to_json, OtlpConfig,
@@ -20,59 +16,21 @@ use ringmeter::export::prom::{
     cumulative_buckets, write_with_process, Format as PromFormat, PromHistogram, PromOp,
     PromProcess,
 };
-use ringmeter::export::{ExportError, Interval, Rollup, Totals};
+use ringmeter::export::{ExportError, Interval, Rollup};
 use ringmeter::DEFAULT_BUCKETS_NS;
 
 use crate::cli::{DumpArgs, Format};
 use crate::out::Out;
+use crate::progress::Progress;
+use crate::rows::{CsvRows, JsonRows};
 use crate::select::{parse_duration, read, require_windows, Filter, NoWindows};
+use crate::stats::BatchTotals;
 use crate::usage;
-
-/// A progress spinner on stderr, shown only when stderr is a terminal and the dump has run
-/// for more than a second.
-struct Progress {
-    started: Instant,
-    enabled: bool,
-    bar: Option<ProgressBar>,
-}
-
-impl Progress {
-    fn new() -> Self {
-        Self {
-            started: Instant::now(),
-            enabled: io::stderr().is_terminal(),
-            bar: None,
-        }
-    }
-
-    fn records(&mut self, n: u64) {
-        if !self.enabled || self.started.elapsed() < Duration::from_secs(1) {
-            return;
-        }
-        let bar = self.bar.get_or_insert_with(|| {
-            let bar = ProgressBar::new_spinner();
-            if let Ok(style) =
-                ProgressStyle::with_template("{spinner} {pos} records read ({per_sec})")
-            {
-                bar.set_style(style);
-            }
-            bar.enable_steady_tick(Duration::from_millis(100));
-            bar
-        });
-        bar.set_position(n);
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
-}
 
 /// The writer of one format.
 enum Sink<W: Write> {
-    Json(JsonWriter<W>),
-    Csv(CsvWriter<W>),
+    Json(JsonRows<W>),
+    Csv(Box<CsvRows<W>>),
     Hlog(HlogWriter<W>),
     /// One OTLP/JSON request per interval, with this resource.
     #[cfg(feature = "otlp")]
@@ -153,7 +111,7 @@ pub fn run(args: &DumpArgs) -> Result<ExitCode> {
 /// file `log`), where it could replace a segment being read or be taken for one later. Both
 /// are compared canonicalized (symbolic links, `..`), and an existing output file also by
 /// its identity, so a hard link to a segment is refused too.
-fn refuse_inside_log(output: &Path, log: &Path) -> Result<()> {
+pub fn refuse_inside_log(output: &Path, log: &Path) -> Result<()> {
     let Ok(log) = fs::canonicalize(log) else {
         // Reading it will fail with the reader's own message.
         return Ok(());
@@ -223,15 +181,15 @@ fn dump<W: Write>(
 ) -> Result<()> {
     let mut progress = Progress::new();
     if args.format == Format::Prom {
-        let mut totals = Totals::new();
+        let mut totals = BatchTotals::new();
         let summary = read(
             &args.dir,
             filter,
-            true,
+            false,
             |n| progress.records(n),
-            |i| Ok(totals.add(i)?),
+            |i| totals.add(i),
         )?;
-        let totals = totals.finish();
+        let totals = totals.finish()?;
         progress.finish();
         require_windows(&args.dir, &summary)?;
         let ts = summary.span.map(|(_, end)| (end / 1_000_000) as i64);
@@ -275,8 +233,8 @@ fn dump<W: Write>(
         return Ok(());
     }
     let mut sink = match args.format {
-        Format::Json => Sink::Json(JsonWriter::new(out)),
-        Format::Csv => Sink::Csv(CsvWriter::new(out)),
+        Format::Json => Sink::Json(JsonRows::new(out)),
+        Format::Csv => Sink::Csv(Box::new(CsvRows::new(out))),
         Format::Hlog if args.untagged => Sink::Hlog(HlogWriter::untagged(out)),
         // The resource from OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES.
         #[cfg(feature = "otlp")]
@@ -286,12 +244,13 @@ fn dump<W: Write>(
         },
         _ => Sink::Hlog(HlogWriter::new(out)),
     };
-    // JSON and CSV write the records' own statistics, and hlog the histograms as stored:
-    // unless they are rolled up (or bucketed for OTLP), the histograms need not be decoded,
-    // which makes reading several times faster.
-    let histograms = rollup.is_some();
+    // JSON and CSV write the records' own statistics, and hlog the histograms as stored; a
+    // rollup reads the stored histograms' non-zero counts itself. Only OTLP's buckets need
+    // decoded histograms.
     #[cfg(feature = "otlp")]
-    let histograms = histograms || matches!(sink, Sink::OtlpJson(..));
+    let histograms = matches!(sink, Sink::OtlpJson(..));
+    #[cfg(not(feature = "otlp"))]
+    let histograms = false;
     let summary = read(
         &args.dir,
         filter,

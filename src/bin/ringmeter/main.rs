@@ -10,6 +10,9 @@ mod cli;
 mod demo;
 mod dump;
 mod out;
+mod progress;
+mod report;
+mod rows;
 mod select;
 mod show;
 mod stats;
@@ -100,5 +103,6 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Dump(a) => dump::run(&a),
         Command::Check(a) => check::run(&a),
         Command::Tail(a) => tail::run(&a),
+        Command::Report(a) => report::run(&a),
     }
 }

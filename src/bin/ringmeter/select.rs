@@ -295,7 +295,8 @@ impl ProcessRange {
 
 /// Reads every window record of `dir` that `filter` selects, in log order, and hands it to
 /// `each`, with its histogram decoded when `histograms` is set (otherwise the interval's
-/// histogram is empty: fine for writing statistics, wrong for merging); `progress` is called with the number of records read so far. Warns on stderr when
+/// histogram is empty and its stored bytes are kept: what `Totals` and `Rollup` merge
+/// fastest); `progress` is called with the number of records read so far. Warns on stderr when
 /// the log is damaged. Fails when a pattern matches no operation of the log.
 pub fn read(
     dir: &Path,

@@ -1,0 +1,248 @@
+//! Merge speed of `ringmeter stats` and `dump --rollup`: window records read from a log and
+//! merged per operation, in window records per second.
+//!
+//! The log is generated first: 1-second windows of 100 operations (the shape of a day of
+//! windows, 8.6 M records, cut to a few minutes), each with a few hundred calls spread over
+//! three decades of latency, written with `log::Writer` into the system temp directory.
+//!
+//! | scenario | what is timed |
+//! |---|---|
+//! | `totals/stored` | `Reader` (histograms kept as stored) into `Totals`: `stats` |
+//! | `rollup_1m/stored` | the same into a 1-minute `Rollup`: `dump --rollup 1m` |
+//! | `totals/decoded` | `Reader` decoding every histogram into a full HdrHistogram, into `Totals`: the read before merging went sparse |
+//!
+//! | `totals_threads/stored` | as `totals/stored`, batches of 4096 records read on every core (`Totals::add_all`, what `stats` does) |
+//! | `read/stored` | `Reader` alone, histograms kept as stored: the floor under the merges |
+//!
+//! Each scenario is checked against the decoded path (same percentiles) before it is timed,
+//! then run 3 times; the best run is printed, as records per second of the process's CPU time
+//! (all threads: per core, whatever else the machine runs) and of wall time. Run: `cargo bench --bench merge`
+//! (`cargo test --benches` runs a small log once).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ringmeter::export::{Interval, Rollup, Totals};
+use ringmeter::hdrhistogram::Histogram;
+use ringmeter::log::{DictEntry, LogConfig, Reader, Record, SamplingMode, WindowRecord, Writer};
+use ringmeter::OpStats;
+
+/// `cargo bench` passes `--bench`; `cargo test --benches` runs a small version.
+fn full() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+const OPS: u32 = 100;
+const S: u64 = 1_000_000_000;
+/// 2026-01-01T00:00:00Z.
+const T0: u64 = 1_767_225_600 * S;
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// One operation's window: `calls` durations, log-uniform over 20 µs × 1..1000.
+fn window(op: u32, second: u64, rng: &mut Rng) -> WindowRecord {
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60 * S, 3).unwrap();
+    let calls = 100 + rng.next() % 400;
+    let (mut min, mut max, mut sum) = (u64::MAX, 0, 0u128);
+    for _ in 0..calls {
+        let exp = (rng.next() % 3000) as f64 / 1000.0;
+        let ns = (20_000.0 * 10f64.powf(exp)) as u64 + rng.next() % 1000;
+        h.saturating_record(ns);
+        (min, max, sum) = (min.min(ns), max.max(ns), sum + u128::from(ns));
+    }
+    let mut stats = OpStats::default();
+    stats.count = calls;
+    stats.errors = rng.next() % 3;
+    stats.min_ns = min;
+    stats.max_ns = max;
+    stats.mean_ns = sum as f64 / calls as f64;
+    stats.stddev_ns = h.stdev();
+    [
+        stats.p50_ns,
+        stats.p90_ns,
+        stats.p95_ns,
+        stats.p99_ns,
+        stats.p999_ns,
+    ] = [
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.9),
+        h.value_at_quantile(0.95),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+    ];
+    WindowRecord {
+        op_id: op,
+        op: Arc::from(""),
+        index: T0 / S + second,
+        start_unix_ns: T0 + second * S,
+        length_ns: S,
+        stats,
+        unsampled: 0,
+        sampling: SamplingMode::All,
+        slow_threshold_ns: 1_000_000,
+        slowest: Vec::new(),
+        error_kinds: Vec::new(),
+        histogram: h,
+        stored_histogram: None,
+    }
+}
+
+/// Writes `seconds` 1-second windows of [`OPS`] operations into a fresh log; returns its
+/// directory and the number of window records.
+fn generate(seconds: u64) -> (PathBuf, u64) {
+    let dir = std::env::temp_dir().join(format!("ringmeter-bench-merge-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = LogConfig::new(&dir);
+    config.segment_size = 64 << 20;
+    let mut w = Writer::open(config).unwrap();
+    let names = (1..=OPS)
+        .map(|id| DictEntry {
+            id,
+            name: Arc::from(format!("svc.op{id:03}")),
+        })
+        .collect();
+    w.append(&Record::Dictionary(names)).unwrap();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    // A few distinct windows per operation, repeated: generating is slower than reading.
+    let pool: Vec<Vec<WindowRecord>> = (1..=OPS)
+        .map(|op| (0..8).map(|k| window(op, k, &mut rng)).collect())
+        .collect();
+    for second in 0..seconds {
+        for op in 0..OPS as usize {
+            let mut rec = pool[op][(second as usize + op) % 8].clone();
+            rec.index = T0 / S + second;
+            rec.start_unix_ns = T0 + second * S;
+            w.append(&Record::Window(Box::new(rec))).unwrap();
+        }
+    }
+    w.seal().unwrap();
+    (dir, seconds * u64::from(OPS))
+}
+
+/// Reads every window record of `dir` and hands it to `each`; returns the records read.
+fn read(dir: &Path, decode: bool, mut each: impl FnMut(Interval)) -> u64 {
+    let mut reader = Reader::open(dir).unwrap();
+    reader.decode_histograms(decode);
+    let mut n = 0;
+    for rec in reader.by_ref() {
+        if let Record::Window(w) = rec.unwrap() {
+            n += 1;
+            each(Interval::from_record(*w));
+        }
+    }
+    n
+}
+
+fn totals(dir: &Path, decode: bool) -> (u64, Vec<Interval>) {
+    let mut t = Totals::new();
+    let n = read(dir, decode, |i| t.add(i).unwrap());
+    (n, t.finish())
+}
+
+fn totals_threads(dir: &Path, decode: bool) -> (u64, Vec<Interval>) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut t = Totals::new();
+    let mut batch = Vec::new();
+    let n = read(dir, decode, |i| {
+        batch.push(i);
+        if batch.len() == 4096 {
+            t.add_all(std::mem::take(&mut batch), threads).unwrap();
+        }
+    });
+    t.add_all(batch, threads).unwrap();
+    (n, t.finish())
+}
+
+fn rollup(dir: &Path, decode: bool) -> (u64, Vec<Interval>) {
+    let mut r = Rollup::new(60 * S);
+    let mut out = Vec::new();
+    let n = read(dir, decode, |i| out.extend(r.push(i).unwrap()));
+    out.extend(r.finish());
+    (n, out)
+}
+
+fn read_only(dir: &Path, decode: bool) -> (u64, Vec<Interval>) {
+    let mut last = None;
+    let n = read(dir, decode, |i| last = Some(i));
+    (n, last.into_iter().collect())
+}
+
+/// CPU time of the process (all its threads), in seconds.
+fn process_cpu() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0);
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+fn same(a: &[Interval], b: &[Interval]) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!((&x.op, x.start_unix_ns), (&y.op, y.start_unix_ns));
+        let (s, t) = (&x.stats, &y.stats);
+        assert_eq!(
+            (s.count, s.min_ns, s.max_ns, s.p50_ns, s.p90_ns, s.p99_ns, s.p999_ns),
+            (t.count, t.min_ns, t.max_ns, t.p50_ns, t.p90_ns, t.p99_ns, t.p999_ns)
+        );
+        assert_eq!(x.histogram, y.histogram);
+    }
+}
+
+fn main() {
+    let seconds = if full() { 600 } else { 5 };
+    let (dir, records) = generate(seconds);
+    let bytes: u64 = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    println!(
+        "merge: {records} window records ({OPS} operations x {seconds} 1-second windows), {} MiB",
+        bytes >> 20
+    );
+    // Check before timing: each scenario merges to what the decoded path merges to.
+    let reference = totals(&dir, true).1;
+    same(&totals(&dir, false).1, &reference);
+    same(&totals_threads(&dir, false).1, &reference);
+    same(&rollup(&dir, false).1, &rollup(&dir, true).1);
+    type Scenario = fn(&Path, bool) -> (u64, Vec<Interval>);
+    let scenarios: [(&str, Scenario, bool); 5] = [
+        ("read/stored", read_only, false),
+        ("totals/stored", totals, false),
+        ("totals_threads/stored", totals_threads, false),
+        ("rollup_1m/stored", rollup, false),
+        ("totals/decoded", totals, true),
+    ];
+    let runs = if full() { 3 } else { 1 };
+    for (name, f, decode) in scenarios {
+        let (mut cpu, mut wall) = (f64::INFINITY, f64::INFINITY);
+        for _ in 0..runs {
+            let (t, c) = (Instant::now(), process_cpu());
+            let (n, out) = f(&dir, decode);
+            let (secs, cpu_secs) = (t.elapsed().as_secs_f64(), process_cpu() - c);
+            assert_eq!(n, records);
+            assert!(!out.is_empty());
+            (cpu, wall) = (cpu.min(cpu_secs), wall.min(secs));
+        }
+        println!(
+            "merge/{name:<22} {:>10.0} records/s of CPU time ({cpu:.3} s), {:>10.0} of wall time",
+            records as f64 / cpu,
+            records as f64 / wall
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
