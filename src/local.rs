@@ -206,6 +206,13 @@ impl Hot {
     /// [`word`](Self::word).
     #[inline(always)]
     fn count(&self, op: u32) {
+        self.count_many(op, 1);
+    }
+
+    /// Counts `n` unsampled calls of `op` in the cached ring's tally. Same contract as
+    /// [`word`](Self::word).
+    #[inline(always)]
+    fn count_many(&self, op: u32, n: u64) {
         // SAFETY: `tallies` points to the cached ring's tallies, one per rule word (see
         // `tallies`), kept alive by the cached entry's producer; `op` is below their number
         // (see `word`).
@@ -213,7 +220,7 @@ impl Hot {
         // SAFETY: `tally` points to a live atomic, only ever reached through shared references.
         let tally = unsafe { &*tally };
         // Only this thread writes the tally: load + store is an exact increment.
-        tally.store(tally.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        tally.store(tally.load(Ordering::Relaxed) + n, Ordering::Relaxed);
     }
 }
 
@@ -523,6 +530,54 @@ pub(crate) fn record(key: &'static EngineKey, op: u32, ns: u64, flags: u32) {
         return;
     }
     push_to(entry, Event::nanos(op, flags, ns));
+}
+
+/// Records one call of each duration in `values` (nanoseconds measured elsewhere), as
+/// `record(key, op, v, 0)` for each value in turn would, deciding once for all of them: a
+/// timed operation's values go into the ring in runs published with one store each (the
+/// ring's tail kept in a register), a count-only operation's calls are counted with one
+/// store, and a sampled operation's go through `record` one by one.
+#[inline]
+pub(crate) fn record_many(key: &'static EngineKey, op: u32, values: &[u64]) {
+    let hot = this_hot();
+    if hot.engine.get() == key.addr() {
+        let w = hot.word(op);
+        if w == table::ALL {
+            // SAFETY: `hot.engine == addr != 0`, so `hot.entry` is a live element of this
+            // thread's `entries` (see `Hot`); no other reference to it is live (see `push`).
+            let entry = unsafe { &mut *hot.entry.get() };
+            return push_many(entry, op, values);
+        }
+        if w & table::COUNT != 0 {
+            return hot.count_many(op, values.len() as u64);
+        }
+    }
+    record_each(key, op, values);
+}
+
+/// [`record_many`] of a timed operation: every value pushed, or counted as dropped.
+fn push_many(entry: &mut Entry, op: u32, values: &[u64]) {
+    let mut rest = values;
+    loop {
+        let written = entry
+            .producer
+            .push_many_unless_due(rest.len(), |i| Event::nanos(op, 0, rest[i]));
+        rest = &rest[written..];
+        let Some((&v, after)) = rest.split_first() else {
+            return;
+        };
+        // A look at the ring's head is due: one push that looks (and rings, or counts a drop).
+        push_due(entry, Event::nanos(op, 0, v));
+        rest = after;
+    }
+}
+
+/// [`record_many`] one value at a time (a cache miss, or an operation that samples).
+#[inline(never)]
+fn record_each(key: &'static EngineKey, op: u32, values: &[u64]) {
+    for &v in values {
+        record(key, op, v, 0);
+    }
 }
 
 /// The failure note of a count-only `record*` call, through the entry `hot` caches (the

@@ -110,6 +110,44 @@ fn push_pop_across_wrap_around() {
     }
 }
 
+/// Batches across wrap-around: the producer writes runs with `push_many_unless_due` (one
+/// publication per run) and `push` where a look at `head` is due, retrying while the ring is
+/// full; the consumer pops every value, in order, never one before its run is published.
+#[test]
+fn batches_across_wrap_around() {
+    for cap in CAPACITIES {
+        loom::model(move || {
+            let n = cap + 2;
+            let (mut p, mut c) = ring::channel::<usize>(cap, 1);
+            let producer = thread::spawn(move || {
+                let mut next = 0;
+                while next < n {
+                    let start = next;
+                    next += p.push_many_unless_due(n - start, |i| start + i);
+                    if next < n {
+                        while p.push(next).is_err() {
+                            thread::yield_now();
+                        }
+                        next += 1;
+                    }
+                }
+            });
+            let mut next = 0;
+            while next < n {
+                match c.pop() {
+                    Some(v) => {
+                        assert_eq!(v, next, "values come out in push order");
+                        next += 1;
+                    }
+                    None => thread::yield_now(),
+                }
+            }
+            producer.join().unwrap();
+            assert_eq!(c.pop(), None);
+        });
+    }
+}
+
 /// Full-ring drop counting: the producer never retries and counts every value the full ring
 /// hands back; the consumer drains and reads drop counts concurrently. After the producer is
 /// joined, popped + dropped equals pushed per key, and dropped errors are exact.

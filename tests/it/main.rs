@@ -30,6 +30,7 @@ mod aggregation_props;
 #[cfg(feature = "test-hooks")]
 mod aggregator_panic;
 mod alerts;
+mod batch;
 #[cfg(feature = "cli")]
 mod cli;
 mod exactness;
