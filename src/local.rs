@@ -95,7 +95,7 @@ impl Entry {
         debug_assert!(op < self.slots.len());
         // SAFETY: `tallies` points to `slots.len()` counters owned by the ring that `producer`
         // keeps alive, and the callers checked `op < slots.len()`: the offset stays inside them.
-        let tally = unsafe { self.tallies.add(op) };
+        let tally = in_register(unsafe { self.tallies.add(op) });
         // SAFETY: `tally` points to a live counter (see above), which nobody ever borrows
         // mutably: it is an atomic, read and written only through shared references.
         unsafe { &*tally }
@@ -216,12 +216,43 @@ impl Hot {
         // SAFETY: `tallies` points to the cached ring's tallies, one per rule word (see
         // `tallies`), kept alive by the cached entry's producer; `op` is below their number
         // (see `word`).
-        let tally = unsafe { self.tallies.get().add(op as usize) };
+        let tally = in_register(unsafe { self.tallies.get().add(op as usize) });
         // SAFETY: `tally` points to a live atomic, only ever reached through shared references.
         let tally = unsafe { &*tally };
         // Only this thread writes the tally: load + store is an exact increment.
         tally.store(tally.load(Ordering::Relaxed) + n, Ordering::Relaxed);
     }
+}
+
+/// `p`, computed into a register of its own: the counter behind it is then incremented through
+/// a plain `(reg)` address, not a `(base, index, 8)` one.
+///
+/// Each call increments its tally and the next call of the operation loads it again. Recent
+/// x86-64 cores forward such a store to the next load of the same location without its full
+/// latency, but only when the address is a register (or a register and a displacement): with
+/// an indexed address every call waits for the previous call's store, about three times as
+/// long (a loop of `incq (%rdx,%rsi,8)` against `add %rsi,%rdx; incq (%rdx)`, Intel Xeon VM,
+/// see docs/performance.md). LLVM folds `base + op * 8` into the indexed form; an empty `asm`
+/// statement that takes and returns the pointer in a register keeps it from doing so, and
+/// emits no instruction of its own.
+#[inline(always)]
+fn in_register<T>(p: *const T) -> *const T {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut p = p;
+        // SAFETY: the template is a comment: no instruction runs, no memory, stack or flag is
+        // touched, and the register holding `p` comes back unchanged.
+        unsafe {
+            core::arch::asm!(
+                "/* {0} */",
+                inout(reg) p,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+        }
+        p
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    p
 }
 
 /// This thread's number, given out on first use (0 while its thread-locals are destroyed).
