@@ -236,6 +236,8 @@ impl Hot {
 /// statement that takes and returns the pointer in a register keeps it from doing so, and
 /// emits no instruction of its own.
 #[inline(always)]
+// The pointer only passes through a register: the statement reads and writes no memory.
+#[allow(clippy::pointers_in_nomem_asm_block)]
 fn in_register<T>(p: *const T) -> *const T {
     #[cfg(target_arch = "x86_64")]
     {
