@@ -174,7 +174,8 @@ struct Hot {
     /// the entry is; an operation's word is `op` words on (every `Op` of the engine has an id
     /// below the table's length).
     words: Cell<*const AtomicU64>,
-    /// The entry's ring's first tally (`entry.tallies`), as many as there are rule words.
+    /// The entry's ring's first tally (`entry.tallies`): as many as there are rule words, or,
+    /// for a ring with fewer, words that are all `ALL` (so that no call counts into one).
     tallies: Cell<*const AtomicU64>,
 }
 
@@ -335,8 +336,14 @@ impl Local {
                 ]
                 .into_boxed_slice();
                 let tallies = producer.tallies().as_ptr();
-                let rules = hub.rule_table();
-                debug_assert_eq!(rules.ops(), slots.len());
+                let mut rules = hub.rule_table();
+                if slots.len() < rules.ops() {
+                    // A ring without a tally per operation: the minimal ring of an engine whose
+                    // aggregator died, whose pushes all drop. A table of its own, every word
+                    // `ALL` and never published to, times every call, so that no call reaches
+                    // for a tally the ring does not have (see `Hot::tallies`).
+                    rules = Arc::new(Table::new(rules.ops()));
+                }
                 let entry = Entry {
                     engine: addr,
                     tallies,
@@ -975,6 +982,24 @@ mod tests {
         // `record`s, pushed: call 0 standing for itself, calls 6, 12, 18, 24 for three each.
         assert_eq!(counted[3], 20);
         assert_eq!((timed[3], weighted[3]), (5, 1 + 4 * 3));
+    }
+
+    /// A ring registered after the aggregator died has one tally, not one per operation: every
+    /// call into it is timed (its push is dropped with the ring), none counts into a tally the
+    /// ring does not have, whatever the operation's rule.
+    #[test]
+    fn a_ring_without_a_tally_per_operation_times_every_call() {
+        let hub = hub(64, &[3, 4]);
+        hub.publish_rule_words([(5, encode(Mode::Every(2)))]);
+        hub.mark_aggregator_dead();
+        let key = hub.key();
+        record(key, 3, 1, Event::ERROR); // registers the minimal ring
+        for op in [3, 4, 5] {
+            assert_eq!(sample(key, op), 0, "op {op}");
+            record(key, op, 1, 0);
+            record_many(key, op, &[1, 2, 3]);
+        }
+        assert_eq!(sample(key, 3), 0);
     }
 
     /// A note that finds the ring full is counted as a dropped failure of a call that is
