@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `floor` | a raw `_rdtsc()` pair (the floor for timing one call); the engine clock's raw pair; a bare slot write plus `Release` store (the floor for a ring push) |
 //! | `timed_op` | `op.start()` + drop: with an aggregator thread and rings of the default size (2^14), 2^16 and 2^20; on a manual engine flushed between timed chunks (never full) |
-//! | `record` | `op.record_ns(v)` into a ring that never fills; the same call into a full ring (drop path) |
+//! | `record` | `op.record_ns(v)` into a ring that never fills; `op.record_ns_many` in batches of 64 (per value); `op.record_ns(v)` into a full ring (drop path) |
 //! | `threads` | per-thread cost of timed ops with 1 and 2 recording threads, flushed between chunks (no drops) and with the aggregator thread |
 //! | `drain` | the aggregator's drain rate on one core: `flush()` of 10^6 queued events, `record_ns` and guard events of one operation, and `record_ns` of four operations interleaved call by call |
 //!
@@ -350,6 +350,38 @@ fn record(c: &mut Criterion) {
             chunked(&engine, iters, CHUNK, || {
                 op.record_ns(black_box(PRE_MEASURED_NS))
             })
+        });
+    });
+    let (_, dropped) = totals(&engine, "bench.record");
+    assert_eq!(dropped, 0);
+
+    // `record_ns_many` in batches of `BATCH`; the figure is per value.
+    const BATCH: usize = 64;
+    let batch = [PRE_MEASURED_NS; BATCH];
+    let many = |op: Op, n: u64| {
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(BATCH as u64);
+            op.record_ns_many(black_box(&batch[..k as usize]));
+            left -= k;
+        }
+    };
+    let (c0, _) = totals(&engine, "bench.record");
+    many(op, 1000);
+    assert_eq!(totals(&engine, "bench.record"), (c0 + 1000, 0));
+    g.bench_function("record_ns_many_64_manual_flushed", |b| {
+        b.iter_custom(|iters| {
+            let mut left = iters;
+            let mut spent = Duration::ZERO;
+            while left > 0 {
+                let n = left.min(CHUNK);
+                let t0 = begin();
+                many(op, n);
+                spent += since(t0);
+                engine.flush().expect("flush");
+                left -= n;
+            }
+            spent
         });
     });
     let (_, dropped) = totals(&engine, "bench.record");

@@ -28,7 +28,7 @@ use crate::ring::{self, Producer};
 /// One is leaked per engine (128 bytes) so that `Op` can be a `Copy` handle without a
 /// lifetime; the engine's real state behind `hub` is freed when the engine goes away.
 ///
-/// Every call reads it (the generation check), so it is aligned to its own pair of cache
+/// Every timed call reads it (the clock's source), so it is aligned to its own pair of cache
 /// lines: leaked among other small allocations it shared a line with state that is written,
 /// which cost the hot path over a nanosecond per call.
 #[repr(align(128))]
@@ -36,8 +36,6 @@ pub(crate) struct EngineKey {
     id: u64,
     clock: Clock,
     hub: Weak<Hub>,
-    /// Generation of the engine's sampling words (see `config::table`).
-    generation: AtomicU64,
 }
 
 impl EngineKey {
@@ -49,17 +47,6 @@ impl EngineKey {
     /// The engine's number, unique in the process.
     pub(crate) fn id(&self) -> u64 {
         self.id
-    }
-
-    /// The sampling words' generation, for the hot path's change check. Relaxed: a stale
-    /// value only delays the refresh by a call; the refresh itself loads it with Acquire.
-    #[inline(always)]
-    pub(crate) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn generation_atomic(&self) -> &AtomicU64 {
-        &self.generation
     }
 
     #[inline(always)]
@@ -137,7 +124,7 @@ pub(crate) struct Hub {
     unringed: Box<[[AtomicU64; 2]]>,
     /// Set after any `unringed` increment.
     unringed_any: AtomicBool,
-    /// Per-operation sampling words for the hot path (generation in `key`).
+    /// Per-operation sampling words for the hot path.
     rule_words: loom::Arc<Table>,
     /// Per-operation rules for the aggregator.
     resolved: ArcSwap<Resolved>,
@@ -164,7 +151,6 @@ impl Hub {
                 id,
                 clock,
                 hub: weak.clone(),
-                generation: AtomicU64::new(0),
             }));
             Self {
                 key,
@@ -252,7 +238,7 @@ impl Hub {
 
     /// Publishes changed sampling words `(operation, word)` to the hot path.
     pub(crate) fn publish_rule_words(&self, changes: impl IntoIterator<Item = (usize, u64)>) {
-        self.rule_words.publish(&self.key.generation, changes);
+        self.rule_words.publish(changes);
     }
 
     /// The configuration the aggregator works with.

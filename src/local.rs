@@ -1,7 +1,9 @@
 //! The calling thread's rings: one producer per engine this thread has recorded into.
 //!
 //! The hot path looks up its ring through a one-entry cache (the engine used last), so a
-//! thread that records into one engine pays a thread-local read and a compare. The first event
+//! thread that records into one engine pays a thread-local read and a compare; the cache also
+//! holds the addresses of the engine's rule words and of the ring's tallies, so that deciding
+//! a call's fate and counting an unsampled call reach no further than the cache. The first event
 //! of a thread for an engine registers a new ring (the only allocation, and the only lock, a
 //! thread ever takes for recording). When the thread exits, its producers are dropped, which
 //! marks their rings abandoned; the aggregator drains what is left and frees them.
@@ -20,12 +22,9 @@ struct Entry {
     /// Address of the engine's key; keys are never freed, so addresses are never reused.
     engine: usize,
     producer: Producer<Event>,
-    /// The engine's per-operation sampling words.
+    /// The engine's per-operation sampling words, read in place by the hot path (through
+    /// `Hot::words`); this keeps them alive. As long as the ring's tallies and `slots`.
     rules: Arc<Table>,
-    /// Generation of `rules` that `slots` reflect.
-    generation: u64,
-    /// Whether every slot times every call (then the hot path skips the slots).
-    all: bool,
     /// Per operation: this thread's sampling state. Same length as the ring's tallies.
     slots: Box<[Slot]>,
     /// The ring's tallies (`producer.tallies()`), `slots.len()` of them; valid as long as
@@ -35,14 +34,16 @@ struct Entry {
     rng: u64,
 }
 
-/// One operation's sampling state on one thread.
+/// One operation's sampling state on one thread, for the rules that sample (`Every`,
+/// `Probability`); timed and count-only operations never reach it.
 ///
 /// The ring's tally of the operation counts its unsampled calls on this thread (`u`); a call
 /// is unsampled while `u < next_at`, and the sampled call that ends a gap stands for
 /// `u - last + 1` calls.
 #[derive(Clone, Copy)]
 struct Slot {
-    /// The operation's sampling word; [`table::ALL`] times every call.
+    /// The word the gap was drawn under ([`table::ALL`] before the first): a call that reads
+    /// another word from the table starts afresh (`Entry::retune`).
     word: Word,
     /// Tally value at which the next call is sampled.
     next_at: u64,
@@ -51,24 +52,41 @@ struct Slot {
 }
 
 impl Entry {
-    /// Decides whether the call about to start is timed: returns the flags for its event
-    /// (its weight when sampled, [`Event::UNSAMPLED`] when only counted).
+    /// Decides whether a call of `op` is timed, reading its rule from the table (the cold
+    /// paths' version of what `sample` and `record` do inline): returns the flags for its
+    /// event (its weight when sampled), [`Event::UNSAMPLED`] when it was only counted.
+    fn decide(&mut self, op: u32) -> u32 {
+        let Some(w) = self.rules.word(op as usize) else {
+            return 0;
+        };
+        if w == table::ALL {
+            return 0;
+        }
+        if w & table::COUNT != 0 {
+            if let Some(t) = self.producer.tally(op as usize) {
+                // Only this thread writes the tally: load + store is an exact increment.
+                t.store(t.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            }
+            return Event::UNSAMPLED;
+        }
+        self.sample_gap(op, w)
+    }
+
+    /// A call of `op`, whose rule `w` samples: unsampled (and counted) inside a gap, timed at
+    /// its end. Returns the flags for its event, as [`decide`](Self::decide) does.
     #[inline(always)]
-    fn sample(&mut self, op: u32) -> u32 {
+    fn sample_gap(&mut self, op: u32, w: Word) -> u32 {
         let Some(slot) = self.slots.get(op as usize) else {
             return 0;
         };
-        if slot.word == table::ALL {
-            return 0;
-        }
         let tally = self.tally(op as usize);
         let u = tally.load(Ordering::Relaxed);
-        if u < slot.next_at {
-            // Only this thread writes the tally: load + store is an exact increment.
-            tally.store(u + 1, Ordering::Relaxed);
-            return Event::UNSAMPLED;
+        if slot.word != w || u >= slot.next_at {
+            return self.retune_and_arm(op as usize, w, u);
         }
-        self.arm(op as usize, u)
+        // Only this thread writes the tally: load + store is an exact increment.
+        tally.store(u + 1, Ordering::Relaxed);
+        Event::UNSAMPLED
     }
 
     /// The ring's tally of `op`, which must be below `slots.len()`.
@@ -77,15 +95,30 @@ impl Entry {
         debug_assert!(op < self.slots.len());
         // SAFETY: `tallies` points to `slots.len()` counters owned by the ring that `producer`
         // keeps alive, and the callers checked `op < slots.len()`: the offset stays inside them.
-        let tally = unsafe { self.tallies.add(op) };
+        let tally = in_register(unsafe { self.tallies.add(op) });
         // SAFETY: `tally` points to a live counter (see above), which nobody ever borrows
         // mutably: it is an atomic, read and written only through shared references.
         unsafe { &*tally }
     }
 
-    /// The end of a gap: samples this call and draws the next gap, or counts the call.
+    /// A call of `op` under rule `w` at tally `u` that ends a gap, or the first under a rule
+    /// this thread has not drawn a gap for: [`arm`](Self::arm), after starting afresh if the
+    /// rule changed (a gap drawn under the old rule is not carried).
     #[cold]
     #[inline(never)]
+    fn retune_and_arm(&mut self, op: usize, w: Word, u: u64) -> u32 {
+        let slot = &mut self.slots[op];
+        if slot.word != w {
+            *slot = Slot {
+                word: w,
+                next_at: u,
+                last: u,
+            };
+        }
+        self.arm(op, u)
+    }
+
+    /// The end of a gap: samples this call and draws the next gap, or counts the call.
     fn arm(&mut self, op: usize, u: u64) -> u32 {
         let max_gap = u64::from(Event::MAX_WEIGHT) - 1;
         let slot = &mut self.slots[op];
@@ -122,40 +155,11 @@ impl Entry {
         slot.next_at = u.saturating_add(gap.min(max_gap));
         weight << Event::WEIGHT_SHIFT
     }
-
-    /// Copies the engine's current sampling words into the slots.
-    #[cold]
-    fn refresh(&mut self, key: &'static EngineKey) {
-        let (slots, producer) = (&mut self.slots, &self.producer);
-        let mut all = true;
-        self.generation = self.rules.read(key.generation_atomic(), |op, word| {
-            all &= word == table::ALL;
-            if let Some(slot) = slots.get_mut(op) {
-                if slot.word != word {
-                    let u = producer.tally(op).map_or(0, |t| t.load(Ordering::Relaxed));
-                    // The next call decides afresh; gaps under the old rule are not carried.
-                    *slot = Slot {
-                        word,
-                        next_at: u,
-                        last: u,
-                    };
-                }
-            }
-        });
-        self.all = all;
-    }
-
-    /// What `Hot::all_generation` is for this entry.
-    fn all_generation(&self) -> u64 {
-        if self.all {
-            self.generation
-        } else {
-            u64::MAX
-        }
-    }
 }
 
-/// The one-entry cache the hot path reads: the engine used last and its entry.
+/// The one-entry cache the hot path reads: the engine used last, its entry, and two addresses
+/// inside the entry's reach that every call needs, so that a call loads them from here rather
+/// than through the entry.
 ///
 /// It lives in its own thread-local with a `const` initialiser and no destructor, so reading
 /// it is a plain thread-local load with no "initialised yet?" or "destroyed?" check. It is
@@ -166,21 +170,92 @@ struct Hot {
     engine: Cell<usize>,
     /// The entry used last; an element of `Local::entries` whenever `engine != 0`.
     entry: Cell<*mut Entry>,
-    /// The entry's `generation`.
-    generation: Cell<u64>,
-    /// The entry's `generation` if all its operations time every call, else `u64::MAX`
-    /// (generations never reach it): equal to the engine's generation exactly when a call
-    /// can skip the sampling slots.
-    all_generation: Cell<u64>,
+    /// The first rule word of the entry's engine (`entry.rules.as_ptr()`), alive as long as
+    /// the entry is; an operation's word is `op` words on (every `Op` of the engine has an id
+    /// below the table's length).
+    words: Cell<*const AtomicU64>,
+    /// The entry's ring's first tally (`entry.tallies`): as many as there are rule words, or,
+    /// for a ring with fewer, words that are all `ALL` (so that no call counts into one).
+    tallies: Cell<*const AtomicU64>,
 }
 
 impl Hot {
     fn reset(&self) {
         self.engine.set(0);
         self.entry.set(ptr::null_mut());
-        self.generation.set(u64::MAX);
-        self.all_generation.set(u64::MAX);
+        self.words.set(ptr::null());
+        self.tallies.set(ptr::null());
     }
+
+    /// The rule word of `op` in the cached engine's table. Callers checked that the cache
+    /// holds an engine (`engine != 0`) and that `op` is an operation of that engine.
+    #[inline(always)]
+    fn word(&self, op: u32) -> Word {
+        // SAFETY: `words` points to the first of the cached engine's rule words (see `words`),
+        // kept alive by the cached entry; `op` is an operation of that engine, so below the
+        // table's length (`Engine::op` gives out ids up to `max_operations`, and the table
+        // holds `max_operations + 1` words): the offset stays inside the table.
+        let word = unsafe { self.words.get().add(op as usize) };
+        // SAFETY: `word` points to a live atomic, only ever reached through shared references.
+        let word = unsafe { &*word };
+        // Acquire: pairs with `Table::publish`'s Release, so that the aggregator's mark on this
+        // operation's tally happens before this thread counts into it (and exits).
+        word.load(Ordering::Acquire)
+    }
+
+    /// Counts an unsampled call of `op` in the cached ring's tally. Same contract as
+    /// [`word`](Self::word).
+    #[inline(always)]
+    fn count(&self, op: u32) {
+        self.count_many(op, 1);
+    }
+
+    /// Counts `n` unsampled calls of `op` in the cached ring's tally. Same contract as
+    /// [`word`](Self::word).
+    #[inline(always)]
+    fn count_many(&self, op: u32, n: u64) {
+        // SAFETY: `tallies` points to the cached ring's tallies, one per rule word (see
+        // `tallies`), kept alive by the cached entry's producer; `op` is below their number
+        // (see `word`).
+        let tally = in_register(unsafe { self.tallies.get().add(op as usize) });
+        // SAFETY: `tally` points to a live atomic, only ever reached through shared references.
+        let tally = unsafe { &*tally };
+        // Only this thread writes the tally: load + store is an exact increment.
+        tally.store(tally.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+}
+
+/// `p`, computed into a register of its own: the counter behind it is then incremented through
+/// a plain `(reg)` address, not a `(base, index, 8)` one.
+///
+/// Each call increments its tally and the next call of the operation loads it again. Recent
+/// x86-64 cores forward such a store to the next load of the same location without its full
+/// latency, but only when the address is a register (or a register and a displacement): with
+/// an indexed address every call waits for the previous call's store, about three times as
+/// long (a loop of `incq (%rdx,%rsi,8)` against `add %rsi,%rdx; incq (%rdx)`, Intel Xeon VM,
+/// see docs/performance.md). LLVM folds `base + op * 8` into the indexed form; an empty `asm`
+/// statement that takes and returns the pointer in a register keeps it from doing so, and
+/// emits no instruction of its own.
+#[inline(always)]
+// The pointer only passes through a register: the statement reads and writes no memory.
+#[allow(clippy::pointers_in_nomem_asm_block)]
+fn in_register<T>(p: *const T) -> *const T {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut p = p;
+        // SAFETY: the template is a comment: no instruction runs, no memory, stack or flag is
+        // touched, and the register holding `p` comes back unchanged.
+        unsafe {
+            core::arch::asm!(
+                "/* {0} */",
+                inout(reg) p,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+        }
+        p
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    p
 }
 
 /// This thread's number, given out on first use (0 while its thread-locals are destroyed).
@@ -261,32 +336,37 @@ impl Local {
                 ]
                 .into_boxed_slice();
                 let tallies = producer.tallies().as_ptr();
-                let mut entry = Entry {
+                let mut rules = hub.rule_table();
+                if slots.len() < rules.ops() {
+                    // A ring without a tally per operation: the minimal ring of an engine whose
+                    // aggregator died, whose pushes all drop. A table of its own, every word
+                    // `ALL` and never published to, times every call, so that no call reaches
+                    // for a tally the ring does not have (see `Hot::tallies`).
+                    rules = Arc::new(Table::new(rules.ops()));
+                }
+                let entry = Entry {
                     engine: addr,
                     tallies,
                     producer,
-                    rules: hub.rule_table(),
-                    generation: u64::MAX,
-                    all: true,
+                    rules,
                     slots,
                     rng: (thread.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ addr as u64) | 1,
                 };
-                entry.refresh(key);
                 let e = Box::into_raw(Box::new(entry));
                 entries.push(e);
                 e
             }
         };
-        let (generation, all_generation) = {
+        let (words, tallies) = {
             // SAFETY: `entry` is a live element of `entries` (found or just pushed); the shared
             // reference ends with this block, and no `&mut` to the entry is live.
             let e = unsafe { &*entry };
-            (e.generation, e.all_generation())
+            (e.rules.as_ptr(), e.tallies)
         };
         hot.engine.set(addr);
         hot.entry.set(entry);
-        hot.generation.set(generation);
-        hot.all_generation.set(all_generation);
+        hot.words.set(words);
+        hot.tallies.set(tallies);
         Lookup::Entry(entry)
     }
 }
@@ -331,8 +411,8 @@ thread_local! {
         Hot {
             engine: Cell::new(0),
             entry: Cell::new(ptr::null_mut()),
-            generation: Cell::new(u64::MAX),
-            all_generation: Cell::new(u64::MAX),
+            words: Cell::new(ptr::null()),
+            tallies: Cell::new(ptr::null()),
         }
     };
     static LOCAL: Local = const { Local::new() };
@@ -410,27 +490,31 @@ fn count_drop(producer: &mut Producer<Event>, op: u32, flags: u32) {
 /// Decides whether a call of `op` starting now is timed: returns the flags of its event (its
 /// weight when sampled), or [`Event::UNSAMPLED`] when the call has been counted and must not
 /// be timed.
+///
+/// The operation's rule word, read in place, decides: zero times the call (a compare and a
+/// branch), a negative word counts it in the tally (three instructions more), a positive one
+/// goes to the thread's gap state.
 #[inline(always)]
 pub(crate) fn sample(key: &'static EngineKey, op: u32) -> u32 {
-    let addr = key.addr();
     let hot = this_hot();
-    if hot.engine.get() != addr {
+    if hot.engine.get() != key.addr() {
         return sample_cold(hot, key, op);
     }
-    let generation = key.generation();
-    if hot.all_generation.get() == generation {
-        return 0; // every operation of this engine times every call
+    let w = hot.word(op);
+    if w == table::ALL {
+        return 0;
     }
-    if hot.generation.get() != generation {
-        return sample_cold(hot, key, op);
+    if w & table::COUNT != 0 {
+        hot.count(op);
+        return Event::UNSAMPLED;
     }
     // SAFETY: `hot.engine == addr != 0`, so `hot.entry` is a live element of this thread's
     // `entries` (see `Hot`); no other reference to it is live (see `push`).
     let entry = unsafe { &mut *hot.entry.get() };
-    entry.sample(op)
+    entry.sample_gap(op, w)
 }
 
-/// `sample` for a thread whose cached engine is another one, or whose rules are stale.
+/// `sample` for a thread whose cached engine is another one (or none).
 #[cold]
 #[inline(never)]
 fn sample_cold(hot: &Hot, key: &'static EngineKey, op: u32) -> u32 {
@@ -441,18 +525,7 @@ fn sample_cold(hot: &Hot, key: &'static EngineKey, op: u32) -> u32 {
     // SAFETY: `lookup` returned a live element of this thread's `entries` and holds no
     // reference to it any more; callers of `sample` hold none.
     let entry = unsafe { &mut *entry };
-    sample_current(entry, hot, key, op)
-}
-
-/// `Entry::sample` on the entry `hot` caches, after bringing its rules up to date.
-#[inline(always)]
-fn sample_current(entry: &mut Entry, hot: &Hot, key: &'static EngineKey, op: u32) -> u32 {
-    if entry.generation != key.generation() {
-        entry.refresh(key);
-        hot.generation.set(entry.generation);
-        hot.all_generation.set(entry.all_generation());
-    }
-    entry.sample(op)
+    entry.decide(op)
 }
 
 /// Records a call of `ns` nanoseconds measured elsewhere (`flags`: `ERROR` and a kind), unless
@@ -463,40 +536,99 @@ fn sample_current(entry: &mut Entry, hot: &Hot, key: &'static EngineKey, op: u32
 /// up again through `HOT` further down would make a second `&mut` to it.
 #[inline(always)]
 pub(crate) fn record(key: &'static EngineKey, op: u32, ns: u64, flags: u32) {
-    let addr = key.addr();
     let hot = this_hot();
-    if hot.engine.get() != addr {
+    if hot.engine.get() != key.addr() {
         return record_cold(hot, key, op, ns, flags);
     }
-    let ev = Event::nanos(op, flags, ns);
-    let generation = key.generation();
-    if hot.all_generation.get() == generation {
+    let w = hot.word(op);
+    if w == table::ALL {
         // SAFETY: `hot.engine == addr != 0`, so `hot.entry` is a live element of this thread's
         // `entries` (see `Hot`); no other reference to it is live (see `push`).
         let entry = unsafe { &mut *hot.entry.get() };
-        return push_to(entry, ev);
+        return push_to(entry, Event::nanos(op, flags, ns));
     }
-    if hot.generation.get() != generation {
-        return record_cold(hot, key, op, ns, flags);
+    if w & table::COUNT != 0 {
+        hot.count(op);
+        if flags & Event::ERROR != 0 {
+            return note_unsampled_error_here(hot, op, flags);
+        }
+        return;
     }
     // SAFETY: as above.
     let entry = unsafe { &mut *hot.entry.get() };
     if let Some(slot) = entry.slots.get(op as usize) {
-        if slot.word != table::ALL {
-            let tally = entry.tally(op as usize);
-            let u = tally.load(Ordering::Relaxed);
-            if u >= slot.next_at {
-                return record_arm(entry, op, ns, flags, u);
-            }
-            // Only this thread writes the tally: load + store is an exact increment.
-            tally.store(u + 1, Ordering::Relaxed);
-            if flags & Event::ERROR != 0 {
-                return push_unsampled_error(entry, op, flags);
-            }
-            return;
+        let tally = entry.tally(op as usize);
+        let u = tally.load(Ordering::Relaxed);
+        if slot.word != w || u >= slot.next_at {
+            return record_arm(entry, op, ns, flags, w, u);
+        }
+        // Only this thread writes the tally: load + store is an exact increment.
+        tally.store(u + 1, Ordering::Relaxed);
+        if flags & Event::ERROR != 0 {
+            return push_unsampled_error(entry, op, flags);
+        }
+        return;
+    }
+    push_to(entry, Event::nanos(op, flags, ns));
+}
+
+/// Records one call of each duration in `values` (nanoseconds measured elsewhere), as
+/// `record(key, op, v, 0)` for each value in turn would, deciding once for all of them: a
+/// timed operation's values go into the ring in runs published with one store each (the
+/// ring's tail kept in a register), a count-only operation's calls are counted with one
+/// store, and a sampled operation's go through `record` one by one.
+#[inline]
+pub(crate) fn record_many(key: &'static EngineKey, op: u32, values: &[u64]) {
+    let hot = this_hot();
+    if hot.engine.get() == key.addr() {
+        let w = hot.word(op);
+        if w == table::ALL {
+            // SAFETY: `hot.engine == addr != 0`, so `hot.entry` is a live element of this
+            // thread's `entries` (see `Hot`); no other reference to it is live (see `push`).
+            let entry = unsafe { &mut *hot.entry.get() };
+            return push_many(entry, op, values);
+        }
+        if w & table::COUNT != 0 {
+            return hot.count_many(op, values.len() as u64);
         }
     }
-    push_to(entry, ev);
+    record_each(key, op, values);
+}
+
+/// [`record_many`] of a timed operation: every value pushed, or counted as dropped.
+fn push_many(entry: &mut Entry, op: u32, values: &[u64]) {
+    let mut rest = values;
+    loop {
+        let written = entry
+            .producer
+            .push_many_unless_due(rest.len(), |i| Event::nanos(op, 0, rest[i]));
+        rest = &rest[written..];
+        let Some((&v, after)) = rest.split_first() else {
+            return;
+        };
+        // A look at the ring's head is due: one push that looks (and rings, or counts a drop).
+        push_due(entry, Event::nanos(op, 0, v));
+        rest = after;
+    }
+}
+
+/// [`record_many`] one value at a time (a cache miss, or an operation that samples).
+#[inline(never)]
+fn record_each(key: &'static EngineKey, op: u32, values: &[u64]) {
+    for &v in values {
+        record(key, op, v, 0);
+    }
+}
+
+/// The failure note of a count-only `record*` call, through the entry `hot` caches (the
+/// caller holds no reference to it).
+#[cold]
+#[inline(never)]
+fn note_unsampled_error_here(hot: &Hot, op: u32, flags: u32) {
+    // SAFETY: the caller found `hot.engine != 0`, so `hot.entry` is a live element of this
+    // thread's `entries` (see `Hot`); no other reference to it is live: the caller made none.
+    let entry = unsafe { &mut *hot.entry.get() };
+    push_to(entry, unsampled_error(op, flags));
 }
 
 /// Pushes `ev` into `entry`'s ring, counting it as dropped if the ring is full.
@@ -519,11 +651,12 @@ fn push_due(entry: &mut Entry, ev: Event) {
     }
 }
 
-/// `record` at the end of a sampling gap.
+/// `record` at the end of a sampling gap, or under a rule this thread has not drawn a gap
+/// for yet.
 #[cold]
 #[inline(never)]
-fn record_arm(entry: &mut Entry, op: u32, ns: u64, flags: u32, u: u64) {
-    let s = entry.arm(op as usize, u);
+fn record_arm(entry: &mut Entry, op: u32, ns: u64, flags: u32, w: Word, u: u64) {
+    let s = entry.retune_and_arm(op as usize, w, u);
     if s & Event::UNSAMPLED != 0 {
         if flags & Event::ERROR != 0 {
             push_unsampled_error(entry, op, flags);
@@ -546,7 +679,7 @@ fn record_cold(hot: &Hot, key: &'static EngineKey, op: u32, ns: u64, flags: u32)
     // SAFETY: `lookup` returned a live element of this thread's `entries` and holds no
     // reference to it any more; no caller holds one (callers hand theirs down, see `record`).
     let entry = unsafe { &mut *entry };
-    let s = sample_current(entry, hot, key, op);
+    let s = entry.decide(op);
     if s & Event::UNSAMPLED != 0 {
         if flags & Event::ERROR != 0 {
             push_unsampled_error(entry, op, flags);
@@ -711,7 +844,7 @@ mod tests {
         record(other.key(), 1, 1, 0);
         assert_eq!(sample(key, 4), Event::UNSAMPLED); // `sample_cold`
         note_unsampled_error(key, 4, Event::UNSAMPLED | Event::ERROR | kind);
-        // A rule change: the next call refreshes the rules first (`record_cold`, then `arm`).
+        // A rule change: the next call reads the new word and starts afresh (`record_arm`).
         hub.publish_rule_words([(6, encode(Mode::CountOnly))]);
         record(key, 6, 1, Event::ERROR);
         record(key, 6, 1, Event::ERROR);
@@ -762,6 +895,111 @@ mod tests {
         assert!(drain(&hub).is_empty(), "no ring was registered");
         record(key, 1, 1, 0);
         assert_eq!(counts(&drain(&hub)[&1]), (0, 1, 0, 0, 0));
+    }
+
+    /// The weights of the timed events of `op` in `hub`'s new rings, oldest first, and the
+    /// calls its tallies counted.
+    fn weights(hub: &Hub, op: u32) -> (Vec<u64>, u64) {
+        let mut consumers = Vec::new();
+        hub.registry.adopt(&mut consumers);
+        let (mut weights, mut unsampled) = (Vec::new(), 0);
+        for c in &mut consumers {
+            c.drain(usize::MAX, |ev| {
+                if ev.op() == op && ev.flags() & Event::UNSAMPLED == 0 {
+                    weights.push(ev.weight());
+                }
+            });
+            c.take_tallies(&[op], |_, n| unsampled += n);
+        }
+        (weights, unsampled)
+    }
+
+    /// A rule that changes is seen by the next call, through the operation's own word, on
+    /// every path: a count-only operation becomes timed, a timed one count-only, and a
+    /// sampling rule that comes back after a count-only spell starts a fresh gap (the calls
+    /// counted in between are not folded into the next sampled call's weight).
+    #[test]
+    fn each_call_reads_its_operations_rule() {
+        let hub = hub(64, &[1]);
+        let key = hub.key();
+        let every4 = encode(Mode::Every(4));
+        record(key, 1, 1, 0); // registers; count-only
+        assert_eq!(sample(key, 1), Event::UNSAMPLED);
+        hub.publish_rule_words([(1, table::ALL)]);
+        assert_eq!(sample(key, 1), 0, "timed from the next call on");
+        record(key, 1, 1, 0);
+        hub.publish_rule_words([(1, every4)]);
+        // Every 4: timed (weight 1), three counted, timed standing for four, one counted.
+        for _ in 0..6 {
+            record(key, 1, 1, 0);
+        }
+        hub.publish_rule_words([(1, encode(Mode::CountOnly))]);
+        for _ in 0..10 {
+            assert_eq!(sample(key, 1), Event::UNSAMPLED);
+        }
+        hub.publish_rule_words([(1, every4)]);
+        record(key, 1, 1, 0); // a fresh gap: timed, standing for itself
+        assert_eq!(sample(key, 1), Event::UNSAMPLED);
+        let (weights, unsampled) = weights(&hub, 1);
+        assert_eq!(weights, [1, 1, 4, 1]);
+        assert_eq!(unsampled, 2 + 4 + 10 + 1);
+    }
+
+    /// Operations of one engine under different rules, called in turn on one thread (so each
+    /// call's word and tally are its own operation's): every call is timed or counted once.
+    #[test]
+    fn interleaved_operations_keep_their_own_rules_and_counts() {
+        let hub = hub(1024, &[2, 4]);
+        let key = hub.key();
+        hub.publish_rule_words([(3, encode(Mode::Every(3)))]);
+        for i in 0..30 {
+            for op in 1..=4 {
+                if i % 2 == 0 {
+                    record(key, op, 5, 0);
+                } else {
+                    let _ = sample(key, op);
+                }
+            }
+        }
+        let mut consumers = Vec::new();
+        hub.registry.adopt(&mut consumers);
+        let mut timed = [0u64; 5];
+        let mut weighted = [0u64; 5];
+        let mut counted = [0u64; 5];
+        for c in &mut consumers {
+            c.drain(usize::MAX, |ev| {
+                timed[ev.op() as usize] += 1;
+                weighted[ev.op() as usize] += ev.weight();
+            });
+            c.take_tallies(&[1, 2, 3, 4], |op, n| counted[op] += n);
+        }
+        // `sample` pushes nothing (a guard's drop would): only the `record` halves are events.
+        assert_eq!(timed[1], 15);
+        assert_eq!(counted[1], 0);
+        assert_eq!((timed[2], counted[2]), (0, 30));
+        assert_eq!((timed[4], counted[4]), (0, 30));
+        // Every 3: calls 0, 3, .., 27 of 30 timed, the others counted; the even ones are
+        // `record`s, pushed: call 0 standing for itself, calls 6, 12, 18, 24 for three each.
+        assert_eq!(counted[3], 20);
+        assert_eq!((timed[3], weighted[3]), (5, 1 + 4 * 3));
+    }
+
+    /// A ring registered after the aggregator died has one tally, not one per operation: every
+    /// call into it is timed (its push is dropped with the ring), none counts into a tally the
+    /// ring does not have, whatever the operation's rule.
+    #[test]
+    fn a_ring_without_a_tally_per_operation_times_every_call() {
+        let hub = hub(64, &[3, 4]);
+        hub.publish_rule_words([(5, encode(Mode::Every(2)))]);
+        hub.mark_aggregator_dead();
+        let key = hub.key();
+        record(key, 3, 1, Event::ERROR); // registers the minimal ring
+        for op in [3, 4, 5] {
+            assert_eq!(sample(key, op), 0, "op {op}");
+            record(key, op, 1, 0);
+            record_many(key, op, &[1, 2, 3]);
+        }
+        assert_eq!(sample(key, 3), 0);
     }
 
     /// A note that finds the ring full is counted as a dropped failure of a call that is

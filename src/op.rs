@@ -107,6 +107,32 @@ impl Op {
         self.push_nanos(ns, 0);
     }
 
+    /// Records one call per value of `ns`, each lasting that many nanoseconds measured
+    /// elsewhere: the same as [`record_ns`](Self::record_ns) for each value in turn, with the
+    /// operation's rule looked up once. For a timed operation the values are written into the
+    /// ring back to back and published with one store per run of free slots, so each costs
+    /// a fraction of a separate `record_ns`; a count-only operation counts them all at once;
+    /// an operation that samples decides value by value. As with `record_ns`, a value the
+    /// ring has no room for is counted as dropped.
+    ///
+    /// # Examples
+    /// ```
+    /// let engine = ringmeter::Engine::builder().start_manual()?;
+    /// let parse = engine.op("batch.parse")?;
+    ///
+    /// // Durations gathered elsewhere (from another process's log, say), recorded at once.
+    /// let measured = [1_200, 950, 4_000, 1_100];
+    /// parse.record_ns_many(&measured);
+    ///
+    /// engine.flush()?;
+    /// assert_eq!(engine.snapshot().totals("batch.parse").unwrap().count, 4);
+    /// # Ok::<(), ringmeter::Error>(())
+    /// ```
+    #[inline]
+    pub fn record_ns_many(self, ns: &[u64]) {
+        local::record_many(self.key, self.id, ns);
+    }
+
     /// Records a call of duration `d` measured elsewhere (see [`record_ns`](Self::record_ns)).
     #[inline]
     pub fn record(self, d: Duration) {

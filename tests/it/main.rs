@@ -33,6 +33,7 @@ mod aggregation_props;
 mod aggregator_panic;
 mod alerts;
 mod anomaly;
+mod batch;
 #[cfg(feature = "cli")]
 mod cli;
 #[cfg(feature = "http")]

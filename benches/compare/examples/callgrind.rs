@@ -25,6 +25,18 @@ fn per_call_ringmeter_record_ns(op: Op) {
     }
 }
 
+/// Values per `record_ns_many` batch in `per_call_ringmeter_record_ns_many`.
+const BATCH: usize = 64;
+
+/// Per value, in batches of [`BATCH`].
+#[inline(never)]
+fn per_call_ringmeter_record_ns_many(op: Op) {
+    let batch = [PRE_MEASURED_NS; BATCH];
+    for _ in 0..N / BATCH as u64 {
+        op.record_ns_many(black_box(&batch));
+    }
+}
+
 #[inline(never)]
 fn per_call_ringmeter_timed(op: Op) {
     for _ in 0..N {
@@ -131,6 +143,8 @@ fn main() {
     engine.flush().expect("flush");
 
     per_call_ringmeter_record_ns(rec);
+    engine.flush().expect("flush");
+    per_call_ringmeter_record_ns_many(rec);
     engine.flush().expect("flush");
     queue_spread_record_ns(rec);
     per_call_ringmeter_drain_record_ns(&engine); // drains N pre-measured events
