@@ -135,6 +135,10 @@ pub struct OpWindow {
     pub name: Arc<str>,
     /// The window's statistics.
     pub stats: OpStats,
+    /// Exact sum of the window's recorded durations in nanoseconds, each weighted by the calls
+    /// it stands for (its own duration once without sampling): the OTLP histogram point's
+    /// `sum`, as [`OpTotals::sum_ns`] is the exposition's `_sum`.
+    pub sum_ns: u128,
     /// The window's latency histogram in nanoseconds (empty when only drops were seen): a
     /// [`CompactHistogram`](crate::CompactHistogram) (its non-zero counts, in HdrHistogram's
     /// bucket layout; [`to_hdrhistogram`](crate::CompactHistogram::to_hdrhistogram) gives an

@@ -147,12 +147,14 @@ impl Aggregator {
                 total.hist.add_pairs(hist.pairs());
             }
             total.stats = total.acc.stats(Some(&RangeView(&layout, &total.hist)));
+            let sum_ns = acc.calls.sum;
             acc.clear_counts();
             let error_rate_exceeded = stats.error_rate() > rule.error_rate_threshold;
             ops.push(OpWindow {
                 id,
                 name,
                 stats,
+                sum_ns,
                 histogram: self.pool.lend(hist),
                 sampling: rule.sampling,
                 enabled: rule.enabled,
