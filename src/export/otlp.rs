@@ -637,7 +637,14 @@ mod tests {
         assert_eq!(o.sum_ns, u128::from(sum_ns) + 5);
         let from_mean = (o.stats.mean_ns * o.histogram.len() as f64).round();
         assert_ne!(from_mean, (sum_ns + 5) as f64, "the mean would have done");
-        let req = request(&resource("svc", &[]), &w, &snap.bucket_bounds_ns, &[], &[], 0);
+        let req = request(
+            &resource("svc", &[]),
+            &w,
+            &snap.bucket_bounds_ns,
+            &[],
+            &[],
+            0,
+        );
         let Some(metric::Data::Histogram(h)) = &metric(&req, "ringmeter.latency").data else {
             panic!("not a histogram")
         };
