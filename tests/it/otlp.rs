@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use ringmeter::export::prom::Format;
 use ringmeter::{Clock, Engine, MockClock};
 use ringmeter::{OtlpConfig, OtlpExporter};
 
@@ -218,6 +219,7 @@ fn engine_with_mock() -> (Engine, MockClock) {
     let engine = Engine::builder()
         .clock(clock)
         .window(Duration::from_secs(1))
+        .max_operations(8)
         .prometheus_buckets([
             Duration::from_micros(1),
             Duration::from_micros(10),
@@ -283,9 +285,16 @@ fn python_decodes_every_window_with_the_engines_exact_figures() {
     }
     let receiver = Receiver::start(&[]);
     let (engine, mock) = engine_with_mock();
-    let exp = exporter(&engine, 16, &fast(&receiver.url()));
+    let exp = OtlpExporter::for_engine(&engine, 16, &fast(&receiver.url())).unwrap();
     let query = engine.op("db.query").unwrap();
     let cache = engine.op("cache.get").unwrap();
+    // Fill the operation table (8): further registrations are refused and counted.
+    for i in 0..6 {
+        engine.op(&format!("idle{i}")).unwrap();
+    }
+    for _ in 0..3 {
+        assert!(engine.op("one.too.many").is_err());
+    }
     let jobs = engine.counter("jobs.done", &[("queue", "a")]).unwrap();
     let depth = engine.gauge("queue.depth", &[]).unwrap();
     // Exactly representable durations (below 2048 ns HdrHistogram buckets are 1 ns wide;
@@ -399,6 +408,20 @@ fn python_decodes_every_window_with_the_engines_exact_figures() {
         } else {
             assert_eq!(hist("cache.get")[6], "2");
         }
+        // The refusals and the exporter's own counts are cumulative sums like any counter;
+        // window i goes out after i windows were sent.
+        let refused = point(
+            "ringmeter_refused_registrations",
+            r#"{"limit":"operations","name":"one.too.many"}"#,
+        );
+        assert_eq!(refused[3], "AGGREGATION_TEMPORALITY_CUMULATIVE");
+        assert_eq!(refused[7], "3");
+        let sent = point("ringmeter_otlp_windows", r#"{"outcome":"sent"}"#);
+        assert_eq!(sent[7], i.to_string());
+        assert_eq!(
+            point("ringmeter_otlp_windows", r#"{"outcome":"failed"}"#)[7],
+            "0"
+        );
         let jobs = point("jobs_done", r#"{"queue":"a"}"#);
         assert_eq!(jobs[3], "AGGREGATION_TEMPORALITY_CUMULATIVE");
         assert_eq!(jobs[7], (10 * (i + 1)).to_string());
@@ -472,7 +495,8 @@ fn a_dead_endpoint_never_holds_the_engine_and_every_window_is_accounted_for() {
         .attempts(3)
         .backoff(Duration::from_millis(100), Duration::from_millis(100))
         .shutdown_timeout(Duration::from_millis(200));
-    let exp = exporter(&engine, 2, &config);
+    // Its counts are kept in engine counters too.
+    let exp = OtlpExporter::for_engine(&engine, 2, &config).unwrap();
     let op = engine.op("step").unwrap();
     let windows = 20;
     for _ in 0..windows {
@@ -490,6 +514,19 @@ fn a_dead_endpoint_never_holds_the_engine_and_every_window_is_accounted_for() {
     assert_eq!(stats.failed + stats.missed, windows, "{stats:?}");
     assert!(stats.missed > 0, "a queue of 2 overflowed: {stats:?}");
     assert!(stats.last_error.is_some());
+    // The engine counters say the same, in the snapshot and the exposition.
+    engine.flush().unwrap();
+    let text = String::from_utf8(engine.render_metrics(Format::Text)).unwrap();
+    for (outcome, n) in [
+        ("sent", stats.sent),
+        ("failed", stats.failed),
+        ("missed", stats.missed),
+    ] {
+        let line = format!("ringmeter_otlp_windows_total{{outcome=\"{outcome}\"}} {n}\n");
+        assert!(text.contains(&line), "{line} missing from\n{text}");
+    }
+    let line = format!("ringmeter_otlp_retries_total {}\n", stats.retries);
+    assert!(stats.retries > 0 && text.contains(&line), "{line} missing");
 }
 
 #[test]
