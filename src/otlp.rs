@@ -8,7 +8,7 @@
 //! one, retrying with exponential backoff, so a slow or dead collector costs queue slots and
 //! then missed windows, never the aggregator's or the hot path's time.
 //!
-//! Started with [`OtlpExporter::for_engine`], the exporter also counts what became of each
+//! Started with [`OtlpExporter::start_counted`], the exporter also counts what became of each
 //! window in engine counters ([`WINDOWS_COUNTER`] by `outcome`, [`RETRIES_COUNTER`]), so its
 //! failures are in the snapshot, the exposition, the log and the next requests it sends.
 
@@ -21,20 +21,19 @@ use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender};
 use ureq::Agent;
 
 use crate::aggregator::Subscription;
-use crate::engine::Engine;
 use crate::error::Error;
 use crate::export::otlp::proto::resource::v1::Resource;
 use crate::export::otlp::{encode, request, OtlpConfig, Resolved, CONTENT_TYPE};
 use crate::metric::Counter;
 use crate::report::{Snapshot, WindowReport};
 
-/// The engine counter of an exporter started with [`OtlpExporter::for_engine`] that counts
-/// windows by `outcome`: `sent`, `failed`, `missed`, as [`OtlpStats`] does
+/// The engine counter of an exporter started with [`OtlpExporter::start_counted`] that
+/// counts windows by `outcome`: `sent`, `failed`, `missed`, as [`OtlpStats`] does
 /// (`ringmeter_otlp_windows_total{outcome="failed"}` in the exposition).
 pub const WINDOWS_COUNTER: &str = "ringmeter.otlp.windows";
 
-/// The engine counter of an exporter started with [`OtlpExporter::for_engine`] that counts
-/// requests repeated after a retryable failure ([`OtlpStats::retries`]).
+/// The engine counter of an exporter started with [`OtlpExporter::start_counted`] that
+/// counts requests repeated after a retryable failure ([`OtlpStats::retries`]).
 pub const RETRIES_COUNTER: &str = "ringmeter.otlp.retries";
 
 /// What an [`OtlpExporter`] has done so far. Every window it was handed is, in the end, in
@@ -63,7 +62,7 @@ struct Shared {
     failed: AtomicU64,
     retries: AtomicU64,
     last_error: Mutex<Option<String>>,
-    /// The engine counters kept in step, when started with [`OtlpExporter::for_engine`].
+    /// The engine counters kept in step, when started with [`OtlpExporter::start_counted`].
     engine: Option<EngineCounters>,
 }
 
@@ -79,13 +78,15 @@ struct EngineCounters {
 }
 
 impl EngineCounters {
-    fn register(engine: &Engine) -> Result<Self, Error> {
-        let windows = |outcome| engine.counter(WINDOWS_COUNTER, &[("outcome", outcome)]);
+    fn register(
+        counter: impl Fn(&str, &[(&str, &str)]) -> Result<Counter, Error>,
+    ) -> Result<Self, Error> {
+        let windows = |outcome| counter(WINDOWS_COUNTER, &[("outcome", outcome)]);
         Ok(Self {
             sent: windows("sent")?,
             failed: windows("failed")?,
             missed: windows("missed")?,
-            retries: engine.counter(RETRIES_COUNTER, &[])?,
+            retries: counter(RETRIES_COUNTER, &[])?,
             missed_seen: AtomicU64::new(0),
         })
     }
@@ -187,11 +188,10 @@ impl OtlpExporter {
         Self::launch(windows, Box::new(snapshot), settings, None)
     }
 
-    /// Starts an exporter of `engine`'s windows: it subscribes with a queue of `capacity`
-    /// windows, reads the counters and gauges through a [`WeakEngine`](crate::WeakEngine)
-    /// (so it does not keep the engine alive), and keeps engine counters of what became of
-    /// each window: [`WINDOWS_COUNTER`] with the label `outcome` = `sent`, `failed` or
-    /// `missed`, and [`RETRIES_COUNTER`]. They are in the engine's snapshots, its exposition
+    /// As [`start`](Self::start), and keeps what became of each window in counters too,
+    /// registered through `counter` (pass `|name, labels| engine.counter(name, labels)`):
+    /// [`WINDOWS_COUNTER`] with the label `outcome` = `sent`, `failed` or `missed`, and
+    /// [`RETRIES_COUNTER`]. Registered in the engine, they are in its snapshots, its exposition
     /// (`ringmeter_otlp_windows_total{outcome="failed"}`), its log, and the requests sent once
     /// the collector is back. `missed` is brought up to date whenever the thread takes a
     /// window and when [`stats`](Self::stats) or [`shutdown`](Self::shutdown) is called.
@@ -202,7 +202,13 @@ impl OtlpExporter {
     /// use ringmeter::{OtlpConfig, OtlpExporter};
     ///
     /// let engine = ringmeter::Engine::builder().start()?;
-    /// let exporter = OtlpExporter::for_engine(&engine, 64, &OtlpConfig::new())?;
+    /// let weak = engine.downgrade();
+    /// let exporter = OtlpExporter::start_counted(
+    ///     engine.subscribe(64),
+    ///     move || weak.upgrade().map(|e| e.snapshot()),
+    ///     &OtlpConfig::new(),
+    ///     |name, labels| engine.counter(name, labels),
+    /// )?;
     /// // ... `ringmeter_otlp_windows_total{outcome="failed"}` in the exposition ...
     /// engine.shutdown()?;
     /// exporter.shutdown();
@@ -210,22 +216,17 @@ impl OtlpExporter {
     /// ```
     ///
     /// # Errors
-    /// As [`start`](Self::start); [`Error::InvalidConfig`] when the engine holds no room for
-    /// the four counter series ([`MAX_SERIES`](crate::limits::MAX_SERIES)).
-    pub fn for_engine(
-        engine: &Engine,
-        capacity: usize,
+    /// As [`start`](Self::start); the first error of `counter` (for an engine, no room for
+    /// the four series: [`MAX_SERIES`](crate::limits::MAX_SERIES)).
+    pub fn start_counted(
+        windows: Subscription,
+        snapshot: impl Fn() -> Option<Arc<Snapshot>> + Send + 'static,
         config: &OtlpConfig,
+        counter: impl Fn(&str, &[(&str, &str)]) -> Result<Counter, Error>,
     ) -> Result<OtlpExporter, Error> {
         let settings = config.resolve()?;
-        let counters = EngineCounters::register(engine)?;
-        let weak = engine.downgrade();
-        Self::launch(
-            engine.subscribe(capacity),
-            Box::new(move || weak.upgrade().map(|e| e.snapshot())),
-            settings,
-            Some(counters),
-        )
+        let counters = EngineCounters::register(counter)?;
+        Self::launch(windows, Box::new(snapshot), settings, Some(counters))
     }
 
     fn launch(

@@ -258,6 +258,18 @@ fn exporter(engine: &Engine, capacity: usize, config: &OtlpConfig) -> OtlpExport
     .unwrap()
 }
 
+/// An exporter that keeps its counts in engine counters too.
+fn counted_exporter(engine: &Engine, capacity: usize, config: &OtlpConfig) -> OtlpExporter {
+    let weak = engine.downgrade();
+    OtlpExporter::start_counted(
+        engine.subscribe(capacity),
+        move || weak.upgrade().map(|e| e.snapshot()),
+        config,
+        |name, labels| engine.counter(name, labels),
+    )
+    .unwrap()
+}
+
 /// Non-cumulative counts of `durations` at the bounds 1 µs, 10 µs, 1 ms, then above.
 fn buckets(durations: &[u64]) -> String {
     let mut c = [0u64; 4];
@@ -285,7 +297,7 @@ fn python_decodes_every_window_with_the_engines_exact_figures() {
     }
     let receiver = Receiver::start(&[]);
     let (engine, mock) = engine_with_mock();
-    let exp = OtlpExporter::for_engine(&engine, 16, &fast(&receiver.url())).unwrap();
+    let exp = counted_exporter(&engine, 16, &fast(&receiver.url()));
     let query = engine.op("db.query").unwrap();
     let cache = engine.op("cache.get").unwrap();
     // Fill the operation table (8): further registrations are refused and counted.
@@ -496,7 +508,7 @@ fn a_dead_endpoint_never_holds_the_engine_and_every_window_is_accounted_for() {
         .backoff(Duration::from_millis(100), Duration::from_millis(100))
         .shutdown_timeout(Duration::from_millis(200));
     // Its counts are kept in engine counters too.
-    let exp = OtlpExporter::for_engine(&engine, 2, &config).unwrap();
+    let exp = counted_exporter(&engine, 2, &config);
     let op = engine.op("step").unwrap();
     let windows = 20;
     for _ in 0..windows {
