@@ -20,7 +20,7 @@
 //! exposition): a label used for a request id shows up there instead of vanishing. The
 //! `name` is what the caller registered under (the operation or series name; for the
 //! `metrics` facade, the metric name without its labels). At most
-//! [`MAX_REFUSED_NAMES`](crate::limits::MAX_REFUSED_NAMES) names are counted one by one,
+//! [`MAX_REFUSED_NAMES`] names are counted one by one,
 //! refusals of any further name under [`OTHER_REFUSED`]. These series do not count against
 //! [`MAX_SERIES`].
 //!
@@ -66,7 +66,7 @@ const REFUSED_HELP: &str =
     "Registrations refused by the engine's operation or series limit, by metric name";
 
 /// The `name` label under which [`REFUSED_REGISTRATIONS`] counts the refusals of names past
-/// the first [`MAX_REFUSED_NAMES`](crate::limits::MAX_REFUSED_NAMES) (not a valid metric name,
+/// the first [`MAX_REFUSED_NAMES`] (not a valid metric name,
 /// so it never stands for one).
 pub const OTHER_REFUSED: &str = "(other)";
 
