@@ -10,6 +10,7 @@
 //! epoch), exact and ready for arithmetic and export; the settings a program passes in
 //! ([`Builder`](crate::Builder), [`Rule`](crate::Rule)) are [`std::time::Duration`]s.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -97,6 +98,43 @@ pub struct Exemplar {
     pub thread: u64,
     /// The recording thread's name, if it has one.
     pub thread_name: Option<Arc<str>>,
+    /// The trace and span the call ran in, when the `tracing` layer timed it from a span that
+    /// carried them (see [`TracingLayer`](crate::TracingLayer)); `None` for other calls.
+    pub trace: Option<TraceContext>,
+}
+
+/// The ids of the span a call ran in, as OpenTelemetry and W3C Trace Context write them:
+/// a 16-byte trace id and an 8-byte span id, neither all zeros.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TraceContext {
+    /// The trace id.
+    pub trace_id: [u8; 16],
+    /// The span id.
+    pub span_id: [u8; 8],
+}
+
+impl TraceContext {
+    /// The ids, or `None` when either is all zeros (invalid in W3C Trace Context).
+    pub fn new(trace_id: [u8; 16], span_id: [u8; 8]) -> Option<Self> {
+        (trace_id != [0; 16] && span_id != [0; 8]).then_some(Self { trace_id, span_id })
+    }
+
+    /// The trace id in lowercase hex (32 characters).
+    pub fn trace_id_hex(&self) -> String {
+        hex(&self.trace_id)
+    }
+
+    /// The span id in lowercase hex (16 characters).
+    pub fn span_id_hex(&self) -> String {
+        hex(&self.span_id)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 impl Exemplar {
@@ -115,12 +153,19 @@ impl Exemplar {
             end_unix_ns,
             thread,
             thread_name: None,
+            trace: None,
         }
     }
 
     /// The same call, made by a thread called `name`.
     pub fn with_thread_name(mut self, name: &str) -> Self {
         self.thread_name = Some(Arc::from(name));
+        self
+    }
+
+    /// The same call, made in the span `trace`.
+    pub fn with_trace(mut self, trace: TraceContext) -> Self {
+        self.trace = Some(trace);
         self
     }
 }

@@ -10,6 +10,8 @@ use crate::error::Error;
 use crate::metric::{Counter, Gauge, Limit};
 use crate::name::{prometheus_name, validate_name};
 use crate::op::{ErrorKind, Op};
+#[cfg(feature = "tracing")]
+use crate::span_ids::SpanCall;
 
 /// Name of the reserved operation (id 0) that [`op!`](crate::op!) falls back to when an
 /// engine's operation table is full, so that no call goes uncounted.
@@ -89,6 +91,13 @@ impl Engine {
     ) -> Result<Gauge, Error> {
         let hub = &self.inner().hub;
         hub.lock_metrics().gauge(name, labels, refused_as)
+    }
+
+    /// Leaves the trace and span ids of a call of `op` for the exemplars (the `tracing`
+    /// layer's side path, see [`crate::span_ids`]).
+    #[cfg(feature = "tracing")]
+    pub(crate) fn offer_span_ids(&self, op: Op, call: SpanCall) {
+        self.inner().hub.span_ids().offer(op.id, call);
     }
 
     /// The error kind called `name`, registering it on first use (at most 255 per engine).

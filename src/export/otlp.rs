@@ -49,8 +49,9 @@
 //!
 //! **Exemplars.** The window's slowest calls ([`OpWindow::slowest`]) are the histogram point's
 //! exemplars: value (seconds), time (end of the call) and the filtered attributes
-//! `thread.id` (ringmeter's thread number) and `thread.name` when the thread has one. Their
-//! `trace_id` and `span_id` are empty: the engine does not know the span a call ran in.
+//! `thread.id` (ringmeter's thread number) and `thread.name` when the thread has one, and the
+//! `trace_id` and `span_id` of the span the call ran in when the `tracing` layer knew them
+//! ([`Exemplar::trace`](crate::Exemplar::trace); empty otherwise).
 //!
 //! # Examples
 //! ```
@@ -395,7 +396,8 @@ fn exemplar(e: &CallExemplar) -> Exemplar {
         filtered_attributes: attrs,
         time_unix_nano: e.end_unix_ns,
         value: Some(exemplar::Value::AsDouble(seconds(e.duration_ns))),
-        ..Exemplar::default()
+        span_id: e.trace.map_or_else(Vec::new, |t| t.span_id.to_vec()),
+        trace_id: e.trace.map_or_else(Vec::new, |t| t.trace_id.to_vec()),
     }
 }
 

@@ -341,7 +341,8 @@ fn write_with_exemplars(
 /// lines they fall in (the bucket whose bound is the first at or above the call's duration;
 /// the slowest call of a bucket when several fall in it): `# {thread_id="3"} 0.0042
 /// 1700000000.123456789`, the duration in seconds and the call's end in seconds since the
-/// epoch.
+/// epoch, with `trace_id` and `span_id` (hex) first when the call ran in a span whose ids the
+/// `tracing` layer knew ([`Exemplar::trace`](crate::Exemplar::trace)).
 pub fn render(snapshot: &Snapshot, format: Format) -> Vec<u8> {
     let sums: Vec<f64> = snapshot.totals.iter().map(|t| t.sum_ns as f64).collect();
     let ops: Vec<PromOp<'_>> = snapshot
@@ -517,13 +518,23 @@ impl Writer {
         }
     }
 
-    /// An OpenMetrics exemplar: the call's thread number as `thread_id` (its name would
-    /// risk the 128 characters an exemplar's labels may have), its duration in seconds and
-    /// the time it ended, in seconds since the Unix epoch.
+    /// An OpenMetrics exemplar: the span's `trace_id` and `span_id` when known, the call's
+    /// thread number as `thread_id` (its name would risk the 128 characters an exemplar's
+    /// labels may have; these take at most 92), its duration in seconds and the time it
+    /// ended, in seconds since the Unix epoch.
     fn exemplar(&mut self, e: &Exemplar) {
+        self.text.push_str(" # {");
+        if let Some(t) = &e.trace {
+            let _ = write!(
+                self.text,
+                "trace_id=\"{}\",span_id=\"{}\",",
+                t.trace_id_hex(),
+                t.span_id_hex()
+            );
+        }
         let _ = write!(
             self.text,
-            " # {{thread_id=\"{}\"}} {} {}",
+            "thread_id=\"{}\"}} {} {}",
             e.thread,
             seconds(e.duration_ns as f64),
             unix_seconds(e.end_unix_ns)
@@ -625,6 +636,7 @@ fn escape_label(text: &mut String, v: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::TraceContext;
 
     fn two_ops(format: Format) -> String {
         let a = OpStats {
@@ -718,8 +730,9 @@ mod tests {
         // Slowest first, as OpWindow::slowest holds them.
         let slowest = [
             Exemplar::new(5_000, 1_700_000_000_123_456_789, 3),
-            Exemplar::new(1_000, 2_000_000_000, 4), // on a bound: that bucket
-            Exemplar::new(900, 3_000_000_000, 5),   // same bucket, not the slowest
+            Exemplar::new(1_000, 2_000_000_000, 4) // on a bound: that bucket
+                .with_trace(TraceContext::new([0xab; 16], [0x01; 8]).unwrap()),
+            Exemplar::new(900, 3_000_000_000, 5), // same bucket, not the slowest
             Exemplar::new(101, 4_000_000_000, 6),
             Exemplar::new(7, 5_000_000_000, 7),
         ];
@@ -745,7 +758,7 @@ mod tests {
             buckets,
             [
                 r#"ringmeter_latency_seconds_bucket{op="a",le="0.0000001"} 1 # {thread_id="7"} 0.000000007 5.000000000"#,
-                r#"ringmeter_latency_seconds_bucket{op="a",le="0.000001"} 4 # {thread_id="4"} 0.000001 2.000000000"#,
+                r#"ringmeter_latency_seconds_bucket{op="a",le="0.000001"} 4 # {trace_id="abababababababababababababababab",span_id="0101010101010101",thread_id="4"} 0.000001 2.000000000"#,
                 r#"ringmeter_latency_seconds_bucket{op="a",le="+Inf"} 6 # {thread_id="3"} 0.000005 1700000000.123456789"#,
             ]
         );
