@@ -134,7 +134,7 @@ fn answer(mut conn: TcpStream, status: u16) {
 /// Decodes an OTLP request with the official Python package and prints its points, one per
 /// line, from the protocol's JSON mapping (`json_format.MessageToDict`).
 const DECODE: &str = r#"
-import json, sys
+import base64, json, sys
 from google.protobuf import json_format
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 req = ExportMetricsServiceRequest()
@@ -155,6 +155,10 @@ for rm in d['resourceMetrics']:
                           repr(p.get('sum', 0.0)), ','.join(p['bucketCounts']),
                           ','.join(repr(b) for b in p['explicitBounds']),
                           repr(p.get('min')), repr(p.get('max')), len(p.get('exemplars', [])))
+                    for e in p.get('exemplars', []):
+                        print('exemplar', attrs(p)['op'], repr(e.get('asDouble')),
+                              base64.b64decode(e.get('traceId', '')).hex() or '-',
+                              base64.b64decode(e.get('spanId', '')).hex() or '-')
             elif 'sum' in m:
                 s = m['sum']
                 for p in s['dataPoints']:
@@ -658,4 +662,41 @@ fn dump_otlp_json_is_read_by_the_official_json_parser() {
         assert_eq!(c[2], count.to_string());
         assert_eq!(c[3], json_u64(j, "errors").to_string());
     }
+}
+
+/// A span's `trace_id` and `span_id` reach the collector as its exemplar's ids.
+#[cfg(feature = "tracing")]
+#[test]
+fn python_reads_the_trace_ids_of_span_exemplars() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    if !decoder_available() {
+        return;
+    }
+    let receiver = Receiver::start(&[]);
+    let (engine, mock) = engine_with_mock();
+    let exp = exporter(&engine, 4, &fast(&receiver.url()));
+    let subscriber = tracing_subscriber::registry().with(ringmeter::TracingLayer::new(&engine));
+    let (trace, span) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info_span!("traced", trace_id = trace, span_id = span)
+            .in_scope(|| mock.advance(Duration::from_millis(3)));
+        tracing::info_span!("traced").in_scope(|| mock.advance(Duration::from_millis(1)));
+    });
+    close_window(&engine, &mock);
+    wait_for(|| exp.stats().sent == 1);
+    exp.shutdown();
+    let lines = decode(&receiver.requests()[0].body);
+    let exemplars: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("exemplar traced "))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        exemplars,
+        [
+            format!("exemplar traced 0.003 {trace} {span}").as_str(),
+            "exemplar traced 0.001 - -"
+        ]
+    );
 }
