@@ -41,11 +41,20 @@ impl SpanCall {
 }
 
 /// Per operation id, the longest calls offered (at most [`MAX_EXEMPLARS`], unordered).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct SpanIds {
     calls: Mutex<HashMap<u32, Vec<SpanCall>>>,
     /// Whether any call was ever offered: the aggregator skips the lock until then.
     used: AtomicBool,
+}
+
+impl Default for SpanIds {
+    fn default() -> Self {
+        Self {
+            calls: Mutex::new(HashMap::new()),
+            used: AtomicBool::new(false),
+        }
+    }
 }
 
 impl SpanIds {
