@@ -168,6 +168,8 @@ struct Site {
     op: Option<Op>,
     /// Whether the callsite declares a field the layer reads, so its values are visited.
     reads_fields: bool,
+    /// Whether it declares a `trace_id` or `span_id` field.
+    has_ids: bool,
     /// Whether it declares the name field: its span name is then registered (through the
     /// cache of names by value) only when a span leaves the field empty, so that a name no
     /// span is timed under takes no operation.
@@ -205,13 +207,10 @@ impl Hasher for AddrHasher {
 struct Timed {
     /// The `Shared` of the layer that timed the span (its address).
     owner: usize,
-    op: Op,
     timer: Timer,
-    /// The span's `trace_id` and `span_id` fields, once both were recorded.
-    trace: Option<TraceContext>,
-    /// Halves of `trace` recorded so far.
-    trace_id: Option<[u8; 16]>,
-    span_id: Option<[u8; 8]>,
+    /// The span's ids, when its callsite declares `trace_id` or `span_id` (boxed, so that
+    /// spans without them move no more bytes).
+    ids: Option<Box<SpanIdFields>>,
     /// Busy timing: how many `on_enter`s are not matched by an `on_exit` yet.
     entered: u32,
     /// Busy timing: the clock when `entered` last went from 0 to 1.
@@ -220,16 +219,27 @@ struct Timed {
     busy: u64,
 }
 
-impl Timed {
-    /// Keeps the ids in `fields`; `trace` once both halves are known and valid.
-    fn note_ids(&mut self, fields: &Fields) {
+/// A span's `trace_id` and `span_id` fields and its operation.
+struct SpanIdFields {
+    op: Op,
+    trace_id: Option<[u8; 16]>,
+    span_id: Option<[u8; 8]>,
+}
+
+impl SpanIdFields {
+    /// Keeps the ids `fields` recorded.
+    fn note(&mut self, fields: &Fields) {
         self.trace_id = fields.trace_id.or(self.trace_id);
         self.span_id = fields.span_id.or(self.span_id);
-        if let (Some(t), Some(s)) = (self.trace_id, self.span_id) {
-            self.trace = TraceContext::new(t, s);
-        }
     }
 
+    /// Both ids, when both were recorded and are valid.
+    fn trace(&self) -> Option<TraceContext> {
+        TraceContext::new(self.trace_id?, self.span_id?)
+    }
+}
+
+impl Timed {
     /// Busy timing: a span closed while still entered somewhere counts up to now.
     fn close_busy(&mut self, clock: &Clock) {
         if self.entered > 0 && self.timer.is_sampled() {
@@ -389,6 +399,10 @@ impl TracingLayer {
                 shared.engine.op(meta.name()).ok()
             },
             reads_fields: meta.fields().iter().any(|f| self.role(f.name()).is_some()),
+            has_ids: meta
+                .fields()
+                .iter()
+                .any(|f| matches!(f.name(), "trace_id" | "span_id")),
             named_by_field,
         };
         let mut new = SiteMap::clone(&sites);
@@ -583,19 +597,21 @@ where
         }
         let mut timer = op.start();
         fields.mark(&mut timer);
-        let mut timed = Timed {
+        let ids = site.has_ids.then(|| {
+            Box::new(SpanIdFields {
+                op,
+                trace_id: fields.trace_id,
+                span_id: fields.span_id,
+            })
+        });
+        ext.insert(Timed {
             owner: self.owner(),
-            op,
             timer,
-            trace: None,
-            trace_id: None,
-            span_id: None,
+            ids,
             entered: 0,
             since: 0,
             busy: 0,
-        };
-        timed.note_ids(&fields);
-        ext.insert(timed);
+        });
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
@@ -608,7 +624,9 @@ where
         if fields.failed || fields.trace_id.is_some() || fields.span_id.is_some() {
             self.with_timed(id, &ctx, |t| {
                 fields.mark(&mut t.timer);
-                t.note_ids(&fields);
+                if let Some(ids) = &mut t.ids {
+                    ids.note(&fields);
+                }
             });
         }
     }
@@ -666,7 +684,7 @@ where
             }
         };
         let Some(mut t) = timed else { return };
-        let Some(trace) = t.trace else {
+        let Some((op, trace)) = t.ids.as_ref().and_then(|i| Some((i.op, i.trace()?))) else {
             match self.timing {
                 // The guard reads the clock and records the call as it is dropped.
                 Timing::Wall => drop(t.timer),
@@ -693,7 +711,7 @@ where
                 trace_id: trace.trace_id,
                 span_id: trace.span_id,
             };
-            self.shared.engine.offer_span_ids(t.op, call);
+            self.shared.engine.offer_span_ids(op, call);
         }
     }
 }
