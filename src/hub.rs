@@ -22,6 +22,7 @@ use crate::loom::{self, AtomicBool, AtomicU64, Ordering};
 use crate::metric::{self, CounterValue, GaugeValue};
 use crate::registry::Registry;
 use crate::ring::{self, Producer};
+use crate::span_ids::SpanIds;
 
 /// The per-engine part that `Op` handles point to.
 ///
@@ -133,6 +134,8 @@ pub(crate) struct Hub {
     tally_bits: Box<[AtomicU64]>,
     /// Counters and gauges; never held while taking another lock.
     metrics: Mutex<metric::Registry>,
+    /// Trace and span ids of calls the `tracing` layer timed, for the exemplars.
+    span_ids: SpanIds,
 }
 
 impl Hub {
@@ -170,8 +173,14 @@ impl Hub {
                     .map(|_| AtomicU64::new(0))
                     .collect(),
                 metrics: Mutex::new(metric::Registry::default()),
+                span_ids: SpanIds::default(),
             }
         })
+    }
+
+    /// The trace and span ids of calls timed from spans (see [`crate::span_ids`]).
+    pub(crate) fn span_ids(&self) -> &SpanIds {
+        &self.span_ids
     }
 
     /// The key `Op` handles of this engine point to.

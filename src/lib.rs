@@ -76,6 +76,7 @@ mod process;
 
 // Lock-free primitives and shared values.
 pub mod metric;
+mod span_ids;
 
 // Rules and alert rules.
 pub mod alert;
@@ -146,7 +147,7 @@ pub use op::{ErrorKind, Op, Timer};
 #[cfg(feature = "otlp")]
 pub use otlp::{OtlpExporter, OtlpStats};
 pub use process::{ProcessReader, ProcessSample, ProcessStats};
-pub use report::{Exemplar, OpStats, OpTotals, OpWindow, Snapshot, WindowReport};
+pub use report::{Exemplar, OpStats, OpTotals, OpWindow, Snapshot, TraceContext, WindowReport};
 
 /// The calling thread's number: ringmeter numbers threads from 1 in the order they first
 /// record into any engine (or ask for their number). Window exemplars name threads by it

@@ -93,6 +93,10 @@ pub const MAX_NAME_LEN: usize = 128;
 /// Most counter and gauge series one engine holds.
 pub const MAX_SERIES: usize = 65_536;
 
+/// Most metric names whose refused registrations an engine counts one by one; refusals of
+/// further names are counted together ([`metric::OTHER_REFUSED`](crate::metric::OTHER_REFUSED)).
+pub const MAX_REFUSED_NAMES: usize = 256;
+
 /// Default Prometheus histogram bucket upper bounds in nanoseconds: 1 µs to 10 s, 1-2.5-5
 /// steps ([`Builder::prometheus_buckets`](crate::Builder::prometheus_buckets)).
 pub const DEFAULT_BUCKETS_NS: [u64; 22] = [

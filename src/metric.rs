@@ -9,6 +9,21 @@
 //! ([`Snapshot::counters`](crate::Snapshot::counters)) and, with a window log, at every window
 //! close; the Prometheus exposition lists them after the operations.
 //!
+//! # Refused registrations
+//!
+//! An engine holds at most [`Builder::max_operations`](crate::Builder::max_operations)
+//! operations and [`MAX_SERIES`] counter and gauge series. A registration the limit refuses
+//! (an error from [`Engine::op`](crate::Engine::op), [`counter`](crate::Engine::counter) or
+//! [`gauge`](crate::Engine::gauge), a no-op handle from the `metrics` facade) is counted, per
+//! metric name and limit, in the counter [`REFUSED_REGISTRATIONS`]
+//! (`ringmeter_refused_registrations_total{limit="operations"|"series",name="…"}` in the
+//! exposition): a label used for a request id shows up there instead of vanishing. The
+//! `name` is what the caller registered under (the operation or series name; for the
+//! `metrics` facade, the metric name without its labels). At most
+//! [`MAX_REFUSED_NAMES`] names are counted one by one,
+//! refusals of any further name under [`OTHER_REFUSED`]. These series do not count against
+//! [`MAX_SERIES`].
+//!
 //! A series is a name plus a set of labels. Names follow the operation naming rules
 //! ([`validate_name`]) and are exposed in their Prometheus form (`.`
 //! becomes `_`); label names are `[A-Za-z_][A-Za-z0-9_]*`, label values any text.
@@ -33,6 +48,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::error::Error;
+use crate::limits::{MAX_NAME_LEN, MAX_REFUSED_NAMES};
 use crate::loom::{AtomicU64, Ordering};
 use crate::name::{prometheus_name, validate_name};
 
@@ -40,6 +56,90 @@ use crate::name::{prometheus_name, validate_name};
 pub type Labels = Arc<[(Arc<str>, Arc<str>)]>;
 
 pub use crate::limits::MAX_SERIES;
+
+/// Prometheus name of the counter of refused registrations (see
+/// [Refused registrations](self#refused-registrations)); a program cannot register it.
+pub const REFUSED_REGISTRATIONS: &str = "ringmeter_refused_registrations";
+
+/// Help text of [`REFUSED_REGISTRATIONS`].
+const REFUSED_HELP: &str =
+    "Registrations refused by the engine's operation or series limit, by metric name";
+
+/// The `name` label under which [`REFUSED_REGISTRATIONS`] counts the refusals of names past
+/// the first [`MAX_REFUSED_NAMES`] (not a valid metric name,
+/// so it never stands for one).
+pub const OTHER_REFUSED: &str = "(other)";
+
+/// The limit that refused a registration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Limit {
+    /// [`Builder::max_operations`](crate::Builder::max_operations).
+    Operations = 0,
+    /// [`MAX_SERIES`].
+    Series = 1,
+}
+
+impl Limit {
+    fn label(self) -> &'static str {
+        match self {
+            Limit::Operations => "operations",
+            Limit::Series => "series",
+        }
+    }
+}
+
+/// Refused registrations per limit ([`Limit`] as index) and name: at most
+/// [`MAX_REFUSED_NAMES`] names in all, the refusals of further names in `other`.
+#[derive(Default)]
+struct Refusals {
+    by_name: [HashMap<Arc<str>, u64>; 2],
+    other: [u64; 2],
+}
+
+impl Refusals {
+    fn count(&mut self, limit: Limit, name: &str) {
+        let mut end = name.len().min(MAX_NAME_LEN);
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        let name = &name[..end];
+        if let Some(n) = self.by_name[limit as usize].get_mut(name) {
+            *n = n.saturating_add(1);
+        } else if self.by_name[0].len() + self.by_name[1].len() < MAX_REFUSED_NAMES {
+            self.by_name[limit as usize].insert(Arc::from(name), 1);
+        } else {
+            let n = &mut self.other[limit as usize];
+            *n = n.saturating_add(1);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_name.iter().all(HashMap::is_empty) && self.other == [0; 2]
+    }
+
+    /// The refusals as counter values, unsorted.
+    fn values(&self, help: Option<Arc<str>>) -> Vec<CounterValue> {
+        let name: Arc<str> = Arc::from(REFUSED_REGISTRATIONS);
+        let mut out = Vec::new();
+        for limit in [Limit::Operations, Limit::Series] {
+            let i = limit as usize;
+            let other = (self.other[i] > 0).then(|| (Arc::from(OTHER_REFUSED), self.other[i]));
+            let named = self.by_name[i].iter().map(|(n, v)| (Arc::clone(n), *v));
+            for (n, value) in named.chain(other) {
+                out.push(CounterValue {
+                    name: Arc::clone(&name),
+                    labels: Arc::from([
+                        (Arc::from("limit"), Arc::from(limit.label())),
+                        (Arc::from("name"), n),
+                    ]),
+                    help: help.clone(),
+                    value,
+                });
+            }
+        }
+        out
+    }
+}
 
 /// A counter's value at a publication.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -213,14 +313,17 @@ pub(crate) struct Registry {
     counters: Vec<(Arc<str>, Labels, Arc<CounterCell>)>,
     gauges: Vec<(Arc<str>, Labels, Arc<GaugeCell>)>,
     help: HashMap<Arc<str>, Arc<str>>,
+    refusals: Refusals,
 }
 
 impl Registry {
-    /// The counter `name{labels}`, registered on first use.
+    /// The counter `name{labels}`, registered on first use; a refusal by the series limit
+    /// is counted under `refused_as`.
     pub(crate) fn counter(
         &mut self,
         name: &str,
         labels: &[(&str, &str)],
+        refused_as: &str,
     ) -> Result<Counter, Error> {
         let (name, labels) = key(name, labels)?;
         match self.index.get(&(name.clone(), labels.clone())) {
@@ -233,7 +336,7 @@ impl Registry {
                 "already registered as a gauge",
             )),
             None => {
-                self.check_room(&name)?;
+                self.check_room(&name, refused_as)?;
                 let cell = Arc::new(CounterCell::default());
                 self.index.insert(
                     (name.clone(), labels.clone()),
@@ -245,8 +348,14 @@ impl Registry {
         }
     }
 
-    /// The gauge `name{labels}`, registered on first use.
-    pub(crate) fn gauge(&mut self, name: &str, labels: &[(&str, &str)]) -> Result<Gauge, Error> {
+    /// The gauge `name{labels}`, registered on first use; a refusal by the series limit is
+    /// counted under `refused_as`.
+    pub(crate) fn gauge(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        refused_as: &str,
+    ) -> Result<Gauge, Error> {
         let (name, labels) = key(name, labels)?;
         match self.index.get(&(name.clone(), labels.clone())) {
             Some(&(Kind::Gauge, i)) => Ok(Gauge {
@@ -258,7 +367,7 @@ impl Registry {
                 "already registered as a counter",
             )),
             None => {
-                self.check_room(&name)?;
+                self.check_room(&name, refused_as)?;
                 let cell = Arc::new(GaugeCell::default());
                 self.index.insert(
                     (name.clone(), labels.clone()),
@@ -277,8 +386,14 @@ impl Registry {
         Ok(())
     }
 
-    fn check_room(&self, name: &str) -> Result<(), Error> {
+    /// Counts a registration refused by `limit` under `name`.
+    pub(crate) fn refuse(&mut self, limit: Limit, name: &str) {
+        self.refusals.count(limit, name);
+    }
+
+    fn check_room(&mut self, name: &str, refused_as: &str) -> Result<(), Error> {
         if self.counters.len() + self.gauges.len() >= MAX_SERIES {
+            self.refuse(Limit::Series, refused_as);
             return Err(Error::invalid(
                 "counter or gauge",
                 name,
@@ -301,6 +416,7 @@ impl Registry {
                 value: cell.0.load(Ordering::Relaxed),
             })
             .collect();
+        counters.extend(self.refusals.values(Some(Arc::from(REFUSED_HELP))));
         counters.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
         let mut gauges: Vec<GaugeValue> = self
             .gauges
@@ -316,9 +432,9 @@ impl Registry {
         (counters, gauges)
     }
 
-    /// Whether any series exists.
+    /// Whether any series exists (refused registrations count as one).
     pub(crate) fn is_empty(&self) -> bool {
-        self.counters.is_empty() && self.gauges.is_empty()
+        self.counters.is_empty() && self.gauges.is_empty() && self.refusals.is_empty()
     }
 }
 
@@ -328,7 +444,15 @@ fn metric_name(name: &str) -> Result<Arc<str>, Error> {
         name: name.to_owned(),
         reason,
     })?;
-    Ok(Arc::from(prometheus_name(name)))
+    let prom = prometheus_name(name);
+    if prom == REFUSED_REGISTRATIONS {
+        return Err(Error::invalid(
+            "counter or gauge",
+            name,
+            "the engine's own counter of refused registrations",
+        ));
+    }
+    Ok(Arc::from(prom))
 }
 
 /// A validated, canonical series key.
@@ -366,12 +490,16 @@ mod tests {
     #[test]
     fn series_are_keyed_by_name_and_sorted_labels() {
         let mut r = Registry::default();
-        let a = r.counter("req.count", &[("b", "2"), ("a", "1")]).unwrap();
-        let b = r.counter("req.count", &[("a", "1"), ("b", "2")]).unwrap();
+        let a = r
+            .counter("req.count", &[("b", "2"), ("a", "1")], "req.count")
+            .unwrap();
+        let b = r
+            .counter("req.count", &[("a", "1"), ("b", "2")], "req.count")
+            .unwrap();
         a.increment(2);
         b.increment(3);
         assert_eq!(a.value(), 5);
-        let g = r.gauge("depth", &[]).unwrap();
+        let g = r.gauge("depth", &[], "depth").unwrap();
         g.set(1.5);
         g.increment(1.0);
         g.decrement(0.25);
@@ -385,7 +513,7 @@ mod tests {
     #[test]
     fn counters_saturate_instead_of_wrapping() {
         let mut r = Registry::default();
-        let c = r.counter("big", &[]).unwrap();
+        let c = r.counter("big", &[], "big").unwrap();
         c.increment(u64::MAX - 3);
         c.increment(2);
         assert_eq!(c.value(), u64::MAX - 1);
@@ -404,7 +532,7 @@ mod tests {
             assert_eq!(cell.0.load(Ordering::Relaxed), u64::MAX);
         }
         // From several threads at once.
-        let shared = r.counter("shared", &[]).unwrap();
+        let shared = r.counter("shared", &[], "shared").unwrap();
         shared.increment(u64::MAX - 100);
         std::thread::scope(|s| {
             for _ in 0..4 {
@@ -420,22 +548,79 @@ mod tests {
     fn bad_names_labels_and_kind_clashes_are_errors() {
         let mut r = Registry::default();
         assert!(matches!(
-            r.counter("9x", &[]),
+            r.counter("9x", &[], "9x"),
             Err(Error::InvalidName { .. })
         ));
-        assert!(r.counter("x", &[("bad-label", "v")]).is_err());
-        assert!(r.counter("x", &[("__name__", "v")]).is_err());
-        assert!(r.counter("x", &[("le", "v")]).is_err());
-        assert!(r.counter("x", &[("a", "1"), ("a", "2")]).is_err());
-        r.counter("x", &[]).unwrap();
-        assert!(r.gauge("x", &[]).is_err());
+        assert!(r.counter("x", &[("bad-label", "v")], "x").is_err());
+        assert!(r.counter("x", &[("__name__", "v")], "x").is_err());
+        assert!(r.counter("x", &[("le", "v")], "x").is_err());
+        assert!(r.counter("x", &[("a", "1"), ("a", "2")], "x").is_err());
+        r.counter("x", &[], "x").unwrap();
+        assert!(r.gauge("x", &[], "x").is_err());
         assert!(!r.is_empty());
+    }
+
+    #[test]
+    fn refusals_are_counted_per_limit_and_name_in_a_bounded_table() {
+        let mut r = Registry::default();
+        for i in 0..MAX_SERIES {
+            r.counter("req", &[("id", &i.to_string())], "req").unwrap();
+        }
+        // Full: each new series is refused and counted under the name given.
+        for i in 0..5 {
+            let id = format!("x{i}");
+            assert!(r.counter("req", &[("id", &id)], "req").is_err());
+            assert!(r.gauge("depth", &[("id", &id)], "queue.depth").is_err());
+        }
+        // A series already registered is still handed out.
+        assert!(r.counter("req", &[("id", "7")], "req").is_ok());
+        // Operations refused elsewhere; then more names than the table holds.
+        r.refuse(Limit::Operations, "http.request");
+        for i in 0..MAX_REFUSED_NAMES + 10 {
+            r.refuse(Limit::Operations, &format!("op{i}"));
+        }
+        r.refuse(Limit::Operations, "http.request"); // known: still counted by name
+        let (counters, _) = r.read();
+        let refused: Vec<(String, String, u64)> = counters
+            .iter()
+            .filter(|c| &*c.name == REFUSED_REGISTRATIONS)
+            .map(|c| {
+                (
+                    c.labels[0].1.to_string(),
+                    c.labels[1].1.to_string(),
+                    c.value,
+                )
+            })
+            .collect();
+        assert_eq!(refused.len(), MAX_REFUSED_NAMES + 1);
+        let get = |limit: &str, name: &str| {
+            refused
+                .iter()
+                .find(|(l, n, _)| l == limit && n == name)
+                .map(|r| r.2)
+        };
+        assert_eq!(get("series", "req"), Some(5));
+        assert_eq!(get("series", "queue.depth"), Some(5));
+        assert_eq!(get("operations", "http.request"), Some(2));
+        // 256 names: req, queue.depth, http.request and op0..op252; op253.. are "other".
+        assert_eq!(get("operations", "op252"), Some(1));
+        assert_eq!(get("operations", "op253"), None);
+        assert_eq!(get("operations", OTHER_REFUSED), Some(13));
+        let total: u64 = refused.iter().map(|r| r.2).sum();
+        assert_eq!(total, 10 + 2 + MAX_REFUSED_NAMES as u64 + 10);
+        // Sorted with the other counters; the name is reserved.
+        assert!(counters
+            .windows(2)
+            .all(|w| (&w[0].name, &w[0].labels) <= (&w[1].name, &w[1].labels)));
+        assert!(Registry::default()
+            .counter("ringmeter.refused_registrations", &[], "x")
+            .is_err());
     }
 
     #[test]
     fn absolute_only_raises() {
         let mut r = Registry::default();
-        let c = r.counter("x", &[]).unwrap();
+        let c = r.counter("x", &[], "x").unwrap();
         c.absolute(10);
         c.absolute(3);
         assert_eq!(c.value(), 10);

@@ -277,9 +277,24 @@ impl Timer {
     /// since [`Op::start`]: the busy time of a `tracing` span, which leaves out the intervals
     /// the span was not entered. The event is stamped with the current reading, as a dropped
     /// guard's is, and the call's sampling decision, failure and panic flag are kept.
+    /// Returns the call's start and end readings when it was timed (the span ids' side path,
+    /// `span_ids`).
     #[cfg(feature = "tracing")]
-    pub(crate) fn stop_with_ticks(self, ticks: u64) {
-        // The same steps as `drop`, with the start moved back from the end by `ticks`.
+    pub(crate) fn stop_with_ticks(self, ticks: u64) -> Option<(u64, u64)> {
+        self.stop_from(|end| end.saturating_sub(ticks))
+    }
+
+    /// Ends the call now, as dropping the guard does, and returns its start and end readings
+    /// of the engine's clock when it was timed (for the `tracing` layer's span ids).
+    #[cfg(feature = "tracing")]
+    pub(crate) fn stop_timed(self) -> Option<(u64, u64)> {
+        let start = self.start;
+        self.stop_from(|_| start)
+    }
+
+    /// The steps of `drop`, with the start given by `start(end)`.
+    #[cfg(feature = "tracing")]
+    fn stop_from(self, start: impl FnOnce(u64) -> u64) -> Option<(u64, u64)> {
         let this = core::mem::ManuallyDrop::new(self);
         let mut flags = this.flags;
         if std::thread::panicking() {
@@ -289,16 +304,12 @@ impl Timer {
             if flags & (Event::ERROR | Event::PANIC) != 0 {
                 local::note_unsampled_error(this.op.key, this.op.id, flags);
             }
-            return;
+            return None;
         }
         let end = this.op.key.clock().raw();
-        local::push_timed(
-            this.op.key,
-            this.op.id,
-            flags,
-            end.saturating_sub(ticks),
-            end,
-        );
+        let start = start(end);
+        local::push_timed(this.op.key, this.op.id, flags, start, end);
+        Some((start, end))
     }
 }
 

@@ -7,6 +7,10 @@
 //! ([`Subscription::missed`]); this thread takes them one at a time, converts and posts each
 //! one, retrying with exponential backoff, so a slow or dead collector costs queue slots and
 //! then missed windows, never the aggregator's or the hot path's time.
+//!
+//! Started with [`OtlpExporter::start_counted`], the exporter also counts what became of each
+//! window in engine counters ([`WINDOWS_COUNTER`] by `outcome`, [`RETRIES_COUNTER`]), so its
+//! failures are in the snapshot, the exposition, the log and the next requests it sends.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,7 +24,17 @@ use crate::aggregator::Subscription;
 use crate::error::Error;
 use crate::export::otlp::proto::resource::v1::Resource;
 use crate::export::otlp::{encode, request, OtlpConfig, Resolved, CONTENT_TYPE};
+use crate::metric::Counter;
 use crate::report::{Snapshot, WindowReport};
+
+/// The engine counter of an exporter started with [`OtlpExporter::start_counted`] that
+/// counts windows by `outcome`: `sent`, `failed`, `missed`, as [`OtlpStats`] does
+/// (`ringmeter_otlp_windows_total{outcome="failed"}` in the exposition).
+pub const WINDOWS_COUNTER: &str = "ringmeter.otlp.windows";
+
+/// The engine counter of an exporter started with [`OtlpExporter::start_counted`] that
+/// counts requests repeated after a retryable failure ([`OtlpStats::retries`]).
+pub const RETRIES_COUNTER: &str = "ringmeter.otlp.retries";
 
 /// What an [`OtlpExporter`] has done so far. Every window it was handed is, in the end, in
 /// exactly one of `sent`, `failed` and `missed`.
@@ -48,6 +62,69 @@ struct Shared {
     failed: AtomicU64,
     retries: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// The engine counters kept in step, when started with [`OtlpExporter::start_counted`].
+    engine: Option<EngineCounters>,
+}
+
+/// An exporter's counts as engine counters.
+#[derive(Debug)]
+struct EngineCounters {
+    sent: Counter,
+    failed: Counter,
+    missed: Counter,
+    retries: Counter,
+    /// The subscription's missed count already added to `missed`.
+    missed_seen: AtomicU64,
+}
+
+impl EngineCounters {
+    fn register(
+        counter: impl Fn(&str, &[(&str, &str)]) -> Result<Counter, Error>,
+    ) -> Result<Self, Error> {
+        let windows = |outcome| counter(WINDOWS_COUNTER, &[("outcome", outcome)]);
+        Ok(Self {
+            sent: windows("sent")?,
+            failed: windows("failed")?,
+            missed: windows("missed")?,
+            retries: counter(RETRIES_COUNTER, &[])?,
+            missed_seen: AtomicU64::new(0),
+        })
+    }
+}
+
+impl Shared {
+    fn sent(&self) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = &self.engine {
+            c.sent.increment(1);
+        }
+    }
+
+    fn failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = &self.engine {
+            c.failed.increment(1);
+        }
+    }
+
+    fn retried(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = &self.engine {
+            c.retries.increment(1);
+        }
+    }
+
+    /// Brings the engine's missed counter up to the subscription's count (by increments, so
+    /// that several exporters of one engine add up).
+    fn sync_missed(&self, windows: &Subscription) {
+        if let Some(c) = &self.engine {
+            let now = windows.missed();
+            let before = c.missed_seen.fetch_max(now, Ordering::Relaxed);
+            if now > before {
+                c.missed.increment(now - before);
+            }
+        }
+    }
 }
 
 /// A background thread that pushes every closed window of an engine to an OTLP/HTTP endpoint
@@ -108,7 +185,60 @@ impl OtlpExporter {
         snapshot: impl Fn() -> Option<Arc<Snapshot>> + Send + 'static,
         settings: Resolved,
     ) -> Result<OtlpExporter, Error> {
-        let shared = Arc::new(Shared::default());
+        Self::launch(windows, Box::new(snapshot), settings, None)
+    }
+
+    /// As [`start`](Self::start), and keeps what became of each window in counters too,
+    /// registered through `counter` (pass `|name, labels| engine.counter(name, labels)`):
+    /// [`WINDOWS_COUNTER`] with the label `outcome` = `sent`, `failed` or `missed`, and
+    /// [`RETRIES_COUNTER`]. Registered in the engine, they are in its snapshots, its exposition
+    /// (`ringmeter_otlp_windows_total{outcome="failed"}`), its log, and the requests sent once
+    /// the collector is back. `missed` is brought up to date whenever the thread takes a
+    /// window and when [`stats`](Self::stats) or [`shutdown`](Self::shutdown) is called.
+    /// Several exporters of one engine add to the same counters.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use ringmeter::{OtlpConfig, OtlpExporter};
+    ///
+    /// let engine = ringmeter::Engine::builder().start()?;
+    /// let weak = engine.downgrade();
+    /// let exporter = OtlpExporter::start_counted(
+    ///     engine.subscribe(64),
+    ///     move || weak.upgrade().map(|e| e.snapshot()),
+    ///     &OtlpConfig::new(),
+    ///     |name, labels| engine.counter(name, labels),
+    /// )?;
+    /// // ... `ringmeter_otlp_windows_total{outcome="failed"}` in the exposition ...
+    /// engine.shutdown()?;
+    /// exporter.shutdown();
+    /// # Ok::<(), ringmeter::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`start`](Self::start); the first error of `counter` (for an engine, no room for
+    /// the four series: [`MAX_SERIES`](crate::limits::MAX_SERIES)).
+    pub fn start_counted(
+        windows: Subscription,
+        snapshot: impl Fn() -> Option<Arc<Snapshot>> + Send + 'static,
+        config: &OtlpConfig,
+        counter: impl Fn(&str, &[(&str, &str)]) -> Result<Counter, Error>,
+    ) -> Result<OtlpExporter, Error> {
+        let settings = config.resolve()?;
+        let counters = EngineCounters::register(counter)?;
+        Self::launch(windows, Box::new(snapshot), settings, Some(counters))
+    }
+
+    fn launch(
+        windows: Subscription,
+        snapshot: SnapshotFn,
+        settings: Resolved,
+        counters: Option<EngineCounters>,
+    ) -> Result<OtlpExporter, Error> {
+        let shared = Arc::new(Shared {
+            engine: counters,
+            ..Shared::default()
+        });
         let windows = Arc::new(windows);
         let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
         let agent: Agent = Agent::config_builder()
@@ -124,7 +254,7 @@ impl OtlpExporter {
             windows: Arc::clone(&windows),
             stop: stop_rx,
             deadline: None,
-            snapshot: Box::new(snapshot),
+            snapshot,
             resource: settings.resource(),
             settings,
             agent,
@@ -146,6 +276,7 @@ impl OtlpExporter {
 
     /// The counts so far.
     pub fn stats(&self) -> OtlpStats {
+        self.shared.sync_missed(&self.windows);
         OtlpStats {
             sent: self.shared.sent.load(Ordering::Relaxed),
             failed: self.shared.failed.load(Ordering::Relaxed),
@@ -185,8 +316,9 @@ impl OtlpExporter {
         }
         // Windows that arrived after the thread's last look: never sent.
         while self.windows.try_recv().is_some() {
-            self.shared.failed.fetch_add(1, Ordering::Relaxed);
+            self.shared.failed();
         }
+        self.shared.sync_missed(&self.windows);
     }
 }
 
@@ -248,6 +380,7 @@ impl Worker {
 
     /// Sends one window, retrying as configured; counts it as sent or failed.
     fn send(&mut self, window: &WindowReport) {
+        self.shared.sync_missed(&self.windows);
         let snap = (self.snapshot)();
         if let Some(s) = &snap {
             if !s.bucket_bounds_ns.is_empty() {
@@ -274,7 +407,7 @@ impl Worker {
             }
             let wait = match self.post(&body) {
                 Outcome::Sent => {
-                    self.shared.sent.fetch_add(1, Ordering::Relaxed);
+                    self.shared.sent();
                     return;
                 }
                 Outcome::Rejected => break,
@@ -287,9 +420,9 @@ impl Worker {
             if !self.sleep(wait) {
                 break;
             }
-            self.shared.retries.fetch_add(1, Ordering::Relaxed);
+            self.shared.retried();
         }
-        self.shared.failed.fetch_add(1, Ordering::Relaxed);
+        self.shared.failed();
     }
 
     fn past_deadline(&self) -> bool {

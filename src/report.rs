@@ -14,6 +14,7 @@
 //! written here; the forms of the contained values are in `docs/dashboard.md`, "The
 //! snapshot as JSON"): what `GET /api/snapshot` of the [`http`](crate::http) endpoint sends.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -106,6 +107,44 @@ pub struct Exemplar {
     pub thread: u64,
     /// The recording thread's name, if it has one.
     pub thread_name: Option<Arc<str>>,
+    /// The trace and span the call ran in, when the `tracing` layer timed it from a span that
+    /// carried them (see [`TracingLayer`](crate::TracingLayer)); `None` for other calls.
+    pub trace: Option<TraceContext>,
+}
+
+/// The ids of the span a call ran in, as OpenTelemetry and W3C Trace Context write them:
+/// a 16-byte trace id and an 8-byte span id, neither all zeros. Its JSON form (feature
+/// `serde`) is `{"trace_id": "<32 hex digits>", "span_id": "<16 hex digits>"}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TraceContext {
+    /// The trace id.
+    pub trace_id: [u8; 16],
+    /// The span id.
+    pub span_id: [u8; 8],
+}
+
+impl TraceContext {
+    /// The ids, or `None` when either is all zeros (invalid in W3C Trace Context).
+    pub fn new(trace_id: [u8; 16], span_id: [u8; 8]) -> Option<Self> {
+        (trace_id != [0; 16] && span_id != [0; 8]).then_some(Self { trace_id, span_id })
+    }
+
+    /// The trace id in lowercase hex (32 characters).
+    pub fn trace_id_hex(&self) -> String {
+        hex(&self.trace_id)
+    }
+
+    /// The span id in lowercase hex (16 characters).
+    pub fn span_id_hex(&self) -> String {
+        hex(&self.span_id)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 impl Exemplar {
@@ -124,12 +163,19 @@ impl Exemplar {
             end_unix_ns,
             thread,
             thread_name: None,
+            trace: None,
         }
     }
 
     /// The same call, made by a thread called `name`.
     pub fn with_thread_name(mut self, name: &str) -> Self {
         self.thread_name = Some(Arc::from(name));
+        self
+    }
+
+    /// The same call, made in the span `trace`.
+    pub fn with_trace(mut self, trace: TraceContext) -> Self {
+        self.trace = Some(trace);
         self
     }
 }
@@ -145,6 +191,10 @@ pub struct OpWindow {
     pub name: Arc<str>,
     /// The window's statistics.
     pub stats: OpStats,
+    /// Exact sum of the window's recorded durations in nanoseconds, each weighted by the calls
+    /// it stands for (its own duration once without sampling): the OTLP histogram point's
+    /// `sum`, as [`OpTotals::sum_ns`] is the exposition's `_sum`.
+    pub sum_ns: u128,
     /// The window's latency histogram in nanoseconds (empty when only drops were seen): a
     /// [`CompactHistogram`](crate::CompactHistogram) (its non-zero counts, in HdrHistogram's
     /// bucket layout; [`to_hdrhistogram`](crate::CompactHistogram::to_hdrhistogram) gives an
@@ -407,6 +457,15 @@ mod ser {
 
     /// Each alert with its state and condition as text (`"firing"`, the condition as its
     /// `Display` writes it) and its threshold as a number.
+    impl serde::Serialize for super::TraceContext {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut st = s.serialize_struct("TraceContext", 2)?;
+            st.serialize_field("trace_id", &self.trace_id_hex())?;
+            st.serialize_field("span_id", &self.span_id_hex())?;
+            st.end()
+        }
+    }
+
     pub(super) fn budgets<S: Serializer>(v: &[BudgetBurn], s: S) -> Result<S::Ok, S::Error> {
         #[derive(serde::Serialize)]
         struct B<'a> {

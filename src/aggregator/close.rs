@@ -8,7 +8,7 @@ use super::Aggregator;
 use crate::hist::{buckets, RangeCounts, RangeView};
 use crate::hub::Hub;
 use crate::log::{Record, SeriesRecord};
-use crate::report::{Exemplar, OpStats, OpWindow, WindowReport};
+use crate::report::{Exemplar, OpStats, OpWindow, TraceContext, WindowReport};
 
 /// Cumulative totals of one operation.
 pub(super) struct Total {
@@ -120,9 +120,13 @@ impl Aggregator {
                     end_unix_ns: e.end_unix_ns,
                     thread: e.thread,
                     thread_name: e.thread_name,
+                    trace: None,
                 })
                 .collect();
             slowest.truncate(rule.exemplars);
+            if hub.span_ids().is_used() {
+                self.attach_span_ids(hub, id, &mut slowest);
+            }
             let mut kinds = acc.kinds.clone();
             kinds.sort_unstable();
             let error_kinds = kinds
@@ -147,12 +151,14 @@ impl Aggregator {
                 total.hist.add_pairs(hist.pairs());
             }
             total.stats = total.acc.stats(Some(&RangeView(&layout, &total.hist)));
+            let sum_ns = acc.calls.sum;
             acc.clear_counts();
             let error_rate_exceeded = stats.error_rate() > rule.error_rate_threshold;
             ops.push(OpWindow {
                 id,
                 name,
                 stats,
+                sum_ns,
                 histogram: self.pool.lend(hist),
                 sampling: rule.sampling,
                 enabled: rule.enabled,
@@ -165,6 +171,9 @@ impl Aggregator {
         }
         touched.clear();
         w.touched = touched;
+        if hub.span_ids().is_used() {
+            self.forget_span_ids(hub, w.end_ns);
+        }
         // Once per window, off the hot path: a few reads of `/proc/self` on Linux.
         let process = self.process.as_mut().map(|p| p.sample(w.end_ns));
         let report = Arc::new(WindowReport {
@@ -200,6 +209,37 @@ impl Aggregator {
         self.notify(&notices);
         self.last_window = Some(report);
         self.windows_closed += 1;
+    }
+
+    /// Gives the exemplars of operation `id` the trace and span ids the `tracing` layer left
+    /// for them (see [`crate::span_ids`]): the call of the same thread whose clock readings
+    /// give the exemplar's duration, converted as its event was.
+    fn attach_span_ids(&self, hub: &Hub, id: u32, slowest: &mut [Exemplar]) {
+        let ticks = self.ticks;
+        hub.span_ids().with(|calls| {
+            let Some(list) = calls.get_mut(&id) else {
+                return;
+            };
+            for e in slowest.iter_mut() {
+                let found = list.iter().position(|c| {
+                    c.thread == e.thread && ticks.nanos(c.start, c.end) == e.duration_ns
+                });
+                if let Some(i) = found {
+                    let c = list.swap_remove(i);
+                    e.trace = TraceContext::new(c.trace_id, c.span_id);
+                }
+            }
+        });
+    }
+
+    /// Forgets the ids of calls that ended by `end_ns` (their windows are closed).
+    fn forget_span_ids(&self, hub: &Hub, end_ns: u64) {
+        hub.span_ids().with(|calls| {
+            calls.retain(|_, list| {
+                list.retain(|c| self.base.unix_ns(&self.clock, c.end) >= end_ns);
+                !list.is_empty()
+            });
+        });
     }
 
     /// Totals of `id` plus whatever the open windows hold for it: statistics, exact sums and

@@ -180,7 +180,7 @@ impl Ticks {
     /// Nanoseconds from `start` to `end` (0 if `end` is not after `start`; `u64::MAX` past
     /// what a `u64` holds).
     #[inline(always)]
-    fn nanos(self, start: u64, end: u64) -> u64 {
+    pub(super) fn nanos(self, start: u64, end: u64) -> u64 {
         let d = end.saturating_sub(start);
         if d > self.max_ticks {
             return u64::MAX;

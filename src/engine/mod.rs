@@ -305,9 +305,10 @@ impl Engine {
     /// # Errors
     /// [`Error::InvalidName`] for a name breaking the operation naming rules;
     /// [`Error::InvalidConfig`] for a bad or repeated label name, a gauge of the same name and
-    /// labels, or more than [`MAX_SERIES`](crate::limits::MAX_SERIES) series.
+    /// labels, or more than [`MAX_SERIES`](crate::limits::MAX_SERIES) series (a refusal counted
+    /// in [`REFUSED_REGISTRATIONS`](crate::metric::REFUSED_REGISTRATIONS)).
     pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Result<Counter, Error> {
-        self.inner().hub.lock_metrics().counter(name, labels)
+        self.register_counter(name, labels, name)
     }
 
     /// The gauge `name{labels}`, registered on first use (see [`metric`](crate::metric)).
@@ -315,7 +316,7 @@ impl Engine {
     /// # Errors
     /// As [`counter`](Self::counter).
     pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Result<Gauge, Error> {
-        self.inner().hub.lock_metrics().gauge(name, labels)
+        self.register_gauge(name, labels, name)
     }
 
     /// Sets the help text of the counters or gauges named `name` in the exposition.

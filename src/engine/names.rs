@@ -1,12 +1,17 @@
-//! Operation names and error kinds: registering them and handing out their handles.
+//! Operation names, error kinds and counter and gauge series: registering them and handing
+//! out their handles; registrations refused by a limit are counted (see
+//! [Refused registrations](crate::metric#refused-registrations)).
 
 use std::sync::Arc;
 
 use super::Engine;
 use crate::config::{EffectiveRule, Resolved};
 use crate::error::Error;
+use crate::metric::{Counter, Gauge, Limit};
 use crate::name::{prometheus_name, validate_name};
 use crate::op::{ErrorKind, Op};
+#[cfg(feature = "tracing")]
+use crate::span_ids::SpanCall;
 
 /// Name of the reserved operation (id 0) that [`op!`](crate::op!) falls back to when an
 /// engine's operation table is full, so that no call goes uncounted.
@@ -24,8 +29,15 @@ impl Engine {
     ///
     /// # Errors
     /// [`Error::InvalidName`], [`Error::NameCollision`] (same Prometheus name as another
-    /// operation) or [`Error::TooManyOperations`].
+    /// operation) or [`Error::TooManyOperations`] (a refusal counted in
+    /// [`REFUSED_REGISTRATIONS`](crate::metric::REFUSED_REGISTRATIONS)).
     pub fn op(&self, name: &str) -> Result<Op, Error> {
+        self.register_op(name, name)
+    }
+
+    /// As [`op`](Self::op), counting a refusal by the operation limit under `refused_as`
+    /// (the `metrics` facade's metric name, whose labels made `name`).
+    pub(crate) fn register_op(&self, name: &str, refused_as: &str) -> Result<Op, Error> {
         checked(name)?;
         let inner = self.inner();
         let hub = &inner.hub;
@@ -44,6 +56,8 @@ impl Engine {
         // Id 0 is the reserved overflow operation.
         let limit = hub.max_operations();
         if names.list.len() > limit {
+            drop(names); // never both locks at once
+            hub.lock_metrics().refuse(Limit::Operations, refused_as);
             return Err(Error::TooManyOperations { limit });
         }
         let id = names.list.len() as u32;
@@ -53,6 +67,37 @@ impl Engine {
         names.by_prometheus.insert(prom, Arc::clone(&name));
         inner.add_op_rule(id, &name);
         Ok(Op { key, id })
+    }
+
+    /// The counter `name{labels}` ([`Engine::counter`]), counting a refusal by the series
+    /// limit under `refused_as`.
+    pub(crate) fn register_counter(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        refused_as: &str,
+    ) -> Result<Counter, Error> {
+        let hub = &self.inner().hub;
+        hub.lock_metrics().counter(name, labels, refused_as)
+    }
+
+    /// The gauge `name{labels}` ([`Engine::gauge`]), counting a refusal by the series limit
+    /// under `refused_as`.
+    pub(crate) fn register_gauge(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        refused_as: &str,
+    ) -> Result<Gauge, Error> {
+        let hub = &self.inner().hub;
+        hub.lock_metrics().gauge(name, labels, refused_as)
+    }
+
+    /// Leaves the trace and span ids of a call of `op` for the exemplars (the `tracing`
+    /// layer's side path, see [`crate::span_ids`]).
+    #[cfg(feature = "tracing")]
+    pub(crate) fn offer_span_ids(&self, op: Op, call: SpanCall) {
+        self.inner().hub.span_ids().offer(op.id, call);
     }
 
     /// The error kind called `name`, registering it on first use (at most 255 per engine).

@@ -42,14 +42,17 @@
 //!
 //! **Count and sum.** `count` is the histogram's count: with sampling, each sampled call counts
 //! with the calls it stands for (as the exposition's `_count`), so it estimates `count +
-//! unsampled`; without sampling it is exactly `count`. `sum` is the exact sum of the recorded
-//! durations (`mean_ns × count`, rounded to whole nanoseconds, so exact while the sum stays
-//! below 2^52 ns), in seconds. `min` and `max` are the exact extremes.
+//! unsampled`; without sampling it is exactly `count`. `sum` is the window's exact integer sum of the
+//! recorded durations ([`OpWindow::sum_ns`], weighted as `count` is), in seconds: the only
+//! rounding is the conversion to a double. (The log keeps a window's mean, not its sum, so
+//! [`interval_request`] recovers the sum as `mean_ns × count`, exact below 2^52 ns.)
+//! `min` and `max` are the exact extremes.
 //!
 //! **Exemplars.** The window's slowest calls ([`OpWindow::slowest`]) are the histogram point's
 //! exemplars: value (seconds), time (end of the call) and the filtered attributes
-//! `thread.id` (ringmeter's thread number) and `thread.name` when the thread has one. Their
-//! `trace_id` and `span_id` are empty: the engine does not know the span a call ran in.
+//! `thread.id` (ringmeter's thread number) and `thread.name` when the thread has one, and the
+//! `trace_id` and `span_id` of the span the call ran in when the `tracing` layer knew them
+//! ([`Exemplar::trace`](crate::Exemplar::trace); empty otherwise).
 //!
 //! # Examples
 //! ```
@@ -371,7 +374,7 @@ fn histogram_point(o: &OpWindow, bounds_ns: &[u64], start: u64, end: u64) -> His
     point(
         &o.name,
         &o.stats,
-        o.histogram.len(),
+        (o.histogram.len(), o.sum_ns),
         bucket_counts,
         bounds_ns,
         exemplars,
@@ -398,32 +401,26 @@ fn exemplar(e: &CallExemplar) -> Exemplar {
         filtered_attributes: attrs,
         time_unix_nano: e.end_unix_ns,
         value: Some(exemplar::Value::AsDouble(seconds(e.duration_ns))),
-        ..Exemplar::default()
+        span_id: e.trace.map_or_else(Vec::new, |t| t.span_id.to_vec()),
+        trace_id: e.trace.map_or_else(Vec::new, |t| t.trace_id.to_vec()),
     }
 }
 
 fn point(
     op: &str,
     s: &OpStats,
-    count: u64,
+    (count, sum_ns): (u64, u128),
     bucket_counts: Vec<u64>,
     bounds_ns: &[u64],
     exemplars: Vec<Exemplar>,
     (start, end): (u64, u64),
 ) -> HistogramDataPoint {
-    // mean_ns is the exact sum divided by the weight; multiplying back and rounding recovers
-    // the integer sum while it stays below 2^52 ns.
-    let sum_ns = if s.mean_ns.is_finite() {
-        (s.mean_ns * count as f64).round()
-    } else {
-        0.0
-    };
     HistogramDataPoint {
         attributes: vec![string_kv("op", op)],
         start_time_unix_nano: start,
         time_unix_nano: end,
         count,
-        sum: Some(sum_ns / 1e9),
+        sum: Some(sum_ns as f64 / 1e9),
         bucket_counts,
         explicit_bounds: bounds_ns.iter().map(|&b| seconds(b)).collect(),
         exemplars,
@@ -450,10 +447,18 @@ pub fn interval_request(
             let lowest = h.lowest_equivalent(v.value_iterated_to());
             add_to_bucket(&mut bucket_counts, bounds_ns, lowest, v.count_at_value());
         }
+        // The log keeps the mean, not the sum: multiplying back and rounding recovers the
+        // integer sum while it stays below 2^52 ns.
+        let s = &interval.stats;
+        let sum_ns = if s.mean_ns.is_finite() {
+            (s.mean_ns * h.len() as f64).round() as u128
+        } else {
+            0
+        };
         let p = point(
             &interval.op,
             &interval.stats,
-            h.len(),
+            (h.len(), sum_ns),
             bucket_counts,
             bounds_ns,
             Vec::new(),
@@ -620,6 +625,37 @@ mod tests {
             Some(number_data_point::Value::AsDouble(2.5))
         );
         assert_eq!(g.data_points[0].time_unix_nano, end);
+    }
+
+    #[test]
+    fn the_sum_is_the_exact_integer_sum_past_2_pow_52_ns() {
+        // Calls whose sum (with the 5 ns error call of `window_of`) is a double, but
+        // the mean times the count misses it by 159 ns.
+        let durations = [
+            219_329_352_087_767_209,
+            274_466_876_252_787_348,
+            267_048_453_390_934_186,
+            119_956_795_992_070_517,
+        ];
+        let sum_ns: u64 = durations.iter().sum();
+        let (_engine, w, snap) = window_of(&durations);
+        let o = w.op("db.query").unwrap();
+        // The error call of `window_of` (5 ns) is in the window too.
+        assert_eq!(o.sum_ns, u128::from(sum_ns) + 5);
+        let from_mean = (o.stats.mean_ns * o.histogram.len() as f64).round();
+        assert_ne!(from_mean, (sum_ns + 5) as f64, "the mean would have done");
+        let req = request(
+            &resource("svc", &[]),
+            &w,
+            &snap.bucket_bounds_ns,
+            &[],
+            &[],
+            0,
+        );
+        let Some(metric::Data::Histogram(h)) = &metric(&req, "ringmeter.latency").data else {
+            panic!("not a histogram")
+        };
+        assert_eq!(h.data_points[0].sum, Some((sum_ns + 5) as f64 / 1e9));
     }
 
     #[test]

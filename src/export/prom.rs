@@ -59,7 +59,7 @@ use crate::alert::BudgetBurn;
 use crate::hist::buckets;
 use crate::metric::{CounterValue, GaugeValue};
 use crate::process::ProcessStats;
-use crate::report::{OpStats, Snapshot};
+use crate::report::{Exemplar, OpStats, Snapshot};
 
 /// The content type of the text format 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -243,6 +243,21 @@ pub fn write_with_process(
     gauges: &[GaugeValue],
     process: Option<PromProcess<'_>>,
 ) -> io::Result<()> {
+    write_all(out, format, ops, &[], counters, gauges, process)
+}
+
+/// [`write_with_process`]; in OpenMetrics, `exemplars[i]` (slowest first) of `ops[i]` are
+/// written on the histogram's `_bucket` lines they fall in, the slowest of each bucket (see
+/// [`render`]). `exemplars` may be shorter than `ops`.
+fn write_all(
+    out: &mut impl Write,
+    format: Format,
+    ops: &[PromOp<'_>],
+    exemplars: &[&[Exemplar]],
+    counters: &[CounterValue],
+    gauges: &[GaugeValue],
+    process: Option<PromProcess<'_>>,
+) -> io::Result<()> {
     let mut w = Writer {
         text: String::new(),
         format,
@@ -294,14 +309,25 @@ pub fn write_with_process(
             "Latency of recorded calls (each sampled call counted with the calls it stands for).",
             "histogram",
         );
-        for op in ops {
+        for (o, op) in ops.iter().enumerate() {
             let Some(h) = op.histogram else { continue };
+            let by_bucket = match (format, exemplars.get(o)) {
+                (Format::OpenMetrics, Some(e)) => per_bucket(h.bounds_ns, e),
+                _ => Vec::new(),
+            };
             for (i, count) in h.cumulative.iter().enumerate() {
                 let le = match h.bounds_ns.get(i) {
                     Some(&b) => seconds(b as f64),
                     None => "+Inf".to_owned(),
                 };
-                w.op_sample_le(&format!("{family}_bucket"), op, &le, &count.to_string());
+                let exemplar = by_bucket.get(i).copied().flatten();
+                w.op_sample_le(
+                    &format!("{family}_bucket"),
+                    op,
+                    &le,
+                    &count.to_string(),
+                    exemplar,
+                );
             }
             let total = h.cumulative.last().copied().unwrap_or(0);
             w.op_sample(&format!("{family}_count"), op, None, &total.to_string());
@@ -373,7 +399,13 @@ pub fn write_with_process(
 
 /// The exposition of a live snapshot (see [`Engine::render_metrics`](crate::Engine::render_metrics)):
 /// counters and the histogram since start, the summary's quantiles and the maximum of the
-/// latest closed window, no timestamps.
+/// latest closed window, no timestamps. In OpenMetrics, the slowest calls of the latest closed
+/// window ([`OpWindow::slowest`](crate::OpWindow::slowest)) are exemplars on the `_bucket`
+/// lines they fall in (the bucket whose bound is the first at or above the call's duration;
+/// the slowest call of a bucket when several fall in it): `# {thread_id="3"} 0.0042
+/// 1700000000.123456789`, the duration in seconds and the call's end in seconds since the
+/// epoch, with `trace_id` and `span_id` (hex) first when the call ran in a span whose ids the
+/// `tracing` layer knew ([`Exemplar::trace`](crate::Exemplar::trace)).
 pub fn render(snapshot: &Snapshot, format: Format) -> Vec<u8> {
     let sums: Vec<f64> = snapshot.totals.iter().map(|t| t.sum_ns as f64).collect();
     let ops: Vec<PromOp<'_>> = snapshot
@@ -408,20 +440,45 @@ pub fn render(snapshot: &Snapshot, format: Format) -> Vec<u8> {
             .collect();
         &gauges
     };
+    let exemplars: Vec<&[Exemplar]> = snapshot
+        .totals
+        .iter()
+        .map(|t| {
+            snapshot
+                .last_window
+                .as_ref()
+                .and_then(|w| w.ops.iter().find(|o| o.id == t.id))
+                .map_or(&[][..], |o| &o.slowest[..])
+        })
+        .collect();
     let mut out = Vec::new();
     let process = snapshot.process.as_ref().map(|stats| PromProcess {
         stats,
         timestamp_ms: None,
     });
     // Writing into a Vec cannot fail.
-    let _ = write_with_process(
+    let _ = write_all(
         &mut out,
         format,
         &ops,
+        &exemplars,
         &snapshot.counters,
         gauges,
         process,
     );
+    out
+}
+
+/// For each bucket of `bounds_ns` (then `+Inf`), the slowest of `slowest` (sorted slowest
+/// first) whose duration falls in it: above the bucket's lower bound, at or below its own.
+fn per_bucket<'e>(bounds_ns: &[u64], slowest: &'e [Exemplar]) -> Vec<Option<&'e Exemplar>> {
+    let mut out = vec![None; bounds_ns.len() + 1];
+    for e in slowest {
+        let slot = &mut out[bounds_ns.partition_point(|&b| b < e.duration_ns)];
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+    }
     out
 }
 
@@ -533,13 +590,49 @@ impl Writer {
         self.sample(name, &[("op", op.name)], extra, value, op.timestamp_ms);
     }
 
-    fn op_sample_le(&mut self, name: &str, op: &PromOp<'_>, le: &str, value: &str) {
+    fn op_sample_le(
+        &mut self,
+        name: &str,
+        op: &PromOp<'_>,
+        le: &str,
+        value: &str,
+        exemplar: Option<&Exemplar>,
+    ) {
         self.sample(
             name,
             &[("op", op.name)],
             Some(("le", le)),
             value,
             op.timestamp_ms,
+        );
+        if let Some(e) = exemplar {
+            // After the sample's value (and timestamp): ` # {labels} value timestamp`.
+            self.text.pop(); // the newline
+            self.exemplar(e);
+            self.text.push('\n');
+        }
+    }
+
+    /// An OpenMetrics exemplar: the span's `trace_id` and `span_id` when known, the call's
+    /// thread number as `thread_id` (its name would risk the 128 characters an exemplar's
+    /// labels may have; these take at most 92), its duration in seconds and the time it
+    /// ended, in seconds since the Unix epoch.
+    fn exemplar(&mut self, e: &Exemplar) {
+        self.text.push_str(" # {");
+        if let Some(t) = &e.trace {
+            let _ = write!(
+                self.text,
+                "trace_id=\"{}\",span_id=\"{}\",",
+                t.trace_id_hex(),
+                t.span_id_hex()
+            );
+        }
+        let _ = write!(
+            self.text,
+            "thread_id=\"{}\"}} {} {}",
+            e.thread,
+            seconds(e.duration_ns as f64),
+            unix_seconds(e.end_unix_ns)
         );
     }
 
@@ -710,6 +803,12 @@ fn seconds(ns: f64) -> String {
     format!("{}", ns / 1e9)
 }
 
+/// Nanoseconds since the Unix epoch as seconds with nine decimals (a double would round
+/// them to about a quarter of a microsecond).
+fn unix_seconds(ns: u64) -> String {
+    format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000)
+}
+
 fn escape_label(text: &mut String, v: &str) {
     for c in v.chars() {
         match c {
@@ -724,6 +823,7 @@ fn escape_label(text: &mut String, v: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::TraceContext;
 
     fn two_ops(format: Format) -> String {
         let a = OpStats {
@@ -805,6 +905,52 @@ mod tests {
             .contains("# TYPE ringmeter_calls counter\nringmeter_calls_total{op=\"a\"} 2 0.007\n"));
         assert!(text.contains("# TYPE jobs counter\n"));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn each_bucket_shows_its_slowest_exemplar_in_openmetrics_only() {
+        let stats = OpStats {
+            count: 6,
+            ..OpStats::default()
+        };
+        let bounds = [100, 1_000];
+        // Slowest first, as OpWindow::slowest holds them.
+        let slowest = [
+            Exemplar::new(5_000, 1_700_000_000_123_456_789, 3),
+            Exemplar::new(1_000, 2_000_000_000, 4) // on a bound: that bucket
+                .with_trace(TraceContext::new([0xab; 16], [0x01; 8]).unwrap()),
+            Exemplar::new(900, 3_000_000_000, 5), // same bucket, not the slowest
+            Exemplar::new(101, 4_000_000_000, 6),
+            Exemplar::new(7, 5_000_000_000, 7),
+        ];
+        let op = PromOp {
+            name: "a",
+            stats: &stats,
+            histogram: Some(PromHistogram {
+                bounds_ns: &bounds,
+                cumulative: &[1, 4, 6],
+                sum_ns: 0.0,
+            }),
+            recent: None,
+            timestamp_ms: None,
+        };
+        let render = |format| {
+            let mut out = Vec::new();
+            write_all(&mut out, format, &[op], &[&slowest], &[], &[], None).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let om = render(Format::OpenMetrics);
+        let buckets: Vec<&str> = om.lines().filter(|l| l.contains("_bucket")).collect();
+        assert_eq!(
+            buckets,
+            [
+                r#"ringmeter_latency_seconds_bucket{op="a",le="0.0000001"} 1 # {thread_id="7"} 0.000000007 5.000000000"#,
+                r#"ringmeter_latency_seconds_bucket{op="a",le="0.000001"} 4 # {trace_id="abababababababababababababababab",span_id="0101010101010101",thread_id="4"} 0.000001 2.000000000"#,
+                r#"ringmeter_latency_seconds_bucket{op="a",le="+Inf"} 6 # {thread_id="3"} 0.000005 1700000000.123456789"#,
+            ]
+        );
+        // The text format 0.0.4 has no exemplars.
+        assert!(!render(Format::Text).contains(" # "));
     }
 
     #[test]

@@ -195,7 +195,7 @@ impl metrics::Recorder for MetricsRecorder {
         let labels = Self::labels(key);
         let refs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (&**k, &**v)).collect();
         let name = series_name(key.name());
-        match self.engine.counter(&name, &refs) {
+        match self.engine.register_counter(&name, &refs, key.name()) {
             Ok(c) => metrics::Counter::from_arc(c.cell()),
             Err(e) => {
                 self.reject("counter", key.name(), &e);
@@ -208,7 +208,7 @@ impl metrics::Recorder for MetricsRecorder {
         let labels = Self::labels(key);
         let refs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (&**k, &**v)).collect();
         let name = series_name(key.name());
-        match self.engine.gauge(&name, &refs) {
+        match self.engine.register_gauge(&name, &refs, key.name()) {
             Ok(g) => metrics::Gauge::from_arc(g.cell()),
             Err(e) => {
                 self.reject("gauge", key.name(), &e);
@@ -234,7 +234,7 @@ impl metrics::Recorder for MetricsRecorder {
             return h.clone();
         }
         let name = op_name(key);
-        let handle = self.engine.op(&name).and_then(|op| {
+        let handle = self.engine.register_op(&name, key.name()).and_then(|op| {
             let rejected = self.engine.counter(
                 "ringmeter.metrics_rejected_values",
                 &[("metric", key.name())],

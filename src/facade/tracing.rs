@@ -26,6 +26,16 @@
 //! exemplars see the span's duration. A span may be created, entered and closed on different
 //! threads; its call goes into the ring of the thread that closes it.
 //!
+//! **Trace ids in exemplars.** A span with the fields `trace_id` (32 hex digits) and `span_id`
+//! (16 hex digits), given at creation or recorded later (`trace_id = %id`, or
+//! `tracing::field::Empty` then `span.record(..)`), hands them to the engine when it closes,
+//! so an exemplar for that call ([`Exemplar::trace`](crate::Exemplar::trace)) carries them
+//! to OTLP (`trace_id`/`span_id`) and to the OpenMetrics exemplars: a dashboard can go from a
+//! slow bucket to the trace. The OpenTelemetry context that `tracing-opentelemetry` keeps in
+//! a span's extensions is not read (it would tie the crate to one `opentelemetry` version):
+//! record its ids as these fields. The ids go beside the ring, not in the event
+//! (`docs/architecture.md`, §5.8); spans without them cost nothing more.
+//!
 //! **Errors.** Only the span an `ERROR` event is recorded in (the event's explicit parent, or
 //! the thread's current span) is marked failed, not its parents: an error a retry loop logs
 //! fails the attempt, and the caller's span only if it records one itself. A span cannot be
@@ -83,9 +93,12 @@ use tracing_subscriber::Layer;
 
 use crate::clock::Clock;
 use crate::engine::Engine;
+use crate::local::thread_number;
 use crate::loom::{AtomicBool, AtomicU64, Ordering};
 use crate::metric::Counter;
 use crate::op::{ErrorKind, Op, Timer};
+use crate::report::TraceContext;
+use crate::span_ids::SpanCall;
 
 /// The engine counter of spans that were not timed (see the module docs).
 const REFUSED_COUNTER: &str = "ringmeter.tracing_refused_spans";
@@ -155,6 +168,8 @@ struct Site {
     op: Option<Op>,
     /// Whether the callsite declares a field the layer reads, so its values are visited.
     reads_fields: bool,
+    /// Whether it declares a `trace_id` or `span_id` field.
+    has_ids: bool,
     /// Whether it declares the name field: its span name is then registered (through the
     /// cache of names by value) only when a span leaves the field empty, so that a name no
     /// span is timed under takes no operation.
@@ -193,12 +208,45 @@ struct Timed {
     /// The `Shared` of the layer that timed the span (its address).
     owner: usize,
     timer: Timer,
+    /// The span's ids, when its callsite declares `trace_id` or `span_id` (boxed, so that
+    /// spans without them move no more bytes).
+    ids: Option<Box<SpanIdFields>>,
     /// Busy timing: how many `on_enter`s are not matched by an `on_exit` yet.
     entered: u32,
     /// Busy timing: the clock when `entered` last went from 0 to 1.
     since: u64,
     /// Busy timing: the ticks of the intervals entered that have ended.
     busy: u64,
+}
+
+/// A span's `trace_id` and `span_id` fields and its operation.
+struct SpanIdFields {
+    op: Op,
+    trace_id: Option<[u8; 16]>,
+    span_id: Option<[u8; 8]>,
+}
+
+impl SpanIdFields {
+    /// Keeps the ids `fields` recorded.
+    fn note(&mut self, fields: &Fields) {
+        self.trace_id = fields.trace_id.or(self.trace_id);
+        self.span_id = fields.span_id.or(self.span_id);
+    }
+
+    /// Both ids, when both were recorded and are valid.
+    fn trace(&self) -> Option<TraceContext> {
+        TraceContext::new(self.trace_id?, self.span_id?)
+    }
+}
+
+impl Timed {
+    /// Busy timing: a span closed while still entered somewhere counts up to now.
+    fn close_busy(&mut self, clock: &Clock) {
+        if self.entered > 0 && self.timer.is_sampled() {
+            let now = clock.raw();
+            self.busy = self.busy.saturating_add(now.saturating_sub(self.since));
+        }
+    }
 }
 
 /// What a span's fields say.
@@ -208,6 +256,8 @@ struct Fields {
     op: Option<Option<Op>>,
     failed: bool,
     kind: Option<ErrorKind>,
+    trace_id: Option<[u8; 16]>,
+    span_id: Option<[u8; 8]>,
 }
 
 impl Fields {
@@ -226,6 +276,22 @@ enum Role {
     Name,
     Error,
     Kind,
+    TraceId,
+    SpanId,
+}
+
+/// `text` as `N` bytes of hex (either case), if it is exactly that.
+fn hex_bytes<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let text = text.as_bytes();
+    if text.len() != 2 * N {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = [0; N];
+    for (i, pair) in text.chunks_exact(2).enumerate() {
+        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(out)
 }
 
 impl TracingLayer {
@@ -296,6 +362,8 @@ impl TracingLayer {
         match name {
             "error" => Some(Role::Error),
             "error.kind" | "error_kind" => Some(Role::Kind),
+            "trace_id" => Some(Role::TraceId),
+            "span_id" => Some(Role::SpanId),
             _ if self.name_field == Some(name) => Some(Role::Name),
             _ => None,
         }
@@ -331,6 +399,10 @@ impl TracingLayer {
                 shared.engine.op(meta.name()).ok()
             },
             reads_fields: meta.fields().iter().any(|f| self.role(f.name()).is_some()),
+            has_ids: meta
+                .fields()
+                .iter()
+                .any(|f| matches!(f.name(), "trace_id" | "span_id")),
             named_by_field,
         };
         let mut new = SiteMap::clone(&sites);
@@ -449,6 +521,8 @@ impl FieldVisitor<'_> {
                     self.fields.kind = Some(kind);
                 }
             }
+            Role::TraceId => self.fields.trace_id = hex_bytes(value),
+            Role::SpanId => self.fields.span_id = hex_bytes(value),
         }
     }
 }
@@ -482,6 +556,11 @@ impl Visit for FieldVisitor<'_> {
                     return;
                 }
                 self.text(role, &format!("{value:?}"));
+            }
+            // `trace_id = %id` (Display) arrives here; `?id` of a string adds quotes.
+            Some(role @ (Role::TraceId | Role::SpanId)) => {
+                let text = format!("{value:?}");
+                self.text(role, text.trim_matches('"'));
             }
             None => {}
         }
@@ -518,9 +597,17 @@ where
         }
         let mut timer = op.start();
         fields.mark(&mut timer);
+        let ids = site.has_ids.then(|| {
+            Box::new(SpanIdFields {
+                op,
+                trace_id: fields.trace_id,
+                span_id: fields.span_id,
+            })
+        });
         ext.insert(Timed {
             owner: self.owner(),
             timer,
+            ids,
             entered: 0,
             since: 0,
             busy: 0,
@@ -534,8 +621,13 @@ where
         }
         drop(span);
         let fields = self.read(|v| values.record(v), false);
-        if fields.failed {
-            self.with_timed(id, &ctx, |t| fields.mark(&mut t.timer));
+        if fields.failed || fields.trace_id.is_some() || fields.span_id.is_some() {
+            self.with_timed(id, &ctx, |t| {
+                fields.mark(&mut t.timer);
+                if let Some(ids) = &mut t.ids {
+                    ids.note(&fields);
+                }
+            });
         }
     }
 
@@ -592,17 +684,34 @@ where
             }
         };
         let Some(mut t) = timed else { return };
-        match self.timing {
-            // The guard reads the clock and records the call as it is dropped.
-            Timing::Wall => drop(t.timer),
-            Timing::Busy => {
-                if t.entered > 0 && t.timer.is_sampled() {
-                    // Closed while still entered somewhere: count up to now.
-                    let now = self.shared.clock.raw();
-                    t.busy = t.busy.saturating_add(now.saturating_sub(t.since));
+        let Some((op, trace)) = t.ids.as_ref().and_then(|i| Some((i.op, i.trace()?))) else {
+            match self.timing {
+                // The guard reads the clock and records the call as it is dropped.
+                Timing::Wall => drop(t.timer),
+                Timing::Busy => {
+                    t.close_busy(&self.shared.clock);
+                    t.timer.stop_with_ticks(t.busy);
                 }
-                t.timer.stop_with_ticks(t.busy);
             }
+            return;
+        };
+        // A span with ids: its call's clock readings go with them to the side path.
+        let ticks = match self.timing {
+            Timing::Wall => t.timer.stop_timed(),
+            Timing::Busy => {
+                t.close_busy(&self.shared.clock);
+                t.timer.stop_with_ticks(t.busy)
+            }
+        };
+        if let Some((start, end)) = ticks {
+            let call = SpanCall {
+                thread: thread_number(),
+                start,
+                end,
+                trace_id: trace.trace_id,
+                span_id: trace.span_id,
+            };
+            self.shared.engine.offer_span_ids(op, call);
         }
     }
 }

@@ -74,7 +74,7 @@ fn exposition_matches_the_golden_files() {
         (Format::Text, "live.prom"),
         (Format::OpenMetrics, "live.openmetrics"),
     ] {
-        let text = render(&engine, format);
+        let text = thread_ids_masked(&render(&engine, format));
         let path = dir.join(file);
         if bless {
             std::fs::write(&path, &text).unwrap();
@@ -84,10 +84,31 @@ fn exposition_matches_the_golden_files() {
     }
 }
 
+/// `text` with the exemplars' thread numbers as `N`: ringmeter numbers threads in the order
+/// they first record in the process, so the number depends on the other tests.
+fn thread_ids_masked(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        match line.split_once(" # {thread_id=\"") {
+            Some((sample, rest)) => {
+                let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+                out.push_str(&format!("{sample} # {{thread_id=\"N{rest}\n"));
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
 /// One sample line: name, labels, value.
 fn parse(text: &str) -> Vec<(String, BTreeMap<String, String>, String)> {
     let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
+        // An OpenMetrics exemplar follows ` # ` (label values here hold no ` # `).
+        let line = line.split_once(" # ").map_or(line, |(sample, _)| sample);
         let (series, value) = line.rsplit_once(' ').unwrap();
         let (name, labels) = match series.split_once('{') {
             None => (series.to_owned(), BTreeMap::new()),
@@ -215,11 +236,21 @@ fn the_openmetrics_parser_accepts_the_openmetrics_text() {
         missing("python prometheus_client");
         return;
     }
-    let text = render(&engine(), Format::OpenMetrics);
-    let script = "import sys\n\
-from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse\n\
-fams = list(parse(sys.stdin.read()))\n\
-print(len(fams), sum(len(f.samples) for f in fams))\n";
+    let engine = engine();
+    let text = render(&engine, Format::OpenMetrics);
+    // The parser also checks each exemplar's syntax and the 128-character limit of its
+    // labels; it prints them back.
+    let script = r#"import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse
+fams = list(parse(sys.stdin.read()))
+print(len(fams), sum(len(f.samples) for f in fams))
+for f in fams:
+    for s in f.samples:
+        e = s.exemplar
+        if e is not None:
+            ts = e.timestamp
+            print(s.name, s.labels['op'], s.labels['le'], sorted(e.labels.items()), format(e.value, '.9f'), ts.sec, ts.nsec)
+"#;
     let out = pipe(Command::new(&python).args(["-c", script]), &text);
     assert!(
         out.status.success(),
@@ -231,7 +262,32 @@ print(len(fams), sum(len(f.samples) for f in fams))\n";
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .count();
     let printed = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(printed.trim(), format!("11 {samples}"), "{text}");
+    let mut lines = printed.lines();
+    assert_eq!(lines.next(), Some(&*format!("11 {samples}")), "{text}");
+    // One exemplar per operation here (every one of its slowest calls falls in one bucket):
+    // the slowest call of the latest closed window, on the bucket it falls in.
+    let snap = engine.snapshot();
+    let window = snap.last_window.as_ref().unwrap();
+    let bounds: Vec<u64> = snap.bucket_bounds_ns.to_vec();
+    let mut want = Vec::new();
+    for op in ["db.query", "cache.get", "bulk.load"] {
+        let slowest = &window.op(op).unwrap().slowest;
+        let e = &slowest[0];
+        let i = bounds.partition_point(|&b| b < e.duration_ns);
+        assert!(slowest
+            .iter()
+            .all(|s| bounds.partition_point(|&b| b < s.duration_ns) == i));
+        want.push(format!(
+            "ringmeter_latency_seconds_bucket {op} {} [('thread_id', '{}')] {:.9} {} {}",
+            bounds[i] as f64 / 1e9,
+            e.thread,
+            e.duration_ns as f64 / 1e9,
+            e.end_unix_ns / 1_000_000_000,
+            e.end_unix_ns % 1_000_000_000,
+        ));
+    }
+    let got: Vec<&str> = lines.collect();
+    assert_eq!(got, want, "{text}");
 }
 
 #[test]

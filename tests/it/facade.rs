@@ -138,3 +138,70 @@ fn names_are_mapped_and_failures_counted() {
     assert_eq!(snap.gauges[0].value, -3.5);
     assert_eq!(&*snap.gauges[0].name, "temp_celsius");
 }
+
+/// A request id used as a label: every value past the limits is refused, and the refusals
+/// are in the exposition per metric name, exactly.
+#[test]
+fn a_request_id_label_shows_its_refusals_per_name() {
+    const IDS: u64 = 100_000;
+    let engine = Engine::builder().start_manual().unwrap();
+    let recorder = MetricsRecorder::new(&engine);
+    metrics::with_local_recorder(&recorder, || {
+        for id in 0..IDS {
+            let id = id.to_string();
+            metrics::histogram!("http.request", "request_id" => id.clone()).record(0.001);
+            metrics::counter!("http.responses", "request_id" => id).increment(1);
+        }
+    });
+    // 1024 operations (the default limit) were registered, the rest refused; the series limit
+    // holds the first histogram's rejected-values counter and 65,535 response counters.
+    let ops_refused = IDS - 1024;
+    let series_refused = IDS - (ringmeter::limits::MAX_SERIES as u64 - 1);
+    assert_eq!(ops_refused, 98_976);
+    assert_eq!(
+        recorder.rejected_registrations(),
+        ops_refused + series_refused
+    );
+    engine.flush().unwrap();
+    let text = String::from_utf8(engine.render_metrics(Format::Text)).unwrap();
+    for line in [
+        format!(
+            "ringmeter_refused_registrations_total{{limit=\"operations\",name=\"http.request\"}} {ops_refused}\n"
+        ),
+        format!(
+            "ringmeter_refused_registrations_total{{limit=\"series\",name=\"http.responses\"}} {series_refused}\n"
+        ),
+        "# TYPE ringmeter_refused_registrations_total counter\n".to_owned(),
+    ] {
+        assert!(text.contains(&line), "{line} missing");
+    }
+    let om = String::from_utf8(engine.render_metrics(Format::OpenMetrics)).unwrap();
+    assert!(om.contains(&format!(
+        "ringmeter_refused_registrations_total{{limit=\"operations\",name=\"http.request\"}} {ops_refused}\n"
+    )));
+    // Engine::op refusals are counted under the operation's name.
+    assert!(engine.op("one.more").is_err());
+    assert!(engine.op("one.more").is_err());
+    engine.flush().unwrap();
+    let snap = engine.snapshot();
+    let refused: Vec<_> = snap
+        .counters
+        .iter()
+        .filter(|c| &*c.name == "ringmeter_refused_registrations")
+        .map(|c| {
+            (
+                c.labels[0].1.to_string(),
+                c.labels[1].1.to_string(),
+                c.value,
+            )
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            ("operations".into(), "http.request".into(), ops_refused),
+            ("operations".into(), "one.more".into(), 2),
+            ("series".into(), "http.responses".into(), series_refused),
+        ]
+    );
+}

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use ringmeter::export::prom::Format;
 use ringmeter::{Clock, Engine, MockClock};
 use ringmeter::{OtlpConfig, OtlpExporter};
 
@@ -133,7 +134,7 @@ fn answer(mut conn: TcpStream, status: u16) {
 /// Decodes an OTLP request with the official Python package and prints its points, one per
 /// line, from the protocol's JSON mapping (`json_format.MessageToDict`).
 const DECODE: &str = r#"
-import json, sys
+import base64, json, sys
 from google.protobuf import json_format
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 req = ExportMetricsServiceRequest()
@@ -154,6 +155,10 @@ for rm in d['resourceMetrics']:
                           repr(p.get('sum', 0.0)), ','.join(p['bucketCounts']),
                           ','.join(repr(b) for b in p['explicitBounds']),
                           repr(p.get('min')), repr(p.get('max')), len(p.get('exemplars', [])))
+                    for e in p.get('exemplars', []):
+                        print('exemplar', attrs(p)['op'], repr(e.get('asDouble')),
+                              base64.b64decode(e.get('traceId', '')).hex() or '-',
+                              base64.b64decode(e.get('spanId', '')).hex() or '-')
             elif 'sum' in m:
                 s = m['sum']
                 for p in s['dataPoints']:
@@ -218,6 +223,7 @@ fn engine_with_mock() -> (Engine, MockClock) {
     let engine = Engine::builder()
         .clock(clock)
         .window(Duration::from_secs(1))
+        .max_operations(8)
         .prometheus_buckets([
             Duration::from_micros(1),
             Duration::from_micros(10),
@@ -256,6 +262,18 @@ fn exporter(engine: &Engine, capacity: usize, config: &OtlpConfig) -> OtlpExport
     .unwrap()
 }
 
+/// An exporter that keeps its counts in engine counters too.
+fn counted_exporter(engine: &Engine, capacity: usize, config: &OtlpConfig) -> OtlpExporter {
+    let weak = engine.downgrade();
+    OtlpExporter::start_counted(
+        engine.subscribe(capacity),
+        move || weak.upgrade().map(|e| e.snapshot()),
+        config,
+        |name, labels| engine.counter(name, labels),
+    )
+    .unwrap()
+}
+
 /// Non-cumulative counts of `durations` at the bounds 1 µs, 10 µs, 1 ms, then above.
 fn buckets(durations: &[u64]) -> String {
     let mut c = [0u64; 4];
@@ -283,9 +301,16 @@ fn python_decodes_every_window_with_the_engines_exact_figures() {
     }
     let receiver = Receiver::start(&[]);
     let (engine, mock) = engine_with_mock();
-    let exp = exporter(&engine, 16, &fast(&receiver.url()));
+    let exp = counted_exporter(&engine, 16, &fast(&receiver.url()));
     let query = engine.op("db.query").unwrap();
     let cache = engine.op("cache.get").unwrap();
+    // Fill the operation table (8): further registrations are refused and counted.
+    for i in 0..6 {
+        engine.op(&format!("idle{i}")).unwrap();
+    }
+    for _ in 0..3 {
+        assert!(engine.op("one.too.many").is_err());
+    }
     let jobs = engine.counter("jobs.done", &[("queue", "a")]).unwrap();
     let depth = engine.gauge("queue.depth", &[]).unwrap();
     // Exactly representable durations (below 2048 ns HdrHistogram buckets are 1 ns wide;
@@ -399,6 +424,20 @@ fn python_decodes_every_window_with_the_engines_exact_figures() {
         } else {
             assert_eq!(hist("cache.get")[6], "2");
         }
+        // The refusals and the exporter's own counts are cumulative sums like any counter;
+        // window i goes out after i windows were sent.
+        let refused = point(
+            "ringmeter_refused_registrations",
+            r#"{"limit":"operations","name":"one.too.many"}"#,
+        );
+        assert_eq!(refused[3], "AGGREGATION_TEMPORALITY_CUMULATIVE");
+        assert_eq!(refused[7], "3");
+        let sent = point("ringmeter_otlp_windows", r#"{"outcome":"sent"}"#);
+        assert_eq!(sent[7], i.to_string());
+        assert_eq!(
+            point("ringmeter_otlp_windows", r#"{"outcome":"failed"}"#)[7],
+            "0"
+        );
         let jobs = point("jobs_done", r#"{"queue":"a"}"#);
         assert_eq!(jobs[3], "AGGREGATION_TEMPORALITY_CUMULATIVE");
         assert_eq!(jobs[7], (10 * (i + 1)).to_string());
@@ -472,7 +511,8 @@ fn a_dead_endpoint_never_holds_the_engine_and_every_window_is_accounted_for() {
         .attempts(3)
         .backoff(Duration::from_millis(100), Duration::from_millis(100))
         .shutdown_timeout(Duration::from_millis(200));
-    let exp = exporter(&engine, 2, &config);
+    // Its counts are kept in engine counters too.
+    let exp = counted_exporter(&engine, 2, &config);
     let op = engine.op("step").unwrap();
     let windows = 20;
     for _ in 0..windows {
@@ -490,6 +530,19 @@ fn a_dead_endpoint_never_holds_the_engine_and_every_window_is_accounted_for() {
     assert_eq!(stats.failed + stats.missed, windows, "{stats:?}");
     assert!(stats.missed > 0, "a queue of 2 overflowed: {stats:?}");
     assert!(stats.last_error.is_some());
+    // The engine counters say the same, in the snapshot and the exposition.
+    engine.flush().unwrap();
+    let text = String::from_utf8(engine.render_metrics(Format::Text)).unwrap();
+    for (outcome, n) in [
+        ("sent", stats.sent),
+        ("failed", stats.failed),
+        ("missed", stats.missed),
+    ] {
+        let line = format!("ringmeter_otlp_windows_total{{outcome=\"{outcome}\"}} {n}\n");
+        assert!(text.contains(&line), "{line} missing from\n{text}");
+    }
+    let line = format!("ringmeter_otlp_retries_total {}\n", stats.retries);
+    assert!(stats.retries > 0 && text.contains(&line), "{line} missing");
 }
 
 #[test]
@@ -609,4 +662,41 @@ fn dump_otlp_json_is_read_by_the_official_json_parser() {
         assert_eq!(c[2], count.to_string());
         assert_eq!(c[3], json_u64(j, "errors").to_string());
     }
+}
+
+/// A span's `trace_id` and `span_id` reach the collector as its exemplar's ids.
+#[cfg(feature = "tracing")]
+#[test]
+fn python_reads_the_trace_ids_of_span_exemplars() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    if !decoder_available() {
+        return;
+    }
+    let receiver = Receiver::start(&[]);
+    let (engine, mock) = engine_with_mock();
+    let exp = exporter(&engine, 4, &fast(&receiver.url()));
+    let subscriber = tracing_subscriber::registry().with(ringmeter::TracingLayer::new(&engine));
+    let (trace, span) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info_span!("traced", trace_id = trace, span_id = span)
+            .in_scope(|| mock.advance(Duration::from_millis(3)));
+        tracing::info_span!("traced").in_scope(|| mock.advance(Duration::from_millis(1)));
+    });
+    close_window(&engine, &mock);
+    wait_for(|| exp.stats().sent == 1);
+    exp.shutdown();
+    let lines = decode(&receiver.requests()[0].body);
+    let exemplars: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("exemplar traced "))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        exemplars,
+        [
+            format!("exemplar traced 0.003 {trace} {span}").as_str(),
+            "exemplar traced 0.001 - -"
+        ]
+    );
 }

@@ -296,3 +296,112 @@ fn names_the_engine_refuses_are_counted_not_timed() {
         .unwrap();
     assert_eq!(refused.value, probe.refused_spans());
 }
+
+/// `n` as the hex of an id of `N` bytes (the last byte `n`, the first 0xab so it is not zero).
+fn hex_id<const N: usize>(n: u8) -> ([u8; N], String) {
+    let mut id = [0u8; N];
+    id[0] = 0xab;
+    id[N - 1] = n;
+    let hex = id.iter().map(|b| format!("{b:02x}")).collect();
+    (id, hex)
+}
+
+#[test]
+fn the_exemplars_of_spans_with_ids_carry_them_to_otlp_and_openmetrics() {
+    use ringmeter::export::otlp;
+    use ringmeter::export::prom::Format;
+
+    for timing in [Timing::Wall, Timing::Busy] {
+        let (engine, mock) = manual(
+            Engine::builder()
+                .window(Duration::from_secs(1))
+                .rule("tl.traced", Rule::new().exemplars(4)),
+        );
+        let windows = engine.subscribe(4);
+        let layer = TracingLayer::new(&engine).timing(timing);
+        let mut want = Vec::new();
+        dispatcher::with_default(&dispatch(layer), || {
+            // 5 ms with ids at creation; 4 ms with ids recorded later (`%` Display);
+            // 3 ms without ids; 2 ms with only a trace id; 1 ms with ids.
+            for (ms, ids) in [(5u8, 2), (4, 1), (3, 0), (2, 3), (1, 2)] {
+                let (trace_id, trace_hex) = hex_id::<16>(ms);
+                let (span_id, span_hex) = hex_id::<8>(ms);
+                let span = match ids {
+                    2 => tracing::info_span!(
+                        "tl.traced",
+                        trace_id = trace_hex.as_str(),
+                        span_id = span_hex.as_str()
+                    ),
+                    _ => tracing::info_span!("tl.traced", trace_id = Empty, span_id = Empty),
+                };
+                if ids == 1 {
+                    span.record("trace_id", tracing::field::display(&trace_hex));
+                    span.record("span_id", tracing::field::display(&span_hex));
+                }
+                if ids == 3 {
+                    span.record("trace_id", trace_hex.as_str());
+                }
+                span.in_scope(|| mock.advance(u32::from(ms) * MS));
+                drop(span);
+                let ids = (ids == 1 || ids == 2).then_some((trace_id, span_id));
+                want.push((u64::from(ms) * 1_000_000, ids));
+            }
+        });
+        // A plain call, as slow as the slowest span, on the same thread: no ids.
+        engine.op("tl.traced").unwrap().record_ns(6_000_000);
+        want.insert(0, (6_000_000, None));
+        want.truncate(4);
+        engine.flush().unwrap();
+        mock.advance(Duration::from_secs(3));
+        engine.flush().unwrap();
+        let w = windows.try_recv().expect("a closed window");
+        let slowest = &w.op("tl.traced").unwrap().slowest;
+        let got: Vec<_> = slowest
+            .iter()
+            .map(|e| (e.duration_ns, e.trace.map(|t| (t.trace_id, t.span_id))))
+            .collect();
+        assert_eq!(got, want, "{timing:?}");
+
+        // OTLP: the exemplars' trace_id and span_id bytes.
+        let snap = engine.snapshot();
+        let req = otlp::request(
+            &otlp::resource("svc", &[]),
+            &w,
+            &snap.bucket_bounds_ns,
+            &[],
+            &[],
+            0,
+        );
+        let metric = &req.resource_metrics[0].scope_metrics[0].metrics[0];
+        let Some(otlp::proto::metrics::v1::metric::Data::Histogram(h)) = &metric.data else {
+            panic!("not a histogram")
+        };
+        let ids: Vec<_> = h.data_points[0]
+            .exemplars
+            .iter()
+            .map(|e| (e.trace_id.clone(), e.span_id.clone()))
+            .collect();
+        let want_ids: Vec<_> = want
+            .iter()
+            .map(|(_, ids)| ids.map_or((vec![], vec![]), |(t, s)| (t.to_vec(), s.to_vec())))
+            .collect();
+        assert_eq!(ids, want_ids);
+
+        // OpenMetrics: the slowest call of the 5 ms bucket is the 5 ms span, with its ids.
+        let text = String::from_utf8(engine.render_metrics(Format::OpenMetrics)).unwrap();
+        let (_, trace_hex) = hex_id::<16>(5);
+        let (_, span_hex) = hex_id::<8>(5);
+        let line = text
+            .lines()
+            .find(|l| {
+                l.starts_with("ringmeter_latency_seconds_bucket{op=\"tl.traced\",le=\"0.005\"}")
+            })
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(
+            line.contains(&format!(
+                " # {{trace_id=\"{trace_hex}\",span_id=\"{span_hex}\",thread_id="
+            )),
+            "{line}"
+        );
+    }
+}
