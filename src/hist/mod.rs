@@ -32,7 +32,7 @@ mod quantiles;
 pub(crate) use codec::{check_frame, decode, peek, Encoder, HistEncodeError, HistRef};
 pub(crate) use compact::{bump, CountsPool, RangeCounts, WindowCounts, LOG_CAPACITY};
 pub use compact::{CompactHistogram, RecordedBucket};
-pub(crate) use layout::{IndexTable, Layout};
+pub(crate) use layout::{DenseCounter, IndexTable, Layout};
 pub(crate) use pool::HistPool;
 pub use pool::PooledHistogram;
 pub use quantiles::QUANTILES;
