@@ -182,24 +182,16 @@ impl Event {
         }
     }
 
-    /// Whether this is a plain timed call of `op` (a timestamp, weight 1, no error note or
-    /// kind): the aggregator's run of timed calls. One shift, mask and compare.
+    /// The operation id (bits 0–15) and the flags (bits 16–31) in one word, the upper half
+    /// of the second: one 32-bit compare tells whether two events are of the same operation
+    /// and form (the aggregator's runs).
     #[inline(always)]
-    pub fn is_plain_timed_of(&self, op: u32) -> bool {
-        let key = (self.w >> 32) as u32 & (0xffff | (Self::NANOS | Self::SLOW) << 16);
-        key == op
+    pub fn key(&self) -> u32 {
+        (self.w >> 32) as u32
     }
 
-    /// Whether this is a `NANOS` event of `op` of weight 1 without an error note or kind:
-    /// the aggregator's run of pre-measured durations.
-    #[inline(always)]
-    pub fn is_plain_nanos_of(&self, op: u32) -> bool {
-        let key = (self.w >> 32) as u32 & (0xffff | (Self::NANOS | Self::SLOW) << 16);
-        key == op | Self::NANOS << 16
-    }
-
-    /// [`end`](Self::end) of an event known to have a timestamp (such as one that passed
-    /// [`is_plain_timed_of`](Self::is_plain_timed_of)): no check.
+    /// [`end`](Self::end) of an event known to have a timestamp (such as one whose flags
+    /// have neither `NANOS` nor `TICKS`): no check.
     #[inline(always)]
     pub fn plain_end(&self) -> u64 {
         debug_assert!(self.has_timestamp());
@@ -262,9 +254,8 @@ mod tests {
         assert_eq!((ev.weight(), ev.kind(), ev.is_error()), (1, 7, true));
         assert_eq!(ev.flags() & Event::SLOW, kind);
         let plain = Event::timed(12, Event::ERROR | Event::PANIC, end, 5);
-        assert!(plain.is_plain_timed_of(12));
-        assert!(!plain.is_plain_timed_of(13) && !plain.is_plain_nanos_of(12));
-        assert!(!ev.is_plain_timed_of(65_535), "a kind takes the slow path");
+        assert_eq!(plain.key(), 12 | (Event::ERROR | Event::PANIC) << 16);
+        assert_eq!(ev.key(), 65_535 | word << 16);
     }
 
     #[test]
@@ -300,10 +291,10 @@ mod tests {
         let ev = Event::nanos(9, Event::MAX_WEIGHT << Event::WEIGHT_SHIFT, 5);
         assert_eq!(ev.weight(), u64::from(Event::MAX_WEIGHT));
         assert_eq!(ev.flags(), Event::NANOS | Event::WEIGHTED);
-        assert!(!ev.is_plain_nanos_of(9), "a weight takes the slow path");
+        assert_eq!(ev.key(), 9 | (Event::NANOS | Event::WEIGHTED) << 16);
         let plain = Event::nanos(9, Event::ERROR, 5);
-        assert!(plain.is_plain_nanos_of(9));
-        assert!(!plain.is_plain_timed_of(9) && !plain.is_plain_nanos_of(8));
-        assert!(!Event::timed_wide(9, 0, 0, 1).is_plain_timed_of(9));
+        assert_eq!(plain.key(), 9 | (Event::ERROR | Event::NANOS) << 16);
+        let wide = Event::timed_wide(9, 0, 0, 1);
+        assert_eq!(wide.key(), 9 | Event::TICKS << 16);
     }
 }

@@ -1,8 +1,8 @@
 //! Ingest: draining every ring into the open windows.
 //!
-//! Events come in chunks; runs of consecutive timed calls of one operation that end in the
-//! current window (or of pre-measured durations) take a fast loop, everything else the
-//! general path.
+//! Events come in chunks; runs of consecutive calls of one operation and the same flags
+//! (timed calls that end in the cached window, or pre-measured durations) take a fast loop
+//! that reads each event once, everything else the general path.
 
 use std::num::NonZeroU64;
 use std::sync::Arc;
@@ -12,18 +12,37 @@ use super::{Aggregator, Drained, Pass};
 use crate::clock::{Clock, TimeBase};
 use crate::config::EffectiveRule;
 use crate::event::Event;
-use crate::hist::{bump, IndexTable, LOG_CAPACITY};
+use crate::hist::{bump, DenseCounter, IndexTable, LOG_CAPACITY};
 use crate::hub::Hub;
 use crate::ring::Consumer;
 
 /// What ends a run, and the slow threshold of its operation.
 struct RunLimits {
-    op: u32,
+    /// The run's operation id and flags ([`Event::key`]): every call of a run has the same,
+    /// so a run's calls either all failed or none did.
+    key: u32,
     /// The cached window's bounds as raw clock readings (timed runs only).
     lo: u64,
     hi: u64,
     ticks: Ticks,
     slow_ns: u64,
+}
+
+impl RunLimits {
+    /// The duration in nanoseconds of `ev`, a call of the run.
+    #[inline(always)]
+    fn nanos<const TIMED: bool>(&self, ev: &Event) -> u64 {
+        if TIMED {
+            self.ticks.plain_nanos(ev.plain_duration_ticks())
+        } else {
+            ev.nanos_value()
+        }
+    }
+
+    /// Whether the run's calls failed.
+    fn failed(&self) -> bool {
+        self.key & ((Event::ERROR | Event::PANIC) << 16) != 0
+    }
 }
 
 /// What an exemplar needs besides its duration: kept out of the run's loop.
@@ -57,91 +76,178 @@ impl ExemplarSource<'_> {
     }
 }
 
-/// Events a run is processed in at a time: their durations fit the aggregator's buffer.
+/// Events a run is processed in at a time: the extremes and sums of a block are merged into
+/// the window's once, and its sums fit a `u64` when its calls are short ([`SHORT`]).
 pub(super) const BLOCK: usize = 256;
 
-/// Finds how many events at the start of `evs` (at most [`BLOCK`]) belong to the run and
-/// writes their durations to `ns`; returns that number and how many of them failed.
-///
-/// Not inlined, like the other loops of a run: on its own, each loop gets the registers to
-/// itself, where inlined into the drain the compiler spills some of its state.
-#[inline(never)]
-fn scan<const TIMED: bool>(evs: &[Event], lim: &RunLimits, ns: &mut [u64; BLOCK]) -> (usize, u64) {
-    let (op, lo, hi, ticks) = (lim.op, lim.lo, lim.hi, lim.ticks);
-    let mut errors = 0_u64;
-    let mut n = 0;
-    for (ev, slot) in evs.iter().zip(ns.iter_mut()) {
-        let part = if TIMED {
-            ev.is_plain_timed_of(op) && ev.plain_end() >= lo && ev.plain_end() < hi
-        } else {
-            ev.is_plain_nanos_of(op)
-        };
-        if !part {
-            break;
-        }
-        *slot = if TIMED {
-            ticks.nanos(0, ev.plain_duration_ticks())
-        } else {
-            ev.nanos_value()
-        };
-        errors += u64::from(ev.is_error());
-        n += 1;
-    }
-    (n, errors)
+/// Durations below this (268 ms) add up over a block without overflowing a `u64`, squares
+/// included.
+const SHORT: u64 = 1 << 28;
+const _: () =
+    assert!(BLOCK as u128 * (SHORT as u128 - 1) * (SHORT as u128 - 1) <= u64::MAX as u128);
+
+/// What a block of a run adds up to: `n` calls of weight 1, their exact extremes, and the
+/// sums of their durations and squares modulo 2^64 (exact when `max < SHORT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Block {
+    n: usize,
+    min: u64,
+    max: u64,
+    sum: u64,
+    sum_sq: u64,
 }
 
-/// Adds the exact statistics of a run's calls (durations `ns`, `errors` of them failed) to
-/// `calls`, and offers the slow ones as exemplars.
+/// Where the block's loop counts each duration.
+trait Tally {
+    /// Counts the `at`-th call of the block, of `ns` nanoseconds.
+    fn count(&mut self, at: usize, ns: u64);
+}
+
+/// The window's dense array, when no count can wrap during the block.
+impl Tally for DenseCounter<'_> {
+    #[inline(always)]
+    fn count(&mut self, _: usize, ns: u64) {
+        self.add_one(ns);
+    }
+}
+
+/// The window's dense array when a count may wrap (2^32 calls of one operation in one
+/// window): a wrap carries into `extra`.
+struct Carrying<'a> {
+    dense: &'a mut [u32],
+    extra: &'a mut Vec<(u32, u64)>,
+    table: &'a IndexTable,
+    mask: NonZeroU64,
+}
+
+impl Tally for Carrying<'_> {
+    #[inline(always)]
+    fn count(&mut self, _: usize, ns: u64) {
+        bump(self.dense, self.extra, self.table.index(ns, self.mask), 1);
+    }
+}
+
+/// The indices of the block's calls, in order, for the window's log.
+struct Logged<'a> {
+    indices: &'a mut [u32; BLOCK],
+    table: &'a IndexTable,
+    mask: NonZeroU64,
+}
+
+impl Tally for Logged<'_> {
+    #[inline(always)]
+    fn count(&mut self, at: usize, ns: u64) {
+        self.indices[at] = self.table.index(ns, self.mask) as u32;
+    }
+}
+
+/// The drain's loop: takes the calls of the run at the start of `evs` (at most [`BLOCK`]),
+/// counts each duration into `tally` and adds up the block's extremes and sums. Each event
+/// is read once: one compare of its operation and flags with the run's, for a timed call
+/// one of its end with the window's bounds, then the duration.
 ///
-/// The loop has no call in it, so its state stays in registers: the exemplars are offered in
-/// a pass of their own, taken only when the longest call beats the floor, which offers the
-/// same calls in the same order as a check per call would (the floor only rises).
+/// Not inlined: on its own, the loop gets the registers to itself.
 #[inline(never)]
-fn add_stats<const TIMED: bool>(
-    ns: &[u64],
+fn count_block<const TIMED: bool, T: Tally>(
     evs: &[Event],
-    errors: u64,
-    slow_ns: u64,
+    lim: &RunLimits,
+    tally: &mut T,
+) -> Block {
+    let (key, lo, span) = (lim.key, lim.lo, lim.hi.wrapping_sub(lim.lo));
+    let (mut min, mut max, mut sum, mut sum_sq) = (u64::MAX, 0_u64, 0_u64, 0_u64);
+    let evs = &evs[..evs.len().min(BLOCK)];
+    let mut n = evs.len();
+    // The count is taken from the iterator's position, so the loop keeps no counter of its
+    // own (only the log's tally uses it, to place each index).
+    let mut it = evs.iter();
+    while let Some(ev) = it.next() {
+        let at = evs.len() - it.len() - 1;
+        // `lo <= end < hi` as one unsigned compare.
+        if ev.key() != key || (TIMED && ev.plain_end().wrapping_sub(lo) >= span) {
+            n = at;
+            break;
+        }
+        let v = lim.nanos::<TIMED>(ev);
+        min = min.min(v);
+        max = max.max(v);
+        sum = sum.wrapping_add(v);
+        sum_sq = sum_sq.wrapping_add(v.wrapping_mul(v));
+        tally.count(at, v);
+    }
+    Block {
+        n,
+        min,
+        max,
+        sum,
+        sum_sq,
+    }
+}
+
+/// Adds a block's calls (`evs`, what [`count_block`] added up as `b`) to the window's exact
+/// statistics `calls`, and offers the slow ones as exemplars.
+///
+/// Whatever the block's loop left out is rare and taken here from its extremes: sums that may
+/// have overflowed a `u64` (a call of 268 ms or more) are recomputed in `u128`, calls above
+/// the slow threshold counted, and calls longer than the exemplars' floor offered, in their
+/// order (the floor only rises, so this offers what a check per call would).
+#[inline(always)]
+fn add_block<const TIMED: bool>(
+    b: &Block,
+    evs: &[Event],
+    lim: &RunLimits,
     calls: &mut window::Calls,
     slowest: &mut Slowest,
     ex: &ExemplarSource<'_>,
 ) {
-    // Runs hold calls of weight 1 only (sampled calls that stand for several take
-    // `ingest_other`), so the sums need no weight.
-    let (mut slow, mut min, mut max) = (0_u64, u64::MAX, 0_u64);
-    let (mut sum, mut sum_sq) = (0_u128, 0_u128);
-    for &v in ns {
-        slow += u64::from(v > slow_ns);
-        min = min.min(v);
-        max = max.max(v);
-        sum += u128::from(v);
-        sum_sq += u128::from(v) * u128::from(v);
+    let (sum, sum_sq) = if b.max < SHORT {
+        (u128::from(b.sum), u128::from(b.sum_sq))
+    } else {
+        wide_sums::<TIMED>(evs, lim)
+    };
+    let slow = if b.max > lim.slow_ns {
+        count_slow::<TIMED>(evs, lim)
+    } else {
+        0
+    };
+    if b.max > slowest.floor {
+        offer_slowest::<TIMED>(evs, lim, slowest, ex);
     }
-    if max > slowest.floor {
-        offer_slowest::<TIMED>(ns, evs, slowest, ex);
-    }
-    calls.merge_run(ns.len() as u64, errors, slow, min, max, sum, sum_sq);
+    let n = b.n as u64;
+    let errors = if lim.failed() { n } else { 0 };
+    calls.merge_run(n, errors, slow, b.min, b.max, sum, sum_sq);
 }
 
-/// Counts each of `ns` in `dense`, at the index `table` gives (no count may wrap).
+/// The exact sums of durations and squares of a run's calls `evs` (the squares' saturating:
+/// two calls of 2^63.5 ns fill a `u128`).
+#[cold]
 #[inline(never)]
-fn count_dense(dense: &mut [u32], ns: &[u64], table: &IndexTable, mask: NonZeroU64) {
-    for &v in ns {
-        dense[table.index(v, mask)] += 1;
-    }
+fn wide_sums<const TIMED: bool>(evs: &[Event], lim: &RunLimits) -> (u128, u128) {
+    evs.iter().fold((0, 0), |(sum, sum_sq), ev| {
+        let v = u128::from(lim.nanos::<TIMED>(ev));
+        (sum + v, sum_sq.saturating_add(v * v))
+    })
 }
 
-/// Offers every call longer than the floor at its turn (`ns[i]` is the duration of
-/// `evs[i]`).
+/// How many of a run's calls `evs` are slow.
+#[cold]
+#[inline(never)]
+fn count_slow<const TIMED: bool>(evs: &[Event], lim: &RunLimits) -> u64 {
+    evs.iter()
+        .map(|ev| u64::from(lim.nanos::<TIMED>(ev) > lim.slow_ns))
+        .sum()
+}
+
+/// Offers every call of `evs` (calls of a run) longer than the floor at its turn.
 #[cold]
 #[inline(never)]
 fn offer_slowest<const TIMED: bool>(
-    ns: &[u64],
     evs: &[Event],
+    lim: &RunLimits,
     slowest: &mut Slowest,
     ex: &ExemplarSource<'_>,
 ) {
-    for (&v, ev) in ns.iter().zip(evs) {
+    for ev in evs {
+        let v = lim.nanos::<TIMED>(ev);
         if v > slowest.floor {
             // A pre-measured call has no timestamp (it ends "now").
             let end = if TIMED { ev.plain_end() } else { 0 };
@@ -185,6 +291,14 @@ impl Ticks {
         if d > self.max_ticks {
             return u64::MAX;
         }
+        ((u128::from(d) * u128::from(self.factor)) >> Self::SHIFT) as u64
+    }
+
+    /// [`nanos`](Self::nanos) of a plain timed call's duration (below 2^32 ticks), without
+    /// the check for saturation: `max_ticks` is at least 2^40 (the factor is a `u64`).
+    #[inline(always)]
+    fn plain_nanos(self, d: u64) -> u64 {
+        debug_assert!(d <= u64::from(u32::MAX) && self.max_ticks > u64::from(u32::MAX));
         ((u128::from(d) * u128::from(self.factor)) >> Self::SHIFT) as u64
     }
 }
@@ -268,9 +382,10 @@ impl Aggregator {
 
     /// Records a chunk of events drained from one ring.
     ///
-    /// Consecutive calls of one operation into the same window form a run: its exact counts
-    /// stay in registers and only its durations touch memory (the histogram), which is what
-    /// makes draining a busy ring cheap.
+    /// Consecutive calls of one operation with the same flags (failed or not, timed or
+    /// pre-measured) into the same window form a run: its exact counts stay in registers and
+    /// only its durations touch memory (the histogram), which is what makes draining a busy
+    /// ring cheap.
     #[inline]
     pub(crate) fn ingest_chunk(&mut self, hub: &Hub, evs: &[Event]) {
         let mut rest = evs;
@@ -300,12 +415,13 @@ impl Aggregator {
     ///
     /// Durations are counted straight into the window's counts (HdrHistogram's index, no
     /// other bookkeeping: the run keeps the exact extremes and sums): into its log while it
-    /// has room, which may end the run early, and into its dense array after that.
+    /// has room, which may end the run early, and into its dense array after that. The run
+    /// goes in blocks of [`BLOCK`] calls ([`count_block`], then [`add_block`]).
     #[inline(always)]
     fn ingest_run<const TIMED: bool>(&mut self, evs: &[Event]) -> usize {
         let op = evs[0].op();
         let lim = RunLimits {
-            op,
+            key: evs[0].key(),
             lo: self.cur_lo_raw,
             hi: self.cur_hi_raw,
             ticks: self.ticks,
@@ -333,43 +449,49 @@ impl Aggregator {
             LOG_CAPACITY - counts.log.len() - counts.extra.len()
         };
         let evs = &evs[..evs.len().min(room)];
-        let buf = &mut *self.ns_buf;
+        let indices = &mut *self.idx_buf;
         let mut done = 0;
         loop {
-            let block = &evs[done..evs.len().min(done + BLOCK)];
-            let (n, errors) = scan::<TIMED>(block, &lim, buf);
-            if n == 0 {
+            let rest = &evs[done..];
+            let b = match counts.dense.as_deref_mut() {
+                // No count can wrap: the array holds fewer than 2^32 calls in all.
+                Some(dense) if counts.dense_calls + BLOCK as u64 <= u64::from(u32::MAX) => {
+                    let mut t = DenseCounter::new(dense, table, mask);
+                    let b = count_block::<TIMED, _>(rest, &lim, &mut t);
+                    counts.dense_calls += b.n as u64;
+                    b
+                }
+                Some(dense) => {
+                    let extra = &mut counts.extra;
+                    let mut t = Carrying {
+                        dense,
+                        extra,
+                        table,
+                        mask,
+                    };
+                    let b = count_block::<TIMED, _>(rest, &lim, &mut t);
+                    counts.dense_calls += b.n as u64;
+                    b
+                }
+                None => {
+                    let mut t = Logged {
+                        indices: &mut *indices,
+                        table,
+                        mask,
+                    };
+                    let b = count_block::<TIMED, _>(rest, &lim, &mut t);
+                    counts.log.extend_from_slice(&indices[..b.n]);
+                    b
+                }
+            };
+            if b.n == 0 {
                 // The previous block ended exactly where the run did.
                 return done;
             }
-            let ns = &buf[..n];
-            add_stats::<TIMED>(
-                ns,
-                block,
-                errors,
-                lim.slow_ns,
-                &mut acc.calls,
-                &mut acc.slowest,
-                &ex,
-            );
-            match counts.dense.as_deref_mut() {
-                Some(dense) if counts.dense_calls + n as u64 <= u64::from(u32::MAX) => {
-                    // No count can wrap: the array holds fewer than 2^32 calls in all.
-                    count_dense(dense, ns, table, mask);
-                    counts.dense_calls += n as u64;
-                }
-                Some(dense) => {
-                    for &v in ns {
-                        bump(dense, &mut counts.extra, table.index(v, mask), 1);
-                    }
-                    counts.dense_calls += n as u64;
-                }
-                None => counts
-                    .log
-                    .extend(ns.iter().map(|&v| table.index(v, mask) as u32)),
-            }
-            done += n;
-            if n < block.len() || done == evs.len() {
+            let calls = &rest[..b.n];
+            add_block::<TIMED>(&b, calls, &lim, &mut acc.calls, &mut acc.slowest, &ex);
+            done += b.n;
+            if b.n < rest.len().min(BLOCK) || done == evs.len() {
                 return done;
             }
         }
@@ -465,9 +587,264 @@ impl Aggregator {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::time::Duration;
 
-    use super::Ticks;
-    use crate::Engine;
+    use hdrhistogram::Histogram;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::hist::Layout;
+    use crate::{Clock, Engine};
+
+    /// The block loop's work done the plain way: the length of the run at the start of
+    /// `evs` (at most a block) and its calls' durations.
+    fn naive_block(evs: &[Event], lim: &RunLimits, timed: bool) -> Vec<u64> {
+        let key = evs[0].key();
+        evs.iter()
+            .take(BLOCK)
+            .take_while(|ev| {
+                ev.key() == key && (!timed || (lim.lo <= ev.plain_end() && ev.plain_end() < lim.hi))
+            })
+            .map(|ev| {
+                if timed {
+                    lim.ticks.nanos(0, ev.plain_duration_ticks())
+                } else {
+                    ev.nanos_value()
+                }
+            })
+            .collect()
+    }
+
+    /// One event of a generated stream: its operation, whether it failed, whether it is
+    /// pre-measured, its duration (ticks or ns) and its end.
+    fn event() -> impl Strategy<Value = (u32, bool, bool, u64, u64)> {
+        let duration = prop_oneof![
+            4 => 0_u64..4_096,
+            2 => 4_096_u64..1 << 28,
+            1 => (1_u64 << 28)..1 << 32,
+            1 => any::<u64>(),
+        ];
+        (
+            prop_oneof![8 => Just(3_u32), 1 => Just(4_u32)],
+            prop_oneof![8 => Just(false), 1 => Just(true)],
+            prop_oneof![8 => Just(false), 1 => Just(true)],
+            duration,
+            prop_oneof![8 => 1_000_u64..2_000, 1 => 0_u64..3_000],
+        )
+    }
+
+    fn build(spec: &[(u32, bool, bool, u64, u64)], timed: bool) -> Vec<Event> {
+        spec.iter()
+            .map(|&(op, failed, other_kind, d, end)| {
+                let word = if failed { Event::ERROR } else { 0 };
+                if timed != other_kind {
+                    Event::timed(op, word, end, d & u64::from(u32::MAX))
+                } else {
+                    Event::nanos(op, word, d)
+                }
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The block loop finds where a run ends (operation, flags, the window's bounds, the
+        /// block's end), and adds up exactly what the plain recomputation does: extremes,
+        /// sums (exact below `SHORT`, recomputed above) and the counts at HdrHistogram's
+        /// indices, through each tally.
+        #[test]
+        fn a_block_adds_up_what_a_naive_recomputation_does(
+            spec in prop::collection::vec(event(), 1..700),
+            timed in any::<bool>(),
+            factor in prop_oneof![Just(1_u64 << 40), (1_u64 << 36)..(1_u64 << 42)],
+        ) {
+            let evs = build(&spec, timed);
+            // The caller starts a run only at an event of the run's kind.
+            prop_assume!(evs[0].has_timestamp() == timed);
+            let layout = Layout::of(&Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap());
+            let (table, mask) = (layout.index_table(), layout.mask());
+            let lim = RunLimits {
+                key: evs[0].key(),
+                lo: 1_000,
+                hi: 2_000,
+                ticks: Ticks::with_factor(factor),
+                slow_ns: 5_000,
+            };
+            prop_assume!(!timed || (lim.lo..lim.hi).contains(&evs[0].plain_end()));
+            let want = naive_block(&evs, &lim, timed);
+
+            let mut indices = [0_u32; BLOCK];
+            let mut logged = Logged { indices: &mut indices, table: &table, mask };
+            let b = if timed {
+                count_block::<true, _>(&evs, &lim, &mut logged)
+            } else {
+                count_block::<false, _>(&evs, &lim, &mut logged)
+            };
+            prop_assert_eq!(b.n, want.len());
+            let want_idx: Vec<u32> = want.iter().map(|&v| layout.index(v) as u32).collect();
+            prop_assert_eq!(&indices[..b.n], &want_idx[..]);
+            prop_assert_eq!(b.min, want.iter().copied().min().unwrap_or(u64::MAX));
+            prop_assert_eq!(b.max, want.iter().copied().max().unwrap_or(0));
+            let sum: u128 = want.iter().map(|&v| u128::from(v)).sum();
+            // Squares of durations near `u64::MAX` pass what a `u128` holds: the sum saturates.
+            let sum_sq = want
+                .iter()
+                .fold(0_u128, |a, &v| a.saturating_add(u128::from(v) * u128::from(v)));
+            let low_sq = want.iter().fold(0_u64, |a, &v| a.wrapping_add(v.wrapping_mul(v)));
+            prop_assert_eq!(b.sum, sum as u64);
+            prop_assert_eq!(b.sum_sq, low_sq);
+            if b.max < SHORT {
+                prop_assert_eq!((u128::from(b.sum), u128::from(b.sum_sq)), (sum, sum_sq));
+            }
+            let calls = &evs[..b.n];
+            let wide = if timed { wide_sums::<true>(calls, &lim) } else { wide_sums::<false>(calls, &lim) };
+            prop_assert_eq!(wide, (sum, sum_sq));
+            let slow = if timed { count_slow::<true>(calls, &lim) } else { count_slow::<false>(calls, &lim) };
+            prop_assert_eq!(slow, want.iter().filter(|&&v| v > lim.slow_ns).count() as u64);
+
+            // The dense array, and the same with a count about to wrap.
+            let mut dense = vec![0_u32; layout.len()];
+            let mut counter = DenseCounter::new(&mut dense, &table, mask);
+            let n = if timed {
+                count_block::<true, _>(&evs, &lim, &mut counter).n
+            } else {
+                count_block::<false, _>(&evs, &lim, &mut counter).n
+            };
+            prop_assert_eq!(n, want.len());
+            let mut naive = vec![0_u32; layout.len()];
+            for &i in &want_idx {
+                naive[i as usize] += 1;
+            }
+            prop_assert_eq!(&dense, &naive);
+            let mut extra = Vec::new();
+            let at = want_idx.first().map_or(0, |&i| i as usize);
+            dense.fill(0);
+            dense[at] = u32::MAX;
+            let mut carrying = Carrying { dense: &mut dense, extra: &mut extra, table: &table, mask };
+            if timed {
+                count_block::<true, _>(&evs, &lim, &mut carrying);
+            } else {
+                count_block::<false, _>(&evs, &lim, &mut carrying);
+            }
+            naive[at] = naive[at].wrapping_add(u32::MAX);
+            prop_assert_eq!(&dense, &naive);
+            let carried: Vec<(u32, u64)> = if want_idx.is_empty() { vec![] } else { vec![(at as u32, 1 << 32)] };
+            prop_assert_eq!(extra, carried);
+        }
+    }
+
+    /// Exact statistics of the calls of one operation, recomputed.
+    struct Naive {
+        durations: Vec<u64>,
+        errors: u64,
+        hist: Histogram<u64>,
+    }
+
+    impl Naive {
+        fn new() -> Self {
+            Self {
+                durations: Vec::new(),
+                errors: 0,
+                hist: Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap(),
+            }
+        }
+
+        fn add(&mut self, v: u64, failed: bool) {
+            self.durations.push(v);
+            self.errors += u64::from(failed);
+            self.hist.saturating_record(v);
+        }
+    }
+
+    /// Runs of every length around a block's and the log's, of pre-measured and timed calls,
+    /// failed or not, with durations from single nanoseconds to `u64::MAX` (sums past 2^64,
+    /// squares past 2^128 in one call's worth of `u64`s): the totals and the window's
+    /// histogram are exactly those of the calls.
+    #[test]
+    fn long_runs_are_exact() {
+        let (clock, mock) = Clock::mock();
+        let slow_ns = 50_000;
+        let engine = Engine::builder()
+            .window(Duration::from_secs(3600))
+            .slow_threshold(Duration::from_nanos(slow_ns))
+            .ring_capacity(1 << 14)
+            .clock(clock)
+            .start_manual()
+            .unwrap();
+        let windows = engine.subscribe(4);
+        let names = ["ingest.long_a", "ingest.long_b"];
+        let ops = names.map(|n| engine.op(n).unwrap());
+        let mut naive = [Naive::new(), Naive::new()];
+        let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut queued = 0;
+        for (k, len) in [1, 2, 255, 256, 257, 511, 1023, 1024, 1025, 3000, 700, 5000]
+            .into_iter()
+            .cycle()
+            .take(60)
+            .enumerate()
+        {
+            let which = k % 2;
+            let op = ops[which];
+            let (timed, failed) = ((k / 2) % 2 == 1, (k / 4) % 3 == 1);
+            for _ in 0..len {
+                let r = next();
+                // Mostly short calls; now and then one of 268 ms or more (the block's sums
+                // in u128), and for pre-measured calls values up to u64::MAX.
+                let v = match r % 64 {
+                    0 if !timed => u64::MAX - (r >> 40),
+                    1 => (1 << 28) + (r >> 36),
+                    2..=5 => slow_ns - 2 + (r >> 62),
+                    _ => (r >> 20) % 100_000,
+                };
+                if timed {
+                    let mut t = op.start();
+                    t.set_failed(failed);
+                    mock.advance_ns(v);
+                    drop(t);
+                } else if failed {
+                    op.record_error_ns(v);
+                } else {
+                    op.record_ns(v);
+                }
+                naive[which].add(v, failed);
+                queued += 1;
+                if queued == 8_192 {
+                    engine.flush().unwrap();
+                    queued = 0;
+                }
+            }
+        }
+        engine.flush().unwrap();
+        let snap = engine.snapshot();
+        for (name, n) in names.iter().zip(&mut naive) {
+            let t = snap.totals.iter().find(|t| &*t.name == *name).unwrap();
+            let d = &mut n.durations;
+            let count = d.len() as u64;
+            let slow = d.iter().filter(|&&v| v > slow_ns).count() as u64;
+            let sum: u128 = d.iter().map(|&v| u128::from(v)).sum();
+            d.sort_unstable();
+            let s = &t.stats;
+            assert_eq!(
+                (s.count, s.errors, s.slow, s.dropped),
+                (count, n.errors, slow, 0)
+            );
+            assert_eq!((s.min_ns, s.max_ns), (d[0], d[d.len() - 1]), "{name}");
+            assert_eq!(t.sum_ns, sum, "{name}");
+        }
+        engine.shutdown().unwrap();
+        let w = windows.try_recv().expect("the window closed at shutdown");
+        for (name, n) in names.iter().zip(&naive) {
+            let got = &w.op(name).unwrap().histogram;
+            assert!(**got == n.hist, "{name}: histogram");
+        }
+    }
 
     #[test]
     fn tick_conversion_saturates_exactly_where_a_u64_ends() {

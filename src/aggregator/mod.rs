@@ -152,8 +152,8 @@ pub(crate) struct Aggregator {
     counts_pool: CountsPool,
     /// Working space for sorting a window's counts at its close.
     scratch: Vec<(u32, u64)>,
-    /// Durations of the block of a run being drained.
-    ns_buf: Box<[u64; ingest::BLOCK]>,
+    /// Counts-array indices of the block of a run being drained into a window's log.
+    idx_buf: Box<[u32; ingest::BLOCK]>,
     totals: Vec<Total>,
     names: Vec<Arc<str>>,
     subscribers: Vec<Subscriber>,
@@ -204,7 +204,7 @@ impl Aggregator {
             index: layout.index_table(),
             counts_pool: CountsPool::new(&layout),
             scratch: Vec::new(),
-            ns_buf: Box::new([0; ingest::BLOCK]),
+            idx_buf: Box::new([0; ingest::BLOCK]),
             totals: Vec::new(),
             names: Vec::new(),
             subscribers: Vec::new(),

@@ -18,7 +18,8 @@ pub(crate) struct Calls {
     pub(crate) max: u64,
     /// Sum of the weights (calls the recorded ones stand for); `count` without sampling.
     pub(crate) weight: u64,
-    /// Weighted sums of durations and of their squares.
+    /// Weighted sums of durations and of their squares (the squares' saturating: a few calls
+    /// near `u64::MAX` nanoseconds fill a `u128`).
     pub(crate) sum: u128,
     pub(crate) sum_sq: u128,
 }
@@ -55,7 +56,9 @@ impl Calls {
         self.weight += weight;
         let wns = u128::from(ns) * u128::from(weight);
         self.sum += wns;
-        self.sum_sq += wns * u128::from(ns);
+        self.sum_sq = self
+            .sum_sq
+            .saturating_add(wns.saturating_mul(u128::from(ns)));
     }
 
     /// Adds the calls of a run: `count` calls of weight 1 with these extremes and sums.
@@ -93,7 +96,7 @@ impl Calls {
         self.max = self.max.max(other.max);
         self.weight += other.weight;
         self.sum += other.sum;
-        self.sum_sq += other.sum_sq;
+        self.sum_sq = self.sum_sq.saturating_add(other.sum_sq);
     }
 }
 

@@ -136,6 +136,7 @@ impl Layout {
         let mut t = IndexTable {
             shift: [0; 64],
             base: [0; 64],
+            len: self.len,
         };
         // `value | sub_bucket_mask` has its highest bit at `h + unit_magnitude` or above.
         for msb in h + self.unit_magnitude..64 {
@@ -169,10 +170,15 @@ impl Layout {
 /// shift that yields the sub-bucket and the index of the bucket's start. Buckets past the end
 /// of the array map every value to the saturated index (shift 63, which leaves 0, or 1 for
 /// values of 2^63 and above, whose entry is one lower).
+///
+/// Invariant: every index it gives is below `len`, the layout's counts-array length (the
+/// highest is `len - 1`, the end of the last bucket, or the saturated index), for any value.
 #[derive(Clone, Debug)]
 pub(crate) struct IndexTable {
     shift: [u8; 64],
     base: [u32; 64],
+    /// Length of the layout's counts array.
+    len: u32,
 }
 
 impl IndexTable {
@@ -182,6 +188,45 @@ impl IndexTable {
     pub(crate) fn index(&self, value: u64, mask: NonZeroU64) -> usize {
         let msb = ((mask | value).ilog2() & 63) as usize;
         (self.base[msb] as usize) + (value >> self.shift[msb]) as usize
+    }
+}
+
+/// A counts array of an [`IndexTable`]'s layout, its length checked once, so that counting a
+/// value into it takes no bounds check: the drain's innermost step.
+pub(crate) struct DenseCounter<'a> {
+    counts: &'a mut [u32],
+    table: &'a IndexTable,
+    mask: NonZeroU64,
+}
+
+impl<'a> DenseCounter<'a> {
+    /// Counts into `counts`, which must have the layout's length (as the counts pool's arrays
+    /// do).
+    ///
+    /// # Panics
+    /// If `counts` is shorter than the layout's counts array.
+    pub(crate) fn new(counts: &'a mut [u32], table: &'a IndexTable, mask: NonZeroU64) -> Self {
+        assert!(
+            counts.len() >= table.len as usize,
+            "a counts array of the layout"
+        );
+        Self {
+            counts,
+            table,
+            mask,
+        }
+    }
+
+    /// Adds 1 at the index of `value` (no count may wrap: the caller keeps the array's total
+    /// below 2^32).
+    #[inline(always)]
+    pub(crate) fn add_one(&mut self, value: u64) {
+        let i = self.table.index(value, self.mask);
+        debug_assert!(i < self.counts.len());
+        // SAFETY: `i < table.len` by the table's invariant, and `counts` is at least that
+        // long (checked in `new`).
+        let c = unsafe { self.counts.get_unchecked_mut(i) };
+        *c += 1;
     }
 }
 
@@ -196,6 +241,32 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The table's invariant, which `DenseCounter` relies on, checked at both ends of every
+    /// bit position (the index grows with the value within one), for layouts from 1 to 5
+    /// digits and lowest values from 1 to 2^20.
+    #[test]
+    fn every_index_of_the_table_lies_inside_the_array() {
+        for low in [1, 2, 1_000, 1 << 20] {
+            for digits in 1..=5 {
+                for high in [2 * low, 60_000_000_000, u64::MAX / 2, u64::MAX] {
+                    let Ok(t) = Histogram::<u64>::new_with_bounds(low, high, digits) else {
+                        continue;
+                    };
+                    let l = Layout::of(&t);
+                    let table = l.index_table();
+                    for bit in 0..64 {
+                        let (lowest, highest) = (1_u64 << bit, u64::MAX >> (63 - bit));
+                        for v in [lowest, highest, 0] {
+                            let i = table.index(v, l.mask());
+                            assert_eq!(i, l.index(v), "{low} {high} {digits}: {v}");
+                            assert!(i < l.len(), "{low} {high} {digits}: {v} at {i}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn indices_and_values_are_hdrhistograms() {

@@ -34,7 +34,7 @@ pub(crate) use codec::{
 };
 pub(crate) use compact::{bump, CountsPool, RangeCounts, WindowCounts, LOG_CAPACITY};
 pub use compact::{CompactHistogram, RecordedBucket};
-pub(crate) use layout::{IndexTable, Layout};
+pub(crate) use layout::{DenseCounter, IndexTable, Layout};
 pub(crate) use pool::HistPool;
 pub use pool::PooledHistogram;
 pub use quantiles::QUANTILES;
