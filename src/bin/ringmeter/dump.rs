@@ -186,7 +186,7 @@ fn dump<W: Write>(
             &args.dir,
             filter,
             false,
-            |n| progress.records(n),
+            |p| progress.at(p),
             |i| totals.add(i),
         )?;
         let totals = totals.finish()?;
@@ -255,7 +255,7 @@ fn dump<W: Write>(
         &args.dir,
         filter,
         histograms,
-        |n| progress.records(n),
+        |p| progress.at(p),
         |i| match &mut rollup {
             None => sink.write(&i),
             Some(r) => {

@@ -147,7 +147,7 @@ fn report(dir: &Path, filter: &Filter, out: &mut Out) -> Result<()> {
         dir,
         filter,
         false,
-        |n| progress.records(n),
+        |p| progress.at(p),
         |i| {
             longest_window = longest_window.max(i.length_ns);
             let data = ops.entry(Arc::clone(&i.op)).or_default();
@@ -179,7 +179,7 @@ fn report(dir: &Path, filter: &Filter, out: &mut Out) -> Result<()> {
             dir,
             filter,
             false,
-            |n| progress.records(summary.selected + n),
+            |p| progress.at(p),
             |i| {
                 add(rollup.push(i)?);
                 Ok(())

@@ -293,29 +293,61 @@ impl ProcessRange {
     }
 }
 
+/// How far a read of a log has come (for the progress bar).
+#[derive(Clone, Copy, Debug)]
+pub struct Position {
+    /// Records read.
+    pub records: u64,
+    /// Bytes of the segments read, up to the current record.
+    pub bytes: u64,
+    /// Bytes of all the segments listed when the read started (0 when unknown).
+    pub total_bytes: u64,
+}
+
 /// Reads every window record of `dir` that `filter` selects, in log order, and hands it to
 /// `each`, with its histogram decoded when `histograms` is set (otherwise the interval's
 /// histogram is empty and its stored bytes are kept: what `Totals` and `Rollup` merge
-/// fastest); `progress` is called with the number of records read so far. Warns on stderr when
+/// fastest); `progress` is called every 1024 records with how far the read has come. Warns on stderr when
 /// the log is damaged. Fails when a pattern matches no operation of the log.
 pub fn read(
     dir: &Path,
     filter: &Filter,
     histograms: bool,
-    mut progress: impl FnMut(u64),
+    mut progress: impl FnMut(Position),
     mut each: impl FnMut(Interval) -> Result<()>,
 ) -> Result<ReadSummary> {
     let mut reader = open(dir)?;
     let state = expect_writer_if_live(&mut reader);
     reader.decode_histograms(histograms);
+    // The segments' sizes as listed at the start, for the share read so far (a live writer's
+    // later bytes and segments only make the share lag).
+    let sizes: Vec<(u64, u64)> = reader
+        .segments()
+        .iter()
+        .map(|s| (s.seq, std::fs::metadata(&s.path).map_or(0, |m| m.len())))
+        .collect();
+    let mut pos = Position {
+        records: 0,
+        bytes: 0,
+        total_bytes: sizes.iter().map(|s| s.1).sum(),
+    };
     let mut summary = ReadSummary::default();
-    let mut records = 0u64;
-    for rec in reader.by_ref() {
-        let rec = rec.with_context(|| format!("cannot read the log {}", dir.display()))?;
-        records += 1;
-        if records.is_multiple_of(1024) {
-            progress(records);
+    loop {
+        let entry = reader
+            .next_entry()
+            .with_context(|| format!("cannot read the log {}", dir.display()))?;
+        let Some(entry) = entry else { break };
+        pos.records += 1;
+        if pos.records.is_multiple_of(1024) {
+            let before: u64 = sizes
+                .iter()
+                .take_while(|s| s.0 < entry.segment)
+                .map(|s| s.1)
+                .sum();
+            pos.bytes = (before + entry.offset).min(pos.total_bytes);
+            progress(pos);
         }
+        let rec = entry.record;
         let w = match rec {
             Record::Window(w) => w,
             // Read at a window's end: select it with the window it closed.
@@ -343,7 +375,8 @@ pub fn read(
         });
         each(Interval::from_record(*w))?;
     }
-    progress(records);
+    pos.bytes = pos.total_bytes;
+    progress(pos);
     warn_damage(dir, &reader, state, &mut Reported::default());
     if let Some(p) = filter.pattern() {
         if !summary.ops.iter().any(|o| filter.op_matches(o)) {

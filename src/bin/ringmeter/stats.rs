@@ -11,6 +11,7 @@ use ringmeter::OpStats;
 
 use crate::cli::StatsArgs;
 use crate::out::{outln, Out};
+use crate::progress::Progress;
 use crate::select::{read, require_windows, Filter, ProcessRange};
 use crate::show::{Ns, Pct};
 
@@ -29,8 +30,10 @@ pub fn run(args: &StatsArgs) -> Result<ExitCode> {
 pub fn print_stats(out: &mut Out, dir: &Path, filter: &Filter) -> Result<()> {
     let mut totals = BatchTotals::new();
     // Histograms as stored: `Totals` reads their non-zero counts straight from the bytes.
-    let summary = read(dir, filter, false, |_| {}, |i| totals.add(i))?;
+    let mut progress = Progress::new();
+    let summary = read(dir, filter, false, |p| progress.at(p), |i| totals.add(i))?;
     let totals = totals.finish()?;
+    progress.finish();
     let (start, end) = require_windows(dir, &summary)?;
     outln!(
         out,
