@@ -46,6 +46,12 @@ const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9304 | 0x10;
 /// Cookie of the plain V2 encoding inside the zlib stream (`V2EncodingCookieBase` | 0x10).
 const V2_COOKIE: u32 = 0x1c84_9303 | 0x10;
 
+/// Histograms whose plain V2 encoding is at most this long are stored plain in the window
+/// log; longer ones (thousands of filled buckets) deflated. Inflating a small stream costs
+/// mostly its Huffman tables, which a reader would rebuild per histogram, and saves little;
+/// a long one deflates to well under half, and reading its counts costs more than inflating.
+pub(crate) const PLAIN_MAX: usize = 1024;
+
 /// Length of the outer header: cookie and zlib stream length.
 const FRAME_LEN: usize = 8;
 
@@ -123,6 +129,7 @@ impl Encoder {
     ///
     /// # Errors
     /// [`HistEncodeError::Serialize`] when serializing fails.
+    #[cfg(test)]
     pub(crate) fn encode_plain(
         &mut self,
         h: HistRef<'_>,
@@ -141,6 +148,25 @@ impl Encoder {
                 serialize_compact(h, out, start)?;
                 Ok(out.len() - start)
             }
+        }
+    }
+
+    /// Appends `h` in the form the window log stores: plain V2 ([`encode_plain`](Self::encode_plain))
+    /// when that takes at most [`PLAIN_MAX`] bytes, else V2 + deflate; returns the bytes added.
+    ///
+    /// # Errors
+    /// As [`encode`](Self::encode).
+    pub(crate) fn encode_stored(
+        &mut self,
+        h: HistRef<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, HistEncodeError> {
+        self.serialize(h)?;
+        if self.plain.len() <= PLAIN_MAX {
+            out.extend_from_slice(&self.plain);
+            Ok(self.plain.len())
+        } else {
+            self.deflate_plain(out)
         }
     }
 
@@ -705,6 +731,24 @@ mod tests {
             decode_pairs(&deflated, &mut want).unwrap();
             assert_eq!(decode_pairs(plain, &mut pairs).unwrap(), header);
             assert_eq!(pairs, want);
+        }
+    }
+
+    #[test]
+    fn stored_histograms_are_plain_up_to_the_limit() {
+        let mut enc = Encoder::new();
+        let mut small = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+        small.record_n(1_500, 3).unwrap();
+        let big = sample(60_000_000_000, 3);
+        for (h, plain) in [(&small, true), (&big, false)] {
+            let mut out = Vec::new();
+            let n = enc.encode_stored(HistRef::Hdr(h), &mut out).unwrap();
+            assert_eq!(n, out.len());
+            let mut v2 = Vec::new();
+            V2Serializer::new().serialize(h, &mut v2).unwrap();
+            assert_eq!(v2.len() <= PLAIN_MAX, plain);
+            assert_eq!(be32(&out, 0) == V2_COOKIE, plain);
+            assert_eq!(decode(&out).unwrap(), *h);
         }
     }
 
