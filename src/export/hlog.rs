@@ -15,7 +15,8 @@
 //! - Each interval is one line: optional `Tag=<operation>,`, the start in seconds since the
 //!   epoch (absolute: the base time is 0), the length in seconds, the maximum in
 //!   milliseconds (the value divided by 10^6, as Java does), and the histogram in
-//!   nanoseconds, V2-encoded, deflated and base64-encoded.
+//!   nanoseconds, V2-encoded, deflated and base64-encoded (a histogram the window log
+//!   stored plain is compressed here; a deflated one is copied as stored).
 //! - Lines are tagged with the operation name by default. HdrHistogram's tools read only
 //!   untagged lines unless given a tag (`HistogramLogProcessor -tag db.query`); an untagged
 //!   log ([`HlogWriter::untagged`]) holds one operation.

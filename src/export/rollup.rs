@@ -2,8 +2,8 @@
 //!
 //! [`Totals`] and [`Rollup`] merge many windows per operation, so their histograms are kept
 //! as HdrHistogram counts-array indices without the array: a window's stored histogram (read
-//! from the log without decoding, [`Interval::stored_histogram`]) is inflated straight into
-//! its non-zero `(index, count)` pairs, which are added into a dense `u64` range spanning only
+//! from the log without decoding, [`Interval::stored_histogram`]) is read (a plain V2 one in
+//! place, a deflated one inflated) straight into its non-zero `(index, count)` pairs, which are added into a dense `u64` range spanning only
 //! the indices seen (`Sparse`). Indices are HdrHistogram's own ([`Layout`]), so adding pairs
 //! is what `Histogram::add` does for two histograms of the same bounds, and the percentiles
 //! and the histogram handed back are identical. Windows of other bounds fall back to
@@ -541,8 +541,8 @@ impl Totals {
     }
 
     /// Adds `intervals` in their order, as [`add`](Self::add) one by one would, reading
-    /// their histograms on up to `threads` threads first: reading (inflating) a stored
-    /// histogram is most of the cost of a merge, and the reads are independent. The result
+    /// their histograms on up to `threads` threads first: reading a stored histogram
+    /// (inflating it, or walking its plain counts) is a large part of a merge, and the reads are independent. The result
     /// is the same for any number of threads.
     ///
     /// # Errors

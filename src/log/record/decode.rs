@@ -19,8 +19,10 @@ use crate::report::OpStats;
 impl Record {
     /// As [`Record::decode`], but window records keep their histogram as stored
     /// ([`WindowRecord::stored_histogram`]) instead of decoding it, which is several times
-    /// faster. The stored bytes are still checked to be framed as V2+deflate: the cookie, and
-    /// a compressed length that stays inside the payload.
+    /// faster. The stored bytes are still checked without reading the counts: a V2 + deflate
+    /// histogram's cookie and a compressed length that stays inside the payload, or a plain
+    /// V2 histogram's header (bounded parameters, a payload length that is the rest of its
+    /// bytes).
     ///
     /// # Errors
     /// [`DecodeError`] naming what is wrong and where in the payload.
