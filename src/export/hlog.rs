@@ -167,7 +167,7 @@ impl<W: Write> HlogWriter<W> {
                 }
                 let mut encoded = mem::take(&mut self.buf);
                 encoded.clear();
-                let deflated = self.encoder.to_deflate(stored, &mut encoded);
+                let deflated = self.encoder.deflate_stored(stored, &mut encoded);
                 let written = match deflated {
                     Ok(_) => self.line(i, max, &encoded).map_err(ExportError::from),
                     Err(e) => Err(ExportError::Serialize {

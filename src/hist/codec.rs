@@ -177,7 +177,7 @@ impl Encoder {
     /// # Errors
     /// [`HistEncodeError::Deflate`] when `stored` is not a well-formed histogram or
     /// compressing fails; [`HistEncodeError::TooLarge`] as for [`encode`](Self::encode).
-    pub(crate) fn to_deflate(
+    pub(crate) fn deflate_stored(
         &mut self,
         stored: &[u8],
         out: &mut Vec<u8>,
@@ -718,14 +718,14 @@ mod tests {
             );
             // Compressed on export into what HdrHistogram's deflating serializer writes.
             let mut deflated = Vec::new();
-            enc.to_deflate(plain, &mut deflated).unwrap();
+            enc.deflate_stored(plain, &mut deflated).unwrap();
             let mut theirs = Vec::new();
             V2DeflateSerializer::new()
                 .serialize(&h, &mut theirs)
                 .unwrap();
             assert_eq!(deflated, theirs);
             let mut copied = Vec::new();
-            enc.to_deflate(&deflated, &mut copied).unwrap();
+            enc.deflate_stored(&deflated, &mut copied).unwrap();
             assert_eq!(copied, deflated);
             assert_eq!(decode(&deflated).unwrap(), back);
             decode_pairs(&deflated, &mut want).unwrap();
