@@ -756,12 +756,19 @@ mod tests {
         use proptest::prelude::*;
 
         use super::*;
-        use crate::hist::Encoder;
+        use crate::hist::{Encoder, HistRef};
 
-        /// `i` as read from the log without decoding: its histogram as stored bytes only.
-        fn stored(mut i: Interval, enc: &mut Encoder) -> Interval {
+        /// `i` as read from the log without decoding: its histogram as stored bytes only, in
+        /// the form the log writes (plain V2 for these small histograms) or, `deflated`, as
+        /// logs of format version 2 hold it.
+        fn stored(mut i: Interval, enc: &mut Encoder, deflated: bool) -> Interval {
             let mut bytes = Vec::new();
-            enc.encode(&i.histogram, &mut bytes).unwrap();
+            if deflated {
+                enc.encode(&i.histogram, &mut bytes).unwrap();
+            } else {
+                enc.encode_stored(HistRef::Hdr(&i.histogram), &mut bytes)
+                    .unwrap();
+            }
             i.stored_histogram = Some(bytes);
             i.histogram = empty_histogram();
             i
@@ -804,7 +811,7 @@ mod tests {
                     }
                     let i = Interval::from_histogram(op, k as u64 * S, S, h.clone());
                     // Some windows come decoded, as a live report or an OTLP dump has them.
-                    let i = if *keep { i } else { stored(i, &mut enc) };
+                    let i = if *keep { i } else { stored(i, &mut enc, k % 2 == 1) };
                     totals.add(i.clone()).unwrap();
                     batch.push(i.clone());
                     rolled.extend(rollup.push(i).unwrap());
