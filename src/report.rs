@@ -21,9 +21,9 @@ use crate::alert::{Alert, BudgetBurn};
 use crate::config::Sampling;
 use crate::hist::PooledHistogram;
 use crate::metric::{CounterValue, GaugeValue};
-use crate::process::ProcessStats;
 #[cfg(feature = "serde")]
 use serde::Serialize;
+use crate::process::ProcessStats;
 
 /// Statistics of one operation over one window, or since the engine started.
 ///

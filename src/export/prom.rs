@@ -414,7 +414,14 @@ pub fn render(snapshot: &Snapshot, format: Format) -> Vec<u8> {
         timestamp_ms: None,
     });
     // Writing into a Vec cannot fail.
-    let _ = write_with_process(&mut out, format, &ops, &snapshot.counters, gauges, process);
+    let _ = write_with_process(
+        &mut out,
+        format,
+        &ops,
+        &snapshot.counters,
+        gauges,
+        process,
+    );
     out
 }
 

@@ -330,10 +330,7 @@ fn chromium_shows_the_live_dashboard() {
     );
     assert!(dom.contains("<td>db-p95</td>"), "the budget's row");
     assert!(dom.contains("<td>p95 ≤ 60.0 µs</td>"), "the budget's limit");
-    assert!(
-        dom.contains("<tr class=\"over\"><td>db-p95</td>"),
-        "burn above 1"
-    );
+    assert!(dom.contains("<tr class=\"over\"><td>db-p95</td>"), "burn above 1");
     let has_process = serde_json::from_slice::<Value>(&get(server.local_addr(), "/api/snapshot").1)
         .unwrap()
         .get("process")

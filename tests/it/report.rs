@@ -147,11 +147,7 @@ fn the_chromium_driver_reports_console_errors() {
     let page = chromium::load(&chromium, &format!("file://{}", file.display()), &shot);
     assert!(page.dom.contains("<p id=\"x\">hi</p>"));
     assert_eq!(page.console_errors.len(), 2, "{:?}", page.console_errors);
-    assert!(
-        page.console_errors[0].ends_with("bad 1"),
-        "{:?}",
-        page.console_errors
-    );
+    assert!(page.console_errors[0].ends_with("bad 1"), "{:?}", page.console_errors);
     assert!(page.console_errors[1].contains("missing is not defined"));
 }
 
