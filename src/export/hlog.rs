@@ -15,7 +15,8 @@
 //! - Each interval is one line: optional `Tag=<operation>,`, the start in seconds since the
 //!   epoch (absolute: the base time is 0), the length in seconds, the maximum in
 //!   milliseconds (the value divided by 10^6, as Java does), and the histogram in
-//!   nanoseconds, V2-encoded, deflated and base64-encoded.
+//!   nanoseconds, V2-encoded, deflated and base64-encoded (a histogram the window log
+//!   stored plain is compressed here; a deflated one is copied as stored).
 //! - Lines are tagged with the operation name by default. HdrHistogram's tools read only
 //!   untagged lines unless given a tag (`HistogramLogProcessor -tag db.query`); an untagged
 //!   log ([`HlogWriter::untagged`]) holds one operation.
@@ -143,9 +144,10 @@ impl<W: Write> HlogWriter<W> {
         };
         match &i.stored_histogram {
             Some(stored) if i.histogram.is_empty() => {
-                // Written as stored, if other implementations can read its range. Only the
-                // 40-byte header is inflated: inflating the whole histogram to read it was
-                // most of an `hlog` dump.
+                // Written as stored if already deflated (a log of format version 2), else
+                // compressed here, if other implementations can read its range. Only the
+                // header is read first: of a deflated histogram, only its 40 bytes are
+                // inflated (inflating it all was most of an `hlog` dump).
                 match peek(stored) {
                     Ok(header) if header.high <= i64::MAX as u64 => {}
                     Ok(_) => {
@@ -163,7 +165,18 @@ impl<W: Write> HlogWriter<W> {
                         })
                     }
                 }
-                self.line(i, max, stored)?;
+                let mut encoded = mem::take(&mut self.buf);
+                encoded.clear();
+                let deflated = self.encoder.deflate_stored(stored, &mut encoded);
+                let written = match deflated {
+                    Ok(_) => self.line(i, max, &encoded).map_err(ExportError::from),
+                    Err(e) => Err(ExportError::Serialize {
+                        op: Arc::clone(&i.op),
+                        reason: e.to_string(),
+                    }),
+                };
+                self.buf = encoded;
+                written?;
             }
             _ => {
                 let clamped;

@@ -68,8 +68,9 @@ pub struct Interval {
     /// Latency histogram in nanoseconds. Empty when the interval was read from the log
     /// without decoding histograms: merges and percentiles then need a decoded one.
     pub histogram: Histogram<u64>,
-    /// The histogram as the log stored it (HdrHistogram V2 + deflate), when it was read
-    /// without decoding; [`hlog`] writes these bytes as they are.
+    /// The histogram as the log stored it (HdrHistogram V2, plain or deflated: see
+    /// `docs/log-format.md`), when it was read without decoding; [`hlog`] writes deflated
+    /// bytes as they are and compresses plain ones.
     pub stored_histogram: Option<Vec<u8>>,
 }
 

@@ -2,8 +2,8 @@
 //!
 //! [`Totals`] and [`Rollup`] merge many windows per operation, so their histograms are kept
 //! as HdrHistogram counts-array indices without the array: a window's stored histogram (read
-//! from the log without decoding, [`Interval::stored_histogram`]) is inflated straight into
-//! its non-zero `(index, count)` pairs, which are added into a dense `u64` range spanning only
+//! from the log without decoding, [`Interval::stored_histogram`]) is read (a plain V2 one in
+//! place, a deflated one inflated) straight into its non-zero `(index, count)` pairs, which are added into a dense `u64` range spanning only
 //! the indices seen (`Sparse`). Indices are HdrHistogram's own ([`Layout`]), so adding pairs
 //! is what `Histogram::add` does for two histograms of the same bounds, and the percentiles
 //! and the histogram handed back are identical. Windows of other bounds fall back to
@@ -541,8 +541,8 @@ impl Totals {
     }
 
     /// Adds `intervals` in their order, as [`add`](Self::add) one by one would, reading
-    /// their histograms on up to `threads` threads first: reading (inflating) a stored
-    /// histogram is most of the cost of a merge, and the reads are independent. The result
+    /// their histograms on up to `threads` threads first: reading a stored histogram
+    /// (inflating it, or walking its plain counts) is a large part of a merge, and the reads are independent. The result
     /// is the same for any number of threads.
     ///
     /// # Errors
@@ -756,12 +756,19 @@ mod tests {
         use proptest::prelude::*;
 
         use super::*;
-        use crate::hist::Encoder;
+        use crate::hist::{Encoder, HistRef};
 
-        /// `i` as read from the log without decoding: its histogram as stored bytes only.
-        fn stored(mut i: Interval, enc: &mut Encoder) -> Interval {
+        /// `i` as read from the log without decoding: its histogram as stored bytes only, in
+        /// the form the log writes (plain V2 for these small histograms) or, `deflated`, as
+        /// logs of format version 2 hold it.
+        fn stored(mut i: Interval, enc: &mut Encoder, deflated: bool) -> Interval {
             let mut bytes = Vec::new();
-            enc.encode(&i.histogram, &mut bytes).unwrap();
+            if deflated {
+                enc.encode(&i.histogram, &mut bytes).unwrap();
+            } else {
+                enc.encode_stored(HistRef::Hdr(&i.histogram), &mut bytes)
+                    .unwrap();
+            }
             i.stored_histogram = Some(bytes);
             i.histogram = empty_histogram();
             i
@@ -804,7 +811,7 @@ mod tests {
                     }
                     let i = Interval::from_histogram(op, k as u64 * S, S, h.clone());
                     // Some windows come decoded, as a live report or an OTLP dump has them.
-                    let i = if *keep { i } else { stored(i, &mut enc) };
+                    let i = if *keep { i } else { stored(i, &mut enc, k % 2 == 1) };
                     totals.add(i.clone()).unwrap();
                     batch.push(i.clone());
                     rolled.extend(rollup.push(i).unwrap());

@@ -1,17 +1,22 @@
-//! HdrHistogram's V2 encoding compressed with deflate: the bytes the window log stores and the
-//! HdrHistogram interval log carries (base64-encoded).
+//! HdrHistogram's V2 encoding, plain (what the window log stores since format version 3) or
+//! compressed with deflate (what the log stored before, and what the HdrHistogram interval
+//! log carries, base64-encoded).
 //!
 //! ```text
-//! outer:  cookie 0x1c849314 (u32 BE) | zlib stream length (u32 BE) | zlib stream
-//! inner:  cookie 0x1c849313 (u32 BE) | payload length (u32 BE) | normalizing offset (u32 BE)
+//! plain:  cookie 0x1c849313 (u32 BE) | payload length (u32 BE) | normalizing offset (u32 BE)
 //!         | significant digits (u32 BE) | lowest (u64 BE) | highest (u64 BE)
 //!         | integer-to-double ratio (f64 BE) | payload: counts as ZigZag LEB128 varints
+//! deflate: cookie 0x1c849314 (u32 BE) | zlib stream length (u32 BE) | zlib stream of the plain form
 //! ```
 //!
-//! Encoding keeps its buffers and compressor across calls ([`Encoder`]). Reading never trusts
-//! a declared size: [`check_frame`] checks the outer header alone, [`peek`] also inflates
-//! only the 40-byte inner header and checks its parameters, and [`decode`] inflates the
-//! payload only after that, into a buffer that grows as data actually inflates.
+//! Encoding keeps its buffers and compressor across calls ([`Encoder`]). Every reader takes
+//! either form, told apart by the cookie. Reading never trusts a declared size:
+//! [`check_frame`] checks the outer header alone (for the plain form, its header and length),
+//! [`peek`] also inflates only the 40-byte inner header and checks its parameters, and
+//! [`decode`] inflates the payload only after that, into a buffer that grows as data actually
+//! inflates. The plain form is read in place, with no inflate: [`decode_pairs`] on it is a
+//! walk over its varints, many times cheaper than inflating a small deflate stream (which
+//! builds its Huffman tables for every histogram).
 
 use std::cell::RefCell;
 use std::fmt;
@@ -40,6 +45,12 @@ const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9304 | 0x10;
 
 /// Cookie of the plain V2 encoding inside the zlib stream (`V2EncodingCookieBase` | 0x10).
 const V2_COOKIE: u32 = 0x1c84_9303 | 0x10;
+
+/// Histograms whose plain V2 encoding is at most this long are stored plain in the window
+/// log; longer ones (thousands of filled buckets) deflated. Inflating a small stream costs
+/// mostly its Huffman tables, which a reader would rebuild per histogram, and saves little;
+/// a long one deflates to well under half, and reading its counts costs more than inflating.
+pub(crate) const PLAIN_MAX: usize = 1024;
 
 /// Length of the outer header: cookie and zlib stream length.
 const FRAME_LEN: usize = 8;
@@ -73,16 +84,17 @@ impl fmt::Display for HistEncodeError {
 pub(crate) struct Encoder {
     v2: V2Serializer,
     plain: Vec<u8>,
-    z: Compress,
+    /// Made at the first compression: the plain form needs none.
+    z: Option<Compress>,
 }
 
 impl Encoder {
-    /// An encoder at deflate's default level, with a zlib wrapper.
+    /// An encoder compressing at deflate's default level, with a zlib wrapper.
     pub(crate) fn new() -> Self {
         Self {
             v2: V2Serializer::new(),
             plain: Vec::new(),
-            z: Compress::new(Compression::default(), true),
+            z: None,
         }
     }
 
@@ -108,6 +120,83 @@ impl Encoder {
         h: HistRef<'_>,
         out: &mut Vec<u8>,
     ) -> Result<usize, HistEncodeError> {
+        self.serialize(h)?;
+        self.deflate_plain(out)
+    }
+
+    /// Appends the plain V2 encoding of `h` to `out` (cookie `0x1c849313`, header, varint
+    /// counts: the bytes HdrHistogram's `V2Serializer` writes); returns the bytes added.
+    ///
+    /// # Errors
+    /// [`HistEncodeError::Serialize`] when serializing fails.
+    #[cfg(test)]
+    pub(crate) fn encode_plain(
+        &mut self,
+        h: HistRef<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, HistEncodeError> {
+        match h {
+            HistRef::Hdr(h) => {
+                let start = out.len();
+                self.v2
+                    .serialize(h, out)
+                    .map_err(|e| HistEncodeError::Serialize(format!("{e:?}")))?;
+                Ok(out.len() - start)
+            }
+            HistRef::Compact(h) => {
+                let start = out.len();
+                serialize_compact(h, out, start)?;
+                Ok(out.len() - start)
+            }
+        }
+    }
+
+    /// Appends `h` in the form the window log stores: plain V2 ([`encode_plain`](Self::encode_plain))
+    /// when that takes at most [`PLAIN_MAX`] bytes, else V2 + deflate; returns the bytes added.
+    ///
+    /// # Errors
+    /// As [`encode`](Self::encode).
+    pub(crate) fn encode_stored(
+        &mut self,
+        h: HistRef<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, HistEncodeError> {
+        self.serialize(h)?;
+        if self.plain.len() <= PLAIN_MAX {
+            out.extend_from_slice(&self.plain);
+            Ok(self.plain.len())
+        } else {
+            self.deflate_plain(out)
+        }
+    }
+
+    /// Appends the V2 + deflate form of `stored`, a histogram in either form (the plain one
+    /// is compressed, the deflated one copied), checked as [`check_frame`] checks; returns
+    /// the bytes added.
+    ///
+    /// # Errors
+    /// [`HistEncodeError::Deflate`] when `stored` is not a well-formed histogram or
+    /// compressing fails; [`HistEncodeError::TooLarge`] as for [`encode`](Self::encode).
+    pub(crate) fn deflate_stored(
+        &mut self,
+        stored: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<usize, HistEncodeError> {
+        match stored_form(stored).map_err(HistEncodeError::Deflate)? {
+            Stored::Deflate(_) => {
+                out.extend_from_slice(stored);
+                Ok(stored.len())
+            }
+            Stored::Plain(plain, _) => {
+                self.plain.clear();
+                self.plain.extend_from_slice(plain);
+                self.deflate_plain(out)
+            }
+        }
+    }
+
+    /// Serializes `h` (plain V2) into `self.plain`.
+    fn serialize(&mut self, h: HistRef<'_>) -> Result<(), HistEncodeError> {
         self.plain.clear();
         match h {
             HistRef::Hdr(h) => {
@@ -115,19 +204,26 @@ impl Encoder {
                     .serialize(h, &mut self.plain)
                     .map_err(|e| HistEncodeError::Serialize(format!("{e:?}")))?;
             }
-            HistRef::Compact(h) => serialize_compact(h, &mut self.plain)?,
+            HistRef::Compact(h) => serialize_compact(h, &mut self.plain, 0)?,
         }
+        Ok(())
+    }
+
+    /// Appends `self.plain` compressed: cookie, compressed length, zlib stream.
+    fn deflate_plain(&mut self, out: &mut Vec<u8>) -> Result<usize, HistEncodeError> {
         let start = out.len();
         out.extend_from_slice(&V2_COMPRESSED_COOKIE.to_be_bytes());
         out.extend_from_slice(&[0; 4]);
-        self.z.reset();
+        let z = self
+            .z
+            .get_or_insert_with(|| Compress::new(Compression::default(), true));
+        z.reset();
         // zlib's worst case is a few bytes per 16 KiB over the input; grow if ever needed.
         out.reserve(self.plain.len() + self.plain.len() / 1000 + 64);
         loop {
-            let consumed = usize::try_from(self.z.total_in()).unwrap_or(usize::MAX);
+            let consumed = usize::try_from(z.total_in()).unwrap_or(usize::MAX);
             let input = self.plain.get(consumed..).unwrap_or_default();
-            let status = self
-                .z
+            let status = z
                 .compress_vec(input, out, FlushCompress::Finish)
                 .map_err(|e| HistEncodeError::Deflate(e.to_string()))?;
             if status == Status::StreamEnd {
@@ -142,10 +238,15 @@ impl Encoder {
     }
 }
 
-/// Appends the V2 encoding of `h` to `plain`: the bytes `V2Serializer` writes for the
-/// HdrHistogram holding the same counts (counts up to the highest non-zero one; a run of
-/// more than one zero count as its negated length; ZigZag LEB128-64b9B varints).
-fn serialize_compact(h: &CompactHistogram, plain: &mut Vec<u8>) -> Result<(), HistEncodeError> {
+/// Appends the V2 encoding of `h` to `plain`, whose first `start` bytes are kept: the bytes
+/// `V2Serializer` writes for the HdrHistogram holding the same counts (counts up to the
+/// highest non-zero one; a run of more than one zero count as its negated length; ZigZag
+/// LEB128-64b9B varints).
+fn serialize_compact(
+    h: &CompactHistogram,
+    plain: &mut Vec<u8>,
+    start: usize,
+) -> Result<(), HistEncodeError> {
     plain.extend_from_slice(&V2_COOKIE.to_be_bytes());
     plain.extend_from_slice(&[0; 4]);
     plain.extend_from_slice(&0_u32.to_be_bytes());
@@ -169,8 +270,9 @@ fn serialize_compact(h: &CompactHistogram, plain: &mut Vec<u8>) -> Result<(), Hi
         // Empty: the count at index 0, zero.
         varint(plain, 0);
     }
-    let len = (plain.len() - HEADER_LEN) as u32;
-    plain[4..8].copy_from_slice(&len.to_be_bytes());
+    let len = u32::try_from(plain.len() - start - HEADER_LEN)
+        .map_err(|_| HistEncodeError::TooLarge(plain.len() - start))?;
+    plain[start + 4..start + 8].copy_from_slice(&len.to_be_bytes());
     Ok(())
 }
 
@@ -205,51 +307,99 @@ pub(crate) struct Header {
     pub(crate) high: u64,
 }
 
-/// Checks the outer header of a V2+deflate histogram (its cookie, and a stream length that
-/// stays inside `bytes`) without inflating anything.
+/// A stored histogram, by form.
+enum Stored<'a> {
+    /// The plain V2 encoding (all of it, header included) and its checked header.
+    Plain(&'a [u8], Header),
+    /// The zlib stream of a V2 + deflate encoding.
+    Deflate(&'a [u8]),
+}
+
+/// Tells the two forms apart by the cookie. The plain form's header is checked (parameters
+/// bounded, payload exactly the rest of `bytes`); of the deflated form only the outer header
+/// (a stream length that stays inside `bytes`).
+fn stored_form(bytes: &[u8]) -> Result<Stored<'_>, String> {
+    if bytes.len() < FRAME_LEN {
+        return Err("histogram shorter than its header".into());
+    }
+    match be32(bytes, 0) {
+        V2_COOKIE => {
+            let head = bytes
+                .get(..HEADER_LEN)
+                .ok_or_else(|| "histogram shorter than its header".to_string())?;
+            let header = check_header(head)?;
+            if bytes.len() - HEADER_LEN != header.payload_len as usize {
+                return Err(format!(
+                    "histogram payload length {} is not the {} bytes stored",
+                    header.payload_len,
+                    bytes.len() - HEADER_LEN
+                ));
+            }
+            Ok(Stored::Plain(bytes, header))
+        }
+        V2_COMPRESSED_COOKIE => zlib_stream(bytes).map(Stored::Deflate),
+        cookie => Err(format!(
+            "histogram cookie {cookie:#x} is not V2 or V2+deflate"
+        )),
+    }
+}
+
+/// Checks a stored histogram without inflating anything: for the V2 + deflate form its outer
+/// header (its cookie, and a stream length that stays inside `bytes`); for the plain form its
+/// header, as [`peek`] does, and that its payload is the rest of `bytes`.
 ///
 /// # Errors
 /// What is wrong, as a sentence for a decode error.
 pub(crate) fn check_frame(bytes: &[u8]) -> Result<(), String> {
-    zlib_stream(bytes).map(drop)
+    stored_form(bytes).map(drop)
 }
 
-/// Reads the inner header of a V2+deflate histogram, inflating only its 40 bytes, and checks
-/// that its parameters describe a histogram of at most [`MAX_HISTOGRAM_COUNTS`] counts.
+/// Reads the V2 header of a stored histogram (of the deflated form, inflating only its 40
+/// bytes) and checks that its parameters describe a histogram of at most
+/// [`MAX_HISTOGRAM_COUNTS`] counts.
 ///
 /// # Errors
 /// What is wrong, as a sentence for a decode or export error.
 pub(crate) fn peek(bytes: &[u8]) -> Result<Header, String> {
-    let stream = zlib_stream(bytes)?;
-    with_inflater(|state| {
-        let mut head = [0; HEADER_LEN];
-        inflate_header(state, stream, &mut head).map(|(header, _)| header)
-    })
+    match stored_form(bytes)? {
+        Stored::Plain(_, header) => Ok(header),
+        Stored::Deflate(stream) => with_inflater(|state| {
+            let mut head = [0; HEADER_LEN];
+            inflate_header(state, stream, &mut head).map(|(header, _)| header)
+        }),
+    }
 }
 
-/// Decodes a V2+deflate histogram after checking, with [`peek`], that its declared sizes are
-/// bounded.
+/// Decodes a stored histogram (either form) after checking, as [`peek`] does, that its
+/// declared sizes are bounded.
 ///
 /// # Errors
 /// What is wrong, as a sentence for a decode error.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Histogram<u64>, String> {
-    let stream = zlib_stream(bytes)?;
-    let plain = with_inflater(|state| -> Result<Vec<u8>, String> {
-        let mut plain = vec![0; HEADER_LEN];
-        let (header, read) = inflate_header(state, stream, &mut plain)?;
-        let rest = stream.get(read..).unwrap_or_default();
-        inflate_payload(state, rest, &mut plain, header.payload_len)?;
-        Ok(plain)
-    })?;
+    let plain;
+    let v2 = match stored_form(bytes)? {
+        Stored::Plain(v2, _) => v2,
+        Stored::Deflate(stream) => {
+            plain = with_inflater(|state| -> Result<Vec<u8>, String> {
+                let mut plain = vec![0; HEADER_LEN];
+                let (header, read) = inflate_header(state, stream, &mut plain)?;
+                let rest = stream.get(read..).unwrap_or_default();
+                inflate_payload(state, rest, &mut plain, header.payload_len)?;
+                Ok(plain)
+            })?;
+            &plain
+        }
+    };
     Deserializer::new()
-        .deserialize(&mut plain.as_slice())
+        .deserialize(&mut &v2[..])
         .map_err(|e| format!("histogram does not decode: {e:?}"))
 }
 
-/// Decodes a V2+deflate histogram into its non-zero `(index, count)` pairs, ascending, without
-/// building the full counts array: `pairs` is cleared, then filled; the header is returned.
-/// Indices and counts are those `decode` would set in the HdrHistogram (same bounds checks:
-/// an index past the counts array, a negative count or a normalizing offset is an error).
+/// Decodes a stored histogram (either form) into its non-zero `(index, count)` pairs,
+/// ascending, without building the full counts array: `pairs` is cleared, then filled; the
+/// header is returned. Indices and counts are those `decode` would set in the HdrHistogram
+/// (same bounds checks: an index past the counts array, a negative count or a normalizing
+/// offset is an error). The plain form is read in place.
 ///
 /// # Errors
 /// What is wrong, as a sentence for a decode error.
@@ -258,46 +408,59 @@ pub(crate) fn decode_pairs(bytes: &[u8], pairs: &mut Vec<(u32, u64)>) -> Result<
         static PLAIN: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     }
     pairs.clear();
-    let stream = zlib_stream(bytes)?;
-    PLAIN.with(|plain| {
-        let plain = &mut *plain.borrow_mut();
-        plain.clear();
-        plain.resize(HEADER_LEN, 0);
-        let header = with_inflater(|state| -> Result<Header, String> {
-            let (header, read) = inflate_header(state, stream, plain)?;
-            let rest = stream.get(read..).unwrap_or_default();
-            inflate_payload(state, rest, plain, header.payload_len)?;
-            Ok(header)
-        })?;
-        if be32(plain, 8) != 0 {
-            return Err("histogram has a normalizing offset".into());
+    match stored_form(bytes)? {
+        Stored::Plain(v2, header) => plain_pairs(v2, header, pairs),
+        Stored::Deflate(stream) => PLAIN.with(|plain| {
+            let plain = &mut *plain.borrow_mut();
+            plain.clear();
+            plain.resize(HEADER_LEN, 0);
+            let header = with_inflater(|state| -> Result<Header, String> {
+                let (header, read) = inflate_header(state, stream, plain)?;
+                let rest = stream.get(read..).unwrap_or_default();
+                inflate_payload(state, rest, plain, header.payload_len)?;
+                Ok(header)
+            })?;
+            plain_pairs(plain, header, pairs)
+        }),
+    }
+}
+
+/// The non-zero counts of `v2`, a plain V2 encoding whose header, `header`, was checked, into
+/// `pairs` (empty).
+fn plain_pairs(v2: &[u8], header: Header, pairs: &mut Vec<(u32, u64)>) -> Result<Header, String> {
+    if be32(v2, 8) != 0 {
+        return Err("histogram has a normalizing offset".into());
+    }
+    if f64::from_bits(be64(v2, 32)) != 1.0 {
+        return Err("histogram has an integer-to-double ratio other than 1".into());
+    }
+    // `check_header` checked the parameters: the length fits.
+    let len = counts_len(header.low, header.high, header.digits).unwrap_or(0);
+    let mut payload = &v2[HEADER_LEN..];
+    let mut at = 0_u64;
+    while let Some(&first) = payload.first() {
+        // One-byte varints (counts below 64, single zeros) are most of a sparse histogram.
+        let (v, n) = if first < 0x80 {
+            (u64::from(first), 1)
+        } else {
+            read_varint(payload)
+                .ok_or_else(|| "histogram payload ends inside a count".to_string())?
+        };
+        payload = &payload[n..];
+        let v = ((v >> 1) as i64) ^ -((v & 1) as i64);
+        if v < 0 {
+            at = at.saturating_add(v.unsigned_abs());
+            continue;
         }
-        if f64::from_bits(be64(plain, 32)) != 1.0 {
-            return Err("histogram has an integer-to-double ratio other than 1".into());
-        }
-        // `inflate_header` checked the parameters: the length fits.
-        let len = counts_len(header.low, header.high, header.digits).unwrap_or(0);
-        let mut payload = &plain[HEADER_LEN..];
-        let mut at = 0_u64;
-        while !payload.is_empty() {
-            let (v, n) = read_varint(payload)
-                .ok_or_else(|| "histogram payload ends inside a count".to_string())?;
-            payload = &payload[n..];
-            let v = ((v >> 1) as i64) ^ -((v & 1) as i64);
-            if v < 0 {
-                at = at.saturating_add(v.unsigned_abs());
-                continue;
+        if v > 0 {
+            if at >= len {
+                return Err("histogram counts run past its counts array".into());
             }
-            if v > 0 {
-                if at >= len {
-                    return Err("histogram counts run past its counts array".into());
-                }
-                pairs.push((at as u32, v as u64));
-            }
-            at += 1;
+            pairs.push((at as u32, v as u64));
         }
-        Ok(header)
-    })
+        at += 1;
+    }
+    Ok(header)
 }
 
 /// Reads one LEB128-64b9B varint from the front of `b`; returns it and the bytes read, or
@@ -315,14 +478,11 @@ fn read_varint(b: &[u8]) -> Option<(u64, usize)> {
     Some((v | u64::from(*b.get(8)?) << 56, 9))
 }
 
-/// The zlib stream of a V2+deflate histogram, after checking the outer header.
+/// The zlib stream of a V2+deflate histogram (its cookie already checked), after checking
+/// that its length stays inside `bytes`.
 fn zlib_stream(bytes: &[u8]) -> Result<&[u8], String> {
     if bytes.len() < FRAME_LEN {
         return Err("histogram shorter than its header".into());
-    }
-    let cookie = be32(bytes, 0);
-    if cookie != V2_COMPRESSED_COOKIE {
-        return Err(format!("histogram cookie {cookie:#x} is not V2+deflate"));
     }
     let clen = be32(bytes, 4) as usize;
     bytes
@@ -358,6 +518,13 @@ fn inflate_header(
     if !inflated || written != HEADER_LEN {
         return Err(format!("histogram header does not inflate ({status:?})"));
     }
+    let header = check_header(head)?;
+    Ok((header, read))
+}
+
+/// Checks a 40-byte V2 header: its cookie, parameters that describe a histogram of at most
+/// [`MAX_HISTOGRAM_COUNTS`] counts, and a payload length those counts could need.
+fn check_header(head: &[u8]) -> Result<Header, String> {
     if be32(head, 0) != V2_COOKIE {
         return Err("histogram inner cookie is not V2".into());
     }
@@ -379,7 +546,7 @@ fn inflate_header(
             header.payload_len
         ));
     }
-    Ok((header, read))
+    Ok(header)
 }
 
 /// Inflates the `payload_len` bytes that follow the header (already in `plain`) from `rest`,
@@ -526,6 +693,120 @@ mod tests {
     }
 
     #[test]
+    fn the_plain_form_is_hdrhistograms_v2_and_reads_as_the_deflated_one() {
+        use hdrhistogram::serialization::V2DeflateSerializer;
+        let mut enc = Encoder::new();
+        let mut pairs = Vec::new();
+        let mut want = Vec::new();
+        for (high, digits) in [(60_000_000_000, 3), (u64::MAX, 2), (1_000, 5)] {
+            let mut h = sample(high, digits);
+            h.saturating_record_n(high, 1 << 40);
+            let mut plain = vec![1, 2];
+            let n = enc.encode_plain(HistRef::Hdr(&h), &mut plain).unwrap();
+            assert_eq!(n, plain.len() - 2);
+            let plain = &plain[2..];
+            let mut theirs = Vec::new();
+            V2Serializer::new().serialize(&h, &mut theirs).unwrap();
+            assert_eq!(plain, theirs);
+            let back: Histogram<u64> = Deserializer::new().deserialize(&mut &plain[..]).unwrap();
+            assert_eq!(decode(plain).unwrap(), back);
+            check_frame(plain).unwrap();
+            let header = peek(plain).unwrap();
+            assert_eq!(
+                (header.low, header.high, header.digits),
+                (1, high, digits.into())
+            );
+            // Compressed on export into what HdrHistogram's deflating serializer writes.
+            let mut deflated = Vec::new();
+            enc.deflate_stored(plain, &mut deflated).unwrap();
+            let mut theirs = Vec::new();
+            V2DeflateSerializer::new()
+                .serialize(&h, &mut theirs)
+                .unwrap();
+            assert_eq!(deflated, theirs);
+            let mut copied = Vec::new();
+            enc.deflate_stored(&deflated, &mut copied).unwrap();
+            assert_eq!(copied, deflated);
+            assert_eq!(decode(&deflated).unwrap(), back);
+            decode_pairs(&deflated, &mut want).unwrap();
+            assert_eq!(decode_pairs(plain, &mut pairs).unwrap(), header);
+            assert_eq!(pairs, want);
+        }
+    }
+
+    #[test]
+    fn stored_histograms_are_plain_up_to_the_limit() {
+        let mut enc = Encoder::new();
+        let mut small = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+        small.record_n(1_500, 3).unwrap();
+        let big = sample(60_000_000_000, 3);
+        for (h, plain) in [(&small, true), (&big, false)] {
+            let mut out = Vec::new();
+            let n = enc.encode_stored(HistRef::Hdr(h), &mut out).unwrap();
+            assert_eq!(n, out.len());
+            let mut v2 = Vec::new();
+            V2Serializer::new().serialize(h, &mut v2).unwrap();
+            assert_eq!(v2.len() <= PLAIN_MAX, plain);
+            assert_eq!(be32(&out, 0) == V2_COOKIE, plain);
+            assert_eq!(decode(&out).unwrap(), *h);
+        }
+    }
+
+    #[test]
+    fn damaged_plain_forms_are_refused() {
+        let mut plain = Vec::new();
+        Encoder::new()
+            .encode_plain(HistRef::Hdr(&sample(60_000_000_000, 3)), &mut plain)
+            .unwrap();
+        let mut pairs = Vec::new();
+        let mut longer = plain.clone();
+        longer.push(0);
+        let mut digits = plain.clone();
+        digits[12..16].copy_from_slice(&6_u32.to_be_bytes());
+        let mut huge = plain.clone();
+        huge[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+        let mut past = plain.clone();
+        // A zero run reaching past the counts array, then a count.
+        past.truncate(HEADER_LEN);
+        varint(&mut past, zig_zag(-1_000_000));
+        varint(&mut past, zig_zag(3));
+        let len = (past.len() - HEADER_LEN) as u32;
+        past[4..8].copy_from_slice(&len.to_be_bytes());
+        let mut cut_varint = plain.clone();
+        cut_varint.truncate(HEADER_LEN);
+        cut_varint.push(0x80);
+        cut_varint[4..8].copy_from_slice(&1_u32.to_be_bytes());
+        let mut negative = plain.clone();
+        negative[8..12].copy_from_slice(&1_u32.to_be_bytes());
+        for (bad, why) in [
+            (&plain[..39], "shorter"),
+            (&plain[..plain.len() - 1], "is not the"),
+            (&longer[..], "is not the"),
+            (&digits[..], "out of range"),
+            (&huge[..], "too large"),
+        ] {
+            for err in [
+                check_frame(bad).unwrap_err(),
+                peek(bad).unwrap_err(),
+                decode(bad).unwrap_err(),
+                decode_pairs(bad, &mut pairs).unwrap_err(),
+            ] {
+                assert!(err.contains(why), "{err}");
+            }
+        }
+        for (bad, why) in [
+            (&past[..], "run past"),
+            (&cut_varint[..], "ends inside"),
+            (&negative[..], "normalizing offset"),
+        ] {
+            check_frame(bad).unwrap();
+            assert!(decode(bad).is_err());
+            let err = decode_pairs(bad, &mut pairs).unwrap_err();
+            assert!(err.contains(why), "{err}");
+        }
+    }
+
+    #[test]
     fn peek_reads_the_parameters_only() {
         let h = sample(u64::MAX, 2);
         let mut out = Vec::new();
@@ -557,7 +838,9 @@ mod tests {
         assert!(check_frame(&out[..out.len() - 1]).is_err());
         let mut wrong = out.clone();
         wrong[3] ^= 1;
-        assert!(check_frame(&wrong).unwrap_err().contains("not V2+deflate"));
+        assert!(check_frame(&wrong)
+            .unwrap_err()
+            .contains("not V2 or V2+deflate"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! | module | job |
 //! |---|---|
-//! | `codec` | HdrHistogram's V2 encoding compressed with deflate: [`Encoder`], bounded [`decode`] (or [`decode_pairs`], to the non-zero counts only), header [`peek`] |
+//! | `codec` | HdrHistogram's V2 encoding, plain or compressed with deflate: [`Encoder`], bounded [`decode`] (or [`decode_pairs`], to the non-zero counts only), header [`peek`] |
 //! | [`buckets`] | Prometheus bucket counts derived from an HdrHistogram |
 //! | `layout` | HdrHistogram's counts-array layout: value to index and back ([`Layout`]) |
 //! | `compact` | histograms without the full counts array: [`CompactHistogram`] (published windows), open windows' counts, totals' counts |

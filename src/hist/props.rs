@@ -1,13 +1,13 @@
 //! Properties: every compact form answers as the `hdrhistogram::Histogram` fed the same
 //! values does — percentiles, length, extremes, recorded buckets, Prometheus buckets and the
-//! V2+deflate bytes.
+//! V2 and V2+deflate bytes, which decode back to it (in full, and as non-zero counts).
 
-use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer, V2Serializer};
 use hdrhistogram::Histogram;
 use proptest::prelude::*;
 
 use super::buckets;
-use super::codec::{Encoder, HistRef};
+use super::codec::{decode, decode_pairs, Encoder, HistRef};
 use super::compact::{CompactHistogram, CountsPool, RangeCounts, WindowCounts};
 use super::layout::Layout;
 use super::quantiles::{Quantiles, RangeView};
@@ -76,7 +76,25 @@ fn check_against(c: &CompactHistogram, h: &Histogram<u64>) -> Result<(), TestCas
     Encoder::new()
         .encode_any(HistRef::Compact(c), &mut bytes)
         .unwrap();
-    prop_assert_eq!(bytes, v2_deflate(h));
+    prop_assert_eq!(&bytes, &v2_deflate(h));
+    // The plain form the log stores: HdrHistogram's own V2 bytes, decoding to `h`, and
+    // compressed on export into the bytes above.
+    let mut enc = Encoder::new();
+    let mut plain = Vec::new();
+    enc.encode_plain(HistRef::Compact(c), &mut plain).unwrap();
+    let mut theirs = Vec::new();
+    V2Serializer::new().serialize(h, &mut theirs).unwrap();
+    prop_assert_eq!(&plain, &theirs);
+    prop_assert!(decode(&plain).unwrap() == *h);
+    let mut deflated = Vec::new();
+    enc.deflate_stored(&plain, &mut deflated).unwrap();
+    prop_assert_eq!(&deflated, &bytes);
+    let (mut from_plain, mut from_deflate) = (Vec::new(), Vec::new());
+    decode_pairs(&plain, &mut from_plain).unwrap();
+    decode_pairs(&bytes, &mut from_deflate).unwrap();
+    let want: Vec<(u32, u64)> = c.pairs().map(|(i, n)| (i as u32, n)).collect();
+    prop_assert_eq!(&from_plain, &want);
+    prop_assert_eq!(&from_deflate, &want);
     Ok(())
 }
 

@@ -12,8 +12,11 @@ pub const MAGIC: [u8; 8] = *b"RINGMLOG";
 /// The format version this crate writes and the newest it reads.
 ///
 /// Version 2 added the [commit block](CommitSlot) after the header; version 1 segments
-/// (frames right after the header) are still read.
-pub const FORMAT_VERSION: u32 = 2;
+/// (frames right after the header) are still read. Version 3 stores window histograms in
+/// HdrHistogram's plain V2 encoding instead of V2 + deflate (a reader of version 2 would
+/// take its records for corrupt ones, so it is told by the version instead); its layout is
+/// version 2's, and readers take either histogram form in any version.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The oldest format version this crate reads. Version 0 was never written.
 pub const OLDEST_VERSION: u32 = 1;
@@ -28,7 +31,7 @@ pub const COMMIT_SLOT_LEN: usize = 32;
 pub const COMMIT_BLOCK_AT: usize = SEGMENT_HEADER_LEN;
 
 /// Offset of the first frame: [`SEGMENT_HEADER_LEN`] in version 1, after the commit block
-/// in version 2. The header's `header_len` field holds it.
+/// in versions 2 and 3. The header's `header_len` field holds it.
 pub const FIRST_FRAME_V2: usize = SEGMENT_HEADER_LEN + 2 * COMMIT_SLOT_LEN;
 
 /// [`CommitSlot::flags`] bit: the writer closed the segment; nothing follows `end`.

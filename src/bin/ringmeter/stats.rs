@@ -123,8 +123,8 @@ impl std::fmt::Display for Bytes {
 /// Intervals handed to [`Totals::add_all`] at a time.
 const BATCH: usize = 4096;
 
-/// [`Totals`] fed in batches, so that the stored histograms of a batch are read (inflated)
-/// on every core before they are merged in order: the same totals as adding one by one.
+/// [`Totals`] fed in batches, so that the stored histograms of a batch are read (decoded to
+/// their non-zero counts) on every core before they are merged in order: the same totals as adding one by one.
 pub struct BatchTotals {
     totals: Totals,
     batch: Vec<Interval>,

@@ -19,8 +19,10 @@ use crate::report::OpStats;
 impl Record {
     /// As [`Record::decode`], but window records keep their histogram as stored
     /// ([`WindowRecord::stored_histogram`]) instead of decoding it, which is several times
-    /// faster. The stored bytes are still checked to be framed as V2+deflate: the cookie, and
-    /// a compressed length that stays inside the payload.
+    /// faster. The stored bytes are still checked without reading the counts: a V2 + deflate
+    /// histogram's cookie and a compressed length that stays inside the payload, or a plain
+    /// V2 histogram's header (bounded parameters, a payload length that is the rest of its
+    /// bytes).
     ///
     /// # Errors
     /// [`DecodeError`] naming what is wrong and where in the payload.
@@ -472,11 +474,14 @@ mod tests {
         let stored = fast.stored_histogram.as_deref().unwrap();
         assert!(payload.ends_with(stored));
         assert_eq!(decode_histogram(stored).unwrap(), w.histogram);
-        // A compressed length running past the payload is refused without inflating.
+        // Stored in the plain V2 form (format version 3), a payload length that is not the
+        // bytes stored is refused without reading the counts.
+        assert_eq!(&stored[..4], &[0x1c, 0x84, 0x93, 0x13]);
         let at = payload.len() - stored.len();
-        payload[at + 4..at + 8].copy_from_slice(&u32::MAX.to_be_bytes());
+        let declared = (stored.len() - 40 + 1) as u32;
+        payload[at + 4..at + 8].copy_from_slice(&declared.to_be_bytes());
         let err = Record::decode_without_histogram(kind, &payload).unwrap_err();
         assert_eq!(err.offset, at);
-        assert!(err.reason.contains("runs past"), "{err}");
+        assert!(err.reason.contains("is not the"), "{err}");
     }
 }

@@ -331,7 +331,7 @@ pub(crate) fn encode_window(
             buf.extend_from_slice(bytes);
             bytes.len()
         }
-        None => hist.encode_any(w.histogram, buf).map_err(|e| match e {
+        None => hist.encode_stored(w.histogram, buf).map_err(|e| match e {
             HistEncodeError::TooLarge(len) => too_long("histogram", len),
             e => EncodeError::Histogram(e.to_string()),
         })?,

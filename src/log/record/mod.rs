@@ -173,7 +173,8 @@ pub struct WindowRecord {
     /// Latency histogram in nanoseconds (empty when read with
     /// [`Reader::decode_histograms(false)`](super::Reader::decode_histograms)).
     pub histogram: Histogram<u64>,
-    /// The histogram exactly as stored (HdrHistogram V2 + deflate), when the record was read
+    /// The histogram exactly as stored (HdrHistogram V2, plain or deflated: see
+    /// `docs/log-format.md`), when the record was read
     /// without decoding its histogram; `None` otherwise. When set, encoding writes these
     /// bytes instead of serializing `histogram`.
     pub stored_histogram: Option<Vec<u8>>,
