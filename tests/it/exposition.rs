@@ -5,20 +5,12 @@
 //! After a deliberate format change: `RINGMETER_BLESS=1 cargo test --test it exposition::`.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ringmeter::export::prom::Format;
 use ringmeter::{Clock, Engine, Rule, Sampling};
 
-/// Skips with a note, or panics when interop is required.
-fn missing(tool: &str) {
-    if std::env::var_os("RINGMETER_REQUIRE_INTEROP").is_some_and(|v| v == "1") {
-        panic!("{tool} is required (RINGMETER_REQUIRE_INTEROP=1) but cannot be run");
-    }
-    eprintln!("note: {tool} not found; skipping (set RINGMETER_REQUIRE_INTEROP=1 to fail)");
-}
+use crate::util::tools::{promtool_accepts, python_reads};
 
 /// A deterministic engine: mock clock, no aggregator thread, two windows closed and a third
 /// open, a sampled operation, counters and gauges, awkward label values.
@@ -182,60 +174,15 @@ fn buckets_ascend_and_inf_equals_count_equals_the_exact_statistics() {
     assert_eq!(t("cache.get").buckets, vec![300, 300, 300, 300, 300]);
 }
 
-/// Runs `command` with `text` on its standard input.
-fn pipe(command: &mut Command, text: &str) -> std::process::Output {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn promtool_accepts_the_live_text() {
-    let ok = Command::new("promtool")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        missing("promtool");
-        return;
-    }
-    let text = render(&engine(), Format::Text);
-    let out = pipe(Command::new("promtool").args(["check", "metrics"]), &text);
-    assert!(
-        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-        "promtool: {} {}\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_accepts(&render(&engine(), Format::Text));
 }
 
 /// The OpenMetrics text through the strict parser of the Python client library
 /// (`prometheus_client.openmetrics.parser`), from `RINGMETER_PYTHON` or `python3`.
 #[test]
 fn the_openmetrics_parser_accepts_the_openmetrics_text() {
-    let python = std::env::var("RINGMETER_PYTHON").unwrap_or_else(|_| "python3".into());
-    let probe = Command::new(&python)
-        .args(["-c", "import prometheus_client.openmetrics.parser"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !probe {
-        missing("python prometheus_client");
-        return;
-    }
     let engine = engine();
     let text = render(&engine, Format::OpenMetrics);
     // The parser also checks each exemplar's syntax and the 128-character limit of its
@@ -251,17 +198,13 @@ for f in fams:
             ts = e.timestamp
             print(s.name, s.labels['op'], s.labels['le'], sorted(e.labels.items()), format(e.value, '.9f'), ts.sec, ts.nsec)
 "#;
-    let out = pipe(Command::new(&python).args(["-c", script]), &text);
-    assert!(
-        out.status.success(),
-        "parser: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let Some(printed) = python_reads("prometheus_client.openmetrics.parser", script, &text) else {
+        return;
+    };
     let samples = text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .count();
-    let printed = String::from_utf8_lossy(&out.stdout);
     let mut lines = printed.lines();
     assert_eq!(lines.next(), Some(&*format!("11 {samples}")), "{text}");
     // One exemplar per operation here (every one of its slowest calls falls in one bucket):

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::util::cli::{json_u64, ok, write_log, TempDir};
+use crate::util::tools::{missing, python};
 
 /// Whether the tool can be run; panics instead of skipping when interop is required.
 fn available(tool: &str, probe: &mut Command) -> bool {
@@ -24,14 +25,6 @@ fn available(tool: &str, probe: &mut Command) -> bool {
         missing(tool);
     }
     found
-}
-
-/// Skips with a note, or panics when interop is required.
-fn missing(tool: &str) {
-    if std::env::var_os("RINGMETER_REQUIRE_INTEROP").is_some_and(|v| v == "1") {
-        panic!("{tool} is required (RINGMETER_REQUIRE_INTEROP=1) but cannot be run");
-    }
-    eprintln!("note: {tool} not found; skipping (set RINGMETER_REQUIRE_INTEROP=1 to fail)");
 }
 
 /// What ringmeter reports for an operation over the whole log: count and p50, p90, p99,
@@ -150,7 +143,7 @@ fn java_histogram_log_processor_reads_the_hlog() {
 
 #[test]
 fn python_hdrhistogram_reads_the_hlog() {
-    let python = std::env::var_os("RINGMETER_PYTHON").unwrap_or_else(|| "python3".into());
+    let python = python();
     if !available(
         "python3 with the hdrhistogram package",
         Command::new(&python).args(["-c", "import hdrh.log"]),

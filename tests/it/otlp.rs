@@ -20,6 +20,8 @@ use ringmeter::export::prom::Format;
 use ringmeter::{Clock, Engine, MockClock};
 use ringmeter::{OtlpConfig, OtlpExporter};
 
+use crate::util::tools::python;
+
 /// One request as the receiver saw it.
 #[derive(Clone, Debug)]
 struct Received {
@@ -170,10 +172,6 @@ for rm in d['resourceMetrics']:
                     print('gauge', m['name'], json.dumps(attrs(p), sort_keys=True, separators=(',', ':')),
                           p['timeUnixNano'], repr(p.get('asDouble', 0.0)))
 "#;
-
-fn python() -> std::ffi::OsString {
-    std::env::var_os("RINGMETER_PYTHON").unwrap_or_else(|| "python3".into())
-}
 
 /// Whether Python can decode OTLP; panics instead of skipping when interop is required.
 fn decoder_available() -> bool {

@@ -14,6 +14,7 @@ use ringmeter::log::{Reader, Record};
 use ringmeter::{Clock, Engine, MockClock, ProcessSample, ProcessStats};
 
 use crate::util::log::TempDir;
+use crate::util::tools::{missing, promtool_accepts, python, python_reads};
 
 /// Samples handed out in order; an empty sample once they run out.
 #[derive(Clone, Default)]
@@ -183,76 +184,23 @@ fn the_exposition_has_the_conventional_process_families() {
     assert!(om.ends_with("# EOF\n"));
 }
 
-/// Skips with a note, or panics when interop is required.
-fn missing(tool: &str) {
-    if std::env::var_os("RINGMETER_REQUIRE_INTEROP").is_some_and(|v| v == "1") {
-        panic!("{tool} is required (RINGMETER_REQUIRE_INTEROP=1) but cannot be run");
-    }
-    eprintln!("note: {tool} not found; skipping (set RINGMETER_REQUIRE_INTEROP=1 to fail)");
-}
-
-/// Runs `command` with `text` on its standard input.
-fn pipe(command: &mut Command, text: &str) -> std::process::Output {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(text.as_bytes()).unwrap();
-    drop(stdin);
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn promtool_accepts_the_process_families() {
-    let ok = Command::new("promtool")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        missing("promtool");
-        return;
-    }
-    let text = exposition(Format::Text);
-    let out = pipe(Command::new("promtool").args(["check", "metrics"]), &text);
-    assert!(
-        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-        "promtool: {} {}\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_accepts(&exposition(Format::Text));
 }
 
 #[test]
 fn the_openmetrics_parser_accepts_the_process_families() {
-    let python = std::env::var("RINGMETER_PYTHON").unwrap_or_else(|_| "python3".into());
-    let probe = Command::new(&python)
-        .args(["-c", "import prometheus_client.openmetrics.parser"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !probe {
-        missing("python prometheus_client");
-        return;
-    }
     let text = exposition(Format::OpenMetrics);
     let script = "import sys\n\
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse\n\
 fams = [f for f in parse(sys.stdin.read()) if 'process' in f.name]\n\
 print(' '.join(sorted(f.name + ':' + f.type for f in fams)))\n";
-    let out = pipe(Command::new(&python).args(["-c", script]), &text);
-    assert!(
-        out.status.success(),
-        "parser: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let Some(out) = python_reads("prometheus_client.openmetrics.parser", script, &text) else {
+        return;
+    };
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        out.trim(),
         "process_cpu_seconds:counter process_heap_bytes:gauge process_max_fds:gauge \
          process_open_fds:gauge process_resident_memory_bytes:gauge \
          process_start_time_seconds:gauge process_threads:gauge \
@@ -364,7 +312,7 @@ fn the_configuration_file_sets_and_checks_the_process_keys() {
 fn otlp_carries_the_semantic_convention_process_metrics() {
     use ringmeter::export::otlp::{encode, request, resource};
 
-    let python = std::env::var("RINGMETER_PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = python();
     let probe = Command::new(&python)
         .args([
             "-c",
@@ -493,21 +441,5 @@ fn the_cli_shows_the_process_records() {
         "{prom}"
     );
     assert!(prom.contains("\nringmeter_process_rss_growing 1 1700000005000\n"));
-    let promtool = Command::new("promtool")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !promtool {
-        missing("promtool");
-        return;
-    }
-    let out = pipe(Command::new("promtool").args(["check", "metrics"]), &prom);
-    assert!(
-        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-        "promtool: {} {}\n{prom}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_accepts(&prom);
 }

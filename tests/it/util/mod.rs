@@ -7,3 +7,4 @@ pub mod chromium;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod log;
+pub mod tools;
