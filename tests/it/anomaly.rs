@@ -3,8 +3,6 @@
 //! exposition (checked by `promtool` when installed) and as an alert; both from the
 //! configuration file, whose bad values are refused with their key.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,6 +10,8 @@ use ringmeter::alert::{Alert, AlertRule, AlertState, Condition, Signal};
 use ringmeter::export::prom::Format;
 use ringmeter::log::{Reader, Record};
 use ringmeter::{Clock, Engine, MockClock, Op};
+
+use crate::util::tools::promtool_accepts;
 
 const SEC: u64 = 1_000_000_000;
 const MS: u64 = 1_000_000;
@@ -138,40 +138,6 @@ fn an_error_rate_jump_fires_and_the_baseline_ignores_thin_windows() {
     assert_eq!(rig.take(), [(AlertState::Firing, "errors".to_owned())]);
 }
 
-/// `promtool check metrics` accepts `text`; skipped when promtool is not installed, unless
-/// `RINGMETER_REQUIRE_INTEROP=1`.
-fn promtool_accepts(text: &[u8]) {
-    let found = Command::new("promtool")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        if std::env::var_os("RINGMETER_REQUIRE_INTEROP").is_some_and(|v| v == "1") {
-            panic!("promtool is required (RINGMETER_REQUIRE_INTEROP=1) but cannot be run");
-        }
-        eprintln!("note: promtool not found; skipping (set RINGMETER_REQUIRE_INTEROP=1 to fail)");
-        return;
-    }
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(text).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-        "promtool: {} {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(text)
-    );
-}
-
 #[test]
 fn a_budget_from_the_file_burns_in_the_snapshot_the_exposition_and_alerts() {
     let dir = std::env::temp_dir().join(format!("ringmeter-budget-cfg-{}", std::process::id()));
@@ -217,7 +183,7 @@ fn a_budget_from_the_file_burns_in_the_snapshot_the_exposition_and_alerts() {
     let text = rig.engine.render_metrics(Format::Text);
     let line = format!("ringmeter_budget_burn{{budget=\"get-p75\",op=\"http.get\"}} {burn}\n");
     assert!(String::from_utf8_lossy(&text).contains(&line), "{line}");
-    promtool_accepts(&text);
+    promtool_accepts(std::str::from_utf8(&text).unwrap());
     let open = String::from_utf8(rig.engine.render_metrics(Format::OpenMetrics)).unwrap();
     assert!(open.contains(&line) && open.ends_with("# EOF\n"));
 
