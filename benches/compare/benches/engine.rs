@@ -7,7 +7,10 @@
 //!   2^16 and 2^20, and two threads with 2^20; paced at 1 M calls/s per thread (without and
 //!   with catch-up bursts after the scheduler's hold-ups), and paced with a 10 ms hold-up
 //!   every 100 ms followed by a catch-up burst of the 10,000 calls owed (default ring and
-//!   8192). Every figure carries the dropped fraction beside it.
+//!   8192). Every figure carries the dropped fraction beside it, and the aggregator thread's
+//!   share of a CPU, its share of the run spent runnable but waiting for a CPU
+//!   (`aggregator_wait_fraction`, from `/proc/.../schedstat`), its wake-ups and its
+//!   preemptions per second: drops follow the time a woken aggregator waits for a core.
 //! - `memory`: resident memory per thread of 1000 threads (default builder, aggregator
 //!   running): registered with the engine but idle since (one call each), and busy (each
 //!   has written its whole ring through).
@@ -213,12 +216,12 @@ fn sustained(id: &str, ring: Option<usize>, load: Load, secs: f64) {
         })
         .collect();
     barrier.wait();
-    let (cpu0, _) = aggregator_cpu();
+    let s0 = aggregator_sched();
     let results: Vec<(u64, u64, u64)> = handles
         .into_iter()
         .map(|h| h.join().expect("producer"))
         .collect();
-    let (cpu1, _) = aggregator_cpu();
+    let s1 = aggregator_sched();
     stop.store(true, Ordering::Relaxed);
     let issued: u64 = results.iter().map(|r| r.0).sum();
     let wall_ns = results.iter().map(|r| r.1).max().unwrap_or(1).max(1);
@@ -257,7 +260,27 @@ fn sustained(id: &str, ring: Option<usize>, load: Load, secs: f64) {
             ("max_pacing_lag_ns", max_lag.to_string()),
             (
                 "aggregator_cpu_fraction",
-                format!("{:.3}", (cpu1 - cpu0) as f64 / wall_ns as f64),
+                format!("{:.3}", (s1.cpu_ns - s0.cpu_ns) as f64 / wall_ns as f64),
+            ),
+            // Why a woken aggregator falls behind: its time waiting for a CPU (after its
+            // wake-ups and after being preempted), its wake-ups and its preemptions.
+            (
+                "aggregator_wait_fraction",
+                format!("{:.3}", (s1.wait_ns - s0.wait_ns) as f64 / wall_ns as f64),
+            ),
+            (
+                "aggregator_wakeups_per_s",
+                format!(
+                    "{:.0}",
+                    (s1.voluntary - s0.voluntary) as f64 / secs_of(wall_ns)
+                ),
+            ),
+            (
+                "aggregator_preempted_per_s",
+                format!(
+                    "{:.0}",
+                    (s1.involuntary - s0.involuntary) as f64 / secs_of(wall_ns)
+                ),
             ),
             ("load1", load1()),
         ],
@@ -293,16 +316,32 @@ fn aggregator_task() -> std::path::PathBuf {
     }
 }
 
-/// The aggregator thread of the one running engine: its time on a CPU in nanoseconds (the
-/// scheduler's statistics, or user + system time where those are missing) and its voluntary
-/// context switches (one per park that blocked).
-fn aggregator_cpu() -> (u64, u64) {
+/// What the scheduler says of the aggregator thread: its time on a CPU and its time waiting
+/// for one, in nanoseconds, and its context switches.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sched {
+    /// Time on a CPU (the scheduler's statistics, or user + system time where those are
+    /// missing).
+    cpu_ns: u64,
+    /// Time runnable but waiting for a CPU: after a wake-up before it runs, and after being
+    /// preempted (0 where the scheduler's statistics are missing).
+    wait_ns: u64,
+    /// Voluntary context switches: one per park that blocked (so one per wake-up).
+    voluntary: u64,
+    /// Involuntary context switches: preempted while it had work.
+    involuntary: u64,
+}
+
+/// The aggregator thread of the one running engine, as the scheduler sees it.
+fn aggregator_sched() -> Sched {
     let dir = &aggregator_task();
-    let cpu_ns = match std::fs::read_to_string(dir.join("schedstat")) {
-        Ok(s) => s.split_whitespace().next().and_then(|v| v.parse().ok()),
-        Err(_) => None,
-    }
-    .unwrap_or_else(|| {
+    // `schedstat`: time on a CPU, time waiting on a run queue (ns), time slices.
+    let schedstat: Vec<u64> = std::fs::read_to_string(dir.join("schedstat"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let cpu_ns = schedstat.first().copied().unwrap_or_else(|| {
         // Fields 14 and 15 of `stat` (after the parenthesised name): user and system time in
         // clock ticks of 10 ms.
         let stat = std::fs::read_to_string(dir.join("stat")).expect("stat");
@@ -314,12 +353,26 @@ fn aggregator_cpu() -> (u64, u64) {
         (f[11] + f[12]) * 10_000_000
     });
     let status = std::fs::read_to_string(dir.join("status")).expect("status");
-    let switches = status
-        .lines()
-        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    (cpu_ns, switches)
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    Sched {
+        cpu_ns,
+        wait_ns: schedstat.get(1).copied().unwrap_or(0),
+        voluntary: field("voluntary_ctxt_switches:"),
+        involuntary: field("nonvoluntary_ctxt_switches:"),
+    }
+}
+
+/// The aggregator thread's time on a CPU in nanoseconds and its voluntary context switches
+/// (see [`aggregator_sched`]).
+fn aggregator_cpu() -> (u64, u64) {
+    let s = aggregator_sched();
+    (s.cpu_ns, s.voluntary)
 }
 
 /// Resident memory of this process, in bytes (`/proc/self/statm`).
@@ -422,6 +475,10 @@ fn idle_cost(secs: f64) {
             ("wakeups_per_s", format!("{:.1}", (sw1 - sw0) as f64 / wall)),
         ],
     );
+}
+
+fn secs_of(ns: u64) -> f64 {
+    ns as f64 / 1e9
 }
 
 /// The 1-minute load average, as the machine's business while a scenario ran.
