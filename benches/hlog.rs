@@ -16,8 +16,9 @@
 //! interval log reader holds the histogram the log holds. Then each scenario runs 3 times; the
 //! best run is printed, as records per second of the process's CPU time and of wall time,
 //! with the output's size. Run: `cargo bench --bench hlog` (`cargo test --benches` runs a
-//! small log once); arguments after `--` name the scenarios to run. With `RINGMETER_BENCH_KEEP=1` the generated log is kept and its
-//! directory printed, to time the command itself on it.
+//! small log once); arguments after `--` name the scenarios to run. With
+//! `RINGMETER_BENCH_KEEP=1` the generated log is kept and its directory printed, to time the
+//! command itself on it.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -193,7 +194,9 @@ fn unbase64(s: &str) -> Vec<u8> {
 /// Checks that the export of `dir` holds, line by line, the log's histograms.
 fn check(dir: &Path, decode: bool) {
     let mut expected = Vec::new();
-    read(dir, true, |i| expected.push((i.op, i.start_unix_ns, i.histogram)));
+    read(dir, true, |i| {
+        expected.push((i.op, i.start_unix_ns, i.histogram))
+    });
     let text = export(dir, decode, Vec::new()).1;
     let mut deserializer = Deserializer::new();
     let mut n = 0;

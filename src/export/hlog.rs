@@ -81,8 +81,8 @@ pub struct HlogWriter<W: Write> {
     encoder: Encoder,
     /// The V2-deflate encoding: cookie, length, zlib stream.
     buf: Vec<u8>,
-    /// `buf` in base64.
-    text: String,
+    /// `buf` in base64, and a line break.
+    text: Vec<u8>,
 }
 
 impl<W: Write> HlogWriter<W> {
@@ -105,7 +105,7 @@ impl<W: Write> HlogWriter<W> {
             header_written: false,
             encoder: Encoder::new(),
             buf: Vec::new(),
-            text: String::new(),
+            text: Vec::new(),
         }
     }
 
@@ -240,10 +240,15 @@ impl<W: Write> HlogWriter<W> {
             Millis(i.length_ns),
             max as f64 / MAX_VALUE_DIVISOR
         )?;
+        // Encoded into a buffer of the exact length: cheaper than through a `String`.
+        let len = base64::encoded_len(encoded.len(), true).ok_or(io::ErrorKind::InvalidInput)?;
         self.text.clear();
-        BASE64.encode_string(encoded, &mut self.text);
-        self.text.push('\n');
-        self.out.write_all(self.text.as_bytes())
+        self.text.resize(len + 1, b'\n');
+        let written = BASE64
+            .encode_slice(encoded, &mut self.text[..len])
+            .map_err(|_| io::ErrorKind::InvalidInput)?;
+        debug_assert_eq!(written, len);
+        self.out.write_all(&self.text)
     }
 
     /// Encodes `h` into `buf` as HdrHistogram's V2 deflate encoding.
@@ -295,8 +300,8 @@ fn compress_plain(plain: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
     let mut z = fdeflate::Compressor::new(&mut *out).map_err(|e| e.to_string())?;
     z.write_data(plain).map_err(|e| e.to_string())?;
     z.finish().map_err(|e| e.to_string())?;
-    let len = u32::try_from(out.len() - start - 8)
-        .map_err(|_| "histogram too large".to_string())?;
+    let len =
+        u32::try_from(out.len() - start - 8).map_err(|_| "histogram too large".to_string())?;
     out[start + 4..start + 8].copy_from_slice(&len.to_be_bytes());
     Ok(())
 }
