@@ -17,6 +17,11 @@
 //!   milliseconds (the value divided by 10^6, as Java does), and the histogram in
 //!   nanoseconds, V2-encoded, deflated and base64-encoded (a histogram the window log
 //!   stored plain is compressed here; a deflated one is copied as stored).
+//! - Histograms stored plain are compressed with `fdeflate`: one deflate block with a fixed
+//!   Huffman table and runs of zeros only, so there is no match finder whose tables a general
+//!   compressor clears for every stream (128 KiB and more: most of the time of an export,
+//!   where each histogram is a few hundred bytes). Its streams are about a third longer than
+//!   deflate's default level on these histograms, and any zlib inflater reads them.
 //! - Lines are tagged with the operation name by default. HdrHistogram's tools read only
 //!   untagged lines unless given a tag (`HistogramLogProcessor -tag db.query`); an untagged
 //!   log ([`HlogWriter::untagged`]) holds one operation.
@@ -29,6 +34,8 @@ use std::io::{self, Write};
 use std::mem;
 use std::sync::Arc;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use hdrhistogram::Histogram;
 
 use super::time::format_rfc3339;
@@ -37,6 +44,14 @@ use crate::hist::{peek, Encoder};
 
 /// The `Interval_Max` column is the maximum divided by this (nanoseconds to milliseconds).
 pub const MAX_VALUE_DIVISOR: f64 = 1e6;
+
+/// Cookie of HdrHistogram's plain V2 encoding (`V2EncodingCookieBase` with the word-size
+/// bits), the form the window log stores small histograms in.
+const V2_PLAIN_COOKIE: [u8; 4] = (0x1c84_9303_u32 | 0x10).to_be_bytes();
+
+/// Cookie of the V2 + deflate encoding (`V2CompressedEncodingCookieBase` with the word-size
+/// bits), the form the interval log carries.
+const V2_COMPRESSED_COOKIE: [u8; 4] = (0x1c84_9304_u32 | 0x10).to_be_bytes();
 
 /// Writes intervals as an HdrHistogram interval log.
 ///
@@ -61,11 +76,13 @@ pub struct HlogWriter<W: Write> {
     /// The one operation of an untagged log, once seen.
     only_op: Option<Arc<str>>,
     header_written: bool,
-    /// One encoder, and so one deflate state, for every histogram (creating one per
+    /// One encoder, and so one deflate state, for every decoded histogram (creating one per
     /// histogram costs more than the compression itself).
     encoder: Encoder,
     /// The V2-deflate encoding: cookie, length, zlib stream.
     buf: Vec<u8>,
+    /// `buf` in base64, and a line break.
+    text: Vec<u8>,
 }
 
 impl<W: Write> HlogWriter<W> {
@@ -88,6 +105,7 @@ impl<W: Write> HlogWriter<W> {
             header_written: false,
             encoder: Encoder::new(),
             buf: Vec::new(),
+            text: Vec::new(),
         }
     }
 
@@ -167,12 +185,19 @@ impl<W: Write> HlogWriter<W> {
                 }
                 let mut encoded = mem::take(&mut self.buf);
                 encoded.clear();
-                let deflated = self.encoder.deflate_stored(stored, &mut encoded);
+                let deflated = if stored.starts_with(&V2_PLAIN_COOKIE) {
+                    compress_plain(stored, &mut encoded)
+                } else {
+                    self.encoder
+                        .deflate_stored(stored, &mut encoded)
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                };
                 let written = match deflated {
-                    Ok(_) => self.line(i, max, &encoded).map_err(ExportError::from),
-                    Err(e) => Err(ExportError::Serialize {
+                    Ok(()) => self.line(i, max, &encoded).map_err(ExportError::from),
+                    Err(reason) => Err(ExportError::Serialize {
                         op: Arc::clone(&i.op),
-                        reason: e.to_string(),
+                        reason,
                     }),
                 };
                 self.buf = encoded;
@@ -215,8 +240,15 @@ impl<W: Write> HlogWriter<W> {
             Millis(i.length_ns),
             max as f64 / MAX_VALUE_DIVISOR
         )?;
-        self.out.write_all(base64(encoded).as_bytes())?;
-        self.out.write_all(b"\n")
+        // Encoded into a buffer of the exact length: cheaper than through a `String`.
+        let len = base64::encoded_len(encoded.len(), true).ok_or(io::ErrorKind::InvalidInput)?;
+        self.text.clear();
+        self.text.resize(len + 1, b'\n');
+        let written = BASE64
+            .encode_slice(encoded, &mut self.text[..len])
+            .map_err(|_| io::ErrorKind::InvalidInput)?;
+        debug_assert_eq!(written, len);
+        self.out.write_all(&self.text)
     }
 
     /// Encodes `h` into `buf` as HdrHistogram's V2 deflate encoding.
@@ -259,6 +291,21 @@ fn clamp_to_i64(h: &Histogram<u64>) -> Result<Histogram<u64>, String> {
     Ok(out)
 }
 
+/// Appends the V2 + deflate encoding of `plain`, a checked plain V2 encoding, to `out`:
+/// cookie, stream length, and a zlib stream from `fdeflate` (see the module docs).
+fn compress_plain(plain: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    let start = out.len();
+    out.extend_from_slice(&V2_COMPRESSED_COOKIE);
+    out.extend_from_slice(&[0; 4]);
+    let mut z = fdeflate::Compressor::new(&mut *out).map_err(|e| e.to_string())?;
+    z.write_data(plain).map_err(|e| e.to_string())?;
+    z.finish().map_err(|e| e.to_string())?;
+    let len =
+        u32::try_from(out.len() - start - 8).map_err(|_| "histogram too large".to_string())?;
+    out[start + 4..start + 8].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}
+
 /// Nanoseconds as seconds with three decimals, truncated (`1700000000.000`).
 struct Millis(u64);
 
@@ -271,26 +318,6 @@ impl fmt::Display for Millis {
             self.0 % 1_000_000_000 / 1_000_000
         )
     }
-}
-
-/// Standard base64 with padding (RFC 4648).
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                s.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                s.push('=');
-            }
-        }
-    }
-    s
 }
 
 #[cfg(test)]
@@ -313,7 +340,7 @@ mod tests {
             ("fooba", "Zm9vYmE="),
             ("foobar", "Zm9vYmFy"),
         ] {
-            assert_eq!(base64(raw.as_bytes()), enc);
+            assert_eq!(BASE64.encode(raw.as_bytes()), enc);
         }
     }
 
@@ -376,6 +403,38 @@ mod tests {
         assert_eq!(hists[0].4, a);
         assert_eq!((hists[1].0.as_deref(), hists[1].2), (Some("b"), 500));
         assert_eq!(hists[1].4, b);
+    }
+
+    #[test]
+    fn plain_stored_histograms_are_compressed_into_what_readers_decode() {
+        use hdrhistogram::serialization::{Serializer, V2Serializer};
+
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60 * S, 3).unwrap();
+        for v in [0, 1, 1_000, 1_001, 250_000, 59 * S] {
+            h.record_n(v.max(1), v % 7 + 1).unwrap();
+        }
+        let mut plain = Vec::new();
+        V2Serializer::new().serialize(&h, &mut plain).unwrap();
+        assert!(plain.starts_with(&V2_PLAIN_COOKIE));
+        let mut i = Interval::from_histogram("p", 0, S, Histogram::new(1).unwrap());
+        i.stats.count = h.len();
+        i.stats.max_ns = h.max();
+        i.stored_histogram = Some(plain);
+        let mut log = HlogWriter::new(Vec::new());
+        log.write(&i).unwrap();
+        assert!(log.buf.starts_with(&V2_COMPRESSED_COOKIE));
+        let text = log.finish().unwrap();
+        let entry = IntervalLogIterator::new(&text)
+            .find_map(|e| match e.unwrap() {
+                LogEntry::Interval(i) => Some(i),
+                _ => None,
+            })
+            .unwrap();
+        let bytes = unbase64(entry.encoded_histogram());
+        let got: Histogram<u64> = Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .unwrap();
+        assert_eq!(got, h);
     }
 
     #[test]

@@ -1,0 +1,281 @@
+//! Speed of `ringmeter dump --format hlog`: window records read from a log and written as an
+//! HdrHistogram interval log, in window records per second.
+//!
+//! The log is generated first, shaped as in `benches/merge.rs`: 1-second windows of 100
+//! operations, each with a few hundred calls spread over three decades of latency (so the
+//! log stores them plain, and the export compresses every one), written with `log::Writer`
+//! into the system temp directory.
+//!
+//! | scenario | what is timed |
+//! |---|---|
+//! | `read/stored` | `Reader` alone, histograms kept as stored: the floor under the export |
+//! | `hlog/stored` | `Reader` into `HlogWriter` (stored histograms compressed): `dump --format hlog` |
+//! | `hlog/decoded` | `Reader` decoding every histogram, into `HlogWriter` (each encoded from its counts): a rollup's path |
+//!
+//! Each export is checked first: every line parsed back with the `hdrhistogram` crate's
+//! interval log reader holds the histogram the log holds. Then each scenario runs 3 times; the
+//! best run is printed, as records per second of the process's CPU time and of wall time,
+//! with the output's size. Run: `cargo bench --bench hlog` (`cargo test --benches` runs a
+//! small log once); arguments after `--` name the scenarios to run. With
+//! `RINGMETER_BENCH_KEEP=1` the generated log is kept and its directory printed, to time the
+//! command itself on it.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ringmeter::export::hlog::HlogWriter;
+use ringmeter::export::Interval;
+use ringmeter::hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+use ringmeter::hdrhistogram::serialization::Deserializer;
+use ringmeter::hdrhistogram::Histogram;
+use ringmeter::log::{DictEntry, LogConfig, Reader, Record, SamplingMode, WindowRecord, Writer};
+use ringmeter::OpStats;
+
+/// `cargo bench` passes `--bench`; `cargo test --benches` runs a small version.
+fn full() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+const OPS: u32 = 100;
+const S: u64 = 1_000_000_000;
+/// 2026-01-01T00:00:00Z.
+const T0: u64 = 1_767_225_600 * S;
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// One operation's window: `calls` durations, log-uniform over 20 µs × 1..1000.
+fn window(op: u32, second: u64, rng: &mut Rng) -> WindowRecord {
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60 * S, 3).unwrap();
+    let calls = 100 + rng.next() % 400;
+    let (mut min, mut max, mut sum) = (u64::MAX, 0, 0u128);
+    for _ in 0..calls {
+        let exp = (rng.next() % 3000) as f64 / 1000.0;
+        let ns = (20_000.0 * 10f64.powf(exp)) as u64 + rng.next() % 1000;
+        h.saturating_record(ns);
+        (min, max, sum) = (min.min(ns), max.max(ns), sum + u128::from(ns));
+    }
+    let mut stats = OpStats::default();
+    stats.count = calls;
+    stats.min_ns = min;
+    stats.max_ns = max;
+    stats.mean_ns = sum as f64 / calls as f64;
+    WindowRecord {
+        op_id: op,
+        op: Arc::from(""),
+        index: T0 / S + second,
+        start_unix_ns: T0 + second * S,
+        length_ns: S,
+        stats,
+        unsampled: 0,
+        sampling: SamplingMode::All,
+        slow_threshold_ns: 1_000_000,
+        slowest: Vec::new(),
+        error_kinds: Vec::new(),
+        histogram: h,
+        stored_histogram: None,
+    }
+}
+
+/// Writes `seconds` 1-second windows of [`OPS`] operations into a fresh log; returns its
+/// directory and the number of window records.
+fn generate(seconds: u64) -> (PathBuf, u64) {
+    let dir = std::env::temp_dir().join(format!("ringmeter-bench-hlog-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = LogConfig::new(&dir);
+    config.segment_size = 64 << 20;
+    let mut w = Writer::open(config).unwrap();
+    let names = (1..=OPS)
+        .map(|id| DictEntry {
+            id,
+            name: Arc::from(format!("svc.op{id:03}")),
+        })
+        .collect();
+    w.append(&Record::Dictionary(names)).unwrap();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    // A few distinct windows per operation, repeated: generating is slower than reading.
+    let pool: Vec<Vec<WindowRecord>> = (1..=OPS)
+        .map(|op| (0..8).map(|k| window(op, k, &mut rng)).collect())
+        .collect();
+    for second in 0..seconds {
+        for op in 0..OPS as usize {
+            let mut rec = pool[op][(second as usize + op) % 8].clone();
+            rec.index = T0 / S + second;
+            rec.start_unix_ns = T0 + second * S;
+            w.append(&Record::Window(Box::new(rec))).unwrap();
+        }
+    }
+    w.seal().unwrap();
+    (dir, seconds * u64::from(OPS))
+}
+
+/// Reads every window record of `dir` and hands it to `each`; returns the records read.
+fn read(dir: &Path, decode: bool, mut each: impl FnMut(Interval)) -> u64 {
+    let mut reader = Reader::open(dir).unwrap();
+    reader.decode_histograms(decode);
+    let mut n = 0;
+    for rec in reader.by_ref() {
+        if let Record::Window(w) = rec.unwrap() {
+            n += 1;
+            each(Interval::from_record(*w));
+        }
+    }
+    n
+}
+
+/// Counts the bytes written to it, and drops them.
+#[derive(Default)]
+struct Count(u64);
+
+impl Write for Count {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The export into `out`, buffered as the command buffers its output; returns the records read.
+fn export<W: Write>(dir: &Path, decode: bool, out: W) -> (u64, W) {
+    let mut log = HlogWriter::new(io::BufWriter::with_capacity(1 << 16, out));
+    let n = read(dir, decode, |i| log.write(&i).unwrap());
+    let out = log.finish().unwrap().into_inner().ok().unwrap();
+    (n, out)
+}
+
+fn read_only(dir: &Path, decode: bool) -> (u64, u64) {
+    let mut bytes = 0;
+    let n = read(dir, decode, |i| {
+        bytes += i.stored_histogram.map_or(0, |s| s.len() as u64);
+    });
+    (n, bytes)
+}
+
+fn hlog(dir: &Path, decode: bool) -> (u64, u64) {
+    let (n, out) = export(dir, decode, Count::default());
+    (n, out.0)
+}
+
+/// Standard base64 decoding (the check's own; the crate only encodes).
+fn unbase64(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let vals: Vec<u32> = s
+        .bytes()
+        .filter(|&b| b != b'=')
+        .map(|b| ALPHABET.iter().position(|&a| a == b).unwrap() as u32)
+        .collect();
+    let mut out = Vec::new();
+    for c in vals.chunks(4) {
+        let n = c
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &v)| n | v << (18 - 6 * i));
+        for i in 0..c.len() - 1 {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    out
+}
+
+/// Checks that the export of `dir` holds, line by line, the log's histograms.
+fn check(dir: &Path, decode: bool) {
+    let mut expected = Vec::new();
+    read(dir, true, |i| {
+        expected.push((i.op, i.start_unix_ns, i.histogram))
+    });
+    let text = export(dir, decode, Vec::new()).1;
+    let mut deserializer = Deserializer::new();
+    let mut n = 0;
+    for entry in IntervalLogIterator::new(&text) {
+        let LogEntry::Interval(line) = entry.unwrap() else {
+            continue;
+        };
+        let (op, start, h) = &expected[n];
+        assert_eq!(line.tag().map(|t| t.as_str()), Some(&op[..]));
+        assert_eq!(line.start_timestamp().as_millis() as u64, start / 1_000_000);
+        let bytes = unbase64(line.encoded_histogram());
+        let got: Histogram<u64> = deserializer.deserialize(&mut bytes.as_slice()).unwrap();
+        assert_eq!(&got, h);
+        n += 1;
+    }
+    assert_eq!(n, expected.len());
+}
+
+/// CPU time of the process (all its threads), in seconds.
+fn process_cpu() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0);
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+fn main() {
+    let seconds = if full() { 600 } else { 5 };
+    let (dir, records) = generate(seconds);
+    let bytes: u64 = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    println!(
+        "hlog: {records} window records ({OPS} operations x {seconds} 1-second windows), {} MiB",
+        bytes >> 20
+    );
+    type Scenario = fn(&Path, bool) -> (u64, u64);
+    let scenarios: [(&str, Scenario, bool); 3] = [
+        ("read/stored", read_only, false),
+        ("hlog/stored", hlog, false),
+        ("hlog/decoded", hlog, true),
+    ];
+    // Scenarios named in the arguments (`cargo bench --bench hlog -- hlog/stored`), else all.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let runs = if full() { 3 } else { 1 };
+    for (name, f, decode) in scenarios {
+        if !only.is_empty() && !only.iter().any(|o| name.contains(o.as_str())) {
+            continue;
+        }
+        // Check before timing: every exported line reads back as the histogram the log holds.
+        if name.starts_with("hlog/") {
+            check(&dir, decode);
+        }
+        let (mut cpu, mut wall, mut out) = (f64::INFINITY, f64::INFINITY, 0);
+        for _ in 0..runs {
+            let (t, c) = (Instant::now(), process_cpu());
+            let (n, bytes) = f(&dir, decode);
+            let (secs, cpu_secs) = (t.elapsed().as_secs_f64(), process_cpu() - c);
+            assert_eq!(n, records);
+            (cpu, wall, out) = (cpu.min(cpu_secs), wall.min(secs), bytes);
+        }
+        println!(
+            "hlog/{name:<13} {:>10.0} records/s of CPU time ({cpu:.3} s), {:>10.0} of wall time, {:>5} MiB out",
+            records as f64 / cpu,
+            records as f64 / wall,
+            out >> 20
+        );
+    }
+    if std::env::var_os("RINGMETER_BENCH_KEEP").is_some() {
+        println!("hlog: log kept in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
