@@ -404,59 +404,99 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Histogram<u64>, String> {
 /// # Errors
 /// What is wrong, as a sentence for a decode error.
 pub(crate) fn decode_pairs(bytes: &[u8], pairs: &mut Vec<(u32, u64)>) -> Result<Header, String> {
+    pairs.clear();
+    walk_counts(bytes, |_| true, |i, c| pairs.push((i, c)))?
+        .ok_or_else(|| "histogram header refused".to_string())
+}
+
+/// Calls `each(index, count)` for every non-zero count of a stored histogram (either form),
+/// in ascending index order, without building a counts array or a list: the indices and
+/// counts [`decode_pairs`] gives. `accept` sees the checked header first; when it returns
+/// false nothing is walked and the answer is `Ok(None)`. The plain form is read in place,
+/// the deflated one inflated into this thread's buffer.
+///
+/// # Errors
+/// As [`decode_pairs`]. A payload found wrong part-way (a count past the counts array, a
+/// varint cut short) fails after `each` has seen the counts before it: a caller that must
+/// stay unchanged walks again to undo them (the same bytes fail at the same place).
+#[inline]
+pub(crate) fn walk_counts(
+    bytes: &[u8],
+    accept: impl FnOnce(&Header) -> bool,
+    each: impl FnMut(u32, u64),
+) -> Result<Option<Header>, String> {
     thread_local! {
         static PLAIN: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     }
-    pairs.clear();
     match stored_form(bytes)? {
-        Stored::Plain(v2, header) => plain_pairs(v2, header, pairs),
+        Stored::Plain(v2, header) => {
+            if !accept(&header) {
+                return Ok(None);
+            }
+            plain_counts(v2, header, each).map(Some)
+        }
         Stored::Deflate(stream) => PLAIN.with(|plain| {
             let plain = &mut *plain.borrow_mut();
             plain.clear();
             plain.resize(HEADER_LEN, 0);
-            let header = with_inflater(|state| -> Result<Header, String> {
+            let header = with_inflater(|state| -> Result<Option<Header>, String> {
                 let (header, read) = inflate_header(state, stream, plain)?;
+                if !accept(&header) {
+                    return Ok(None);
+                }
                 let rest = stream.get(read..).unwrap_or_default();
                 inflate_payload(state, rest, plain, header.payload_len)?;
-                Ok(header)
+                Ok(Some(header))
             })?;
-            plain_pairs(plain, header, pairs)
+            match header {
+                Some(header) => plain_counts(plain, header, each).map(Some),
+                None => Ok(None),
+            }
         }),
     }
 }
 
-/// The non-zero counts of `v2`, a plain V2 encoding whose header, `header`, was checked, into
-/// `pairs` (empty).
-fn plain_pairs(v2: &[u8], header: Header, pairs: &mut Vec<(u32, u64)>) -> Result<Header, String> {
+/// Walks the non-zero counts of `v2`, a plain V2 encoding whose header, `header`, was
+/// checked, calling `each(index, count)` in ascending index order.
+#[inline]
+fn plain_counts(
+    v2: &[u8],
+    header: Header,
+    mut each: impl FnMut(u32, u64),
+) -> Result<Header, String> {
     if be32(v2, 8) != 0 {
         return Err("histogram has a normalizing offset".into());
     }
     if f64::from_bits(be64(v2, 32)) != 1.0 {
         return Err("histogram has an integer-to-double ratio other than 1".into());
     }
-    // `check_header` checked the parameters: the length fits.
+    // `check_header` checked the parameters: the length fits (and is below 2^32).
     let len = counts_len(header.low, header.high, header.digits).unwrap_or(0);
     let mut payload = &v2[HEADER_LEN..];
     let mut at = 0_u64;
     while let Some(&first) = payload.first() {
-        // One-byte varints (counts below 64, single zeros) are most of a sparse histogram.
-        let (v, n) = if first < 0x80 {
-            (u64::from(first), 1)
+        // One-byte varints (counts below 64, runs of up to 64 zeros) are most of a sparse
+        // histogram.
+        let v = if first < 0x80 {
+            payload = &payload[1..];
+            u64::from(first)
         } else {
-            read_varint(payload)
-                .ok_or_else(|| "histogram payload ends inside a count".to_string())?
+            let (v, n) = read_varint(payload)
+                .ok_or_else(|| "histogram payload ends inside a count".to_string())?;
+            payload = &payload[n..];
+            v
         };
-        payload = &payload[n..];
-        let v = ((v >> 1) as i64) ^ -((v & 1) as i64);
-        if v < 0 {
-            at = at.saturating_add(v.unsigned_abs());
+        if v & 1 == 1 {
+            // ZigZag of a negative number -n: a run of n zero counts.
+            at = at.saturating_add((v >> 1) + 1);
             continue;
         }
-        if v > 0 {
+        let count = v >> 1;
+        if count > 0 {
             if at >= len {
                 return Err("histogram counts run past its counts array".into());
             }
-            pairs.push((at as u32, v as u64));
+            each(at as u32, count);
         }
         at += 1;
     }
