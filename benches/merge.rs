@@ -148,16 +148,24 @@ fn read(dir: &Path, decode: bool, mut each: impl FnMut(Interval)) -> u64 {
     n
 }
 
-/// Intervals per batch, as the CLI hands them to `Totals::add_all` and `Rollup::push_all`.
-const BATCH: usize = 4096;
+/// Intervals per batch, as the CLI hands them to `Totals::add_all` and `Rollup::push_all`
+/// (`RINGMETER_BENCH_BATCH` sets another size, to compare).
+fn batch_size() -> usize {
+    std::env::var("RINGMETER_BENCH_BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(4096)
+}
 
 fn totals(dir: &Path, decode: bool) -> (u64, Vec<Interval>) {
+    let size = batch_size();
     let mut t = Totals::new();
     let mut batch = Vec::new();
     let n = read(dir, decode, |i| {
         batch.push(i);
-        if batch.len() == BATCH {
-            t.add_all(std::mem::take(&mut batch), 1).unwrap();
+        if batch.len() == size {
+            t.add_all(std::mem::replace(&mut batch, Vec::with_capacity(size)), 1)
+                .unwrap();
         }
     });
     t.add_all(batch, 1).unwrap();
@@ -171,13 +179,18 @@ fn totals_one_by_one(dir: &Path, decode: bool) -> (u64, Vec<Interval>) {
 }
 
 fn rollup(dir: &Path, decode: bool) -> (u64, Vec<Interval>) {
+    let size = batch_size();
     let mut r = Rollup::new(60 * S);
     let mut out = Vec::new();
     let mut batch = Vec::new();
     let n = read(dir, decode, |i| {
         batch.push(i);
-        if batch.len() == BATCH {
-            r.push_all(std::mem::take(&mut batch), &mut out).unwrap();
+        if batch.len() == size {
+            r.push_all(
+                std::mem::replace(&mut batch, Vec::with_capacity(size)),
+                &mut out,
+            )
+            .unwrap();
         }
     });
     r.push_all(batch, &mut out).unwrap();

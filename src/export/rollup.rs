@@ -16,7 +16,8 @@ use hdrhistogram::Histogram;
 
 use super::{set_percentiles, ExportError, Interval};
 use crate::hist::{
-    decode, decode_pairs, peek, percentiles, walk_counts, CompactHistogram, Header, Layout,
+    add_counts, decode, decode_pairs, peek, percentiles, walk_counts, CompactHistogram, Header,
+    Layout,
 };
 
 /// Adds `other` into `into`, exactly: histograms added; count, errors, slow, dropped and late
@@ -285,25 +286,17 @@ impl Counts {
             return false;
         };
         let own = *bounds;
-        let (mut sum, mut wrapped) = (0_u64, false);
-        let walked = walk_counts(
-            bytes,
-            |h| same_bounds(h, own),
-            |i, c| {
-                let slot = slot(base, counts, i);
-                let (v, o) = slot.overflowing_add(c);
-                *slot = v;
-                let (s, p) = sum.overflowing_add(c);
-                sum = s;
-                wrapped |= o | p;
+        match add_counts(bytes, |h| same_bounds(h, own), base, counts) {
+            Ok(Some((sum, false))) => match total.checked_add(sum) {
+                Some(t) => {
+                    *total = t;
+                    true
+                }
+                None => {
+                    unwalk(bytes, own, *base, counts);
+                    false
+                }
             },
-        );
-        let (t, o) = total.overflowing_add(sum);
-        match walked {
-            Ok(Some(_)) if !wrapped && !o => {
-                *total = t;
-                true
-            }
             Ok(None) => false,
             // Wrong part-way, or wrapped: walk the same bytes again and take back what was
             // added (wrapping subtraction undoes wrapping addition exactly).
@@ -565,33 +558,6 @@ fn same_bounds(h: &Header, bounds: Bounds) -> bool {
 /// The bounds of a stored histogram's header (whose digits `peek` checked: at most 5).
 fn header_bounds(h: &Header) -> Bounds {
     (h.low, h.high, h.digits as u8)
-}
-
-/// The count at index `i` of the dense range `counts` starting at `base`, widening the range
-/// when `i` is outside it.
-#[inline(always)]
-fn slot<'a>(base: &mut u32, counts: &'a mut Vec<u64>, i: u32) -> &'a mut u64 {
-    let k = i.wrapping_sub(*base) as usize;
-    if k < counts.len() {
-        &mut counts[k]
-    } else {
-        widen(base, counts, i)
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn widen<'a>(base: &mut u32, counts: &'a mut Vec<u64>, i: u32) -> &'a mut u64 {
-    if counts.is_empty() {
-        *base = i;
-        counts.push(0);
-    } else if i < *base {
-        counts.splice(0..0, std::iter::repeat_n(0, (*base - i) as usize));
-        *base = i;
-    } else {
-        counts.resize((i - *base) as usize + 1, 0);
-    }
-    &mut counts[(i - *base) as usize]
 }
 
 /// Subtracts (wrapping) the counts of the stored histogram `bytes` from the dense range

@@ -149,7 +149,7 @@ impl BatchTotals {
     pub fn new() -> Self {
         BatchTotals {
             totals: Totals::new(),
-            batch: Vec::new(),
+            batch: Vec::with_capacity(BATCH),
             threads: 1,
         }
     }
@@ -167,7 +167,7 @@ impl BatchTotals {
     }
 
     fn flush(&mut self) -> Result<()> {
-        let batch = std::mem::take(&mut self.batch);
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
         self.totals.add_all(batch, self.threads)?;
         Ok(())
     }
