@@ -10,8 +10,8 @@
 //! | `read/stored` | `Reader` alone, histograms kept as stored: the floor under the merges |
 //! | `totals/stored` | `Reader` (histograms kept as stored) into `Totals::add_all`, batches of 4096 on one thread: what `stats`, `report` and `dump --format prom` do |
 //! | `totals_one_by_one/stored` | the same with `Totals::add` per record (each histogram read into its non-zero counts, then added) |
-//! | `rollup_1m/stored` | the same into a 1-minute `Rollup::push_all`, batches of 4096: `dump --rollup 1m` |
-//! | `rollup_1m_one_by_one/stored` | the same with `Rollup::push` per record |
+//! | `rollup_1m/stored` | the same into a 1-minute `Rollup::push_all`, batches of 4096, periods without decoded histograms: `dump --format json --rollup 1m` |
+//! | `rollup_1m_one_by_one/stored` | `Rollup::push` per record, periods with decoded histograms (the library's default) |
 //! | `totals/decoded` | `Reader` decoding every histogram into a full HdrHistogram, into `Totals`: the read before merging went sparse |
 //! | `cli/stats`, `cli/dump_rollup_1m`, `cli/report` | the `ringmeter` binary itself (`stats DIR`, `dump DIR --format json --rollup 1m`, `report DIR -o FILE`), output thrown away; CPU time of the child process |
 //!
@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ringmeter::export::{Interval, Rollup, Totals};
+use ringmeter::hdrhistogram::serialization::Deserializer;
 use ringmeter::hdrhistogram::Histogram;
 use ringmeter::log::{DictEntry, LogConfig, Reader, Record, SamplingMode, WindowRecord, Writer};
 use ringmeter::OpStats;
@@ -181,6 +182,8 @@ fn totals_one_by_one(dir: &Path, decode: bool) -> (u64, Vec<Interval>) {
 fn rollup(dir: &Path, decode: bool) -> (u64, Vec<Interval>) {
     let size = batch_size();
     let mut r = Rollup::new(60 * S);
+    // As `dump --format json --rollup` has it: periods without a decoded histogram.
+    r.decode_histograms(false);
     let mut out = Vec::new();
     let mut batch = Vec::new();
     let n = read(dir, decode, |i| {
@@ -233,7 +236,15 @@ fn same(a: &[Interval], b: &[Interval]) {
             (s.count, s.min_ns, s.max_ns, s.p50_ns, s.p90_ns, s.p99_ns, s.p999_ns),
             (t.count, t.min_ns, t.max_ns, t.p50_ns, t.p90_ns, t.p99_ns, t.p999_ns)
         );
-        assert_eq!(x.histogram, y.histogram);
+        assert_eq!(histogram(x), histogram(y));
+    }
+}
+
+/// The histogram of `i`, decoded from its stored bytes when it has them.
+fn histogram(i: &Interval) -> Histogram<u64> {
+    match &i.stored_histogram {
+        Some(bytes) => Deserializer::new().deserialize(&mut &bytes[..]).unwrap(),
+        None => i.histogram.clone(),
     }
 }
 

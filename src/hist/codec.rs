@@ -238,6 +238,21 @@ impl Encoder {
     }
 }
 
+/// Appends the plain V2 encoding of the compact histogram `h` to `out` (the bytes
+/// HdrHistogram's `V2Serializer` writes for the same counts), whatever its length; returns
+/// the bytes added.
+///
+/// # Errors
+/// [`HistEncodeError::Serialize`] when a count exceeds `i64::MAX` (V2 cannot hold it).
+pub(crate) fn encode_plain_compact(
+    h: &CompactHistogram,
+    out: &mut Vec<u8>,
+) -> Result<usize, HistEncodeError> {
+    let start = out.len();
+    serialize_compact(h, out, start).inspect_err(|_| out.truncate(start))?;
+    Ok(out.len() - start)
+}
+
 /// Appends the V2 encoding of `h` to `plain`, whose first `start` bytes are kept: the bytes
 /// `V2Serializer` writes for the HdrHistogram holding the same counts (counts up to the
 /// highest non-zero one; a run of more than one zero count as its negated length; ZigZag

@@ -82,7 +82,12 @@ pub fn run(args: &DumpArgs) -> Result<ExitCode> {
              over the selected range"
         ),
         Some(p) => match parse_duration(p) {
-            Some(ns) => Some(BatchRollup::new(Rollup::new(ns))),
+            Some(ns) => {
+                let mut r = Rollup::new(ns);
+                // JSON and CSV write statistics only: no period needs its full histogram.
+                r.decode_histograms(!matches!(args.format, Format::Json | Format::Csv));
+                Some(BatchRollup::new(r))
+            }
             None => usage!("bad rollup period {p:?}: use 1m, 5m, 1h or N followed by s, m or h"),
         },
     };

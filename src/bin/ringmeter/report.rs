@@ -166,7 +166,10 @@ fn report(dir: &Path, filter: &Filter, out: &mut Out) -> Result<()> {
         let per_point = span
             .div_ceil(longest_window.max(1))
             .div_ceil(MAX_POINTS as u64);
-        let mut rollup = BatchRollup::new(Rollup::new(per_point.max(1) * longest_window));
+        let mut periods = Rollup::new(per_point.max(1) * longest_window);
+        // The points are statistics only.
+        periods.decode_histograms(false);
+        let mut rollup = BatchRollup::new(periods);
         ops.values_mut().for_each(OpData::clear_points);
         let mut done = Vec::new();
         let mut add = |rolled: &mut Vec<Interval>| {
