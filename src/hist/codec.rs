@@ -238,6 +238,21 @@ impl Encoder {
     }
 }
 
+/// Appends the plain V2 encoding of the compact histogram `h` to `out` (the bytes
+/// HdrHistogram's `V2Serializer` writes for the same counts), whatever its length; returns
+/// the bytes added.
+///
+/// # Errors
+/// [`HistEncodeError::Serialize`] when a count exceeds `i64::MAX` (V2 cannot hold it).
+pub(crate) fn encode_plain_compact(
+    h: &CompactHistogram,
+    out: &mut Vec<u8>,
+) -> Result<usize, HistEncodeError> {
+    let start = out.len();
+    serialize_compact(h, out, start).inspect_err(|_| out.truncate(start))?;
+    Ok(out.len() - start)
+}
+
 /// Appends the V2 encoding of `h` to `plain`, whose first `start` bytes are kept: the bytes
 /// `V2Serializer` writes for the HdrHistogram holding the same counts (counts up to the
 /// highest non-zero one; a run of more than one zero count as its negated length; ZigZag
@@ -404,63 +419,262 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Histogram<u64>, String> {
 /// # Errors
 /// What is wrong, as a sentence for a decode error.
 pub(crate) fn decode_pairs(bytes: &[u8], pairs: &mut Vec<(u32, u64)>) -> Result<Header, String> {
+    pairs.clear();
+    walk_counts(bytes, |_| true, |i, c| pairs.push((i, c)))?
+        .ok_or_else(|| "histogram header refused".to_string())
+}
+
+/// Calls `each(index, count)` for every non-zero count of a stored histogram (either form),
+/// in ascending index order, without building a counts array or a list: the indices and
+/// counts [`decode_pairs`] gives. `accept` sees the checked header first; when it returns
+/// false nothing is walked and the answer is `Ok(None)`. The plain form is read in place,
+/// the deflated one inflated into this thread's buffer.
+///
+/// # Errors
+/// As [`decode_pairs`]. A payload found wrong part-way (a count past the counts array, a
+/// varint cut short) fails after `each` has seen the counts before it: a caller that must
+/// stay unchanged walks again to undo them (the same bytes fail at the same place).
+#[inline]
+pub(crate) fn walk_counts(
+    bytes: &[u8],
+    accept: impl FnOnce(&Header) -> bool,
+    each: impl FnMut(u32, u64),
+) -> Result<Option<Header>, String> {
     thread_local! {
         static PLAIN: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     }
-    pairs.clear();
     match stored_form(bytes)? {
-        Stored::Plain(v2, header) => plain_pairs(v2, header, pairs),
+        Stored::Plain(v2, header) => {
+            if !accept(&header) {
+                return Ok(None);
+            }
+            plain_counts(v2, header, each).map(Some)
+        }
         Stored::Deflate(stream) => PLAIN.with(|plain| {
             let plain = &mut *plain.borrow_mut();
             plain.clear();
             plain.resize(HEADER_LEN, 0);
-            let header = with_inflater(|state| -> Result<Header, String> {
+            let header = with_inflater(|state| -> Result<Option<Header>, String> {
                 let (header, read) = inflate_header(state, stream, plain)?;
+                if !accept(&header) {
+                    return Ok(None);
+                }
                 let rest = stream.get(read..).unwrap_or_default();
                 inflate_payload(state, rest, plain, header.payload_len)?;
-                Ok(header)
+                Ok(Some(header))
             })?;
-            plain_pairs(plain, header, pairs)
+            match header {
+                Some(header) => plain_counts(plain, header, each).map(Some),
+                None => Ok(None),
+            }
         }),
     }
 }
 
-/// The non-zero counts of `v2`, a plain V2 encoding whose header, `header`, was checked, into
-/// `pairs` (empty).
-fn plain_pairs(v2: &[u8], header: Header, pairs: &mut Vec<(u32, u64)>) -> Result<Header, String> {
+/// Walks the non-zero counts of `v2`, a plain V2 encoding whose header, `header`, was
+/// checked, calling `each(index, count)` in ascending index order.
+#[inline]
+fn plain_counts(
+    v2: &[u8],
+    header: Header,
+    mut each: impl FnMut(u32, u64),
+) -> Result<Header, String> {
     if be32(v2, 8) != 0 {
         return Err("histogram has a normalizing offset".into());
     }
     if f64::from_bits(be64(v2, 32)) != 1.0 {
         return Err("histogram has an integer-to-double ratio other than 1".into());
     }
-    // `check_header` checked the parameters: the length fits.
+    // `check_header` checked the parameters: the length fits (and is below 2^32).
     let len = counts_len(header.low, header.high, header.digits).unwrap_or(0);
     let mut payload = &v2[HEADER_LEN..];
     let mut at = 0_u64;
     while let Some(&first) = payload.first() {
-        // One-byte varints (counts below 64, single zeros) are most of a sparse histogram.
-        let (v, n) = if first < 0x80 {
-            (u64::from(first), 1)
+        // One-byte varints (counts below 64, runs of up to 64 zeros) are most of a sparse
+        // histogram.
+        let v = if first < 0x80 {
+            payload = &payload[1..];
+            u64::from(first)
         } else {
-            read_varint(payload)
-                .ok_or_else(|| "histogram payload ends inside a count".to_string())?
+            let (v, n) = read_varint(payload)
+                .ok_or_else(|| "histogram payload ends inside a count".to_string())?;
+            payload = &payload[n..];
+            v
         };
-        payload = &payload[n..];
-        let v = ((v >> 1) as i64) ^ -((v & 1) as i64);
-        if v < 0 {
-            at = at.saturating_add(v.unsigned_abs());
+        if v & 1 == 1 {
+            // ZigZag of a negative number -n: a run of n zero counts.
+            at = at.saturating_add((v >> 1) + 1);
             continue;
         }
-        if v > 0 {
+        let count = v >> 1;
+        if count > 0 {
             if at >= len {
                 return Err("histogram counts run past its counts array".into());
             }
-            pairs.push((at as u32, v as u64));
+            each(at as u32, count);
         }
         at += 1;
     }
     Ok(header)
+}
+
+/// Adds the counts of a stored histogram (either form) into a dense range of counts,
+/// `counts[k]` holding index `*base + k`, widened as needed: what [`walk_counts`] adding
+/// each count would do, faster (eight one-byte varints at a time, with no branch on a
+/// count or a run). Additions wrap: the answer is the sum of the counts added and whether
+/// any addition (or the sum) wrapped. `accept` sees the checked header first; when it
+/// returns false nothing is added and the answer is `Ok(None)`.
+///
+/// # Errors
+/// As [`walk_counts`], found part-way: the counts before the fault are added (a caller
+/// that must stay unchanged takes them back by walking the same bytes again).
+pub(crate) fn add_counts(
+    bytes: &[u8],
+    accept: impl FnOnce(&Header) -> bool,
+    base: &mut u32,
+    counts: &mut Vec<u64>,
+) -> Result<Option<(u64, bool)>, String> {
+    thread_local! {
+        static PLAIN: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    match stored_form(bytes)? {
+        Stored::Plain(v2, header) => {
+            if !accept(&header) {
+                return Ok(None);
+            }
+            plain_add(v2, header, base, counts).map(Some)
+        }
+        Stored::Deflate(_) => {
+            let mut adder = DenseAdder::new(base, counts);
+            let header = walk_counts(bytes, accept, |i, c| adder.add(u64::from(i), c))?;
+            Ok(header.map(|_| (adder.sum, adder.wrapped)))
+        }
+    }
+}
+
+/// Counts added into a dense range (see [`add_counts`]).
+struct DenseAdder<'a> {
+    base: &'a mut u32,
+    counts: &'a mut Vec<u64>,
+    sum: u64,
+    wrapped: bool,
+}
+
+impl<'a> DenseAdder<'a> {
+    fn new(base: &'a mut u32, counts: &'a mut Vec<u64>) -> Self {
+        Self {
+            base,
+            counts,
+            sum: 0,
+            wrapped: false,
+        }
+    }
+
+    /// Adds `c` (possibly 0) at index `i` (below the counts-array length when `c` > 0).
+    #[inline(always)]
+    fn add(&mut self, i: u64, c: u64) {
+        let k = i.wrapping_sub(u64::from(*self.base)) as usize;
+        let slot = match self.counts.get_mut(k) {
+            Some(slot) => slot,
+            None if c == 0 => return,
+            None => self.widen(i as u32),
+        };
+        let (v, o) = slot.overflowing_add(c);
+        *slot = v;
+        let (s, p) = self.sum.overflowing_add(c);
+        self.sum = s;
+        self.wrapped |= o | p;
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn widen(&mut self, i: u32) -> &mut u64 {
+        let (base, counts) = (&mut *self.base, &mut *self.counts);
+        if counts.is_empty() {
+            *base = i;
+            counts.push(0);
+        } else if i < *base {
+            counts.splice(0..0, std::iter::repeat_n(0, (*base - i) as usize));
+            *base = i;
+        } else {
+            counts.resize((i - *base) as usize + 1, 0);
+        }
+        &mut counts[(i - *base) as usize]
+    }
+}
+
+/// [`add_counts`] of `v2`, a plain V2 encoding whose header, `header`, was checked.
+fn plain_add(
+    v2: &[u8],
+    header: Header,
+    base: &mut u32,
+    counts: &mut Vec<u64>,
+) -> Result<(u64, bool), String> {
+    if be32(v2, 8) != 0 {
+        return Err("histogram has a normalizing offset".into());
+    }
+    if f64::from_bits(be64(v2, 32)) != 1.0 {
+        return Err("histogram has an integer-to-double ratio other than 1".into());
+    }
+    // `check_header` checked the parameters: the length fits (and is below 2^32).
+    let len = counts_len(header.low, header.high, header.digits).unwrap_or(0);
+    let mut adder = DenseAdder::new(base, counts);
+    let p = &v2[HEADER_LEN..];
+    let mut at = 0_u64;
+    let mut pos = 0;
+    while let Some(word) = p.get(pos..pos + 8) {
+        let w = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+        let high = w & 0x8080_8080_8080_8080;
+        // One-byte varints before the first byte with its top bit set.
+        let ones = if high == 0 {
+            8
+        } else {
+            (high.trailing_zeros() / 8) as usize
+        };
+        for j in 0..ones {
+            let v = (w >> (8 * j)) & 0xff;
+            // Branch-free: a run moves `at` on by its length and adds 0 at `at`.
+            let run = (v & 1).wrapping_neg();
+            let half = v >> 1;
+            let count = half & !run;
+            if count > 0 && at >= len {
+                return Err("histogram counts run past its counts array".into());
+            }
+            adder.add(at, count);
+            at = at.saturating_add(1 + (half & run));
+        }
+        pos += ones;
+        if ones < 8 {
+            let (v, n) = read_varint(&p[pos..])
+                .ok_or_else(|| "histogram payload ends inside a count".to_string())?;
+            pos += n;
+            step(&mut adder, &mut at, len, v)?;
+        }
+    }
+    while pos < p.len() {
+        let (v, n) = read_varint(&p[pos..])
+            .ok_or_else(|| "histogram payload ends inside a count".to_string())?;
+        pos += n;
+        step(&mut adder, &mut at, len, v)?;
+    }
+    Ok((adder.sum, adder.wrapped))
+}
+
+/// One varint of [`plain_add`], ZigZag: a count (even) at `at`, or a run of zero counts
+/// (odd).
+#[inline]
+fn step(adder: &mut DenseAdder<'_>, at: &mut u64, len: u64, v: u64) -> Result<(), String> {
+    let half = v >> 1;
+    if v & 1 == 1 {
+        *at = at.saturating_add(half + 1);
+        return Ok(());
+    }
+    if half > 0 && *at >= len {
+        return Err("histogram counts run past its counts array".into());
+    }
+    adder.add(*at, half);
+    *at += 1;
+    Ok(())
 }
 
 /// Reads one LEB128-64b9B varint from the front of `b`; returns it and the bytes read, or
@@ -683,6 +897,27 @@ mod tests {
                 })
                 .collect();
             assert_eq!(pairs, want);
+            // Added into a dense range (twice: the second time onto the first), plain and
+            // deflated: the same counts.
+            let mut plain = Vec::new();
+            enc.encode_plain(HistRef::Hdr(&h), &mut plain).unwrap();
+            for bytes in [&plain, &out] {
+                let (mut base, mut counts) = (0, Vec::new());
+                for round in 1..=2 {
+                    let (sum, wrapped) = add_counts(bytes, |_| true, &mut base, &mut counts)
+                        .unwrap()
+                        .unwrap();
+                    assert!(!wrapped);
+                    assert_eq!(sum, want.iter().map(|p| p.1).sum::<u64>());
+                    let dense: Vec<(u32, u64)> = counts
+                        .iter()
+                        .enumerate()
+                        .filter(|p| *p.1 != 0)
+                        .map(|(k, &c)| (base + k as u32, c / round))
+                        .collect();
+                    assert_eq!(dense, want);
+                }
+            }
         }
         let mut empty = Vec::new();
         enc.encode(&Histogram::new_from(&sample(1_000, 2)), &mut empty)
@@ -802,6 +1037,8 @@ mod tests {
             check_frame(bad).unwrap();
             assert!(decode(bad).is_err());
             let err = decode_pairs(bad, &mut pairs).unwrap_err();
+            assert!(err.contains(why), "{err}");
+            let err = add_counts(bad, |_| true, &mut 0, &mut Vec::new()).unwrap_err();
             assert!(err.contains(why), "{err}");
         }
     }

@@ -30,7 +30,8 @@ mod props;
 mod quantiles;
 
 pub(crate) use codec::{
-    check_frame, decode, decode_pairs, peek, Encoder, HistEncodeError, HistRef,
+    add_counts, check_frame, decode, decode_pairs, encode_plain_compact, peek, walk_counts,
+    Encoder, Header, HistEncodeError, HistRef,
 };
 pub(crate) use compact::{bump, CountsPool, RangeCounts, WindowCounts, LOG_CAPACITY};
 pub use compact::{CompactHistogram, RecordedBucket};

@@ -9,6 +9,7 @@ use ringmeter::log::{writer_state, Reader, Verdict, WriterState};
 
 use crate::cli::CheckArgs;
 use crate::out::{outln, Out};
+use crate::stats::Plural;
 
 /// Exit code when only torn tails were found (expected after a crash; recoverable).
 pub const EXIT_TORN_TAIL: u8 = 3;
@@ -38,10 +39,10 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
         for d in found {
             outln!(
                 out,
-                "{what}: {} at byte {} ({} bytes): {}",
+                "{what}: {} at byte {} ({}): {}",
                 d.segment.display(),
                 d.offset,
-                d.len,
+                Plural(d.len, "byte"),
                 d.reason
             );
         }

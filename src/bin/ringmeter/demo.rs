@@ -17,7 +17,7 @@ use crate::cli::DemoArgs;
 use crate::out::{outln, Out};
 use crate::select::{now_ns, Filter};
 use crate::show::Ns;
-use crate::stats::{calls, print_stats};
+use crate::stats::{calls, print_stats, Plural};
 use crate::workload::{work, Ops, NAMES, SLOW};
 
 pub fn run(args: &DemoArgs) -> Result<ExitCode> {
@@ -54,8 +54,8 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         .unwrap_or(if args.serve.is_some() { 600 } else { 5 });
     outln!(
         out,
-        "ringmeter demo: {} worker threads for {seconds} s, {} windows, logging to {}",
-        args.threads,
+        "ringmeter demo: {} for {seconds} s, {} windows, logging to {}",
+        Plural(args.threads, "worker thread"),
         Ns(window.as_nanos() as u64),
         dir.display()
     );
@@ -89,8 +89,13 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
                 .ops
                 .iter()
                 .fold(0u64, |n, o| n.saturating_add(calls(&o.stats)));
-            shown = writeln!(out, "  window #{} closed: {calls} calls", report.index)
-                .and_then(|()| out.flush());
+            shown = writeln!(
+                out,
+                "  window #{} closed: {}",
+                report.index,
+                Plural(calls, "call")
+            )
+            .and_then(|()| out.flush());
             if shown.is_err() {
                 break;
             }
@@ -123,8 +128,10 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         .fold(0u64, |n, s| n.saturating_add(calls(s)));
     outln!(
         out,
-        "{closed} windows closed and logged; {issued} calls issued, {recorded} recorded, \
-         counted unsampled or counted dropped\n"
+        "{} closed and logged; {} issued, {recorded} recorded, counted unsampled or \
+         counted dropped\n",
+        Plural(closed, "window"),
+        Plural(issued, "call"),
     );
     // This run's windows only: the directory may hold earlier runs.
     print_stats(out, &dir, &Filter::since_ns(first_start))?;
@@ -193,7 +200,7 @@ fn log_error(snap: &ringmeter::Snapshot) -> Option<String> {
         status
             .last_error
             .clone()
-            .unwrap_or_else(|| format!("{} windows lost", status.windows_lost)),
+            .unwrap_or_else(|| format!("{} lost", Plural(status.windows_lost, "window"))),
     )
 }
 

@@ -82,7 +82,12 @@ pub fn run(args: &DumpArgs) -> Result<ExitCode> {
              over the selected range"
         ),
         Some(p) => match parse_duration(p) {
-            Some(ns) => Some(Rollup::new(ns)),
+            Some(ns) => {
+                let mut r = Rollup::new(ns);
+                // JSON and CSV write statistics only: no period needs its full histogram.
+                r.decode_histograms(!matches!(args.format, Format::Json | Format::Csv));
+                Some(BatchRollup::new(r))
+            }
             None => usage!("bad rollup period {p:?}: use 1m, 5m, 1h or N followed by s, m or h"),
         },
     };
@@ -176,7 +181,7 @@ fn same_file_as_a_segment(_path: &Path, _dir: &Path) -> bool {
 fn dump<W: Write>(
     args: &DumpArgs,
     filter: &Filter,
-    mut rollup: Option<Rollup>,
+    mut rollup: Option<BatchRollup>,
     mut out: W,
 ) -> Result<()> {
     let mut progress = Progress::new();
@@ -251,6 +256,7 @@ fn dump<W: Write>(
     let histograms = matches!(sink, Sink::OtlpJson(..));
     #[cfg(not(feature = "otlp"))]
     let histograms = false;
+    let mut done = Vec::new();
     let summary = read(
         &args.dir,
         filter,
@@ -259,23 +265,79 @@ fn dump<W: Write>(
         |i| match &mut rollup {
             None => sink.write(&i),
             Some(r) => {
-                let done = r.push(i).map_err(|e| match e {
-                    e @ ExportError::RollupPeriod { .. } => {
-                        anyhow::Error::new(crate::UsageError(format!("bad rollup: {e}")))
-                    }
-                    e => e.into(),
-                })?;
-                done.iter().try_for_each(|p| sink.write(p))
+                let pushed = r.push(i, &mut done);
+                // The periods ended before a failing interval are written, as one by one.
+                done.drain(..).try_for_each(|p| sink.write(&p))?;
+                pushed.map_err(rollup_error)
             }
         },
     )?;
     if let Some(r) = rollup {
-        for p in r.finish() {
-            sink.write(&p)?;
-        }
+        let finished = r.finish(&mut done);
+        done.drain(..).try_for_each(|p| sink.write(&p))?;
+        finished.map_err(rollup_error)?;
     }
     progress.finish();
     require_windows(&args.dir, &summary)?;
     sink.finish()?;
     Ok(())
+}
+
+/// A rollup error as the CLI reports it: a period that does not fit the windows is a usage
+/// error.
+fn rollup_error(e: ExportError) -> anyhow::Error {
+    match e {
+        e @ ExportError::RollupPeriod { .. } => {
+            anyhow::Error::new(crate::UsageError(format!("bad rollup: {e}")))
+        }
+        e => e.into(),
+    }
+}
+
+/// Intervals handed to [`Rollup::push_all`] at a time.
+const BATCH: usize = 4096;
+
+/// A [`Rollup`] fed in batches ([`Rollup::push_all`]), so that each period's stored
+/// histograms are added together while its counts are in cache: the same periods, in the
+/// same order, as pushing one by one.
+pub struct BatchRollup {
+    rollup: Rollup,
+    batch: Vec<Interval>,
+}
+
+impl BatchRollup {
+    pub fn new(rollup: Rollup) -> Self {
+        BatchRollup {
+            rollup,
+            batch: Vec::with_capacity(BATCH),
+        }
+    }
+
+    /// Adds an interval; the periods ended so far are appended to `done` (when a batch is
+    /// pushed).
+    ///
+    /// # Errors
+    /// As [`Rollup::push`].
+    pub fn push(&mut self, i: Interval, done: &mut Vec<Interval>) -> Result<(), ExportError> {
+        self.batch.push(i);
+        if self.batch.len() >= BATCH {
+            self.flush(done)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, done: &mut Vec<Interval>) -> Result<(), ExportError> {
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        self.rollup.push_all(batch, done)
+    }
+
+    /// Pushes the last batch and appends every period left to `done`.
+    ///
+    /// # Errors
+    /// As [`Rollup::push`].
+    pub fn finish(mut self, done: &mut Vec<Interval>) -> Result<(), ExportError> {
+        self.flush(done)?;
+        done.extend(self.rollup.finish());
+        Ok(())
+    }
 }

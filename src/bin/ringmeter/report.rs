@@ -24,7 +24,7 @@ use ringmeter::export::{Interval, Rollup};
 use serde::Serialize;
 
 use crate::cli::ReportArgs;
-use crate::dump::refuse_inside_log;
+use crate::dump::{refuse_inside_log, BatchRollup};
 use crate::out::Out;
 use crate::progress::Progress;
 use crate::rows::Row;
@@ -166,10 +166,14 @@ fn report(dir: &Path, filter: &Filter, out: &mut Out) -> Result<()> {
         let per_point = span
             .div_ceil(longest_window.max(1))
             .div_ceil(MAX_POINTS as u64);
-        let mut rollup = Rollup::new(per_point.max(1) * longest_window);
+        let mut periods = Rollup::new(per_point.max(1) * longest_window);
+        // The points are statistics only.
+        periods.decode_histograms(false);
+        let mut rollup = BatchRollup::new(periods);
         ops.values_mut().for_each(OpData::clear_points);
-        let mut add = |rolled: Vec<Interval>| {
-            for p in rolled {
+        let mut done = Vec::new();
+        let mut add = |rolled: &mut Vec<Interval>| {
+            for p in rolled.drain(..) {
                 if let Some(d) = ops.get_mut(&p.op) {
                     d.push(&p);
                 }
@@ -181,11 +185,13 @@ fn report(dir: &Path, filter: &Filter, out: &mut Out) -> Result<()> {
             false,
             |p| progress.at(p),
             |i| {
-                add(rollup.push(i)?);
+                rollup.push(i, &mut done)?;
+                add(&mut done);
                 Ok(())
             },
         )?;
-        add(rollup.finish());
+        rollup.finish(&mut done)?;
+        add(&mut done);
     }
     progress.finish();
     for total in totals.finish()? {

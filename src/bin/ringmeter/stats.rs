@@ -37,8 +37,8 @@ pub fn print_stats(out: &mut Out, dir: &Path, filter: &Filter) -> Result<()> {
     let (start, end) = require_windows(dir, &summary)?;
     outln!(
         out,
-        "{} windows from {} to {} in {}",
-        summary.selected,
+        "{} from {} to {} in {}",
+        Plural(summary.selected, "window"),
         format_rfc3339(start),
         format_rfc3339(end),
         dir.display()
@@ -77,11 +77,11 @@ pub fn process_line(p: &ProcessRange) -> String {
         ));
     }
     if let Some(t) = s.threads {
-        parts.push(format!("{t} threads"));
+        parts.push(Plural(t, "thread").to_string());
     }
     match (s.open_fds, s.max_fds) {
         (Some(open), Some(max)) => parts.push(format!("{open}/{max} fds")),
-        (Some(open), None) => parts.push(format!("{open} fds")),
+        (Some(open), None) => parts.push(Plural(open, "fd").to_string()),
         _ => {}
     }
     if parts.is_empty() {
@@ -90,17 +90,27 @@ pub fn process_line(p: &ProcessRange) -> String {
     let mut line = format!("process: {}", parts.join(", "));
     if p.growing > 0 {
         line.push_str(&format!(
-            "; resident memory growing in {} of {} windows{}",
+            "; resident memory growing in {} of {}{}",
             p.growing,
-            p.samples,
+            Plural(p.samples, "window"),
             if p.last.rss_growing {
-                format!(", still at the end ({} rises)", p.last.rss_rises)
+                format!(", still at the end ({})", Plural(p.last.rss_rises, "rise"))
             } else {
                 String::new()
             }
         ));
     }
     line
+}
+
+/// A count and its noun, plural unless the count is 1 ("1 thread", "2 threads").
+pub struct Plural<N>(pub N, pub &'static str);
+
+impl<N: std::fmt::Display + PartialEq + From<u8>> std::fmt::Display for Plural<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = if self.0 == N::from(1) { "" } else { "s" };
+        write!(f, "{} {}{s}", self.0, self.1)
+    }
 }
 
 /// Bytes, shown in KiB, MiB or GiB with one decimal.
@@ -139,7 +149,7 @@ impl BatchTotals {
     pub fn new() -> Self {
         BatchTotals {
             totals: Totals::new(),
-            batch: Vec::new(),
+            batch: Vec::with_capacity(BATCH),
             threads: 1,
         }
     }
@@ -157,7 +167,7 @@ impl BatchTotals {
     }
 
     fn flush(&mut self) -> Result<()> {
-        let batch = std::mem::take(&mut self.batch);
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
         self.totals.add_all(batch, self.threads)?;
         Ok(())
     }
