@@ -2,9 +2,9 @@
 //!
 //! | group | scenario |
 //! |---|---|
-//! | `floor` | a raw `_rdtsc()` pair (the floor for timing one call); the engine clock's raw pair; a bare slot write plus `Release` store (the floor for a ring push) |
+//! | `floor` | a raw `_rdtsc()` pair (the floor for timing one call); the engine clock's raw pair; a bare slot write plus `Release` store (the floor for a ring push), with the ring's address re-derived at every call or kept in a register; a bare counter increment |
 //! | `timed_op` | `op.start()` + drop: with an aggregator thread and rings of the default size (2^14), 2^16 and 2^20; on a manual engine flushed between timed chunks (never full) |
-//! | `record` | `op.record_ns(v)` into a ring that never fills; `op.record_ns_many` in batches of 64 (per value); `op.record_ns(v)` into a full ring (drop path) |
+//! | `record` | `op.record_ns(v)` into a ring that never fills, through the `Op` and through the thread's `op.local()` handle; `op.record_ns_many` in batches of 64 (per value); `op.record_ns(v)` into a full ring (drop path) |
 //! | `threads` | per-thread cost of timed ops with 1 and 2 recording threads, flushed between chunks (no drops) and with the aggregator thread |
 //! | `drain` | the aggregator's drain rate on one core: `flush()` of 10^6 queued events, `record_ns` and guard events of one operation, and `record_ns` of four operations interleaved call by call |
 //!
@@ -258,6 +258,29 @@ fn floor(c: &mut Criterion) {
             since(t0)
         });
     });
+    // The same slot write with the ring's address kept in one register across calls, as a
+    // loop over `op.local()` keeps its entry's: the index still goes through memory (volatile
+    // accesses), but every load of it uses the base register the previous store used.
+    g.bench_function("bare_slot_write_fixed_base", |b| {
+        let mut ring = BareRing::new();
+        let ring: *mut BareRing = &mut ring;
+        b.iter_custom(|iters| {
+            // SAFETY: as above.
+            let r = unsafe { &mut *black_box(ring) };
+            let mask = r.slots.len() - 1;
+            let t0 = begin();
+            for _ in 0..iters {
+                // SAFETY: `r.tail` is a live, aligned field of the ring above.
+                let tail = unsafe { core::ptr::read_volatile(&r.tail) };
+                r.slots[tail & mask] = [black_box(PRE_MEASURED_NS), (7 << 32) | (4 << 48)];
+                // SAFETY: as above.
+                unsafe { core::ptr::write_volatile(&mut r.tail, tail + 1) };
+                // Release: as a real ring's producer publishes its slot write.
+                r.published.store(tail as u64 + 1, Ordering::Release);
+            }
+            since(t0)
+        });
+    });
     // The least an exact per-call count can cost: one counter in memory, loaded, incremented
     // and stored by every call, as an unsampled call does with its tally. The pointer is
     // re-derived through `black_box` each call, so the count stays in memory between calls.
@@ -349,6 +372,21 @@ fn record(c: &mut Criterion) {
         b.iter_custom(|iters| {
             chunked(&engine, iters, CHUNK, || {
                 op.record_ns(black_box(PRE_MEASURED_NS))
+            })
+        });
+    });
+    let (c0, _) = totals(&engine, "bench.record");
+    let local = op.local();
+    for _ in 0..1000 {
+        local.record_ns(PRE_MEASURED_NS);
+    }
+    drop(local);
+    assert_eq!(totals(&engine, "bench.record"), (c0 + 1000, 0));
+    g.bench_function("record_ns_local_manual_flushed", |b| {
+        b.iter_custom(|iters| {
+            let local = op.local();
+            chunked(&engine, iters, CHUNK, || {
+                local.record_ns(black_box(PRE_MEASURED_NS))
             })
         });
     });
@@ -450,6 +488,18 @@ fn sampling(c: &mut Criterion) {
             let t0 = begin();
             for _ in 0..iters {
                 count_only.record_ns(black_box(PRE_MEASURED_NS));
+            }
+            since(t0)
+        });
+    });
+    // The same through the thread's handle, made once per sample (untimed).
+    g.bench_function("unsampled_record_ns_count_only_local", |b| {
+        b.iter_custom(|iters| {
+            issued.fetch_add(iters, Ordering::Relaxed);
+            let local = count_only.local();
+            let t0 = begin();
+            for _ in 0..iters {
+                local.record_ns(black_box(PRE_MEASURED_NS));
             }
             since(t0)
         });

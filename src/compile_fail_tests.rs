@@ -213,3 +213,26 @@
 //!     ..ringmeter::OpStats::default()
 //! };
 //! ```
+//!
+//! # `LocalOp` stays on its thread
+//!
+//! A handle bound to a thread is used where it was made:
+//! ```
+//! fn on_this_thread<T>(_: &T) {}
+//!
+//! let engine = ringmeter::Engine::builder().start_manual()?;
+//! let local = engine.op("db.query")?.local();
+//! on_this_thread(&local);
+//! local.record_ns(1);
+//! # Ok::<(), ringmeter::Error>(())
+//! ```
+//! and cannot be sent to another one (make one there with `op.local()` instead):
+//! ```compile_fail,E0277
+//! fn to_another_thread<T: Send>(_: &T) {}
+//!
+//! let engine = ringmeter::Engine::builder().start_manual()?;
+//! let local = engine.op("db.query")?.local();
+//! to_another_thread(&local);
+//! local.record_ns(1);
+//! # Ok::<(), ringmeter::Error>(())
+//! ```

@@ -11,6 +11,7 @@
 //! | [`Engine`], [`Builder`] | configuration, aggregator thread, snapshots, shutdown |
 //! | [`Op`], [`op!`] | `Copy` handle of one operation; the hot-path calls |
 //! | [`Timer`] | guard that records a call when dropped |
+//! | [`LocalOp`] | an `Op` bound to one thread ([`Op::local`]), for loops of many calls |
 //! | [`Snapshot`], [`WindowReport`], [`OpStats`] | what the aggregator publishes |
 //! | [`ProcessStats`], [`ProcessSample`], [`ProcessReader`] | the process's memory, CPU time, threads and descriptors, sampled at every window close |
 //! | [`Subscription`] | a channel of closed windows |
@@ -143,7 +144,7 @@ pub use limits::{
 };
 pub use metric::{Counter, Gauge};
 pub use name::{prometheus_name, validate_name, NameError};
-pub use op::{ErrorKind, Op, Timer};
+pub use op::{ErrorKind, LocalOp, Op, Timer};
 #[cfg(feature = "otlp")]
 pub use otlp::{OtlpExporter, OtlpStats};
 pub use process::{ProcessReader, ProcessSample, ProcessStats};

@@ -32,6 +32,12 @@ struct Entry {
     tallies: *const AtomicU64,
     /// xorshift64* state for probability sampling; never 0.
     rng: u64,
+    /// Live [`Pinned`] reaches of this entry. A pinned entry is never freed by orphan pruning;
+    /// at thread exit it is left to its last pin (`detached`).
+    pins: u32,
+    /// Set at thread exit when pins were live: the entry is no longer in `Local::entries`, and
+    /// the last [`Pinned`] to go frees it.
+    detached: bool,
 }
 
 /// One operation's sampling state on one thread, for the rules that sample (`Every`,
@@ -313,10 +319,13 @@ impl Local {
                 };
                 // The cached entry may be one of those freed below.
                 hot.reset();
-                // Rings of engines that no longer exist only cost memory: free them now.
+                // Rings of engines that no longer exist only cost memory: free them now, unless
+                // a `Pinned` still reaches them (they go at a later registration).
                 entries.retain(|&e| {
                     // SAFETY: as above; the shared reference ends with this statement.
                     let orphaned = unsafe { &(*e).producer }.is_orphaned();
+                    // SAFETY: as above; reading a field makes no reference.
+                    let orphaned = orphaned && unsafe { (*e).pins } == 0;
                     if orphaned {
                         // SAFETY: `e` came from `Box::into_raw` and is removed from `entries` by
                         // this `retain`; the cache no longer points at it and nothing else does.
@@ -351,6 +360,8 @@ impl Local {
                     rules,
                     slots,
                     rng: (thread.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ addr as u64) | 1,
+                    pins: 0,
+                    detached: false,
                 };
                 let e = Box::into_raw(Box::new(entry));
                 entries.push(e);
@@ -398,9 +409,19 @@ impl Drop for Local {
         // thread-local's destructor, or an allocator that records) reaches none of them.
         HOT.with(Hot::reset);
         for e in self.entries.get_mut().drain(..) {
+            // SAFETY: `e` came from `Box::into_raw` and is still owned here; reading a field
+            // makes no reference, and none is live (this runs at thread exit, not inside a
+            // call of this module).
+            if unsafe { (*e).pins } > 0 {
+                // A `Pinned` (held by another thread-local, say) still reaches it: the last
+                // one frees it.
+                // SAFETY: as above; writing a field makes no reference.
+                unsafe { (*e).detached = true };
+                continue;
+            }
             // SAFETY: `e` came from `Box::into_raw` and is dropped exactly once, here. No
-            // reference to it is live: this runs at thread exit, not inside a call of this
-            // module, and the cache no longer points at it.
+            // reference to it is live (see above), no `Pinned` reaches it, and the cache no
+            // longer points at it.
             drop(unsafe { Box::from_raw(e) });
         }
     }
@@ -556,6 +577,12 @@ pub(crate) fn record(key: &'static EngineKey, op: u32, ns: u64, flags: u32) {
     }
     // SAFETY: as above.
     let entry = unsafe { &mut *hot.entry.get() };
+    record_sampled(entry, op, ns, flags, w)
+}
+
+/// `record` of an operation whose rule `w` samples, through its thread's `entry`.
+#[inline(always)]
+fn record_sampled(entry: &mut Entry, op: u32, ns: u64, flags: u32, w: Word) {
     if let Some(slot) = entry.slots.get(op as usize) {
         let tally = entry.tally(op as usize);
         let u = tally.load(Ordering::Relaxed);
@@ -570,6 +597,149 @@ pub(crate) fn record(key: &'static EngineKey, op: u32, ns: u64, flags: u32) {
         return;
     }
     push_to(entry, Event::nanos(op, flags, ns));
+}
+
+/// One operation's reach into the calling thread's entry for its engine, resolved once: the
+/// entry, the operation's rule word and its tally, so that a `record*` call through it
+/// (`LocalOp`) makes no thread-local access and, used in a loop, keeps all three addresses in
+/// registers.
+///
+/// A pinned entry stays alive as long as its pins: orphan pruning skips it, and at thread exit
+/// (when a pin is held by another thread-local's value) the last pin frees it. The entry is
+/// still reached through the cache by calls of plain `Op`s on this thread; each path makes
+/// its one `&mut` to the entry only within a call, and calls do not nest (nothing called while
+/// one is held runs the user's code or re-enters this module), so the two never overlap.
+/// Not `Send`: the raw pointers keep it on its thread.
+pub(crate) struct Pinned {
+    entry: ptr::NonNull<Entry>,
+    /// The operation's rule word in the entry's table (alive as long as the entry).
+    word: *const AtomicU64,
+    /// The operation's tally in the entry's ring, or null for a ring with fewer tallies than
+    /// operations (whose table's words are all `ALL`, so no call counts into one).
+    tally: *const AtomicU64,
+    op: u32,
+}
+
+impl Pinned {
+    /// Pins the calling thread's entry for the engine of `key` (registering its ring on first
+    /// use) for operation `op`, which must be an operation of that engine. `None` when no ring
+    /// can be had (the thread's locals are being destroyed, or the engine is gone).
+    ///
+    /// Inline, with the look-up out of line: the handle's addresses are then values in the
+    /// caller's registers. Built by an out-of-line call, the handle lived in memory, and a
+    /// loop that also wrote other memory reloaded its addresses at every call.
+    #[inline]
+    pub(crate) fn new(key: &'static EngineKey, op: u32) -> Option<Self> {
+        let Lookup::Entry(entry) = lookup(this_hot(), key) else {
+            return None;
+        };
+        let entry = ptr::NonNull::new(entry)?;
+        let e = entry.as_ptr();
+        // SAFETY: `lookup` returned a live element of this thread's `entries` and holds no
+        // reference to it; no other is live (callers hold none). Writing a field makes none.
+        unsafe { (*e).pins += 1 };
+        let (word, tally) = {
+            // SAFETY: as above; the shared reference ends with this block.
+            let en = unsafe { &*e };
+            // SAFETY: `op` is an operation of the engine, so below its table's length (see
+            // `Hot::word`): the offset stays inside the table.
+            let word = unsafe { en.rules.as_ptr().add(op as usize) };
+            let tally = if (op as usize) < en.slots.len() {
+                // SAFETY: `tallies` points to `slots.len()` counters of the ring `producer`
+                // keeps alive, and `op` is below that: the offset stays inside them.
+                unsafe { en.tallies.add(op as usize) }
+            } else {
+                ptr::null()
+            };
+            (word, tally)
+        };
+        Some(Self {
+            entry,
+            word,
+            tally,
+            op,
+        })
+    }
+
+    /// The operation's rule word, read in place.
+    #[inline(always)]
+    fn word(&self) -> Word {
+        // SAFETY: `word` points to a live atomic of the pinned entry's table, only ever
+        // reached through shared references.
+        let word = unsafe { &*self.word };
+        // Acquire: as in `Hot::word`.
+        word.load(Ordering::Acquire)
+    }
+
+    /// The pinned entry, for the length of one call of this module.
+    ///
+    /// # Safety
+    /// No other reference to the entry may be live while the returned one is: callers make it
+    /// inside one call and hand it down (see `Pinned`).
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn entry(&self) -> &mut Entry {
+        // SAFETY: the entry is alive while pinned (see `Pinned`); the caller guarantees that
+        // no other reference to it is live.
+        unsafe { &mut *self.entry.as_ptr() }
+    }
+
+    /// Counts an unsampled call in the operation's tally.
+    #[inline(always)]
+    fn count(&self) {
+        debug_assert!(!self.tally.is_null());
+        // SAFETY: a word other than `ALL` was read, so the ring has a tally per operation and
+        // `tally` points to this one's (see `tally`), kept alive by the pinned entry.
+        let tally = unsafe { &*self.tally };
+        // Only this thread writes the tally: load + store is an exact increment.
+        tally.store(tally.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// [`record`] through the pinned entry.
+    #[inline(always)]
+    pub(crate) fn record(&self, ns: u64, flags: u32) {
+        let w = self.word();
+        let op = self.op;
+        if w == table::ALL {
+            // SAFETY: made within this call and handed down (see `entry`).
+            return push_to(unsafe { self.entry() }, Event::nanos(op, flags, ns));
+        }
+        if w & table::COUNT != 0 {
+            self.count();
+            if flags & Event::ERROR != 0 {
+                // SAFETY: as above.
+                return push_unsampled_error(unsafe { self.entry() }, op, flags);
+            }
+            return;
+        }
+        // SAFETY: as above.
+        record_sampled_out(unsafe { self.entry() }, op, ns, flags, w)
+    }
+}
+
+/// [`record_sampled`] out of line, for [`Pinned::record`]: a loop through a handle then keeps
+/// the registers its timed and count-only calls need (with the sampling path inline, LLVM
+/// spilled the handle's addresses and reloaded them at every call).
+#[inline(never)]
+fn record_sampled_out(entry: &mut Entry, op: u32, ns: u64, flags: u32, w: Word) {
+    record_sampled(entry, op, ns, flags, w);
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        let e = self.entry.as_ptr();
+        // SAFETY: the entry is alive while pinned; no reference to it is live (this runs
+        // outside the calls of this module). Writing a field makes none.
+        unsafe { (*e).pins -= 1 };
+        // SAFETY: as above; reading a field makes no reference.
+        let left = unsafe { (*e).pins };
+        // SAFETY: as above.
+        if left == 0 && unsafe { (*e).detached } {
+            // SAFETY: a detached entry is no longer in `Local::entries` nor in the cache (see
+            // `Local::drop`); this was its last pin, so nothing reaches it any more.
+            drop(unsafe { Box::from_raw(e) });
+        }
+    }
 }
 
 /// Records one call of each duration in `values` (nanoseconds measured elsewhere), as

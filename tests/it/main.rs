@@ -46,6 +46,7 @@ mod facade;
 mod http;
 #[cfg(feature = "cli")]
 mod interop;
+mod local_op;
 mod log_crash;
 mod log_damage;
 mod log_engine;

@@ -69,6 +69,24 @@ fn per_call_ringmeter_record_ns_count_only(op: Op) {
     }
 }
 
+/// Two of the calls above through the thread's handle (`op.local()`, made once per loop).
+/// (Each loop passes its own value through `black_box`, so that the linker folds none.)
+#[inline(never)]
+fn per_call_ringmeter_local_record_ns(op: Op) {
+    let local = op.local();
+    for _ in 0..N {
+        local.record_ns(black_box(PRE_MEASURED_NS + 2));
+    }
+}
+
+#[inline(never)]
+fn per_call_ringmeter_local_record_ns_count_only(op: Op) {
+    let local = op.local();
+    for _ in 0..N {
+        local.record_ns(black_box(PRE_MEASURED_NS + 3));
+    }
+}
+
 #[inline(never)]
 fn per_call_metriken_record<L: Local>(l: &mut L) {
     for _ in 0..N {
@@ -153,6 +171,10 @@ fn main() {
     per_call_ringmeter_time_count_only(count_only);
     per_call_ringmeter_guard_count_only(count_only);
     per_call_ringmeter_record_ns_count_only(count_only);
+    engine.flush().expect("flush");
+    per_call_ringmeter_local_record_ns(rec);
+    engine.flush().expect("flush");
+    per_call_ringmeter_local_record_ns_count_only(count_only);
     engine.flush().expect("flush");
     per_call_rdtsc_pair();
 
