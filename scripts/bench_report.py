@@ -428,14 +428,19 @@ if rec:
     ns = statistics.median(rec)
     br = statistics.median(best) if best else float("nan")
     who = max(best_name, key=best_name.get) if best_name else "?"
-    T.append(("record ≤ 2 ns", f"{ns:.2f} ns", verdict(ns <= 2.0)))
+    loc = vals("hot:record/record_ns_local_manual_flushed")
+    extra = (f"; hot_path `op.local()` {statistics.median(loc):.2f} ns, through the `Op` "
+             f"{statistics.median(vals('hot:record/record_ns_manual_flushed')):.2f} ns"
+             if loc and has("hot:record/record_ns_manual_flushed") else "")
+    T.append(("record ≤ 2 ns", f"{ns:.2f} ns{extra}", verdict(ns <= 2.0)))
     T.append(("record ≤ 0.7× the best peer", f"{br:.2f}× the best peer ({who}, fastest in "
               f"{best_name.get(who, 0)} of {len(best)} reps)", verdict(br <= 0.7)))
 uns = [(i, statistics.median(vals("cmp:" + i))) for i, _ in unsampled_ids[:3] if has("cmp:" + i)]
 if uns:
     worst = max(v for _, v in uns)
     hot_uns = [(i, statistics.median(vals("hot:" + i))) for i in
-               ["sampling/unsampled_guard_count_only", "sampling/unsampled_record_ns_count_only"]
+               ["sampling/unsampled_guard_count_only", "sampling/unsampled_record_ns_count_only",
+                "sampling/unsampled_record_ns_count_only_local"]
                if has("hot:" + i)]
     extra = ("; hot_path " + ", ".join(f"`{i.split('/')[1]}` {v:.2f} ns" for i, v in hot_uns)) if hot_uns else ""
     T.append(("unsampled call ≤ 1 ns", ", ".join(f"`{i.split('/')[1]}` {v:.2f} ns" for i, v in uns) + extra,
