@@ -17,7 +17,8 @@
 //!   milliseconds (the value divided by 10^6, as Java does), and the histogram in
 //!   nanoseconds, V2-encoded, deflated and base64-encoded (a histogram the window log
 //!   stored plain is compressed here; a deflated one is copied as stored).
-//! - Histograms stored plain are compressed with `fdeflate`: one deflate block with a fixed
+//! - Histograms stored plain, and decoded ones (a rollup's) once V2-encoded, are compressed
+//!   with `fdeflate`: one deflate block with a fixed
 //!   Huffman table and runs of zeros only, so there is no match finder whose tables a general
 //!   compressor clears for every stream (128 KiB and more: most of the time of an export,
 //!   where each histogram is a few hundred bytes). Its streams are about a third longer than
@@ -40,7 +41,7 @@ use hdrhistogram::Histogram;
 
 use super::time::format_rfc3339;
 use super::{ExportError, Interval};
-use crate::hist::{peek, Encoder};
+use crate::hist::{peek, Encoder, HistRef};
 
 /// The `Interval_Max` column is the maximum divided by this (nanoseconds to milliseconds).
 pub const MAX_VALUE_DIVISOR: f64 = 1e6;
@@ -76,9 +77,11 @@ pub struct HlogWriter<W: Write> {
     /// The one operation of an untagged log, once seen.
     only_op: Option<Arc<str>>,
     header_written: bool,
-    /// One encoder, and so one deflate state, for every decoded histogram (creating one per
-    /// histogram costs more than the compression itself).
+    /// One encoder for every histogram: the V2 serializer of decoded ones, the copy of stored
+    /// deflated ones.
     encoder: Encoder,
+    /// A decoded histogram's plain V2 encoding, before `compress_plain`.
+    plain: Vec<u8>,
     /// The V2-deflate encoding: cookie, length, zlib stream.
     buf: Vec<u8>,
     /// `buf` in base64, and a line break.
@@ -104,6 +107,7 @@ impl<W: Write> HlogWriter<W> {
             only_op: None,
             header_written: false,
             encoder: Encoder::new(),
+            plain: Vec::new(),
             buf: Vec::new(),
             text: Vec::new(),
         }
@@ -251,13 +255,16 @@ impl<W: Write> HlogWriter<W> {
         self.out.write_all(&self.text)
     }
 
-    /// Encodes `h` into `buf` as HdrHistogram's V2 deflate encoding.
+    /// Encodes `h` into `buf` as HdrHistogram's V2 deflate encoding: plain V2, compressed as
+    /// a stored plain histogram is (`compress_plain`; a general compressor's per-stream set-up
+    /// cost more than the compression of a rollup's histogram).
     fn encode(&mut self, h: &Histogram<u64>) -> Result<(), String> {
-        self.buf.clear();
+        self.plain.clear();
         self.encoder
-            .encode(h, &mut self.buf)
-            .map(drop)
-            .map_err(|e| e.to_string())
+            .encode_plain(HistRef::Hdr(h), &mut self.plain)
+            .map_err(|e| e.to_string())?;
+        self.buf.clear();
+        compress_plain(&self.plain, &mut self.buf)
     }
 
     /// Flushes and returns the output. A log without intervals gets no header.

@@ -103,6 +103,7 @@ impl Encoder {
     /// # Errors
     /// [`HistEncodeError`] when serializing or compressing fails, or the compressed stream
     /// does not fit its length field.
+    #[cfg(test)]
     pub(crate) fn encode(
         &mut self,
         h: &Histogram<u64>,
@@ -115,6 +116,7 @@ impl Encoder {
     ///
     /// # Errors
     /// As [`encode`](Self::encode).
+    #[cfg(test)]
     pub(crate) fn encode_any(
         &mut self,
         h: HistRef<'_>,
@@ -129,7 +131,6 @@ impl Encoder {
     ///
     /// # Errors
     /// [`HistEncodeError::Serialize`] when serializing fails.
-    #[cfg(test)]
     pub(crate) fn encode_plain(
         &mut self,
         h: HistRef<'_>,
