@@ -32,6 +32,9 @@ use ringmeter::hdrhistogram::Histogram;
 #[path = "support/biglog.rs"]
 mod biglog;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+
 use biglog::{full, generate, read, OPS};
 
 /// Counts the bytes written to it, and drops them.
@@ -70,27 +73,6 @@ fn hlog(dir: &Path, decode: bool) -> (u64, u64) {
     (n, out.0)
 }
 
-/// Standard base64 decoding (the check's own; the crate only encodes).
-fn unbase64(s: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let vals: Vec<u32> = s
-        .bytes()
-        .filter(|&b| b != b'=')
-        .map(|b| ALPHABET.iter().position(|&a| a == b).unwrap() as u32)
-        .collect();
-    let mut out = Vec::new();
-    for c in vals.chunks(4) {
-        let n = c
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &v)| n | v << (18 - 6 * i));
-        for i in 0..c.len() - 1 {
-            out.push((n >> (16 - 8 * i)) as u8);
-        }
-    }
-    out
-}
-
 /// Checks that the export of `dir` holds, line by line, the log's histograms.
 fn check(dir: &Path, decode: bool) {
     let mut expected = Vec::new();
@@ -107,7 +89,7 @@ fn check(dir: &Path, decode: bool) {
         let (op, start, h) = &expected[n];
         assert_eq!(line.tag().map(|t| t.as_str()), Some(&op[..]));
         assert_eq!(line.start_timestamp().as_millis() as u64, start / 1_000_000);
-        let bytes = unbase64(line.encoded_histogram());
+        let bytes = BASE64.decode(line.encoded_histogram()).unwrap();
         let got: Histogram<u64> = deserializer.deserialize(&mut bytes.as_slice()).unwrap();
         assert_eq!(&got, h);
         n += 1;

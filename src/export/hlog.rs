@@ -351,27 +351,6 @@ mod tests {
         }
     }
 
-    /// Decodes a base64 string (test helper; the crate only encodes).
-    fn unbase64(s: &str) -> Vec<u8> {
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let vals: Vec<u32> = s
-            .bytes()
-            .filter(|&b| b != b'=')
-            .map(|b| ALPHABET.iter().position(|&a| a == b).unwrap() as u32)
-            .collect();
-        let mut out = Vec::new();
-        for c in vals.chunks(4) {
-            let n = c
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, &v)| n | v << (18 - 6 * i));
-            for i in 0..c.len() - 1 {
-                out.push((n >> (16 - 8 * i)) as u8);
-            }
-        }
-        out
-    }
-
     #[test]
     fn the_rust_reader_gets_the_histograms_back() {
         let mut a = Histogram::<u64>::new_with_bounds(1, 60 * S, 3).unwrap();
@@ -389,7 +368,7 @@ mod tests {
         let mut hists = Vec::new();
         for entry in IntervalLogIterator::new(&text) {
             if let LogEntry::Interval(i) = entry.unwrap() {
-                let bytes = unbase64(i.encoded_histogram());
+                let bytes = BASE64.decode(i.encoded_histogram()).unwrap();
                 let h: Histogram<u64> = Deserializer::new()
                     .deserialize(&mut bytes.as_slice())
                     .unwrap();
@@ -437,7 +416,7 @@ mod tests {
                 _ => None,
             })
             .unwrap();
-        let bytes = unbase64(entry.encoded_histogram());
+        let bytes = BASE64.decode(entry.encoded_histogram()).unwrap();
         let got: Histogram<u64> = Deserializer::new()
             .deserialize(&mut bytes.as_slice())
             .unwrap();
